@@ -1,0 +1,132 @@
+#include "metrics/json.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
+static void add_i64(cJSON *o, const char *key, int64_t v)
+{
+    if (v < 0)
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNumberToObject(o, key, (double)v);
+}
+
+static void add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+    if (v && *v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static void add_memory(cJSON *p, const TargetSample *s)
+{
+    if (!s->have_memory) {
+        cJSON_AddNullToObject(p, "memory");
+        return;
+    }
+    cJSON *m = cJSON_AddObjectToObject(p, "memory");
+    add_i64(m, "rss_bytes", s->mem.rss);
+    add_i64(m, "vms_bytes", s->mem.vms);
+    add_i64(m, "anon_bytes", s->mem.anon);
+    add_i64(m, "swap_bytes", s->mem.swap);
+    add_i64(m, "pss_bytes", s->mem.pss);
+    add_i64(m, "peak_rss_bytes", s->mem.peak_rss);
+}
+
+static void add_gc(cJSON *p, const PySample *py)
+{
+    cJSON *gc = cJSON_AddObjectToObject(p, "gc");
+    cJSON_AddBoolToObject(gc, "enabled", py->enabled);
+    cJSON_AddBoolToObject(gc, "collecting", py->collecting);
+    add_i64(gc, "frozen", py->frozen);
+    add_i64(gc, "garbage", py->garbage);
+    add_i64(gc, "heap_size", py->heap_size);
+    cJSON *gens = cJSON_AddArrayToObject(gc, "generations");
+    for (unsigned i = 0; i < py->ngenerations; i++) {
+        const PyGcGeneration *g = &py->gen[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "generation", i);
+        cJSON_AddNumberToObject(o, "count", (double)g->count);
+        cJSON_AddNumberToObject(o, "threshold", (double)g->threshold);
+        cJSON_AddNumberToObject(o, "collections", (double)g->collections);
+        cJSON_AddNumberToObject(o, "collected", (double)g->collected);
+        cJSON_AddNumberToObject(o, "uncollectable", (double)g->uncollectable);
+        add_i64(o, "candidates", g->candidates);
+        if (isnan(g->duration))
+            cJSON_AddNullToObject(o, "duration_seconds");
+        else
+            cJSON_AddNumberToObject(o, "duration_seconds", g->duration);
+        cJSON_AddItemToArray(gens, o);
+    }
+}
+
+cJSON *json_process(const TargetSample *s)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (!p)
+        return NULL;
+    cJSON_AddNumberToObject(p, "pid", s->pid);
+    add_str_or_null(p, "name", s->have_identity ? s->id.comm : NULL);
+    add_str_or_null(p, "cmdline", s->have_identity ? s->id.cmdline : NULL);
+    add_str_or_null(p, "exe", s->have_identity ? s->id.exe : NULL);
+    if (s->have_identity)
+        cJSON_AddNumberToObject(p, "start_time", s->id.start_time);
+    else
+        cJSON_AddNullToObject(p, "start_time");
+    cJSON_AddStringToObject(p, "status", target_status_name(s->status));
+    add_str_or_null(p, "error", s->error);
+
+    if (s->have_python) {
+        cJSON *py = cJSON_AddObjectToObject(p, "python");
+        cJSON_AddStringToObject(py, "version", s->version);
+        if (s->version_exact)
+            cJSON_AddNumberToObject(py, "hexversion", s->hexversion);
+        else
+            cJSON_AddNullToObject(py, "hexversion");
+        cJSON_AddStringToObject(py, "build", s->shared ? "shared" : "static");
+    } else {
+        cJSON_AddNullToObject(p, "python");
+    }
+
+    if (s->have_py)
+        add_i64(p, "threads", s->py.threads);
+    else
+        cJSON_AddNullToObject(p, "threads");
+    add_memory(p, s);
+
+    if (s->have_py) {
+        cJSON *pm = cJSON_AddObjectToObject(p, "pymalloc");
+        const PySample *py = &s->py;
+        bool ok = py->pymalloc_ok;
+        add_i64(pm, "arenas", ok ? py->arenas : -1);
+        add_i64(pm, "arenas_highwater", ok ? py->arenas_highwater : -1);
+        add_i64(pm, "arena_bytes", ok ? py->arena_bytes : -1);
+        add_i64(pm, "allocated_blocks", ok ? py->allocated_blocks : -1);
+        add_gc(p, py);
+    } else {
+        cJSON_AddNullToObject(p, "pymalloc");
+        cJSON_AddNullToObject(p, "gc");
+    }
+    cJSON_AddNumberToObject(p, "sampled_at", s->sampled_at);
+    cJSON_AddNumberToObject(p, "sample_seconds", s->sample_seconds);
+    return p;
+}
+
+char *json_document(const JsonDaemonInfo *info, const TargetSample *samples, size_t n)
+{
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc)
+        return NULL;
+    cJSON *d = cJSON_AddObjectToObject(doc, "pymemd");
+    cJSON_AddStringToObject(d, "version", info->version);
+    cJSON_AddNumberToObject(d, "started_at", info->started_at);
+    cJSON_AddNumberToObject(d, "interval_seconds", info->interval_seconds);
+    cJSON *procs = cJSON_AddArrayToObject(doc, "processes");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(procs, json_process(&samples[i]));
+    char *out = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return out;
+}

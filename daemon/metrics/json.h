@@ -1,0 +1,19 @@
+/* json: renders samples as the JSON documents of DESIGN.md §4, with cJSON. */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "sampler/target.h"
+
+/* One PROCESS object. The caller owns the result (cJSON_Delete). NULL on allocation failure. */
+cJSON *json_process(const TargetSample *s);
+
+typedef struct JsonDaemonInfo {
+    const char *version;
+    double started_at;
+    double interval_seconds;
+} JsonDaemonInfo;
+
+/* {"pymemd": {...}, "processes": [...]}: the document of GET /metrics and `pymemd --once`.
+ * Returns a malloc'd string the caller frees, or NULL on allocation failure. */
+char *json_document(const JsonDaemonInfo *info, const TargetSample *samples, size_t n);

@@ -1,0 +1,278 @@
+/* genlayout: prints one PyLayout initialiser for the CPython whose headers it is compiled against.
+ *
+ * Built and run by generate.sh once per version, never by the daemon build:
+ *
+ *     cc -DPy_BUILD_CORE -I<include/python3.X> -I<include/python3.X/internal> genlayout.c
+ *
+ * Every number comes from offsetof/sizeof on the version's own structs, so a table cannot drift
+ * from the headers it names. The few values that live only in Objects/obmalloc.c (not in any
+ * header) before 3.12 are stated below with their source. */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if PY_VERSION_HEX < 0x03080000
+#error "pymemd supports CPython 3.8 and newer"
+#endif
+
+#if PY_VERSION_HEX < 0x03090000
+#include "internal/pycore_pystate.h" /* _PyRuntimeState, struct _is */
+#else
+#include "internal/pycore_runtime.h"
+#include "internal/pycore_interp.h"
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_obmalloc.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_debug_offsets.h"
+#include "internal/pycore_interp_structs.h"
+#include "internal/pycore_runtime_structs.h"
+#endif
+
+#define FIELD(name, value) printf("        .%s = %lu,\n", name, (unsigned long)(value))
+#define NONE(name)         printf("        .%s = PYL_NONE,\n", name)
+#define BEGIN(name)        printf("    .%s = {\n", name)
+#define END()              printf("    },\n")
+
+typedef PyInterpreterState Interp;
+
+#if PY_VERSION_HEX < 0x03090000
+#define GC_OF(field) offsetof(struct _gc_runtime_state, field)
+#else
+#define GC_OF(field) offsetof(struct _gc_runtime_state, field)
+#endif
+
+static void print_runtime(void)
+{
+    BEGIN("runtime");
+    /* st_size of _PyRuntime can be larger than sizeof (3.12.1: +1024), so only sizeof is used. */
+    FIELD("size", sizeof(_PyRuntimeState));
+#if PY_VERSION_HEX < 0x03090000
+    FIELD("finalizing", offsetof(_PyRuntimeState, finalizing));
+#else
+    FIELD("finalizing", offsetof(_PyRuntimeState, _finalizing));
+#endif
+    FIELD("interpreters_head", offsetof(_PyRuntimeState, interpreters.head));
+    FIELD("interpreters_main", offsetof(_PyRuntimeState, interpreters.main));
+#if PY_VERSION_HEX < 0x03090000
+    FIELD("gc", offsetof(_PyRuntimeState, gc));
+#else
+    NONE("gc");
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    FIELD("obmalloc_interpreter_leaks", offsetof(_PyRuntimeState, obmalloc.interpreter_leaks));
+#else
+    NONE("obmalloc_interpreter_leaks");
+#endif
+    END();
+}
+
+static void print_interp(void)
+{
+    BEGIN("interp");
+    FIELD("size", sizeof(Interp));
+    FIELD("next", offsetof(Interp, next));
+    FIELD("id", offsetof(Interp, id));
+#if PY_VERSION_HEX < 0x030B0000
+    FIELD("threads_head", offsetof(Interp, tstate_head));
+#else
+    FIELD("threads_head", offsetof(Interp, threads.head));
+#endif
+#if PY_VERSION_HEX < 0x03090000
+    NONE("gc");
+#else
+    FIELD("gc", offsetof(Interp, gc));
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    FIELD("obmalloc", offsetof(Interp, obmalloc));
+    FIELD("feature_flags", offsetof(Interp, feature_flags));
+#else
+    NONE("obmalloc");
+    NONE("feature_flags");
+#endif
+    END();
+    BEGIN("tstate");
+    FIELD("size", sizeof(PyThreadState));
+    FIELD("next", offsetof(PyThreadState, next));
+    END();
+}
+
+static void print_gc(void)
+{
+    BEGIN("gc");
+    FIELD("size", sizeof(struct _gc_runtime_state));
+    FIELD("enabled", GC_OF(enabled));
+    FIELD("generations", GC_OF(generations));
+    FIELD("ngenerations", NUM_GENERATIONS);
+    FIELD("generation_size", sizeof(struct gc_generation));
+    FIELD("generation_threshold", offsetof(struct gc_generation, threshold));
+    FIELD("generation_count", offsetof(struct gc_generation, count));
+    FIELD("head_size", sizeof(PyGC_Head));
+    FIELD("permanent_generation", GC_OF(permanent_generation));
+    FIELD("collecting", GC_OF(collecting));
+    FIELD("garbage", GC_OF(garbage));
+    FIELD("long_lived_total", GC_OF(long_lived_total));
+#if PY_VERSION_HEX >= 0x030E0000
+    FIELD("heap_size", GC_OF(heap_size));
+#else
+    NONE("heap_size");
+#endif
+#ifdef GC_STATS_RING
+    GC_STATS_RING
+#else
+    printf("        .stats_kind = PYGCS_ARRAY,\n");
+    FIELD("stats", GC_OF(generation_stats));
+    FIELD("stats_size", sizeof(((struct _gc_runtime_state *)0)->generation_stats));
+    FIELD("stats_entry_size", sizeof(struct gc_generation_stats));
+    FIELD("stat_collections", offsetof(struct gc_generation_stats, collections));
+    FIELD("stat_collected", offsetof(struct gc_generation_stats, collected));
+    FIELD("stat_uncollectable", offsetof(struct gc_generation_stats, uncollectable));
+    NONE("stat_candidates");
+    NONE("stat_duration");
+#endif
+    END();
+}
+
+static void print_obmalloc(void)
+{
+    BEGIN("obmalloc");
+#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030D0000
+    printf("        .kind = PYOBM_POINTER,\n");
+#else
+    printf("        .kind = PYOBM_EMBEDDED,\n");
+#endif
+    typedef struct _obmalloc_state Obm;
+    FIELD("state_size", sizeof(Obm));
+    FIELD("arenas", offsetof(Obm, mgmt.arenas));
+    FIELD("maxarenas", offsetof(Obm, mgmt.maxarenas));
+    FIELD("narenas_currently_allocated", offsetof(Obm, mgmt.narenas_currently_allocated));
+    FIELD("narenas_highwater", offsetof(Obm, mgmt.narenas_highwater));
+    FIELD("raw_allocated_blocks", offsetof(Obm, mgmt.raw_allocated_blocks));
+    FIELD("arena_object_size", sizeof(struct arena_object));
+    FIELD("arena_address", offsetof(struct arena_object, address));
+    FIELD("arena_pool_address", offsetof(struct arena_object, pool_address));
+    FIELD("pool_ref_count", offsetof(struct pool_header, ref.count));
+    FIELD("arena_size", ARENA_SIZE);
+    FIELD("pool_size", POOL_SIZE);
+    printf("        .counter_symbol = false,\n");
+#else
+    /* Before 3.12 the allocator state is file-static in Objects/obmalloc.c: no header has it.
+     * struct arena_object there is {uintptr_t address; block *pool_address; uint nfreepools;
+     * uint ntotalpools; struct pool_header *freepools; struct arena_object *nextarena,
+     * *prevarena;} (48 bytes, unchanged 3.8–3.11), and pool_header starts with
+     * union {block *_padding; uint count;} ref. ARENA_SIZE/POOL_SIZE: 256 KiB/4 KiB up to 3.9;
+     * 1 MiB/16 KiB from 3.10 on 64-bit (USE_LARGE_ARENAS, USE_LARGE_POOLS with the radix tree).
+     * Offsets of statics are symbol addresses, so the counter fields here are 0. */
+    printf("        .kind = PYOBM_SYMBOLS,\n");
+    FIELD("state_size", 0);
+    FIELD("arenas", 0);
+    FIELD("maxarenas", 0);
+    FIELD("narenas_currently_allocated", 0);
+    FIELD("narenas_highwater", 0);
+#if PY_VERSION_HEX < 0x03090000
+    NONE("raw_allocated_blocks");
+    printf("        .counter_symbol = true,\n");
+#else
+    FIELD("raw_allocated_blocks", 0);
+    printf("        .counter_symbol = false,\n");
+#endif
+    FIELD("arena_object_size", 48);
+    FIELD("arena_address", 0);
+    FIELD("arena_pool_address", 8);
+    FIELD("pool_ref_count", 0);
+#if PY_VERSION_HEX < 0x030A0000
+    FIELD("arena_size", 256 << 10);
+    FIELD("pool_size", 4 << 10);
+#else
+    FIELD("arena_size", 1 << 20);
+    FIELD("pool_size", 16 << 10);
+#endif
+#endif
+    END();
+}
+
+static void print_object(void)
+{
+    BEGIN("object");
+    FIELD("ob_type", offsetof(PyObject, ob_type));
+    FIELD("ob_size", offsetof(PyVarObject, ob_size));
+    FIELD("tp_name", offsetof(PyTypeObject, tp_name));
+    FIELD("tp_basicsize", offsetof(PyTypeObject, tp_basicsize));
+    FIELD("tp_itemsize", offsetof(PyTypeObject, tp_itemsize));
+    FIELD("tp_flags", offsetof(PyTypeObject, tp_flags));
+    END();
+}
+
+static void print_debug_offsets(void)
+{
+    BEGIN("debug_offsets");
+#if PY_VERSION_HEX >= 0x030D0000
+    typedef _Py_DebugOffsets D;
+    FIELD("size", sizeof(D));
+    FIELD("version", offsetof(D, version));
+    FIELD("free_threaded", offsetof(D, free_threaded));
+    FIELD("runtime_size", offsetof(D, runtime_state.size));
+    FIELD("runtime_finalizing", offsetof(D, runtime_state.finalizing));
+    FIELD("runtime_interpreters_head", offsetof(D, runtime_state.interpreters_head));
+    FIELD("interp_size", offsetof(D, interpreter_state.size));
+    FIELD("interp_id", offsetof(D, interpreter_state.id));
+    FIELD("interp_next", offsetof(D, interpreter_state.next));
+    FIELD("interp_threads_head", offsetof(D, interpreter_state.threads_head));
+    FIELD("interp_gc", offsetof(D, interpreter_state.gc));
+    FIELD("tstate_size", offsetof(D, thread_state.size));
+    FIELD("tstate_next", offsetof(D, thread_state.next));
+    FIELD("gc_size", offsetof(D, gc.size));
+    FIELD("gc_collecting", offsetof(D, gc.collecting));
+#if PY_VERSION_HEX >= 0x030F0000
+    FIELD("gc_generation_stats_size", offsetof(D, gc.generation_stats_size));
+    FIELD("gc_generation_stats", offsetof(D, gc.generation_stats));
+#else
+    NONE("gc_generation_stats_size");
+    NONE("gc_generation_stats");
+#endif
+#else
+    FIELD("size", 0);
+#endif
+    END();
+}
+
+int main(int argc, char **argv)
+{
+    const char *source = argc > 1 ? argv[1] : "unknown";
+    unsigned major = (PY_VERSION_HEX >> 24) & 0xff, minor = (PY_VERSION_HEX >> 16) & 0xff;
+    /* 3.14.5 brought back the generational GC and grew the GC state from 240 to 264 bytes, so a
+     * 3.14 table built from 3.14.5+ headers serves 3.14.5 and later only. */
+    unsigned hex_min = (major << 24) | (minor << 16);
+#if PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000
+    char name[32];
+    if (sizeof(struct _gc_runtime_state) == 264) {
+        hex_min |= 5 << 8;
+        snprintf(name, sizeof(name), "%u.%u.5+", major, minor);
+    } else {
+        snprintf(name, sizeof(name), "%u.%u", major, minor);
+    }
+#else
+    char name[32];
+    snprintf(name, sizeof(name), "%u.%u", major, minor);
+#endif
+
+    printf("{\n");
+    printf("    .name = \"%s\",\n", name);
+    printf("    .hex_min = 0x%08x,\n", hex_min);
+    printf("    .hex_max = 0x%08x,\n", (major << 24) | (minor << 16) | 0xffff);
+    printf("    .source = \"%s\",\n", source);
+    print_runtime();
+    print_interp();
+    print_gc();
+    print_obmalloc();
+    print_object();
+    print_debug_offsets();
+    printf("},\n");
+    return 0;
+}

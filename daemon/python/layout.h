@@ -1,0 +1,159 @@
+/* pylayout: what pymemd knows about one CPython version's memory layout, as data.
+ *
+ * One table per CPython minor version (or per layout family where a patch release changed the
+ * layout, as 3.14.5 did), generated from that version's own headers by python/gen/ and checked
+ * in as python/layouts.c. Readers take a PyLayout and never compare version numbers: the only
+ * code that does is pylayout_find().
+ *
+ * Offsets are byte offsets; PYL_NONE marks a field the version does not have. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PYL_NONE UINT32_MAX
+
+/* Where the pymalloc (obmalloc) counters live. */
+typedef enum PyObmallocKind {
+    PYOBM_NONE = 0, /* not reachable */
+    PYOBM_SYMBOLS,  /* static globals in Objects/obmalloc.c, found through .symtab (3.8–3.11) */
+    PYOBM_EMBEDDED, /* struct _obmalloc_state inside PyInterpreterState (3.12) */
+    PYOBM_POINTER,  /* PyInterpreterState holds a pointer to it (3.13+) */
+} PyObmallocKind;
+
+/* Where get_stats() numbers come from. */
+typedef enum PyGcStatsKind {
+    PYGCS_ARRAY = 0, /* struct gc_generation_stats generation_stats[3] (3.8–3.14) */
+    PYGCS_RING,      /* per-generation ring of stats entries; the newest is cumulative (3.15+) */
+} PyGcStatsKind;
+
+typedef struct PyLayout {
+    const char *name;      /* "3.11", "3.14.5+" */
+    uint32_t hex_min;      /* PY_VERSION_HEX range this table serves, inclusive */
+    uint32_t hex_max;
+    const char *source;    /* the headers it was generated from, e.g. "pyenv 3.11.7" */
+
+    struct {
+        uint32_t size;
+        uint32_t finalizing;        /* non-NULL while Py_FinalizeEx runs */
+        uint32_t interpreters_head; /* newest interpreter */
+        uint32_t interpreters_main;
+        uint32_t gc;                /* 3.8 only: the GC state lives in the runtime */
+        uint32_t obmalloc_interpreter_leaks; /* 3.12+: runtime.obmalloc.interpreter_leaks */
+    } runtime;
+
+    struct {
+        uint32_t size;
+        uint32_t next;
+        uint32_t id;
+        uint32_t threads_head; /* tstate_head before 3.11, threads.head after */
+        uint32_t gc;           /* PYL_NONE on 3.8 (see runtime.gc) */
+        uint32_t obmalloc;     /* PYOBM_EMBEDDED: the struct; PYOBM_POINTER: the pointer */
+        uint32_t feature_flags;
+    } interp;
+
+    struct {
+        uint32_t size;
+        uint32_t next;
+    } tstate;
+
+    /* struct _gc_runtime_state and its pieces. */
+    struct {
+        uint32_t size;
+        uint32_t enabled;              /* int */
+        uint32_t generations;          /* struct gc_generation[ngenerations] */
+        uint32_t ngenerations;
+        uint32_t generation_size;      /* sizeof(struct gc_generation) */
+        uint32_t generation_threshold; /* int, inside struct gc_generation */
+        uint32_t generation_count;     /* int, inside struct gc_generation */
+        uint32_t head_size;            /* sizeof(PyGC_Head) */
+        uint32_t permanent_generation; /* struct gc_generation */
+        uint32_t collecting;           /* int */
+        uint32_t garbage;              /* PyObject * (a list) */
+        uint32_t long_lived_total;
+        uint32_t heap_size;            /* Py_ssize_t, 3.14+ */
+        PyGcStatsKind stats_kind;
+        uint32_t stats;                /* generation_stats: the array or the ring struct */
+        uint32_t stats_size;           /* size of what `stats` points at, to read it in one go */
+        /* PYGCS_ARRAY: entry i is at stats + i * stats_entry_size.
+         * PYGCS_RING: generation i's ring is at stats + stats_ring[i].offset, holding
+         * stats_ring[i].len entries; stats_ring[i].index is the offset of its int cursor. */
+        uint32_t stats_entry_size;
+        struct {
+            uint32_t offset;
+            uint32_t len;
+            uint32_t index;
+        } stats_ring[3];
+        /* Fields of one stats entry (Py_ssize_t, except duration: double seconds). */
+        uint32_t stat_collections;
+        uint32_t stat_collected;
+        uint32_t stat_uncollectable;
+        uint32_t stat_candidates;
+        uint32_t stat_duration;
+    } gc;
+
+    /* struct _obmalloc_state (3.12+) or the obmalloc.c statics (3.8–3.11). */
+    struct {
+        PyObmallocKind kind;
+        uint32_t state_size;
+        uint32_t arenas;             /* struct arena_object * */
+        uint32_t maxarenas;          /* uint */
+        uint32_t narenas_currently_allocated; /* size_t */
+        uint32_t narenas_highwater;  /* size_t */
+        uint32_t raw_allocated_blocks; /* Py_ssize_t; PYL_NONE on 3.8 */
+        uint32_t arena_object_size;
+        uint32_t arena_address;      /* uintptr_t, inside struct arena_object */
+        uint32_t arena_pool_address; /* block *, inside struct arena_object */
+        uint32_t pool_ref_count;     /* uint, inside struct pool_header */
+        uint32_t arena_size;         /* ARENA_SIZE */
+        uint32_t pool_size;          /* POOL_SIZE */
+        /* PYOBM_SYMBOLS: the .symtab names, without the .lto_priv.N/.N suffix GCC may add. */
+        bool counter_symbol;         /* 3.8: _Py_AllocatedBlocks is a counter */
+    } obmalloc;
+
+    /* PyObject and PyTypeObject, for reading lengths and type names. */
+    struct {
+        uint32_t ob_type;
+        uint32_t ob_size; /* PyVarObject */
+        uint32_t tp_name;
+        uint32_t tp_basicsize;
+        uint32_t tp_itemsize;
+        uint32_t tp_flags;
+    } object;
+
+    /* 3.13+: where, inside the target's own _Py_DebugOffsets, each value lives, so that the
+     * target's word can be read and preferred over the table. size 0: the version has none. */
+    struct {
+        uint32_t size;
+        uint32_t version;
+        uint32_t free_threaded;
+        uint32_t runtime_size;
+        uint32_t runtime_finalizing;
+        uint32_t runtime_interpreters_head;
+        uint32_t interp_size;
+        uint32_t interp_id;
+        uint32_t interp_next;
+        uint32_t interp_threads_head;
+        uint32_t interp_gc;
+        uint32_t tstate_size;
+        uint32_t tstate_next;
+        uint32_t gc_size;
+        uint32_t gc_collecting;
+        uint32_t gc_generation_stats_size; /* 3.15+ */
+        uint32_t gc_generation_stats;      /* 3.15+ */
+    } debug_offsets;
+} PyLayout;
+
+/* The generated tables, in python/layouts.c. */
+extern const PyLayout pylayout_tables[];
+extern const size_t pylayout_ntables;
+
+/* Finds the table for a PY_VERSION_HEX. gc_size is the GC state size the target's debug offsets
+ * report (0 when unknown); free_threaded whether the target says it is. Returns NULL with a
+ * static English reason in *ret_reason when the version is not supported: never a guess. */
+const PyLayout *pylayout_find(uint32_t hexversion, uint64_t gc_size, bool free_threaded,
+                              const char **ret_reason);
+
+/* Formats a PY_VERSION_HEX as "3.11.2", "3.15.0a3" etc. into buf. */
+void pylayout_format_version(uint32_t hexversion, char *buf, size_t size);

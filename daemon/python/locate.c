@@ -1,0 +1,618 @@
+#include "python/locate.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <unistd.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "elf/elffile.h"
+#include "proc/maps.h"
+
+/* _Py_DebugOffsets starts with this 8-byte cookie, without a NUL (Include/internal/
+ * pycore_debug_offsets.h, 3.13+). */
+static const char debug_cookie[8] = {'x', 'd', 'e', 'b', 'u', 'g', 'p', 'y'};
+
+/* Bounds for values read out of a target's debug offsets: pystack's validateDebugOffsets uses the
+ * same 1 MiB ceiling for struct sizes. */
+#define DEBUG_STRUCT_MAX (1u << 20)
+
+/* What one ELF file tells, computed once per (device, inode, build-id). */
+typedef struct ElfFacts {
+    uint32_t dev_major, dev_minor;
+    uint64_t inode;
+    uint8_t build_id[20];
+    size_t build_id_len;
+    bool valid;          /* the file opened and is x86_64 ELF */
+    int type;            /* ET_EXEC / ET_DYN */
+    uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
+    bool has_runtime;
+    uint64_t runtime;    /* link-time address of _PyRuntime */
+    uint64_t py_version; /* link-time address of Py_Version, 0 if absent */
+    uint64_t version_buf; /* link-time address of Py_GetVersion's static buffer, 0 if absent */
+    /* obmalloc statics (link-time), from .symtab or a build-id matched debug file. */
+    uint64_t obm_narenas, obm_highwater, obm_arenas, obm_maxarenas, obm_raw_blocks, obm_blocks;
+    bool obm_from_debug_file;
+    ElfLoad loads[8];
+    size_t nloads;
+} ElfFacts;
+
+struct PyElfCache {
+    ElfFacts *v;
+    size_t n;
+    unsigned opens;
+};
+
+int pyelfcache_new(PyElfCache **ret)
+{
+    PyElfCache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    *ret = c;
+    return 0;
+}
+
+PyElfCache *pyelfcache_free(PyElfCache *c)
+{
+    if (!c)
+        return NULL;
+    free(c->v);
+    free(c);
+    return NULL;
+}
+
+unsigned pyelfcache_opens(const PyElfCache *c)
+{
+    return c->opens;
+}
+
+static uint64_t sym_or_zero(const ElfFile *f, const char *name)
+{
+    ElfSymbol s;
+    return elffile_symbol(f, name, &s) >= 0 ? s.value : 0;
+}
+
+/* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
+ * (Debian's python3.X-dbg). Its symbols count only when its build-id is the running binary's. */
+static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
+{
+    if (facts->build_id_len < 2)
+        return;
+    char hex[64];
+    for (size_t i = 0; i < facts->build_id_len && i < 31; i++)
+        snprintf(hex + 2 * i, 3, "%02x", facts->build_id[i]);
+    for (int k = 0; k < 2; k++) {
+        char root[64] = "", path[PATH_MAX];
+        if (k == 0)
+            snprintf(root, sizeof(root), "/proc/%d/root", pid);
+        snprintf(path, sizeof(path), "%s/usr/lib/debug/.build-id/%.2s/%s.debug", root, hex,
+                 hex + 2);
+        _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+        if (elffile_open(path, &dbg) < 0)
+            continue;
+        c->opens++;
+        const uint8_t *id;
+        size_t idlen;
+        if (elffile_build_id(dbg, &id, &idlen) < 0 || idlen != facts->build_id_len ||
+            memcmp(id, facts->build_id, idlen) != 0)
+            continue;
+        facts->obm_narenas = sym_or_zero(dbg, "narenas_currently_allocated");
+        facts->obm_highwater = sym_or_zero(dbg, "narenas_highwater");
+        facts->obm_arenas = sym_or_zero(dbg, "arenas");
+        facts->obm_maxarenas = sym_or_zero(dbg, "maxarenas");
+        facts->obm_raw_blocks = sym_or_zero(dbg, "raw_allocated_blocks");
+        facts->obm_blocks = sym_or_zero(dbg, "_Py_AllocatedBlocks");
+        if (!facts->version_buf)
+            facts->version_buf = sym_or_zero(dbg, "version");
+        facts->obm_from_debug_file = true;
+        return;
+    }
+}
+
+static void facts_from_elf(ElfFacts *facts, ElfFile *f)
+{
+    facts->valid = true;
+    facts->type = elffile_type(f);
+    size_t n;
+    const ElfLoad *loads = elffile_loads(f, &n);
+    facts->nloads = MIN(n, ARRAY_SIZE(facts->loads));
+    memcpy(facts->loads, loads, facts->nloads * sizeof(*loads));
+    uint64_t lowest = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        lowest = MIN(lowest, loads[i].vaddr);
+    facts->first_load = lowest == UINT64_MAX ? 0 : lowest & ~0xfffull;
+
+    const uint8_t *id;
+    size_t idlen;
+    if (elffile_build_id(f, &id, &idlen) >= 0) {
+        facts->build_id_len = MIN(idlen, sizeof(facts->build_id));
+        memcpy(facts->build_id, id, facts->build_id_len);
+    }
+
+    ElfSymbol s;
+    ElfSection sec;
+    if (elffile_symbol(f, "_PyRuntime", &s) >= 0) {
+        facts->has_runtime = true;
+        facts->runtime = s.value;
+    } else if (elffile_section(f, ".PyRuntime", &sec) >= 0) {
+        /* 3.10+: _PyRuntime is the only object in its own section, at its start. */
+        facts->has_runtime = true;
+        facts->runtime = sec.addr;
+    }
+    if (!facts->has_runtime)
+        return;
+    facts->py_version = sym_or_zero(f, "Py_Version");
+    /* Py_GetVersion's `static char version[250]`, a local symbol "version" (or "version.0"). */
+    facts->version_buf = sym_or_zero(f, "version");
+    facts->obm_narenas = sym_or_zero(f, "narenas_currently_allocated");
+    facts->obm_highwater = sym_or_zero(f, "narenas_highwater");
+    facts->obm_arenas = sym_or_zero(f, "arenas");
+    facts->obm_maxarenas = sym_or_zero(f, "maxarenas");
+    facts->obm_raw_blocks = sym_or_zero(f, "raw_allocated_blocks");
+    facts->obm_blocks = sym_or_zero(f, "_Py_AllocatedBlocks");
+}
+
+/* Opens the file of a mapping the way the target sees it: through its root (containers), then,
+ * for the executable, /proc/PID/exe (which works even for a deleted file), then map_files (root
+ * only, but it also reaches deleted and unreachable files). */
+static int open_mapping(pid_t pid, const MapsEntry *e, bool is_exe, ElfFile **ret)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%d/root%s", pid, e->path);
+    if (!e->deleted && elffile_open(path, ret) >= 0)
+        return 0;
+    if (is_exe) {
+        snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+        if (elffile_open(path, ret) >= 0)
+            return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, e->start, e->end);
+    return elffile_open(path, ret);
+}
+
+static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, const MapsEntry *e, bool is_exe)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const ElfFacts *f = &c->v[i];
+        if (f->inode == e->inode && f->dev_major == e->dev_major && f->dev_minor == e->dev_minor)
+            return f;
+    }
+    ElfFacts facts = {.dev_major = e->dev_major, .dev_minor = e->dev_minor, .inode = e->inode};
+    _cleanup_(elffile_freep) ElfFile *f = NULL;
+    if (open_mapping(pid, e, is_exe, &f) >= 0) {
+        c->opens++;
+        facts_from_elf(&facts, f);
+        if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f))
+            facts_from_debug_file(&facts, pid, c);
+    }
+    /* A file that could not be opened is remembered too, so a non-Python process costs one
+     * attempt per file, not one per sample. Deleted files share inode numbers with nothing
+     * reliable, so they are not cached. */
+    if (e->deleted)
+        return NULL;
+    ElfFacts *n = realloc(c->v, (c->n + 1) * sizeof(*n));
+    if (!n)
+        return NULL;
+    c->v = n;
+    c->v[c->n] = facts;
+    return &c->v[c->n++];
+}
+
+/* The runtime address of a module: the mapping with file offset 0 whose other mappings match
+ * the PT_LOAD layout (a library can be mapped twice, e.g. by a symbolizer). */
+static int module_bias(const Maps *maps, const MapsEntry *anchor, const ElfFacts *facts,
+                       uint64_t *ret)
+{
+    if (facts->type == ET_EXEC) {
+        *ret = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < maps->n; i++) {
+        const MapsEntry *e = &maps->v[i];
+        if (e->offset != 0 || e->inode != anchor->inode || e->dev_major != anchor->dev_major ||
+            e->dev_minor != anchor->dev_minor)
+            continue;
+        uint64_t bias = e->start - facts->first_load;
+        bool ok = true;
+        for (size_t k = 0; k < facts->nloads && ok; k++) {
+            const MapsEntry *m = maps_find(maps, bias + facts->loads[k].vaddr);
+            ok = m && m->inode == anchor->inode;
+            /* .bss past the file's end is anonymous memory: only the file part must match. */
+            if (!ok && facts->loads[k].filesz == 0)
+                ok = true;
+        }
+        if (ok) {
+            *ret = bias;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+static bool name_is_libpython(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return strncmp(base, "libpython3", 10) == 0;
+}
+
+static bool name_has_python(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strstr(base ? base + 1 : path, "python") != NULL;
+}
+
+/* "python3.11", "libpython3.11d.so.1.0", "python3.14t": the minor version in the file name, and
+ * the ABI flags after it. Returns false when the name carries no version. */
+static bool version_from_name(const char *path, unsigned *ret_minor, bool *ret_debug,
+                              bool *ret_ft)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *p = strstr(base, "python3.");
+    if (!p || !isdigit((unsigned char)p[8]))
+        return false;
+    char *end;
+    unsigned long minor = strtoul(p + 8, &end, 10);
+    if (minor > 99)
+        return false;
+    *ret_minor = (unsigned)minor;
+    *ret_debug = strchr("dtm", *end) && (*end == 'd' || (end[0] && end[1] == 'd'));
+    *ret_ft = *end == 't';
+    return true;
+}
+
+/* Parses the start of sys.version, "3.10.13 (main, ...)" or "3.9.0rc1 (...)", into a
+ * PY_VERSION_HEX. */
+static bool hexversion_from_string(const char *s, uint32_t *ret)
+{
+    unsigned major, minor, micro, serial = 0;
+    char level[3] = "";
+    int n = 0;
+    if (sscanf(s, "%u.%u.%u%n", &major, &minor, &micro, &n) != 3 || major != 3 || minor > 99 ||
+        micro > 99)
+        return false;
+    const char *rest = s + n;
+    unsigned lv = 0xf;
+    if (sscanf(rest, "%2[abrc]%u", level, &serial) == 2) {
+        lv = strcmp(level, "a") == 0 ? 0xa : strcmp(level, "b") == 0 ? 0xb : 0xc;
+        if (serial > 15)
+            return false;
+    } else if (*rest != ' ' && *rest != '\0' && *rest != '+') {
+        return false;
+    }
+    *ret = (major << 24) | (minor << 16) | (micro << 8) | (lv << 4) | serial;
+    return true;
+}
+
+static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bias,
+                        uint64_t *ret_gc_size, bool *ret_ft)
+{
+    /* 1. 3.13+: the debug offsets at the start of _PyRuntime name the version. */
+    uint8_t head[24];
+    int k = rmem_read(r, loc->runtime, head, sizeof(head));
+    if (k < 0)
+        return k;
+    if (memcmp(head, debug_cookie, sizeof(debug_cookie)) == 0) {
+        uint64_t v, ft;
+        memcpy(&v, head + 8, 8);
+        memcpy(&ft, head + 16, 8);
+        loc->hexversion = (uint32_t)v;
+        loc->version_exact = true;
+        loc->version_source = "debug offsets";
+        *ret_ft = ft != 0;
+        return 0;
+    }
+    /* 2. 3.11+: the exported constant Py_Version. */
+    if (facts->py_version) {
+        uint64_t v;
+        k = rmem_read_u64(r, bias + facts->py_version, &v);
+        if (k < 0)
+            return k;
+        loc->hexversion = (uint32_t)v;
+        loc->version_exact = true;
+        loc->version_source = "Py_Version";
+        return 0;
+    }
+    /* 3. Up to 3.10: sys.version as Py_GetVersion() formatted it at start-up, when .symtab or a
+     * debug file names the buffer. */
+    if (facts->version_buf) {
+        char buf[64];
+        if (rmem_read_str(r, bias + facts->version_buf, buf, sizeof(buf)) > 0 &&
+            hexversion_from_string(buf, &loc->hexversion)) {
+            loc->version_exact = true;
+            loc->version_source = "Py_GetVersion buffer";
+            return 0;
+        }
+    }
+    /* 4. The file name: the minor version only, confirmed by the structural check later. */
+    unsigned minor;
+    bool dbg, ft;
+    if (version_from_name(loc->module, &minor, &dbg, &ft)) {
+        loc->hexversion = (3u << 24) | (minor << 16);
+        loc->version_exact = false;
+        loc->version_source = "file name";
+        *ret_ft = ft;
+        return 0;
+    }
+    (void)ret_gc_size;
+    return -ENOENT;
+}
+
+#define RD64(p, off) (*(const uint64_t *)((const uint8_t *)(p) + (off)))
+
+int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
+{
+    const typeof(l->debug_offsets) *d = &l->debug_offsets;
+    if (d->size == 0 || len < d->size || memcmp(dbg, debug_cookie, sizeof(debug_cookie)) != 0)
+        return -EINVAL;
+
+    uint64_t rt_size = RD64(dbg, d->runtime_size), is_size = RD64(dbg, d->interp_size),
+             ts_size = RD64(dbg, d->tstate_size), gc_size = RD64(dbg, d->gc_size);
+    if (rt_size == 0 || rt_size > DEBUG_STRUCT_MAX || is_size == 0 || is_size > DEBUG_STRUCT_MAX ||
+        ts_size == 0 || ts_size > DEBUG_STRUCT_MAX || gc_size == 0 || gc_size > DEBUG_STRUCT_MAX)
+        return -EINVAL;
+
+    /* Each value: where it is in the debug offsets, the table field it replaces, the size of the
+     * struct it points into and the width of what pymemd reads there. */
+    struct {
+        uint32_t where;
+        uint32_t *field;
+        uint64_t bound;
+        uint64_t width;
+    } v[] = {
+        {d->runtime_finalizing, &l->runtime.finalizing, rt_size, 8},
+        {d->runtime_interpreters_head, &l->runtime.interpreters_head, rt_size, 8},
+        {d->interp_id, &l->interp.id, is_size, 8},
+        {d->interp_next, &l->interp.next, is_size, 8},
+        {d->interp_threads_head, &l->interp.threads_head, is_size, 8},
+        {d->interp_gc, &l->interp.gc, is_size, gc_size},
+        {d->tstate_next, &l->tstate.next, ts_size, 8},
+        {d->gc_collecting, &l->gc.collecting, gc_size, 4},
+        {d->gc_generation_stats, &l->gc.stats, gc_size, l->gc.stats_size},
+    };
+    /* Validate everything before changing anything: all or nothing. */
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        if (v[i].where == PYL_NONE)
+            continue;
+        if (v[i].where + 8 > d->size)
+            return -EINVAL;
+        uint64_t off = RD64(dbg, v[i].where);
+        if (off > v[i].bound || v[i].width > v[i].bound - off)
+            return -EINVAL;
+    }
+    if (gc_size != l->gc.size)
+        return -EINVAL;
+    if (d->gc_generation_stats_size != PYL_NONE &&
+        RD64(dbg, d->gc_generation_stats_size) != l->gc.stats_size)
+        return -EINVAL;
+
+    int changed = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        if (v[i].where == PYL_NONE)
+            continue;
+        uint32_t off = (uint32_t)RD64(dbg, v[i].where);
+        if (*v[i].field != off)
+            changed++;
+        *v[i].field = off;
+    }
+    l->runtime.size = (uint32_t)rt_size;
+    l->interp.size = (uint32_t)is_size;
+    l->tstate.size = (uint32_t)ts_size;
+    return changed;
+}
+
+/* Up to 3.10 the version may come from the file name alone: before trusting a table, check that
+ * the structures it describes are there. Also a cheap sanity check for every version. */
+static bool structure_plausible(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps,
+                                char *why, size_t whylen)
+{
+    uint64_t head;
+    if (rmem_read_u64(r, runtime + l->runtime.interpreters_head, &head) < 0 || head == 0 ||
+        !maps_readable(maps, head, 8)) {
+        snprintf(why, whylen, "interpreter list head is not a mapped pointer");
+        return false;
+    }
+    RAddr gc = l->runtime.gc != PYL_NONE ? runtime + l->runtime.gc : head + l->interp.gc;
+    uint8_t buf[1024];
+    if (l->gc.size > sizeof(buf) || rmem_read(r, gc, buf, l->gc.size) < 0) {
+        snprintf(why, whylen, "GC state is not readable");
+        return false;
+    }
+    int enabled;
+    memcpy(&enabled, buf + l->gc.enabled, sizeof(enabled));
+    if (enabled != 0 && enabled != 1) {
+        snprintf(why, whylen, "GC 'enabled' flag is %d, not 0 or 1", enabled);
+        return false;
+    }
+    for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
+        const uint8_t *gen = buf + l->gc.generations + g * l->gc.generation_size;
+        int threshold;
+        uint64_t next;
+        memcpy(&threshold, gen + l->gc.generation_threshold, sizeof(threshold));
+        memcpy(&next, gen, sizeof(next));
+        /* A generation list is circular: its head points at an object or back to itself. */
+        RAddr self = gc + l->gc.generations + g * l->gc.generation_size;
+        if (threshold < 0 || (next != self && !maps_readable(maps, next & ~1ull, 16))) {
+            snprintf(why, whylen, "generation %u does not look like a GC list", g);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void locate_obmalloc(PyLoc *loc, const ElfFacts *facts, uint64_t bias)
+{
+    const PyLayout *l = &loc->layout;
+    if (l->obmalloc.kind == PYOBM_EMBEDDED || l->obmalloc.kind == PYOBM_POINTER) {
+        loc->obmalloc_ok = true;
+        return;
+    }
+    if (l->obmalloc.kind != PYOBM_SYMBOLS)
+        return;
+    PyObmallocSymbols *s = &loc->obm;
+#define REL(x) ((x) ? bias + (x) : 0)
+    s->narenas_currently_allocated = REL(facts->obm_narenas);
+    s->narenas_highwater = REL(facts->obm_highwater);
+    s->arenas = REL(facts->obm_arenas);
+    s->maxarenas = REL(facts->obm_maxarenas);
+    s->raw_allocated_blocks = REL(facts->obm_raw_blocks);
+    s->allocated_blocks = REL(facts->obm_blocks);
+#undef REL
+    bool blocks = l->obmalloc.counter_symbol ? s->allocated_blocks != 0
+                                             : s->raw_allocated_blocks && s->arenas && s->maxarenas;
+    if (s->narenas_currently_allocated && s->narenas_highwater && blocks) {
+        loc->obmalloc_ok = true;
+        return;
+    }
+    snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+             "pymalloc counters of CPython %s are static symbols, and this binary is stripped "
+             "(install its matching debug symbols, e.g. Debian's python3.X-dbg)",
+             loc->layout_name);
+}
+
+static void set_status(PyLoc *loc, PyLocStatus st, const char *fmt, ...) _printf_(3, 4);
+static void set_status(PyLoc *loc, PyLocStatus st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    loc->status = st;
+    vsnprintf(loc->reason, sizeof(loc->reason), fmt, ap);
+    va_end(ap);
+}
+
+int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
+{
+    _cleanup_(maps_freep) Maps *maps = NULL;
+    int k = maps_read(pid, &maps);
+    if (k < 0)
+        return k;
+
+    PyLoc loc = {0};
+    char exe[PATH_MAX] = "", linkpath[64];
+    snprintf(linkpath, sizeof(linkpath), "/proc/%d/exe", pid);
+    ssize_t n = readlink(linkpath, exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *del = strstr(exe, " (deleted)");
+        if (del)
+            *del = 0;
+    }
+
+    /* Candidates in order: libpython, the executable, anything named *python*, then every other
+     * file mapping (an embedding host may link Python statically). */
+    const MapsEntry *found = NULL;
+    const ElfFacts *facts = NULL;
+    for (int pass = 0; pass < 4 && !found; pass++) {
+        for (size_t i = 0; i < maps->n && !found; i++) {
+            const MapsEntry *e = &maps->v[i];
+            if (!e->path || e->path[0] != '/' || e->offset != 0)
+                continue;
+            bool is_exe = strcmp(e->path, exe) == 0;
+            bool lib = name_is_libpython(e->path), py = name_has_python(e->path);
+            bool take = pass == 0 ? lib : pass == 1 ? is_exe && !lib
+                                         : pass == 2 ? py && !lib && !is_exe
+                                                     : !py && !is_exe;
+            if (!take)
+                continue;
+            const ElfFacts *f = facts_get(cache, pid, e, is_exe);
+            if (f && f->valid && f->has_runtime) {
+                found = e;
+                facts = f;
+            }
+        }
+    }
+    if (!found) {
+        set_status(&loc, PYLOC_NOT_PYTHON, "not a Python process (no module defines _PyRuntime)");
+        *ret = loc;
+        return 0;
+    }
+    snprintf(loc.module, sizeof(loc.module), "%s", found->path);
+    loc.shared = strcmp(found->path, exe) != 0 && name_is_libpython(found->path);
+
+    uint64_t bias;
+    if (module_bias(maps, found, facts, &bias) < 0) {
+        set_status(&loc, PYLOC_UNSUPPORTED, "cannot work out where %s is loaded", loc.module);
+        *ret = loc;
+        return 0;
+    }
+    loc.runtime = bias + facts->runtime;
+
+    uint64_t gc_size = 0;
+    bool free_threaded = false;
+    k = read_version(&loc, r, facts, bias, &gc_size, &free_threaded);
+    if (k == -ESRCH || k == -EPERM)
+        return k;
+    if (k < 0) {
+        set_status(&loc, PYLOC_UNSUPPORTED, "cannot tell the CPython version of %s", loc.module);
+        *ret = loc;
+        return 0;
+    }
+    unsigned minor;
+    bool dbg = false, ft_name = false;
+    if (version_from_name(loc.module, &minor, &dbg, &ft_name))
+        loc.debug_build = dbg;
+    free_threaded = free_threaded || ft_name;
+
+    /* The debug offsets (3.13+) carry the GC state size that tells the 3.14 layouts apart. */
+    uint8_t dbgbuf[2048];
+    const PyLayout *table = NULL;
+    const char *why = NULL;
+    table = pylayout_find(loc.hexversion, 0, free_threaded, &why);
+    if (table && table->debug_offsets.size > 0) {
+        if (table->debug_offsets.size > sizeof(dbgbuf))
+            table = NULL, why = "debug offsets larger than expected";
+        else if ((k = rmem_read(r, loc.runtime, dbgbuf, table->debug_offsets.size)) < 0)
+            return k == -EFAULT ? -ESRCH : k;
+        else {
+            gc_size = RD64(dbgbuf, table->debug_offsets.gc_size);
+            table = pylayout_find(loc.hexversion, gc_size, free_threaded, &why);
+        }
+    }
+    if (loc.version_exact)
+        pylayout_format_version(loc.hexversion, loc.version, sizeof(loc.version));
+    else
+        snprintf(loc.version, sizeof(loc.version), "%u.%u", loc.hexversion >> 24,
+                 (loc.hexversion >> 16) & 0xff);
+    if (!table) {
+        set_status(&loc, PYLOC_UNSUPPORTED, "CPython %s: %s", loc.version, why);
+        *ret = loc;
+        return 0;
+    }
+    loc.layout = *table;
+    loc.layout_name = table->name;
+    if (table->debug_offsets.size > 0) {
+        int changed = pyloc_apply_debug_offsets(&loc.layout, dbgbuf, table->debug_offsets.size);
+        if (changed < 0) {
+            set_status(&loc, PYLOC_UNSUPPORTED,
+                       "the target's _Py_DebugOffsets failed validation (sizes or offsets out of "
+                       "range)");
+            *ret = loc;
+            return 0;
+        }
+        loc.debug_offsets_overrides = (unsigned)changed;
+    }
+
+    char whynot[128];
+    if (!structure_plausible(&loc.layout, r, loc.runtime, maps, whynot, sizeof(whynot))) {
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return -ESRCH;
+        set_status(&loc, PYLOC_UNSUPPORTED,
+                   "CPython %s (version from %s) does not match its layout table: %s; the "
+                   "interpreter may still be starting",
+                   loc.version, loc.version_source, whynot);
+        *ret = loc;
+        return 0;
+    }
+    locate_obmalloc(&loc, facts, bias);
+    loc.status = PYLOC_OK;
+    *ret = loc;
+    return 0;
+}

@@ -1,0 +1,367 @@
+#include "python/pyread.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+/* Bounds on walks of remote lists: a corrupt or hostile target gets an error, not a hang. */
+#define MAX_THREADS       100000
+#define MAX_FROZEN        50000000
+#define MAX_ARENAS        (1u << 20)
+#define FROZEN_BATCH      1
+#define GC_STATE_MAX      4096
+#define OBM_WINDOW_MAX    4096
+
+struct PyReader {
+    PyLoc loc; /* a copy: the layout and addresses */
+    RAddr interp;   /* main interpreter, 0 until known */
+    RAddr obmalloc; /* its obmalloc state, 0 until known */
+    /* The frozen-count cache. */
+    bool frozen_known;
+    int64_t frozen;
+    uint64_t frozen_next, frozen_prev;
+    double frozen_at;
+};
+
+int pyreader_new(const PyLoc *loc, PyReader **ret)
+{
+    if (loc->status != PYLOC_OK || loc->layout.gc.size > GC_STATE_MAX)
+        return -EINVAL;
+    PyReader *pr = calloc(1, sizeof(*pr));
+    if (!pr)
+        return -ENOMEM;
+    pr->loc = *loc;
+    *ret = pr;
+    return 0;
+}
+
+PyReader *pyreader_free(PyReader *pr)
+{
+    free(pr);
+    return NULL;
+}
+
+static int64_t get_i64(const uint8_t *p, uint32_t off)
+{
+    int64_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+static int32_t get_i32(const uint8_t *p, uint32_t off)
+{
+    int32_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
+
+/* Finds the main interpreter and, where the allocator state hangs off a pointer, that state.
+ * Both live as long as the process, so they are read once. */
+static int resolve_interp(PyReader *pr, Rmem *r)
+{
+    const PyLayout *l = &pr->loc.layout;
+    uint64_t interp;
+    int k = rmem_read_u64(r, pr->loc.runtime + l->runtime.interpreters_main, &interp);
+    if (k < 0)
+        return k;
+    if (interp == 0)
+        return -EBUSY; /* not initialised yet, or torn down */
+    pr->interp = interp;
+    pr->obmalloc = 0;
+    if (l->obmalloc.kind == PYOBM_EMBEDDED) {
+        pr->obmalloc = interp + l->interp.obmalloc;
+    } else if (l->obmalloc.kind == PYOBM_POINTER) {
+        uint64_t p;
+        k = rmem_read_u64(r, interp + l->interp.obmalloc, &p);
+        if (k < 0)
+            return k;
+        pr->obmalloc = p;
+    }
+    return 0;
+}
+
+static RAddr gc_address(const PyReader *pr)
+{
+    const PyLayout *l = &pr->loc.layout;
+    return l->runtime.gc != PYL_NONE ? pr->loc.runtime + l->runtime.gc : pr->interp + l->interp.gc;
+}
+
+/* Counts the thread states of the main interpreter: one read per thread, since it is a linked
+ * list. The first read also fetches the length of gc.garbage, to share a system call. */
+static int count_threads(PyReader *pr, Rmem *r, uint64_t head, uint64_t garbage,
+                         PySample *s)
+{
+    const PyLayout *l = &pr->loc.layout;
+    uint64_t next = 0, glen = 0;
+    RmemIov iov[2];
+    size_t n = 0;
+    if (head)
+        iov[n++] = (RmemIov){head + l->tstate.next, &next, 8};
+    if (garbage)
+        iov[n++] = (RmemIov){garbage + l->object.ob_size, &glen, 8};
+    int k = rmem_readv(r, iov, n);
+    if (k < 0)
+        return k;
+    s->garbage = garbage ? (int64_t)glen : 0;
+    if (s->garbage < 0)
+        return -EIO;
+
+    int64_t threads = head ? 1 : 0;
+    while (next) {
+        if (++threads > MAX_THREADS)
+            return -EIO;
+        k = rmem_read_u64(r, next + l->tstate.next, &next);
+        if (k < 0)
+            return k;
+    }
+    s->threads = threads;
+    return 0;
+}
+
+/* Walks the permanent generation, checking every back link, to count it. */
+static int count_frozen(PyReader *pr, Rmem *r, RAddr head, uint64_t first, int64_t *ret)
+{
+    int64_t n = 0;
+    RAddr prev = head, node = first & ~1ull;
+    while (node != head) {
+        uint64_t links[2]; /* PyGC_Head: _gc_next, _gc_prev (low two bits are flags) */
+        int k = rmem_read(r, node, links, sizeof(links));
+        if (k < 0)
+            return k;
+        if ((links[1] & ~3ull) != prev || ++n > MAX_FROZEN)
+            return -EIO;
+        prev = node;
+        node = links[0] & ~1ull;
+    }
+    *ret = n;
+    return 0;
+}
+
+/* sys.getallocatedblocks() for 3.9+: blocks handed out by the raw allocator plus, for every pool
+ * carved from a live arena, its count of allocated blocks (Objects/obmalloc.c,
+ * _PyInterpreterState_GetAllocatedBlocks). */
+static int count_blocks(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas,
+                        int64_t raw, int64_t *ret)
+{
+    if (maxarenas > MAX_ARENAS || !arenas)
+        return maxarenas ? -EIO : (*ret = raw, 0);
+    size_t asz = l->obmalloc.arena_object_size;
+    uint8_t *table = malloc((size_t)maxarenas * asz);
+    if (!table)
+        return -ENOMEM;
+    int k = rmem_read(r, arenas, table, (size_t)maxarenas * asz);
+    if (k < 0) {
+        free(table);
+        return k;
+    }
+    uint64_t pool = l->obmalloc.pool_size;
+    size_t per_arena = l->obmalloc.arena_size / pool + 1;
+    size_t cap = 0, n = 0;
+    for (uint32_t i = 0; i < maxarenas; i++)
+        if (get_i64(table, i * asz + l->obmalloc.arena_address))
+            cap += per_arena;
+    RmemIov *iov = calloc(cap ? cap : 1, sizeof(*iov));
+    uint32_t *counts = calloc(cap ? cap : 1, sizeof(*counts));
+    if (!iov || !counts) {
+        free(table), free(iov), free(counts);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < maxarenas; i++) {
+        uint64_t address = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_address);
+        uint64_t used_end = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_pool_address);
+        if (!address)
+            continue;
+        uint64_t base = (address + pool - 1) & ~(pool - 1);
+        if (used_end < base || used_end - base > l->obmalloc.arena_size) {
+            free(table), free(iov), free(counts);
+            return -EIO;
+        }
+        for (; base < used_end && n < cap; base += pool, n++)
+            iov[n] = (RmemIov){base + l->obmalloc.pool_ref_count, &counts[n], sizeof(uint32_t)};
+    }
+    k = rmem_readv(r, iov, n);
+    int64_t total = raw;
+    for (size_t i = 0; i < n; i++)
+        total += counts[i];
+    free(table), free(iov), free(counts);
+    if (k < 0)
+        return k;
+    *ret = total;
+    return 0;
+}
+
+static void parse_generations(const PyLayout *l, const uint8_t *gc, PySample *s)
+{
+    s->ngenerations = MIN(l->gc.ngenerations, (uint32_t)PYREAD_MAX_GENERATIONS);
+    for (unsigned g = 0; g < s->ngenerations; g++) {
+        const uint8_t *gen = gc + l->gc.generations + g * l->gc.generation_size;
+        PyGcGeneration *o = &s->gen[g];
+        o->count = get_i32(gen, l->gc.generation_count);
+        o->threshold = get_i32(gen, l->gc.generation_threshold);
+        o->candidates = -1;
+        o->duration = NAN;
+        if (l->gc.stats_kind == PYGCS_ARRAY) {
+            const uint8_t *st = gc + l->gc.stats + g * l->gc.stats_entry_size;
+            o->collections = get_i64(st, l->gc.stat_collections);
+            o->collected = get_i64(st, l->gc.stat_collected);
+            o->uncollectable = get_i64(st, l->gc.stat_uncollectable);
+        } else {
+            /* 3.15: each generation keeps a ring of entries; the one at the cursor is the
+             * newest and holds the running totals gc.get_stats() reports. */
+            uint32_t len = l->gc.stats_ring[g].len;
+            int32_t idx = get_i32(gc + l->gc.stats, l->gc.stats_ring[g].index);
+            if (idx < 0 || (uint32_t)idx >= len)
+                idx = 0;
+            const uint8_t *st = gc + l->gc.stats + l->gc.stats_ring[g].offset +
+                                (uint32_t)idx * l->gc.stats_entry_size;
+            o->collections = get_i64(st, l->gc.stat_collections);
+            o->collected = get_i64(st, l->gc.stat_collected);
+            o->uncollectable = get_i64(st, l->gc.stat_uncollectable);
+            o->candidates = get_i64(st, l->gc.stat_candidates);
+            memcpy(&o->duration, st + l->gc.stat_duration, sizeof(double));
+        }
+    }
+}
+
+/* The counters of the allocator, read in the first batch: for 3.12+ one window of struct
+ * _obmalloc_state, before that one word per static. */
+typedef struct ObmRead {
+    uint8_t window[OBM_WINDOW_MAX];
+    uint32_t lo; /* offset of window[0] inside the state */
+    uint64_t narenas, highwater, arenas, raw, blocks, leaks;
+    uint32_t maxarenas;
+} ObmRead;
+
+static size_t obm_iovs(const PyReader *pr, ObmRead *o, RmemIov *iov)
+{
+    const PyLayout *l = &pr->loc.layout;
+    const PyObmallocSymbols *s = &pr->loc.obm;
+    size_t n = 0;
+    if (!pr->loc.obmalloc_ok)
+        return 0;
+    if (l->obmalloc.kind == PYOBM_SYMBOLS) {
+        iov[n++] = (RmemIov){s->narenas_currently_allocated, &o->narenas, 8};
+        iov[n++] = (RmemIov){s->narenas_highwater, &o->highwater, 8};
+        if (l->obmalloc.counter_symbol) {
+            iov[n++] = (RmemIov){s->allocated_blocks, &o->blocks, 8};
+        } else {
+            iov[n++] = (RmemIov){s->raw_allocated_blocks, &o->raw, 8};
+            iov[n++] = (RmemIov){s->arenas, &o->arenas, 8};
+            iov[n++] = (RmemIov){s->maxarenas, &o->maxarenas, 4};
+        }
+        return n;
+    }
+    if (!pr->obmalloc)
+        return 0;
+    uint32_t lo = MIN(l->obmalloc.arenas, l->obmalloc.narenas_currently_allocated);
+    uint32_t hi = MAX(l->obmalloc.raw_allocated_blocks, l->obmalloc.narenas_highwater) + 8;
+    if (hi - lo > sizeof(o->window))
+        return 0;
+    o->lo = lo;
+    iov[n++] = (RmemIov){pr->obmalloc + lo, o->window, hi - lo};
+    if (l->runtime.obmalloc_interpreter_leaks != PYL_NONE)
+        iov[n++] = (RmemIov){pr->loc.runtime + l->runtime.obmalloc_interpreter_leaks, &o->leaks, 8};
+    return n;
+}
+
+static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
+{
+    const PyLayout *l = &pr->loc.layout;
+    if (l->obmalloc.kind != PYOBM_SYMBOLS) {
+        o->narenas = (uint64_t)get_i64(o->window, l->obmalloc.narenas_currently_allocated - o->lo);
+        o->highwater = (uint64_t)get_i64(o->window, l->obmalloc.narenas_highwater - o->lo);
+        o->arenas = (uint64_t)get_i64(o->window, l->obmalloc.arenas - o->lo);
+        o->maxarenas = (uint32_t)get_i32(o->window, l->obmalloc.maxarenas - o->lo);
+        o->raw = (uint64_t)get_i64(o->window, l->obmalloc.raw_allocated_blocks - o->lo);
+    }
+    s->arenas = (int64_t)o->narenas;
+    s->arenas_highwater = (int64_t)o->highwater;
+    s->arena_bytes = s->arenas * (int64_t)l->obmalloc.arena_size;
+    if (s->arenas < 0 || s->arenas_highwater < s->arenas)
+        return -EIO;
+    if (l->obmalloc.counter_symbol) {
+        s->allocated_blocks = (int64_t)o->blocks;
+        return 0;
+    }
+    int k = count_blocks(l, r, o->arenas, o->maxarenas, (int64_t)o->raw, &s->allocated_blocks);
+    if (k < 0)
+        return k;
+    s->allocated_blocks += (int64_t)o->leaks;
+    return 0;
+}
+
+int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySample *ret)
+{
+    const PyLayout *l = &pr->loc.layout;
+    int k;
+
+    if (!pr->interp && (k = resolve_interp(pr, r)) < 0)
+        return k;
+
+    PySample s = {.frozen = -1, .garbage = -1, .heap_size = -1, .threads = -1, .arenas = -1,
+                  .arenas_highwater = -1, .arena_bytes = -1, .allocated_blocks = -1};
+    uint8_t gc[GC_STATE_MAX];
+    uint64_t finalizing = 0, main_interp = 0, tstate_head = 0;
+    ObmRead obm = {0};
+    RmemIov iov[12];
+    size_t n = 0;
+    iov[n++] = (RmemIov){pr->loc.runtime + l->runtime.finalizing, &finalizing, 8};
+    iov[n++] = (RmemIov){pr->loc.runtime + l->runtime.interpreters_main, &main_interp, 8};
+    iov[n++] = (RmemIov){gc_address(pr), gc, l->gc.size};
+    iov[n++] = (RmemIov){pr->interp + l->interp.threads_head, &tstate_head, 8};
+    n += obm_iovs(pr, &obm, iov + n);
+    k = rmem_readv(r, iov, n);
+    if (k < 0)
+        return k;
+    if (finalizing)
+        return -EBUSY;
+    if (main_interp != pr->interp) {
+        /* The interpreter moved (a fork re-initialised it): find it again next time. */
+        pr->interp = 0;
+        pr->frozen_known = false;
+        return -EAGAIN;
+    }
+
+    int enabled = get_i32(gc, l->gc.enabled), collecting = get_i32(gc, l->gc.collecting);
+    if ((enabled != 0 && enabled != 1) || (collecting != 0 && collecting != 1))
+        return -EIO;
+    s.enabled = enabled;
+    s.collecting = collecting;
+    if (l->gc.heap_size != PYL_NONE)
+        s.heap_size = get_i64(gc, l->gc.heap_size);
+    parse_generations(l, gc, &s);
+
+    uint64_t garbage;
+    memcpy(&garbage, gc + l->gc.garbage, 8);
+    k = count_threads(pr, r, tstate_head, garbage, &s);
+    if (k < 0)
+        return k;
+
+    /* The frozen list: recount when its ends moved, when asked, or when the count is old. */
+    RAddr perm = gc_address(pr) + l->gc.permanent_generation;
+    uint64_t pnext, pprev;
+    memcpy(&pnext, gc + l->gc.permanent_generation, 8);
+    memcpy(&pprev, gc + l->gc.permanent_generation + 8, 8);
+    if (force_frozen || !pr->frozen_known || pnext != pr->frozen_next ||
+        pprev != pr->frozen_prev || now - pr->frozen_at > PYREAD_FROZEN_MAX_AGE) {
+        int64_t frozen;
+        k = count_frozen(pr, r, perm, pnext, &frozen);
+        if (k < 0)
+            return k;
+        pr->frozen_known = true;
+        pr->frozen = frozen;
+        pr->frozen_next = pnext;
+        pr->frozen_prev = pprev;
+        pr->frozen_at = now;
+    }
+    s.frozen = pr->frozen;
+
+    if (pr->loc.obmalloc_ok && (l->obmalloc.kind == PYOBM_SYMBOLS || pr->obmalloc)) {
+        k = finish_obmalloc(pr, r, &obm, &s);
+        if (k < 0)
+            return k;
+        s.pymalloc_ok = true;
+    }
+    *ret = s;
+    return 0;
+}

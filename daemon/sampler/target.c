@@ -1,0 +1,180 @@
+#include "sampler/target.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct Target {
+    pid_t pid;
+    uint64_t start_ticks;
+    Rmem *rmem;
+    bool located;
+    PyLoc loc;
+    PyReader *reader;
+};
+
+const char *target_status_name(TargetStatus s)
+{
+    static const char *const names[] = {"ok", "unsupported", "denied", "gone", "error"};
+    return (size_t)s < ARRAY_SIZE(names) ? names[s] : "error";
+}
+
+void targetsample_done(TargetSample *s)
+{
+    if (s->have_identity)
+        procidentity_done(&s->id);
+    s->have_identity = false;
+}
+
+int target_new(pid_t pid, Target **ret)
+{
+    Target *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    int k = rmem_open(pid, &t->rmem);
+    if (k < 0) {
+        free(t);
+        return k;
+    }
+    t->pid = pid;
+    *ret = t;
+    return 0;
+}
+
+Target *target_free(Target *t)
+{
+    if (!t)
+        return NULL;
+    pyreader_free(t->reader);
+    rmem_free(t->rmem);
+    free(t);
+    return NULL;
+}
+
+pid_t target_pid(const Target *t)
+{
+    return t->pid;
+}
+
+uint64_t target_start_ticks(const Target *t)
+{
+    return t->start_ticks;
+}
+
+static double now_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Turns an -errno from reading the target into its status and a sentence for the on-call. */
+static void set_error(TargetSample *s, int err, const char *what)
+{
+    switch (err) {
+    case -ESRCH:
+    case -ENOENT:
+        s->status = TARGET_GONE;
+        snprintf(s->error, sizeof(s->error), "process %d has exited", s->pid);
+        break;
+    case -EPERM:
+    case -EACCES:
+        s->status = TARGET_DENIED;
+        snprintf(s->error, sizeof(s->error),
+                 "not allowed to read process %d (%s): run pymemd as root, as the target's user, "
+                 "or with CAP_SYS_PTRACE (and check kernel.yama.ptrace_scope)",
+                 s->pid, what);
+        break;
+    case -EBUSY:
+        s->status = TARGET_ERROR;
+        snprintf(s->error, sizeof(s->error),
+                 "the interpreter is starting up or shutting down; not sampled");
+        break;
+    default:
+        s->status = TARGET_ERROR;
+        snprintf(s->error, sizeof(s->error), "%s: %s (the target changed while being read; "
+                 "retried on the next sample)", what, strerror(-err));
+        break;
+    }
+}
+
+static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, TargetSample *s)
+{
+    int k;
+    if (!t->located) {
+        k = pyloc_locate(cache, t->pid, t->rmem, &t->loc);
+        if (k < 0) {
+            set_error(s, k, "locating the interpreter");
+            return;
+        }
+        t->located = true;
+        if (t->loc.status == PYLOC_OK && (k = pyreader_new(&t->loc, &t->reader)) < 0) {
+            set_error(s, k, "creating a reader");
+            return;
+        }
+    }
+    const PyLoc *loc = &t->loc;
+    if (loc->status != PYLOC_NOT_PYTHON && loc->hexversion) {
+        s->have_python = true;
+        snprintf(s->version, sizeof(s->version), "%s", loc->version);
+        s->hexversion = loc->hexversion;
+        s->version_exact = loc->version_exact;
+        s->shared = loc->shared;
+    }
+    if (loc->status != PYLOC_OK) {
+        s->status = TARGET_UNSUPPORTED;
+        snprintf(s->error, sizeof(s->error), "%s", loc->reason);
+        return;
+    }
+    k = pyreader_sample(t->reader, t->rmem, now_mono(), force_frozen, &s->py);
+    if (k == -EAGAIN)
+        k = pyreader_sample(t->reader, t->rmem, now_mono(), force_frozen, &s->py);
+    if (k < 0) {
+        set_error(s, k, "reading the interpreter state");
+        return;
+    }
+    s->have_py = true;
+    if (!s->py.pymalloc_ok)
+        snprintf(s->pymalloc_error, sizeof(s->pymalloc_error), "%s",
+                 loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable");
+}
+
+void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen,
+                   TargetSample *ret)
+{
+    double t0 = now_mono();
+    TargetSample s = {.pid = t->pid, .status = TARGET_OK};
+    s.sampled_at = now_real();
+
+    int k = procinfo_identity(pi, t->pid, &s.id);
+    if (k < 0) {
+        set_error(&s, k, "reading /proc");
+        goto done;
+    }
+    s.have_identity = true;
+    if (t->start_ticks && t->start_ticks != s.id.start_ticks) {
+        /* Same pid, another process: the one this target watched is gone. */
+        s.status = TARGET_GONE;
+        snprintf(s.error, sizeof(s.error), "process %d has exited (its pid was reused)", t->pid);
+        goto done;
+    }
+    t->start_ticks = s.id.start_ticks;
+
+    if (procinfo_memory(pi, t->pid, &s.mem) >= 0)
+        s.have_memory = true;
+    sample_python(t, cache, force_frozen, &s);
+    if (s.status == TARGET_OK && s.pymalloc_error[0])
+        snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
+
+done:
+    s.sample_seconds = now_mono() - t0;
+    *ret = s;
+}

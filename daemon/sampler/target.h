@@ -1,0 +1,68 @@
+/* target: one watched process, from discovery to a finished sample.
+ *
+ * A Target owns the reader of its process and what was learnt about it (where the interpreter
+ * is, which layout). target_sample() fills a self-contained TargetSample that renderers use
+ * without touching the Target again. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proc/procinfo.h"
+#include "python/locate.h"
+#include "python/pyread.h"
+#include "util/macro.h"
+
+typedef enum TargetStatus {
+    TARGET_OK = 0,
+    TARGET_UNSUPPORTED, /* not Python, or a Python pymemd cannot read */
+    TARGET_DENIED,      /* not allowed to read it */
+    TARGET_GONE,        /* exited */
+    TARGET_ERROR,       /* anything else: a torn read, a finalizing interpreter */
+} TargetStatus;
+
+const char *target_status_name(TargetStatus s);
+
+typedef struct TargetSample {
+    pid_t pid;
+    TargetStatus status;
+    char error[400]; /* empty when status is OK and nothing was missing */
+
+    bool have_identity;
+    ProcIdentity id; /* owned: released by targetsample_done() */
+
+    bool have_python; /* version known */
+    char version[32];
+    uint32_t hexversion;
+    bool version_exact;
+    bool shared;
+
+    bool have_memory;
+    ProcMemory mem;
+
+    bool have_py; /* the GC/pymalloc/thread counters */
+    PySample py;
+    char pymalloc_error[200]; /* why pymalloc is null, when it is */
+
+    double sampled_at;     /* epoch seconds */
+    double sample_seconds; /* wall time this sample took */
+} TargetSample;
+
+void targetsample_done(TargetSample *s);
+
+typedef struct Target Target;
+
+/* A target for `pid`. Nothing is read yet. The caller owns *ret. */
+int target_new(pid_t pid, Target **ret);
+Target *target_free(Target *t);
+DEFINE_CLEANUP_FUNC(Target *, target_free)
+
+pid_t target_pid(const Target *t);
+/* Whether the process behind the pid is still the one this target first saw (a pid can be
+ * reused; the start time tells them apart). 0 until the first sample. */
+uint64_t target_start_ticks(const Target *t);
+
+/* Samples the target. Never fails: what went wrong is in ret->status and ret->error. */
+void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen,
+                   TargetSample *ret);
