@@ -30,9 +30,10 @@
 #
 # Idempotent: a suite whose interpreters all run is left alone (no network).
 # A suite that cannot be fetched is a visible skip, never a failure: the script
-# exits 0 unless it is misused.  A failed fetch is retried on a later run only
-# after PYMEMD_DEBIAN_RETRY_AFTER seconds (default 3600), or at once with
-# --refresh (which also rebuilds working suites).
+# exits 0 unless it is misused.  An interpreter that could not be provided is
+# retried on a later run only after PYMEMD_DEBIAN_RETRY_AFTER seconds (default
+# 3600; state/<label>.failed), or at once with --refresh (which also rebuilds
+# working suites).
 #
 # Signatures: the suites' InRelease files are verified against the machine's
 # /usr/share/keyrings/debian-archive-keyring.gpg (bookworm's keyring carries
@@ -400,7 +401,6 @@ fetch_suite() {
     for minor in "${ok[@]}"; do write_wrapper "$CACHE/root-$suite" "$minor"; done
     # The package lists and .debs are not needed once the root is built.
     rm -rf "$APTD"
-    rm -f "$CACHE/state/$suite.failed"
     return 0
 }
 
@@ -428,25 +428,25 @@ for suite in "${SUITES[@]}"; do
     [[ -n "$SKIP_ALL" ]] && continue
     ((${#pending[@]})) || continue
 
-    # A recent failure is not retried on every run (keeps warm runs offline).
-    failed="$CACHE/state/$suite.failed"
-    if ((!REFRESH)) && [[ -f "$failed" ]]; then
-        when="" why=""
-        read -r when why <"$failed" || true
-        if [[ "${when:-}" =~ ^[0-9]+$ ]] && ((now - when < RETRY_AFTER)); then
-            for spec in "${pending[@]}"; do
-                REASON[${spec%%:*}]="${REASON[${spec%%:*}]:-$why (at $(date -u -d "@$when" +%FT%TZ); retried after ${RETRY_AFTER}s or with --refresh)}"
-            done
-            continue
+    # A recent failure is not retried on every run (keeps warm runs offline):
+    # state/<label>.failed holds "epoch reason" of the last failed attempt.
+    retry=()
+    for spec in "${pending[@]}"; do
+        label="${spec%%:*}" failed="$CACHE/state/${spec%%:*}.failed" when="" why=""
+        if ((!REFRESH)) && [[ -f "$failed" ]]; then
+            read -r when why <"$failed" || true
+            if [[ "$when" =~ ^[0-9]+$ ]] && ((now - when < RETRY_AFTER)); then
+                REASON[$label]="$why (at $(date -u -d "@$when" +%FT%TZ); retried after ${RETRY_AFTER}s or with --refresh)"
+                continue
+            fi
         fi
-    fi
+        retry+=("$spec")
+    done
+    ((${#retry[@]})) || continue
 
     # Rebuild the whole suite (its interpreters share one libc), keeping the old
     # root if nothing new works.
-    if fetch_suite "$suite" "${specs[@]}"; then
-        :
-    else
-        printf '%s %s\n' "$now" "$SUITE_REASON" >"$failed"
+    if ! fetch_suite "$suite" "${specs[@]}"; then
         for spec in "${specs[@]}"; do
             label="${spec%%:*}"
             [[ -n "${REASON[$label]:-}" ]] || REASON[$label]="$SUITE_REASON"
@@ -455,15 +455,15 @@ for suite in "${SUITES[@]}"; do
     fi
     # Whatever is there now (new root, or the old one kept), probe it.
     for spec in "${specs[@]}"; do
-        label="${spec%%:*}"
-        for entry in "${INTERPRETERS[@]}"; do
-            read -r l s minor <<<"$entry"
-            [[ "$l" == "$label" ]] || continue
-            keep="${REASON[$label]:-}"
-            if ! probe "$label" "$suite" "$minor"; then
-                [[ -n "$keep" ]] && REASON[$label]="$keep"
-            fi
-        done
+        label="${spec%%:*}" minor="${spec##*:}"
+        keep="${REASON[$label]:-}"
+        if probe "$label" "$suite" "$minor"; then
+            rm -f "$CACHE/state/$label.failed"
+        else
+            [[ -n "$keep" ]] && REASON[$label]="$keep"
+            printf '%s %s\n' "$now" "$(printf '%s' "${REASON[$label]:-unknown failure}" | tr '\t\n' '  ')" \
+                >"$CACHE/state/$label.failed"
+        fi
     done
 done
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing pymemd needs, from Debian's packages; a no-op when all of it
+# is there. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+packages=(
+    gcc meson ninja-build pkg-config        # build
+    libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
+    libcmocka-dev                           # unit tests
+    python3 util-linux binutils             # integration tests (target scripts, setpriv, nm)
+    ca-certificates dpkg                    # Debian interpreters for the test matrix
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps.sh: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1147 @@
+#!/usr/bin/python3
+"""Integration matrix for pymemd: every CPython on the machine, every scenario.
+
+For each interpreter found (pyenv versions, the system /usr/bin/python3, the
+Debian interpreters listed in the manifest written by debian-pythons.sh) and
+each scenario of target.py, start the target, read the ground truth it prints
+about itself, run `pymemd --once --pid PID` and compare the PROCESS object
+field by field (DESIGN.md section 2 and 4).  Then a few one-off cases: a PID
+that is gone, a process that is not Python, several targets in one call,
+--match, and a target pymemd is not allowed to read.
+
+    /usr/bin/python3 run_matrix.py --pymemd build/pymemd [--only LABEL]...
+                                   [--jobs 2] [--keep-dir DIR]
+
+Standard library only (Python 3.9+), no pytest.  Prints one line per
+(interpreter, scenario): PASS, FAIL: <what differed> or SKIP: <reason>, then a
+summary, then exactly `N passed, M failed, K skipped`.
+
+Exit status: 0 when nothing failed and at least one interpreter ran; 1 when
+something failed; 77 (meson's "skipped") when nothing failed but no
+interpreter could run (e.g. no permission to read other processes); 2 on a
+usage error.
+
+Accepted outcomes that are not plain equality, on purpose:
+  * 3.6 and 3.7: pymemd may answer status "unsupported" with an error that
+    names the version; otherwise the values must be exact like 3.8+.
+  * generation 0 count: |pymemd - target| <= 20 (the target allocates a
+    little while printing); pymalloc.allocated_blocks: pymemd - target in
+    [0, 50] (the target keeps what it allocates after printing alive).
+  * pymalloc fields null only for a stripped, static 3.8-3.11 (Debian's
+    /usr/bin/python3.11), whose obmalloc counters are static symbols that
+    are gone; the reason must be in `error` (or a *reason/error field of
+    `pymalloc`).  Reported as "n/a (reason)", not a failure.
+  * memory.rss_bytes within 10% of VmRSS read by this driver just before
+    and just after pymemd ran.
+  * a PID that does not exist: a PROCESS with status "gone", or, if pymemd
+    leaves it out of the document, a non-zero exit with a message on stderr.
+"""
+
+import argparse
+import concurrent.futures
+import fnmatch
+import json
+import os
+import random
+import re
+import select
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET = os.path.join(HERE, "target.py")
+
+SCENARIOS = [
+    ("default", []),
+    ("threads", ["--threads", "3"]),
+    ("freeze", ["--freeze"]),
+    ("disable", ["--disable"]),
+    ("garbage", ["--garbage", "5"]),
+]
+
+TARGET_TIMEOUT = 30.0   # seconds to wait for the target's JSON line
+PYMEMD_TIMEOUT = 30.0   # seconds for one `pymemd --once`
+GEN0_TOLERANCE = 20
+BLOCKS_SLACK = 50
+RSS_TOLERANCE = 0.10
+DURATION_RTOL = 1e-9
+PTRACE_REASON = "needs CAP_SYS_PTRACE (or same uid with ptrace_scope 0)"
+NOBODY = 65534
+
+
+class Stopping(Exception):
+    """Raised in worker threads once the run is being torn down."""
+
+
+# --------------------------------------------------------------------------
+# Children: every process this driver starts is registered here, in its own
+# session (so its whole process group can be killed), and reaped on every
+# path, including Ctrl-C and SIGTERM (meson's timeout).
+
+class Children(object):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.procs = set()
+        self.stopping = False
+
+    def spawn(self, argv, **kw):
+        with self.lock:
+            if self.stopping:
+                raise Stopping()
+            p = subprocess.Popen(argv, start_new_session=True, **kw)
+            self.procs.add(p)
+            return p
+
+    def reap(self, p):
+        """Kill p's process group and wait for p.  Safe to call twice."""
+        with self.lock:
+            if p.returncode is None:
+                # p is not reaped yet, so its pid (= its pgid) cannot have
+                # been reused: killing the group is safe.  SIGCONT first so
+                # that nothing stays stopped even if SIGKILL were ignored.
+                for sig in (signal.SIGCONT, signal.SIGKILL):
+                    try:
+                        os.killpg(p.pid, sig)
+                    except OSError:
+                        pass
+            self.procs.discard(p)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    def stop_all(self):
+        with self.lock:
+            self.stopping = True
+            procs = list(self.procs)
+        for p in procs:
+            self.reap(p)
+
+
+CHILDREN = Children()
+PRINT_LOCK = threading.Lock()
+
+
+def say(line):
+    with PRINT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def short(text, n=300):
+    text = text if isinstance(text, str) else repr(text)
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n] + "..."
+
+
+# --------------------------------------------------------------------------
+# Interpreters
+
+class Interp(object):
+    def __init__(self, label, cmd, source, version=None, skip=None, path=None):
+        self.label = label
+        self.cmd = cmd            # argv prefix that runs a script
+        self.source = source      # pyenv | system | debian
+        self.version = version
+        self.hexversion = None
+        self.skip = skip          # reason, or None
+        self.path = path
+        self.notes = []
+
+
+PROBE = ("import platform, sys; print(platform.python_implementation()); "
+         "print(platform.python_version()); print(sys.hexversion)")
+
+
+def clean_env():
+    """The environment targets run in: no PYTHON* variables from outside
+    (PYTHONMALLOC=malloc would switch pymalloc off, PYTHONPATH could shadow
+    modules).  A Debian wrapper script may set its own."""
+    env = dict((k, v) for k, v in os.environ.items()
+               if not k.startswith("PYTHON"))
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def probe(interp):
+    """Fill interp.version/hexversion or set interp.skip."""
+    try:
+        r = subprocess.run(interp.cmd + ["-c", PROBE], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=clean_env(), timeout=30,
+                           universal_newlines=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        interp.skip = "cannot run %s: %s" % (" ".join(interp.cmd), e)
+        return
+    lines = r.stdout.split()
+    if r.returncode != 0 or len(lines) != 3:
+        interp.skip = "probe of %s failed (exit %d): %s" % (
+            " ".join(interp.cmd), r.returncode, short(r.stderr or r.stdout, 200))
+        return
+    impl, version, hexversion = lines
+    interp.version = version
+    interp.hexversion = int(hexversion)
+    if impl != "CPython" or not version.startswith("3."):
+        interp.skip = "not CPython 3 (%s %s)" % (impl, version)
+    elif (interp.hexversion >> 16) < 0x0306:
+        interp.skip = "CPython %s is older than 3.6" % version
+
+
+def pyenv_root():
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return root
+    exe = shutil.which("pyenv")
+    if exe:
+        try:
+            r = subprocess.run([exe, "root"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, timeout=10,
+                               universal_newlines=True)
+            if r.returncode == 0 and r.stdout.strip():
+                return r.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return os.path.expanduser("~/.pyenv")
+
+
+def version_key(name):
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
+
+
+def pyenv_interps():
+    root = pyenv_root()
+    vdir = os.path.join(root, "versions")
+    out = []
+    if not os.path.isdir(vdir):
+        return out, "pyenv: no %s (PYENV_ROOT, `pyenv root`, ~/.pyenv)" % vdir
+    for name in sorted(os.listdir(vdir), key=version_key):
+        bindir = os.path.join(vdir, name, "bin")
+        exe = None
+        m = re.match(r"^(\d+)\.(\d+)(?:\.\d+)?(?:[a-z]+\d*)?(t?)$", name)
+        cands = []
+        if m:
+            cands.append("python%s.%s%s" % (m.group(1), m.group(2), m.group(3)))
+        if os.path.isdir(bindir):
+            cands += sorted(f for f in os.listdir(bindir)
+                            if re.match(r"^python\d+\.\d+t?$", f))
+        cands += ["python3", "python"]
+        for c in cands:
+            p = os.path.join(bindir, c)
+            if os.path.isfile(p) and os.access(p, os.X_OK):
+                exe = p
+                break
+        it = Interp("pyenv-" + name, [exe] if exe else [], "pyenv", path=exe)
+        if exe is None:
+            it.skip = "no python executable in %s" % bindir
+        out.append(it)
+    return out, None
+
+
+def system_interp():
+    path = "/usr/bin/python3"
+    if not os.path.exists(path):
+        it = Interp("system", [], "system")
+        it.skip = "%s does not exist" % path
+        return it
+    it = Interp("system", [path], "system", path=os.path.realpath(path))
+    return it
+
+
+def cache_dir():
+    return os.environ.get("PYMEMD_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "pymemd")
+
+
+def debian_interps():
+    manifest = os.path.join(cache_dir(), "debian", "interpreters.tsv")
+    if not os.path.exists(manifest):
+        return [], ("debian: manifest %s is missing (tests/integration/"
+                    "debian-pythons.sh creates it)" % manifest)
+    out = []
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = line.split("\t")
+            if len(fields) < 3:
+                it = Interp("debian-line%d" % n, [], "debian")
+                it.skip = "malformed manifest line %d: %r" % (n, line)
+                out.append(it)
+                continue
+            label, version, rest = fields[0], fields[1], "\t".join(fields[2:])
+            if not label.startswith("debian"):
+                label = "debian-" + label
+            if version == "skip":
+                it = Interp(label, [], "debian")
+                it.skip = rest or "skipped by debian-pythons.sh (no reason given)"
+                out.append(it)
+                continue
+            cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
+            it = Interp(label, cmd, "debian", version=version, path=cmd[0] if cmd else None)
+            if not cmd or not os.path.exists(cmd[0]):
+                it.skip = "listed in the manifest but %r does not exist" % rest
+            it.notes.append("manifest version %s" % version)
+            out.append(it)
+    if not out:
+        return [], "debian: manifest %s lists no interpreters" % manifest
+    return out, None
+
+
+def enumerate_interps():
+    """All interpreters (usable or skipped) plus skip lines for whole sources."""
+    interps = []
+    source_skips = []
+    lst, why = pyenv_interps()
+    interps += lst
+    if why:
+        source_skips.append(why)
+    interps.append(system_interp())
+    lst, why = debian_interps()
+    interps += lst
+    if why:
+        source_skips.append(why)
+    for it in interps:
+        if it.skip:
+            continue
+        manifest_version = it.version
+        probe(it)
+        if it.source == "system" and it.version:
+            it.label = "system-%s" % it.version
+        if (manifest_version and it.version and manifest_version != it.version
+                and not it.skip):
+            it.notes.append("manifest says %s, interpreter says %s"
+                            % (manifest_version, it.version))
+    return interps, source_skips
+
+
+# --------------------------------------------------------------------------
+# Facts about a running target, read by the driver itself.
+
+def read_vmrss(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+        return data[data.rindex(")") + 2]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def elf_has_symtab(path):
+    """True/False whether the ELF file has a .symtab, None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            eh = f.read(64)
+            if len(eh) < 64 or eh[:4] != b"\x7fELF" or eh[4] != 2:
+                return None
+            shoff = struct.unpack_from("<Q", eh, 0x28)[0]
+            shentsize, shnum = struct.unpack_from("<HH", eh, 0x3A)
+            if not shoff or not shnum or shentsize < 64:
+                return False
+            f.seek(shoff)
+            sh = f.read(shentsize * shnum)
+            for i in range(shnum):
+                if len(sh) < i * shentsize + 8:
+                    break
+                if struct.unpack_from("<I", sh, i * shentsize + 4)[0] == 2:
+                    return True   # SHT_SYMTAB
+            return False
+    except OSError:
+        return None
+
+
+def python_module(pid):
+    """(path, kind, stripped) of the module holding the interpreter:
+    libpython3.X.so (kind "shared") or the python3.X executable ("static")."""
+    lib = exe = None
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) < 6:
+                    continue
+                path = parts[5].strip()
+                base = os.path.basename(path)
+                if re.match(r"^libpython3\.\d+[a-z]*\.so", base):
+                    lib = lib or path
+                elif re.match(r"^python3(\.\d+[a-z]*)?$", base):
+                    exe = exe or path
+    except OSError:
+        return None, None, None
+    if lib:
+        return lib, "shared", elf_has_symtab(lib) is False
+    if exe:
+        return exe, "static", elf_has_symtab(exe) is False
+    return None, None, None
+
+
+# --------------------------------------------------------------------------
+# Running things
+
+def read_line(p, timeout):
+    """First line of p's stdout within timeout, or raise RuntimeError."""
+    fd = p.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError("no JSON line from the target within %.0f s" % timeout)
+        r, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if CHILDREN.stopping:
+            raise Stopping()
+        if not r:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError("target exited before printing its JSON line")
+        buf += chunk
+    return buf.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
+class Target(object):
+    """A running target.py with its ground truth."""
+
+    def __init__(self, interp, args, keep_dir=None, name=""):
+        self.interp = interp
+        self.tag = "pymemd-test-%016x" % random.getrandbits(64)
+        self.errf = tempfile.TemporaryFile()
+        self.p = CHILDREN.spawn(interp.cmd + [TARGET] + args + ["--tag", self.tag],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=self.errf, env=clean_env(), cwd="/")
+        self.truth = None
+        self.pid = None
+        try:
+            line = read_line(self.p, TARGET_TIMEOUT)
+            self.truth = json.loads(line)
+        except RuntimeError as e:
+            raise RuntimeError("%s; stderr: %s" % (e, short(self.stderr(), 400)))
+        except ValueError as e:
+            raise RuntimeError("target printed no JSON (%s): %s" % (e, short(line)))
+        self.pid = int(self.truth["pid"])
+        if keep_dir:
+            with open(os.path.join(keep_dir, "%s.%d.truth.json" % (name, self.pid)),
+                      "w") as f:
+                json.dump(self.truth, f, indent=1, sort_keys=True)
+
+    def stderr(self):
+        try:
+            self.errf.seek(0)
+            return self.errf.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def close(self):
+        CHILDREN.reap(self.p)
+        try:
+            self.errf.close()
+        except OSError:
+            pass
+
+
+class PymemdRun(object):
+    def __init__(self, rc, out, err, timed_out=False):
+        self.rc = rc
+        self.out = out
+        self.err = err
+        self.timed_out = timed_out
+        self.doc = None
+        self.parse_error = None
+        if timed_out:
+            self.parse_error = "pymemd did not finish within %.0f s" % PYMEMD_TIMEOUT
+            return
+        try:
+            self.doc = json.loads(out) if out.strip() else None
+        except ValueError as e:
+            self.parse_error = "pymemd stdout is not JSON (%s): %s" % (e, short(out, 200))
+            return
+        if self.doc is None:
+            self.parse_error = "pymemd printed nothing on stdout"
+        elif not isinstance(self.doc, dict) or not isinstance(self.doc.get("processes"), list):
+            self.parse_error = "pymemd JSON has no \"processes\" list: %s" % short(out, 200)
+            self.doc = None
+
+    def describe(self):
+        return "exit %s, stderr: %s" % (self.rc, short(self.err, 300) or "(empty)")
+
+    def processes(self, pid):
+        if not self.doc:
+            return []
+        return [pr for pr in self.doc["processes"]
+                if isinstance(pr, dict) and pr.get("pid") == pid]
+
+
+def run_pymemd(pymemd, args, prefix=(), timeout=PYMEMD_TIMEOUT):
+    p = CHILDREN.spawn(list(prefix) + [pymemd] + list(args), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        CHILDREN.reap(p)
+        return PymemdRun(None, "", "", timed_out=True)
+    finally:
+        CHILDREN.reap(p)
+    return PymemdRun(p.returncode, out.decode("utf-8", "replace"),
+                     err.decode("utf-8", "replace"))
+
+
+def check_document(run):
+    """Problems with the top-level document (DESIGN.md section 4)."""
+    bad = []
+    top = run.doc.get("pymemd")
+    if not isinstance(top, dict):
+        bad.append("document: no \"pymemd\" object")
+    else:
+        if not isinstance(top.get("version"), str):
+            bad.append("pymemd.version: expected a string, got %r" % (top.get("version"),))
+        for k in ("started_at", "interval_seconds"):
+            if not isinstance(top.get(k), (int, float)) or isinstance(top.get(k), bool):
+                bad.append("pymemd.%s: expected a number, got %r" % (k, top.get(k)))
+    return bad
+
+
+# --------------------------------------------------------------------------
+# The comparison
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class Verdict(object):
+    def __init__(self):
+        self.diffs = []
+        self.notes = []
+        self.unsupported = None   # the accepted "unsupported" reason
+
+    def diff(self, key, expected, got):
+        self.diffs.append("%s: expected %s, got %s" % (key, expected, got))
+
+    def eq(self, key, expected, got):
+        # Booleans must stay booleans, numbers numbers: json gives both.
+        if type(expected) is not type(got) or expected != got:
+            if not (is_int(expected) and is_int(got) and expected == got):
+                self.diff(key, json.dumps(expected), json.dumps(got))
+
+    @property
+    def ok(self):
+        return not self.diffs
+
+    def line(self):
+        if self.diffs:
+            return "FAIL: " + "; ".join(self.diffs)
+        text = "PASS"
+        if self.unsupported is not None:
+            text += " (unsupported, accepted: %s)" % short(self.unsupported, 160)
+        if self.notes:
+            text += " (" + "; ".join(self.notes) + ")"
+        return text
+
+
+def compare(truth, proc, run, target, rss_before, rss_after, v=None):
+    """Compare one PROCESS object with the target's ground truth."""
+    v = v or Verdict()
+    hexv = truth["hexversion"]
+    minor = (hexv >> 16) & 0xFF
+    status = proc.get("status")
+    error = proc.get("error")
+
+    if status == "unsupported" and minor in (6, 7):
+        want = "3.%d" % minor
+        if not isinstance(error, str) or want not in error:
+            v.diff("error", "a reason naming %s for status \"unsupported\"" % want,
+                   json.dumps(error))
+        else:
+            v.unsupported = error
+        return v
+    if status != "ok":
+        v.diff("status", "\"ok\"", "%s (error: %s)" % (json.dumps(status), short(error, 200)))
+        return v
+    if run.rc != 0:
+        v.diff("exit status", 0, "%s (%s)" % (run.rc, short(run.err, 200)))
+
+    if not isinstance(proc.get("cmdline"), str) or target.tag not in proc["cmdline"]:
+        v.diff("cmdline", "to contain %s" % target.tag, short(json.dumps(proc.get("cmdline")), 200))
+
+    py = proc.get("python") or {}
+    v.eq("python.version", truth["version"], py.get("version"))
+    v.eq("python.hexversion", hexv, py.get("hexversion"))
+
+    gc = proc.get("gc")
+    if not isinstance(gc, dict):
+        v.diff("gc", "an object", json.dumps(gc))
+        gc = {}
+    v.eq("gc.enabled", truth["isenabled"], gc.get("enabled"))
+    v.eq("gc.collecting", False, gc.get("collecting"))
+    v.eq("gc.frozen", truth["get_freeze_count"], gc.get("frozen"))
+    v.eq("gc.garbage", truth["garbage"], gc.get("garbage"))
+
+    gens = gc.get("generations")
+    stats = truth["get_stats"]
+    if not isinstance(gens, list) or len(gens) != len(stats):
+        v.diff("gc.generations", "a list of %d" % len(stats), short(json.dumps(gens), 200))
+        gens = []
+    for i, g in enumerate(gens):
+        key = "gc.generations[%d]" % i
+        if not isinstance(g, dict):
+            v.diff(key, "an object", json.dumps(g))
+            continue
+        st = stats[i]
+        v.eq(key + ".generation", i, g.get("generation"))
+        v.eq(key + ".threshold", truth["get_threshold"][i], g.get("threshold"))
+        for k in ("collections", "collected", "uncollectable"):
+            v.eq(key + "." + k, st[k], g.get(k))
+        exp_count = truth["get_count"][i]
+        got_count = g.get("count")
+        if i == 0:
+            if not is_int(got_count) or abs(got_count - exp_count) > GEN0_TOLERANCE:
+                v.diff(key + ".count", "%d (+-%d)" % (exp_count, GEN0_TOLERANCE),
+                       json.dumps(got_count))
+        else:
+            v.eq(key + ".count", exp_count, got_count)
+        if "candidates" in st or "duration" in st:
+            v.eq(key + ".candidates", st.get("candidates"), g.get("candidates"))
+            exp_d = st.get("duration")
+            got_d = g.get("duration_seconds")
+            if exp_d is None:
+                v.eq(key + ".duration_seconds", None, got_d)
+            elif (not isinstance(got_d, (int, float)) or isinstance(got_d, bool)
+                  or abs(got_d - exp_d) > DURATION_RTOL * max(abs(exp_d), 1e-300)):
+                v.diff(key + ".duration_seconds", repr(exp_d), json.dumps(got_d))
+        else:
+            for k in ("candidates", "duration_seconds"):
+                if g.get(k, "missing") is not None:
+                    v.diff(key + "." + k, "null before 3.15", json.dumps(g.get(k, "missing")))
+
+    v.eq("threads", truth["active_count"], proc.get("threads"))
+
+    # pymalloc
+    pm = proc.get("pymalloc")
+    if not isinstance(pm, dict):
+        v.diff("pymalloc", "an object", json.dumps(pm))
+        pm = {}
+    mod_path, kind, stripped = python_module(target.pid)
+    nulls = [k for k in ("arenas", "arenas_highwater", "arena_bytes", "allocated_blocks")
+             if pm.get(k) is None]
+    reason = None
+    if nulls:
+        reasons = [error] + [pm.get(k) for k in pm if "reason" in k or "error" in k or k == "note"]
+        reasons = [r for r in reasons if isinstance(r, str) and r.strip()]
+        may_be_null = kind == "static" and stripped and 8 <= minor <= 11
+        if not may_be_null:
+            v.diff("pymalloc." + ",".join(nulls), "numbers (%s %s build%s)" % (
+                truth["version"], kind, ", stripped" if stripped else ""), "null")
+        elif not reasons:
+            v.diff("pymalloc", "a reason in error or pymalloc.*reason for null %s"
+                   % ",".join(nulls), "none")
+        else:
+            reason = reasons[0]
+            v.notes.append("pymalloc %s n/a (%s)" % (",".join(nulls), short(reason, 120)))
+    if error is not None and reason is None:
+        v.diff("error", "null", json.dumps(error))
+
+    blocks = pm.get("allocated_blocks")
+    if blocks is not None:
+        exp = truth["allocated_blocks"]
+        if not is_int(blocks) or not (0 <= blocks - exp <= BLOCKS_SLACK):
+            v.diff("pymalloc.allocated_blocks", "%d..%d" % (exp, exp + BLOCKS_SLACK),
+                   json.dumps(blocks))
+    if truth.get("arenas") is None:
+        v.notes.append("target's _debugmallocstats gave no arena lines")
+    else:
+        for k in ("arenas", "arenas_highwater"):
+            if pm.get(k) is not None:
+                v.eq("pymalloc." + k, truth[k], pm.get(k))
+        if pm.get("arena_bytes") is not None and truth.get("arena_size"):
+            v.eq("pymalloc.arena_bytes", truth["arenas"] * truth["arena_size"],
+                 pm.get("arena_bytes"))
+
+    # memory
+    mem = proc.get("memory")
+    if not isinstance(mem, dict):
+        v.diff("memory", "an object", json.dumps(mem))
+        mem = {}
+    rss = mem.get("rss_bytes")
+    refs = [r for r in (rss_before, rss_after) if r]
+    if not is_int(rss):
+        v.diff("memory.rss_bytes", "a number", json.dumps(rss))
+    elif refs and not any(abs(rss - r) <= RSS_TOLERANCE * r for r in refs):
+        v.diff("memory.rss_bytes", "VmRSS %s (+-10%%)" % "/".join(str(r) for r in refs), rss)
+    peak = mem.get("peak_rss_bytes")
+    if not is_int(peak) or (is_int(rss) and peak < rss):
+        v.diff("memory.peak_rss_bytes", ">= rss_bytes %s" % (rss,), json.dumps(peak))
+    return v
+
+
+def measure(pymemd, targets, args):
+    """Run pymemd over running targets; return (run, {pid: (before, after)})."""
+    before = dict((t.pid, read_vmrss(t.pid)) for t in targets)
+    run = run_pymemd(pymemd, args)
+    rss = dict((t.pid, (before[t.pid], read_vmrss(t.pid))) for t in targets)
+    return run, rss
+
+
+def judge(target, run, rss, v=None):
+    """Verdict for one target from a pymemd run."""
+    v = v or Verdict()
+    state = proc_state(target.pid)
+    if state in ("T", "t"):
+        v.diff("target state", "running or sleeping", "stopped (%s) after pymemd exited" % state)
+    if run.parse_error:
+        v.diff("pymemd", "a JSON document", "%s (%s)" % (run.parse_error, run.describe()))
+        return v
+    for problem in check_document(run):
+        v.diffs.append(problem)
+    procs = run.processes(target.pid)
+    if len(procs) != 1:
+        v.diff("processes", "exactly one PROCESS with pid %d" % target.pid, len(procs))
+        return v
+    return compare(target.truth, procs[0], run, target, rss[0], rss[1], v)
+
+
+def save(keep_dir, name, run):
+    if keep_dir:
+        with open(os.path.join(keep_dir, name + ".pymemd.json"), "w") as f:
+            f.write(run.out)
+        with open(os.path.join(keep_dir, name + ".pymemd.stderr"), "w") as f:
+            f.write(run.err)
+
+
+# --------------------------------------------------------------------------
+# Results
+
+class Results(object):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.passed = self.failed = self.skipped = 0
+        self.by_interp = {}
+
+    def report(self, label, scenario, kind, text):
+        with self.lock:
+            if kind == "PASS":
+                self.passed += 1
+            elif kind == "FAIL":
+                self.failed += 1
+            else:
+                self.skipped += 1
+            self.by_interp.setdefault(label, []).append((scenario, kind, text))
+        say("%-22s %-9s %s" % (label, scenario, text))
+
+
+RESULTS = Results()
+
+
+def run_interp(interp, pymemd, keep_dir):
+    """All scenarios of one interpreter, one after another."""
+    info = {"module": None, "unsupported": None, "ok_default": False}
+    for scen, args in SCENARIOS:
+        target = None
+        name = "%s.%s" % (interp.label, scen)
+        try:
+            try:
+                target = Target(interp, args, keep_dir, name)
+            except (RuntimeError, OSError) as e:
+                RESULTS.report(interp.label, scen, "FAIL", "FAIL: target: %s" % e)
+                continue
+            if info["module"] is None:
+                info["module"] = python_module(target.pid)
+            run, rss = measure(pymemd, [target], ["--once", "--pid", str(target.pid)])
+            save(keep_dir, name, run)
+            v = judge(target, run, rss[target.pid])
+            if v.unsupported is not None:
+                info["unsupported"] = v.unsupported
+            if v.ok and v.unsupported is None and scen == "default":
+                info["ok_default"] = True
+            RESULTS.report(interp.label, scen, "PASS" if v.ok else "FAIL", v.line())
+        finally:
+            if target is not None:
+                target.close()
+    return info
+
+
+# --------------------------------------------------------------------------
+# Permission check
+
+PTRACE_CHECK = r'''
+import ctypes, os, sys
+pid = int(sys.argv[1])
+try:
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read().splitlines()
+except OSError as e:
+    print("cannot read /proc/%d/maps: %s" % (pid, e.strerror)); sys.exit(1)
+addr = None
+for line in maps:
+    parts = line.split()
+    if len(parts) > 1 and parts[1].startswith("r"):
+        addr = int(parts[0].split("-")[0], 16)
+        break
+if addr is None:
+    print("no readable mapping"); sys.exit(1)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+libc = ctypes.CDLL(None, use_errno=True)
+f = libc.process_vm_readv
+f.restype = ctypes.c_ssize_t
+f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
+              ctypes.c_ulong, ctypes.c_ulong]
+buf = ctypes.create_string_buffer(8)
+local = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
+remote = iovec(addr, 8)
+n = f(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+if n != 8:
+    print("process_vm_readv: %s" % os.strerror(ctypes.get_errno())); sys.exit(1)
+'''
+
+
+def check_ptrace():
+    """Whether a process that is NOT the target's parent (like pymemd) may
+    process_vm_readv it: start `sleep` and read it from a sibling."""
+    sleeper = CHILDREN.spawn(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.05)
+        r = subprocess.run([sys.executable, "-c", PTRACE_CHECK, str(sleeper.pid)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30, universal_newlines=True)
+        if r.returncode == 0:
+            return True, None
+        return False, "%s: %s" % (PTRACE_REASON, short(r.stdout, 200))
+    finally:
+        CHILDREN.reap(sleeper)
+
+
+# --------------------------------------------------------------------------
+# One-off cases
+
+def misc_gone(pymemd):
+    p = CHILDREN.spawn(["true"], stdin=subprocess.DEVNULL)
+    CHILDREN.reap(p)
+    pid = p.pid
+    if os.path.exists("/proc/%d" % pid):
+        return "SKIP", "SKIP: pid %d was reused before the test could run" % pid
+    run = run_pymemd(pymemd, ["--once", "--pid", str(pid)])
+    if run.timed_out:
+        return "FAIL", "FAIL: %s" % run.parse_error
+    procs = run.processes(pid)
+    if len(procs) == 1:
+        st = procs[0].get("status")
+        if st == "gone":
+            return "PASS", "PASS (status \"gone\", exit %s, error: %s)" % (
+                run.rc, short(procs[0].get("error"), 120))
+        return "FAIL", "FAIL: status: expected \"gone\", got %s (error: %s)" % (
+            json.dumps(st), short(procs[0].get("error"), 200))
+    if not procs and run.rc not in (0, None) and run.err.strip():
+        return "PASS", "PASS (no PROCESS; exit %s: %s)" % (run.rc, short(run.err, 160))
+    return "FAIL", "FAIL: expected a PROCESS with status \"gone\" or a non-zero exit " \
+        "with a message; got %d PROCESS objects, %s" % (len(procs), run.describe())
+
+
+def misc_not_python(pymemd):
+    sleeper = CHILDREN.spawn(["sleep", "100"], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.05)
+        run = run_pymemd(pymemd, ["--once", "--pid", str(sleeper.pid)])
+        if run.parse_error:
+            return "FAIL", "FAIL: %s (%s)" % (run.parse_error, run.describe())
+        procs = run.processes(sleeper.pid)
+        if len(procs) != 1:
+            return "FAIL", "FAIL: expected one PROCESS for pid %d, got %d" % (
+                sleeper.pid, len(procs))
+        st, err = procs[0].get("status"), procs[0].get("error")
+        if st != "unsupported":
+            return "FAIL", "FAIL: status: expected \"unsupported\", got %s (error: %s)" % (
+                json.dumps(st), short(err, 200))
+        if not isinstance(err, str) or not re.search(r"python", err, re.I):
+            return "FAIL", "FAIL: error: expected a text saying it is not a Python " \
+                "process, got %s" % json.dumps(err)
+        return "PASS", "PASS (error: %s)" % short(err, 120)
+    finally:
+        CHILDREN.reap(sleeper)
+
+
+def misc_multi(pymemd, interps, keep_dir):
+    targets = []
+    try:
+        for i, it in enumerate(interps):
+            targets.append(Target(it, [], keep_dir, "misc.multi-pid.%d" % i))
+        args = ["--once"]
+        for t in targets:
+            args += ["--pid", str(t.pid)]
+        run, rss = measure(pymemd, targets, args)
+        save(keep_dir, "misc.multi-pid", run)
+        v = Verdict()
+        if run.doc is not None:
+            extra = sorted(set(pr.get("pid") for pr in run.doc["processes"]
+                               if isinstance(pr, dict)) - set(t.pid for t in targets))
+            if extra:
+                v.diff("processes", "only pids %s" % [t.pid for t in targets], "also %s" % extra)
+        for t in targets:
+            sub = judge(t, run, rss[t.pid])
+            v.diffs += ["[%s pid %d] %s" % (t.interp.label, t.pid, d) for d in sub.diffs]
+            v.notes += ["%s: %s" % (t.interp.label, n) for n in sub.notes]
+        if v.ok:
+            v.notes.insert(0, " + ".join(t.interp.label for t in targets))
+        return ("PASS" if v.ok else "FAIL"), v.line()
+    except (RuntimeError, OSError) as e:
+        return "FAIL", "FAIL: target: %s" % e
+    finally:
+        for t in targets:
+            t.close()
+
+
+def misc_match(pymemd, interp, keep_dir):
+    target = None
+    try:
+        target = Target(interp, [], keep_dir, "misc.match")
+        # "[x]yz" matches "xyz" but not itself, so pymemd's own command line
+        # (which holds the regex) cannot match.
+        tag = target.tag
+        regex = "%s[%s]%s" % (tag[:-4], tag[-4], tag[-3:])
+        run, rss = measure(pymemd, [target], ["--once", "--match", regex])
+        save(keep_dir, "misc.match", run)
+        v = Verdict()
+        if run.doc is not None:
+            pids = [pr.get("pid") for pr in run.doc["processes"] if isinstance(pr, dict)]
+            if pids != [target.pid]:
+                v.diff("processes", "only pid %d (%s)" % (target.pid, interp.label),
+                       "pids %s" % pids)
+        if v.ok:
+            v = judge(target, run, rss[target.pid], v)
+        if v.ok:
+            v.notes.insert(0, "%s, --match %s" % (interp.label, regex))
+        return ("PASS" if v.ok else "FAIL"), v.line()
+    except (RuntimeError, OSError) as e:
+        return "FAIL", "FAIL: target: %s" % e
+    finally:
+        if target is not None:
+            target.close()
+
+
+def misc_denied(pymemd, interp, keep_dir):
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return "SKIP", "SKIP: setpriv (util-linux) is not installed"
+    if os.geteuid() != 0:
+        return "SKIP", "SKIP: needs root to run pymemd as another user (uid %d)" % os.geteuid()
+    prefix = [setpriv, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+    tmpdir = None
+    target = None
+    try:
+        exe = pymemd
+        r = subprocess.run(prefix + ["test", "-x", exe], timeout=10)
+        if r.returncode != 0:
+            # The build directory may not be reachable for nobody.
+            tmpdir = tempfile.mkdtemp(prefix="pymemd-denied-")
+            os.chmod(tmpdir, 0o755)
+            exe = os.path.join(tmpdir, "pymemd")
+            shutil.copy2(pymemd, exe)
+            os.chmod(exe, 0o755)
+        target = Target(interp, [], keep_dir, "misc.denied")
+        run = run_pymemd(exe, ["--once", "--pid", str(target.pid)], prefix=prefix)
+        save(keep_dir, "misc.denied", run)
+        if run.parse_error:
+            return "FAIL", "FAIL: %s (%s)" % (run.parse_error, run.describe())
+        procs = run.processes(target.pid)
+        if len(procs) != 1:
+            return "FAIL", "FAIL: expected one PROCESS for pid %d, got %d (%s)" % (
+                target.pid, len(procs), run.describe())
+        st, err = procs[0].get("status"), procs[0].get("error")
+        if st != "denied":
+            return "FAIL", "FAIL: status: expected \"denied\", got %s (error: %s)" % (
+                json.dumps(st), short(err, 200))
+        if not isinstance(err, str) or "CAP_SYS_PTRACE" not in err:
+            return "FAIL", "FAIL: error: expected a text mentioning CAP_SYS_PTRACE, got %s" % (
+                json.dumps(err))
+        return "PASS", "PASS (pymemd as uid %d vs root-owned %s target; error: %s)" % (
+            NOBODY, interp.label, short(err, 120))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        return "FAIL", "FAIL: %s" % e
+    finally:
+        if target is not None:
+            target.close()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pymemd", required=True, help="the pymemd binary to test")
+    ap.add_argument("--only", action="append", default=[], metavar="LABEL",
+                    help="run only interpreters with this label (glob; repeatable), "
+                         "e.g. pyenv-3.12.1, 'debian-*'")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="interpreters tested in parallel (default 2)")
+    ap.add_argument("--keep-dir", metavar="DIR",
+                    help="write every target's ground truth and pymemd's output here")
+    opts = ap.parse_args()
+
+    pymemd = os.path.abspath(opts.pymemd)
+    if not (os.path.isfile(pymemd) and os.access(pymemd, os.X_OK)):
+        sys.stderr.write("run_matrix.py: %s is not an executable file\n" % pymemd)
+        return 2
+    if opts.keep_dir:
+        os.makedirs(opts.keep_dir, exist_ok=True)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+
+    started = time.monotonic()
+    say("pymemd integration matrix: %s" % pymemd)
+    say("target: %s" % TARGET)
+    try:
+        return run_all(pymemd, opts, started)
+    except KeyboardInterrupt:
+        say("interrupted: killing all children")
+        return 130
+    finally:
+        CHILDREN.stop_all()
+
+
+def run_all(pymemd, opts, started):
+    interps, source_skips = enumerate_interps()
+    excluded = []
+    if opts.only:
+        keep = []
+        for it in interps:
+            if any(fnmatch.fnmatch(it.label, pat) for pat in opts.only):
+                keep.append(it)
+            else:
+                excluded.append(it.label)
+        interps = keep
+        if not interps:
+            say("no interpreter matches --only %s" % " ".join(opts.only))
+    for why in source_skips:
+        RESULTS.report(why.split(":")[0], "(all)", "SKIP", "SKIP: " + why.split(": ", 1)[1])
+
+    usable = []
+    for it in interps:
+        if it.skip:
+            RESULTS.report(it.label, "(all)", "SKIP", "SKIP: " + it.skip)
+        else:
+            usable.append(it)
+    say("interpreters: %s" % (", ".join("%s (%s)" % (it.label, " ".join(it.cmd))
+                                          for it in usable) or "none"))
+
+    allowed, why = check_ptrace()
+    infos = {}
+    if not allowed:
+        for it in usable:
+            for scen, _ in SCENARIOS:
+                RESULTS.report(it.label, scen, "SKIP", "SKIP: " + why)
+    else:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs))
+        try:
+            futs = dict((pool.submit(run_interp, it, pymemd, opts.keep_dir), it)
+                        for it in usable)
+            pending = set(futs)
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.5)
+                for f in done:
+                    it = futs[f]
+                    try:
+                        infos[it.label] = f.result()
+                    except Stopping:
+                        pass
+                    except Exception as e:   # a bug in this driver: say so
+                        RESULTS.report(it.label, "(all)", "FAIL",
+                                       "FAIL: driver error: %r" % (e,))
+        except BaseException:
+            CHILDREN.stop_all()
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown(wait=True)
+
+    # One-off cases, with interpreters that worked in the matrix.
+    ran_ok = [it for it in usable if infos.get(it.label, {}).get("ok_default")]
+    ran_any = [it for it in usable if it.label in infos]
+    pick = ran_ok or ran_any
+    misc = []
+    misc.append(("gone-pid", lambda: misc_gone(pymemd)))
+    if not allowed:
+        for name in ("not-python", "multi-pid", "match", "denied"):
+            misc.append((name, lambda: ("SKIP", "SKIP: " + why)))
+    elif not pick:
+        misc.append(("not-python", lambda: misc_not_python(pymemd)))
+        for name in ("multi-pid", "match", "denied"):
+            misc.append((name, lambda: ("SKIP", "SKIP: no interpreter ran")))
+    else:
+        # Two different versions for --pid A --pid B when possible.
+        two = [pick[0]] + [it for it in pick[1:] if it.version != pick[0].version][:1]
+        if len(two) < 2:
+            two = [pick[0], pick[0]]
+        misc.append(("not-python", lambda: misc_not_python(pymemd)))
+        misc.append(("multi-pid", lambda: misc_multi(pymemd, two, opts.keep_dir)))
+        misc.append(("match", lambda: misc_match(pymemd, pick[-1], opts.keep_dir)))
+        misc.append(("denied", lambda: misc_denied(pymemd, pick[0], opts.keep_dir)))
+    for name, fn in misc:
+        try:
+            kind, text = fn()
+        except Stopping:
+            raise KeyboardInterrupt()
+        RESULTS.report("misc", name, kind, text)
+
+    # Summary
+    say("")
+    say("== summary (%.1f s) ==" % (time.monotonic() - started))
+    ran = []
+    for it in usable:
+        rows = [r for r in RESULTS.by_interp.get(it.label, []) if r[1] != "SKIP"]
+        if not rows:
+            continue
+        ran.append(it)
+        npass = sum(1 for r in rows if r[1] == "PASS")
+        extra = ""
+        if infos.get(it.label, {}).get("unsupported"):
+            extra = ", reported unsupported: %s" % short(infos[it.label]["unsupported"], 100)
+        mod = infos.get(it.label, {}).get("module") or (None, None, None)
+        build = ""
+        if mod[0]:
+            build = ", %s%s" % (mod[1], " stripped" if mod[2] else "")
+        notes = ("; " + "; ".join(it.notes)) if it.notes else ""
+        say("ran:     %-22s %s (%s%s) %d/%d passed%s%s" % (
+            it.label, it.version, " ".join(it.cmd), build, npass, len(rows), extra, notes))
+    for label, rows in RESULTS.by_interp.items():
+        if label == "misc":
+            continue
+        if any(r[1] != "SKIP" for r in rows):
+            continue
+        reasons = sorted(set(r[2][len("SKIP: "):] for r in rows))
+        say("skipped: %-22s %s" % (label, "; ".join(reasons)))
+    if excluded:
+        say("not selected by --only: %s" % ", ".join(excluded))
+    say("%d passed, %d failed, %d skipped" % (RESULTS.passed, RESULTS.failed, RESULTS.skipped))
+    if RESULTS.failed:
+        return 1
+    if not ran:
+        return 77
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
