@@ -1,13 +1,20 @@
 #include "python/layout.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* The GC state sizes of the 3.14 layout families, from each family's headers: the incremental GC
  * of 3.14.0–3.14.4 (240 bytes) and the generational GC restored in 3.14.5 (264). */
 #define GC_SIZE_314_INCREMENTAL 240
 
-const PyLayout *pylayout_find(uint32_t hexversion, uint64_t gc_size, bool free_threaded,
-                              const char **ret_reason)
+static bool fingerprint_matches(const PyLayout *t, const PyLayoutFingerprint *fp)
+{
+    return fp->runtime_size == t->runtime.size && fp->interp_size == t->interp.size &&
+           fp->gc_size == t->gc.size;
+}
+
+const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp,
+                              bool free_threaded, const char **ret_reason)
 {
     uint32_t minor_hex = hexversion & 0xffff0000u;
 
@@ -20,27 +27,48 @@ const PyLayout *pylayout_find(uint32_t hexversion, uint64_t gc_size, bool free_t
         *ret_reason = "CPython older than 3.8 is not supported";
         return NULL;
     }
-    if (minor_hex == 0x030e0000u && (hexversion < 0x030e0500u ||
-                                     gc_size == GC_SIZE_314_INCREMENTAL)) {
+    if (minor_hex == 0x030e0000u &&
+        (hexversion < 0x030e0500u || (fp && fp->gc_size == GC_SIZE_314_INCREMENTAL))) {
         *ret_reason = "CPython 3.14.0-3.14.4 (incremental GC layout) is not supported; "
                       "3.14.5 and later are";
         return NULL;
     }
+    const PyLayout *found = NULL;
+    size_t candidates = 0;
     for (size_t i = 0; i < pylayout_ntables; i++) {
         const PyLayout *t = &pylayout_tables[i];
         if (hexversion < t->hex_min || hexversion > t->hex_max)
             continue;
-        /* A target that states its GC state size must match the table's, or the table was
-         * built for another layout family. */
-        if (gc_size != 0 && gc_size != t->gc.size) {
-            *ret_reason = "the target's GC state size differs from every known layout of its "
-                          "version";
+        candidates++;
+        /* With debug offsets, the sizes the target reports must be the table's: that is what
+         * picks between layouts of one minor version, and what refuses an unknown one. */
+        if (fp && !fingerprint_matches(t, fp))
+            continue;
+        if (found && !fp) {
+            *ret_reason = "several layouts are known for this version and the target does not "
+                          "say which it has";
             return NULL;
         }
-        return t;
+        found = found ? found : t;
     }
-    *ret_reason = "no layout table for this CPython version (newer than pymemd knows)";
+    if (found)
+        return found;
+    *ret_reason = candidates ? "the target's struct sizes match no known layout of its version "
+                               "(a patch release pymemd has no table for)"
+                             : "no layout table for this CPython version (newer than pymemd knows)";
     return NULL;
+}
+
+PyLayoutFingerprint pylayout_fingerprint(const PyLayout *t, const uint8_t *dbg, size_t len)
+{
+    PyLayoutFingerprint fp = {0};
+    const typeof(t->debug_offsets) *d = &t->debug_offsets;
+    if (d->size == 0 || len < d->size)
+        return fp;
+    memcpy(&fp.runtime_size, dbg + d->runtime_size, 8);
+    memcpy(&fp.interp_size, dbg + d->interp_size, 8);
+    memcpy(&fp.gc_size, dbg + d->gc_size, 8);
+    return fp;
 }
 
 void pylayout_format_version(uint32_t hexversion, char *buf, size_t size)

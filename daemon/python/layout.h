@@ -74,17 +74,19 @@ typedef struct PyLayout {
         uint32_t long_lived_total;
         uint32_t heap_size;            /* Py_ssize_t, 3.14+ */
         PyGcStatsKind stats_kind;
-        uint32_t stats;                /* generation_stats: the array or the ring struct */
-        uint32_t stats_size;           /* size of what `stats` points at, to read it in one go */
+        uint32_t stats;      /* PYGCS_ARRAY: the array; PYGCS_RING: the pointer to struct gc_stats */
+        uint32_t stats_size; /* the array's size, or sizeof(struct gc_stats) */
         /* PYGCS_ARRAY: entry i is at stats + i * stats_entry_size.
-         * PYGCS_RING: generation i's ring is at stats + stats_ring[i].offset, holding
-         * stats_ring[i].len entries; stats_ring[i].index is the offset of its int cursor. */
+         * PYGCS_RING: inside struct gc_stats, generation i's ring is at stats_ring[i].offset,
+         * holding stats_ring[i].len entries; stats_ring[i].index is the offset of its int8_t
+         * cursor, the newest entry. stats_seq: uint32_t bumped around every update. */
         uint32_t stats_entry_size;
         struct {
             uint32_t offset;
             uint32_t len;
             uint32_t index;
         } stats_ring[3];
+        uint32_t stats_seq;
         /* Fields of one stats entry (Py_ssize_t, except duration: double seconds). */
         uint32_t stat_collections;
         uint32_t stat_collected;
@@ -149,11 +151,23 @@ typedef struct PyLayout {
 extern const PyLayout pylayout_tables[];
 extern const size_t pylayout_ntables;
 
-/* Finds the table for a PY_VERSION_HEX. gc_size is the GC state size the target's debug offsets
- * report (0 when unknown); free_threaded whether the target says it is. Returns NULL with a
- * static English reason in *ret_reason when the version is not supported: never a guess. */
-const PyLayout *pylayout_find(uint32_t hexversion, uint64_t gc_size, bool free_threaded,
-                              const char **ret_reason);
+/* What a 3.13+ target's own _Py_DebugOffsets say about its struct sizes: enough to tell apart
+ * layouts that patch releases changed (3.13.5 realigned PyGC_Head; 3.14.5 restored the
+ * generational GC). Zero: unknown. */
+typedef struct PyLayoutFingerprint {
+    uint64_t runtime_size;
+    uint64_t interp_size;
+    uint64_t gc_size;
+} PyLayoutFingerprint;
+
+/* Finds the table for a PY_VERSION_HEX. fp is what the target's debug offsets report (NULL
+ * before 3.13); free_threaded whether the target says it is. Returns NULL with a static English
+ * reason in *ret_reason when the version is not supported: never a guess. */
+const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp,
+                              bool free_threaded, const char **ret_reason);
+
+/* Reads the fingerprint out of a _Py_DebugOffsets image laid out as table t describes. */
+PyLayoutFingerprint pylayout_fingerprint(const PyLayout *t, const uint8_t *dbg, size_t len);
 
 /* Formats a PY_VERSION_HEX as "3.11.2", "3.15.0a3" etc. into buf. */
 void pylayout_format_version(uint32_t hexversion, char *buf, size_t size);

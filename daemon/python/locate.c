@@ -292,8 +292,7 @@ static bool hexversion_from_string(const char *s, uint32_t *ret)
     return true;
 }
 
-static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bias,
-                        uint64_t *ret_gc_size, bool *ret_ft)
+static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bias, bool *ret_ft)
 {
     /* 1. 3.13+: the debug offsets at the start of _PyRuntime name the version. */
     uint8_t head[24];
@@ -342,7 +341,6 @@ static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bia
         *ret_ft = ft;
         return 0;
     }
-    (void)ret_gc_size;
     return -ENOENT;
 }
 
@@ -376,7 +374,8 @@ int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
         {d->interp_gc, &l->interp.gc, is_size, gc_size},
         {d->tstate_next, &l->tstate.next, ts_size, 8},
         {d->gc_collecting, &l->gc.collecting, gc_size, 4},
-        {d->gc_generation_stats, &l->gc.stats, gc_size, l->gc.stats_size},
+        {d->gc_generation_stats, &l->gc.stats, gc_size,
+         l->gc.stats_kind == PYGCS_RING ? 8 : l->gc.stats_size},
     };
     /* Validate everything before changing anything: all or nothing. */
     for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
@@ -545,9 +544,8 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
     }
     loc.runtime = bias + facts->runtime;
 
-    uint64_t gc_size = 0;
     bool free_threaded = false;
-    k = read_version(&loc, r, facts, bias, &gc_size, &free_threaded);
+    k = read_version(&loc, r, facts, bias, &free_threaded);
     if (k == -ESRCH || k == -EPERM)
         return k;
     if (k < 0) {
@@ -561,20 +559,27 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
         loc.debug_build = dbg;
     free_threaded = free_threaded || ft_name;
 
-    /* The debug offsets (3.13+) carry the GC state size that tells the 3.14 layouts apart. */
+    /* 3.13+: the target's debug offsets report its struct sizes, which pick the layout. Any
+     * table of the version tells where those sizes are: the debug offsets struct itself only
+     * changes between minor versions. */
     uint8_t dbgbuf[2048];
     const PyLayout *table = NULL;
     const char *why = NULL;
-    table = pylayout_find(loc.hexversion, 0, free_threaded, &why);
-    if (table && table->debug_offsets.size > 0) {
-        if (table->debug_offsets.size > sizeof(dbgbuf))
-            table = NULL, why = "debug offsets larger than expected";
-        else if ((k = rmem_read(r, loc.runtime, dbgbuf, table->debug_offsets.size)) < 0)
-            return k == -EFAULT ? -ESRCH : k;
-        else {
-            gc_size = RD64(dbgbuf, table->debug_offsets.gc_size);
-            table = pylayout_find(loc.hexversion, gc_size, free_threaded, &why);
-        }
+    const PyLayout *any = NULL;
+    for (size_t i = 0; i < pylayout_ntables && !any; i++)
+        if (loc.hexversion >= pylayout_tables[i].hex_min &&
+            loc.hexversion <= pylayout_tables[i].hex_max)
+            any = &pylayout_tables[i];
+    if (any && any->debug_offsets.size > 0 && !free_threaded) {
+        if (any->debug_offsets.size > sizeof(dbgbuf))
+            return -EINVAL;
+        k = rmem_read(r, loc.runtime, dbgbuf, any->debug_offsets.size);
+        if (k < 0)
+            return k;
+        PyLayoutFingerprint fp = pylayout_fingerprint(any, dbgbuf, any->debug_offsets.size);
+        table = pylayout_find(loc.hexversion, &fp, free_threaded, &why);
+    } else {
+        table = pylayout_find(loc.hexversion, NULL, free_threaded, &why);
     }
     if (loc.version_exact)
         pylayout_format_version(loc.hexversion, loc.version, sizeof(loc.version));

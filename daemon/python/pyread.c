@@ -11,6 +11,7 @@
 #define FROZEN_BATCH      1
 #define GC_STATE_MAX      4096
 #define OBM_WINDOW_MAX    4096
+#define STATS_MAX         8192
 
 struct PyReader {
     PyLoc loc; /* a copy: the layout and addresses */
@@ -87,24 +88,22 @@ static RAddr gc_address(const PyReader *pr)
 }
 
 /* Counts the thread states of the main interpreter: one read per thread, since it is a linked
- * list. The first read also fetches the length of gc.garbage, to share a system call. */
-static int count_threads(PyReader *pr, Rmem *r, uint64_t head, uint64_t garbage,
-                         PySample *s)
+ * list. The first read also fetches what the first batch pointed at (the length of gc.garbage,
+ * 3.15's statistics), to share a system call. */
+static int count_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, size_t nextra,
+                         int64_t *ret)
 {
     const PyLayout *l = &pr->loc.layout;
-    uint64_t next = 0, glen = 0;
-    RmemIov iov[2];
+    uint64_t next = 0;
+    RmemIov iov[4];
     size_t n = 0;
     if (head)
         iov[n++] = (RmemIov){head + l->tstate.next, &next, 8};
-    if (garbage)
-        iov[n++] = (RmemIov){garbage + l->object.ob_size, &glen, 8};
+    for (size_t i = 0; i < nextra && n < ARRAY_SIZE(iov); i++)
+        iov[n++] = extra[i];
     int k = rmem_readv(r, iov, n);
     if (k < 0)
         return k;
-    s->garbage = garbage ? (int64_t)glen : 0;
-    if (s->garbage < 0)
-        return -EIO;
 
     int64_t threads = head ? 1 : 0;
     while (next) {
@@ -114,7 +113,7 @@ static int count_threads(PyReader *pr, Rmem *r, uint64_t head, uint64_t garbage,
         if (k < 0)
             return k;
     }
-    s->threads = threads;
+    *ret = threads;
     return 0;
 }
 
@@ -190,7 +189,9 @@ static int count_blocks(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t ma
     return 0;
 }
 
-static void parse_generations(const PyLayout *l, const uint8_t *gc, PySample *s)
+/* gc.get_stats() numbers. stats: the array inside the GC state, or (3.15) struct gc_stats. */
+static int parse_generations(const PyLayout *l, const uint8_t *gc, const uint8_t *stats,
+                             PySample *s)
 {
     s->ngenerations = MIN(l->gc.ngenerations, (uint32_t)PYREAD_MAX_GENERATIONS);
     for (unsigned g = 0; g < s->ngenerations; g++) {
@@ -200,27 +201,29 @@ static void parse_generations(const PyLayout *l, const uint8_t *gc, PySample *s)
         o->threshold = get_i32(gen, l->gc.generation_threshold);
         o->candidates = -1;
         o->duration = NAN;
+        const uint8_t *st;
         if (l->gc.stats_kind == PYGCS_ARRAY) {
-            const uint8_t *st = gc + l->gc.stats + g * l->gc.stats_entry_size;
-            o->collections = get_i64(st, l->gc.stat_collections);
-            o->collected = get_i64(st, l->gc.stat_collected);
-            o->uncollectable = get_i64(st, l->gc.stat_uncollectable);
+            st = stats + g * l->gc.stats_entry_size;
         } else {
-            /* 3.15: each generation keeps a ring of entries; the one at the cursor is the
-             * newest and holds the running totals gc.get_stats() reports. */
-            uint32_t len = l->gc.stats_ring[g].len;
-            int32_t idx = get_i32(gc + l->gc.stats, l->gc.stats_ring[g].index);
-            if (idx < 0 || (uint32_t)idx >= len)
-                idx = 0;
-            const uint8_t *st = gc + l->gc.stats + l->gc.stats_ring[g].offset +
-                                (uint32_t)idx * l->gc.stats_entry_size;
-            o->collections = get_i64(st, l->gc.stat_collections);
-            o->collected = get_i64(st, l->gc.stat_collected);
-            o->uncollectable = get_i64(st, l->gc.stat_uncollectable);
+            /* 3.15: each generation keeps a ring of entries; the one at the cursor is the newest
+             * and carries the running totals gc.get_stats() reports. */
+            int8_t idx;
+            memcpy(&idx, stats + l->gc.stats_ring[g].index, 1);
+            if (idx < 0 || (uint32_t)idx >= l->gc.stats_ring[g].len)
+                return -EIO;
+            st = stats + l->gc.stats_ring[g].offset + (uint32_t)idx * l->gc.stats_entry_size;
             o->candidates = get_i64(st, l->gc.stat_candidates);
             memcpy(&o->duration, st + l->gc.stat_duration, sizeof(double));
+            if (o->candidates < 0 || !(o->duration >= 0))
+                return -EIO;
         }
+        o->collections = get_i64(st, l->gc.stat_collections);
+        o->collected = get_i64(st, l->gc.stat_collected);
+        o->uncollectable = get_i64(st, l->gc.stat_uncollectable);
+        if (o->collections < 0 || o->collected < 0 || o->uncollectable < 0)
+            return -EIO;
     }
+    return 0;
 }
 
 /* The counters of the allocator, read in the first batch: for 3.12+ one window of struct
@@ -329,11 +332,30 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     s.collecting = collecting;
     if (l->gc.heap_size != PYL_NONE)
         s.heap_size = get_i64(gc, l->gc.heap_size);
-    parse_generations(l, gc, &s);
 
-    uint64_t garbage;
+    /* Second batch: the first thread link, the length of gc.garbage and, on 3.15, the statistics
+     * the GC state points at. */
+    uint64_t garbage, garbage_len = 0;
+    uint8_t ring[STATS_MAX];
+    RmemIov extra[2];
+    size_t nextra = 0;
     memcpy(&garbage, gc + l->gc.garbage, 8);
-    k = count_threads(pr, r, tstate_head, garbage, &s);
+    if (garbage)
+        extra[nextra++] = (RmemIov){garbage + l->object.ob_size, &garbage_len, 8};
+    if (l->gc.stats_kind == PYGCS_RING) {
+        uint64_t p;
+        memcpy(&p, gc + l->gc.stats, 8);
+        if (!p || l->gc.stats_size > sizeof(ring))
+            return -EIO;
+        extra[nextra++] = (RmemIov){p, ring, l->gc.stats_size};
+    }
+    k = count_threads(pr, r, tstate_head, extra, nextra, &s.threads);
+    if (k < 0)
+        return k;
+    s.garbage = (int64_t)garbage_len;
+    if (s.garbage < 0)
+        return -EIO;
+    k = parse_generations(l, gc, l->gc.stats_kind == PYGCS_RING ? ring : gc + l->gc.stats, &s);
     if (k < 0)
         return k;
 

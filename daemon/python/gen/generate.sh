@@ -37,7 +37,8 @@ declare -A table_of   # name -> file
 for s in "${sources[@]}"; do
     IFS='|' read -r label inc platinc <<<"$s"
     flags=(-w -I"$inc" -I"$inc/internal")
-    [ -n "$platinc" ] && flags+=(-I"$platinc")
+    # Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h> from usr/include.
+    [ -n "$platinc" ] && flags+=(-I"$platinc" -I"$(dirname "$inc")")
     bin="$tmp/gen-${label// /-}"
     if ! cc "${flags[@]}" -o "$bin" "$here/genlayout.c" 2>"$bin.err"; then
         echo "generate.sh: $label: genlayout.c does not compile against these headers:" >&2
@@ -47,13 +48,21 @@ for s in "${sources[@]}"; do
     "$bin" "$label" >"$bin.out"
     name=$(sed -n 's/^    .name = "\(.*\)",$/\1/p' "$bin.out")
     if [ -n "${table_of[$name]:-}" ]; then
-        if ! diff -q <(grep -v '\.source = ' "${table_of[$name]}") <(grep -v '\.source = ' "$bin.out") >/dev/null; then
-            echo "generate.sh: $label and $(grep '\.source' "${table_of[$name]}") disagree on $name:" >&2
-            diff <(grep -v '\.source = ' "${table_of[$name]}") <(grep -v '\.source = ' "$bin.out") >&2 || true
-            exit 1
+        if diff -q <(grep -v '\.source = ' "${table_of[$name]}") <(grep -v '\.source = ' "$bin.out") >/dev/null; then
+            # Same layout: one table, naming both sources.
+            sed -i "s|^    .source = .*|    .source = \"$(sed -n 's/^    .source = "\(.*\)",$/\1/p' "${table_of[$name]}"), $label\",|" "$bin.out"
+        else
+            # A patch release moved fields. From 3.13 on the target's own debug offsets report the
+            # struct sizes that tell such layouts apart (pylayout_find matches on them); before
+            # 3.13 nothing would, so that is an error.
+            if grep -q '^        .size = 0,$' <(sed -n '/\.debug_offsets = {/,/}/p' "$bin.out"); then
+                echo "generate.sh: $label and ${table_of[$name]} disagree on $name and nothing at run time can tell them apart:" >&2
+                diff <(grep -v '\.source = ' "${table_of[$name]}") <(grep -v '\.source = ' "$bin.out") >&2 || true
+                exit 1
+            fi
+            echo "generate.sh: $label differs from the other $name layout; keeping both" >&2
+            name="$name~${label##* }"
         fi
-        # Keep the newest source's label: it names what was checked last.
-        sed -i "s|^    .source = .*|    .source = \"$(sed -n 's/^    .source = "\(.*\)",$/\1/p' "${table_of[$name]}"), $label\",|" "$bin.out"
     fi
     table_of[$name]="$bin.out"
     echo "generate.sh: $label -> table $name" >&2

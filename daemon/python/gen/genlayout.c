@@ -122,13 +122,31 @@ static void print_gc(void)
 #else
     NONE("heap_size");
 #endif
-#ifdef GC_STATS_RING
-    GC_STATS_RING
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 keeps statistics out of line, behind a pointer: struct gc_stats holds a ring of
+     * per-collection entries for the young generation and one for each old generation. */
+    printf("        .stats_kind = PYGCS_RING,\n");
+    FIELD("stats", GC_OF(generation_stats));
+    FIELD("stats_size", sizeof(struct gc_stats));
+    FIELD("stats_entry_size", sizeof(struct gc_generation_stats));
+    printf("        .stats_ring = {{%zu, %d, %zu}, {%zu, %d, %zu}, {%zu, %d, %zu}},\n",
+           offsetof(struct gc_stats, young.items), GC_YOUNG_STATS_SIZE,
+           offsetof(struct gc_stats, young.index), offsetof(struct gc_stats, old[0].items),
+           GC_OLD_STATS_SIZE, offsetof(struct gc_stats, old[0].index),
+           offsetof(struct gc_stats, old[1].items), GC_OLD_STATS_SIZE,
+           offsetof(struct gc_stats, old[1].index));
+    FIELD("stats_seq", offsetof(struct gc_stats, update_seq));
+    FIELD("stat_collections", offsetof(struct gc_generation_stats, collections));
+    FIELD("stat_collected", offsetof(struct gc_generation_stats, collected));
+    FIELD("stat_uncollectable", offsetof(struct gc_generation_stats, uncollectable));
+    FIELD("stat_candidates", offsetof(struct gc_generation_stats, candidates));
+    FIELD("stat_duration", offsetof(struct gc_generation_stats, duration));
 #else
     printf("        .stats_kind = PYGCS_ARRAY,\n");
     FIELD("stats", GC_OF(generation_stats));
     FIELD("stats_size", sizeof(((struct _gc_runtime_state *)0)->generation_stats));
     FIELD("stats_entry_size", sizeof(struct gc_generation_stats));
+    NONE("stats_seq");
     FIELD("stat_collections", offsetof(struct gc_generation_stats, collections));
     FIELD("stat_collected", offsetof(struct gc_generation_stats, collected));
     FIELD("stat_uncollectable", offsetof(struct gc_generation_stats, uncollectable));
