@@ -78,16 +78,23 @@ static void elf_version_init(void)
     elf_version_ok = elf_version(EV_CURRENT) != EV_NONE;
 }
 
-/* Reads the PT_LOAD and PT_NOTE program headers. A PT_LOAD whose file part lies outside the file,
- * or whose addresses wrap around, makes the whole file unusable: reads through it would be wrong,
- * and a truncated binary is exactly this case. */
-static int read_program_headers(ElfFile *f)
+/* Copies the PT_LOAD program headers. A PT_LOAD whose file part lies outside the file, or whose
+ * addresses wrap around, makes the whole file unusable: reads through it would be wrong, and a
+ * truncated binary is exactly this case. */
+static int read_program_headers(ElfFile *f, const GElf_Ehdr *eh)
 {
     size_t phnum;
     if (elf_getphdrnum(f->elf, &phnum) < 0)
         return -ENOEXEC;
-    /* Every program header takes 56 bytes of the file, so this also bounds the allocation. */
-    if (phnum > f->file_size / sizeof(Elf64_Phdr) || phnum > INT_MAX)
+    /* libelf quietly shortens a table that runs past the end of the file; a count different from
+     * the header's means the file is truncated. PN_XNUM says the count is elsewhere, where only
+     * libelf looks. */
+    if (eh->e_phnum != PN_XNUM && phnum != eh->e_phnum)
+        return -ENOEXEC;
+    if (phnum == 0)
+        return 0;
+    if (eh->e_phentsize != sizeof(Elf64_Phdr) || phnum > INT_MAX || eh->e_phoff > f->file_size ||
+        phnum > (f->file_size - eh->e_phoff) / sizeof(Elf64_Phdr))
         return -ENOEXEC;
 
     size_t n_loads = 0;
@@ -155,8 +162,9 @@ static int scan_notes(ElfFile *f, Elf_Data *data)
     return 0;
 }
 
-/* The build-id is looked for in PT_NOTE segments first because those survive strip, and then in
- * SHT_NOTE sections for files whose program headers do not cover the note. */
+/* The build-id is looked for in PT_NOTE segments first because they remain even when section
+ * headers are gone (sstrip), and then in SHT_NOTE sections for files whose program headers do not
+ * cover the note. */
 static int read_build_id(ElfFile *f)
 {
     size_t phnum;
@@ -191,12 +199,19 @@ static int read_build_id(ElfFile *f)
 /* Copies every section header with its name. Names are copied rather than pointed at because the
  * section string table lives in the mapped file and lookups should not depend on libelf. A file
  * without section headers (sstrip) simply has no sections. */
-static int read_section_headers(ElfFile *f)
+static int read_section_headers(ElfFile *f, const GElf_Ehdr *eh)
 {
     size_t shnum;
-    if (elf_getshdrnum(f->elf, &shnum) < 0 || shnum == 0)
+    if (elf_getshdrnum(f->elf, &shnum) < 0)
+        return -ENOEXEC;
+    /* As for program headers: a table cut short by the end of the file is a damaged file. An
+     * e_shnum of 0 with an e_shoff means the count is in section 0, which libelf reads. */
+    if ((eh->e_shnum != 0 || eh->e_shoff == 0) && shnum != eh->e_shnum)
+        return -ENOEXEC;
+    if (shnum == 0)
         return 0;
-    if (shnum > f->file_size / sizeof(Elf64_Shdr))
+    if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > f->file_size ||
+        shnum > (f->file_size - eh->e_shoff) / sizeof(Elf64_Shdr))
         return -ENOEXEC;
 
     size_t shstrndx;
@@ -280,17 +295,16 @@ int elffile_open_fd(int fd, ElfFile **ret)
     GElf_Ehdr eh;
     if (!ident || !gelf_getehdr(f->elf, &eh))
         return -ENOEXEC;
-    if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB ||
-        eh.e_machine != EM_X86_64)
+    if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
         return -ENOEXEC;
     if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
         return -ENOEXEC;
     f->type = eh.e_type;
 
-    int r = read_program_headers(f);
+    int r = read_program_headers(f, &eh);
     if (r < 0)
         return r;
-    r = read_section_headers(f);
+    r = read_section_headers(f, &eh);
     if (r < 0)
         return r;
     r = read_build_id(f);
@@ -540,8 +554,7 @@ static int index_table(Elf *elf, size_t scn_index, SymIndex *idx)
         /* Every shorter base name is a key too, so `x`, `x.0` and `x.0.lto_priv.0` all find
          * x.0.lto_priv.0. */
         e.suffixed = true;
-        for (size_t l = strip_suffix(name, e.key_len); l < e.key_len;
-             l = strip_suffix(name, l)) {
+        for (size_t l = strip_suffix(name, e.key_len); l < e.key_len; l = strip_suffix(name, l)) {
             e.key_len = l;
             r = index_add(idx, e);
             if (r < 0)
@@ -575,10 +588,12 @@ static int ensure_index(ElfFile *f)
     return r;
 }
 
-/* Finds the entries of idx with key `name` and the given kind (exact or suffixed). A global wins
- * because the linker guarantees at most one defined global per name. Otherwise the candidates are
- * local statics: several with different addresses are different variables in different files,
- * and answering with any one of them would silently read the wrong one, hence -ENOTUNIQ. */
+/* Finds the entries of idx with key `name` and the given kind (exact or suffixed). For an exact
+ * name a global wins, because the linker allows at most one defined global per name. Otherwise
+ * the candidates are statics of different files (LTO makes its renamed statics hidden globals,
+ * so binding says nothing for suffixed names): several with different addresses are different
+ * variables, and answering with any one of them would silently read the wrong one, hence
+ * -ENOTUNIQ. */
 static int index_find(const SymIndex *idx, const char *name, size_t len, bool suffixed,
                       const SymEntry **ret)
 {
@@ -600,7 +615,7 @@ static int index_find(const SymIndex *idx, const char *name, size_t len, bool su
             break;
         if (e->suffixed != suffixed)
             continue;
-        if (e->global) {
+        if (e->global && !suffixed) {
             *ret = e;
             return 0;
         }

@@ -16,6 +16,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,16 +97,16 @@ static const char multi_a_c[] = "int *get_fs_a(void);\n"
                                 "int *get_fs_a(void) { return &file_static; }\n"
                                 "int *get_counter(void) { static int counter_x = 5; "
                                 "return &counter_x; }\n";
-static const char multi_b_c[] =
-    "#include <stdio.h>\n"
-    "int *get_fs_a(void);\n"
-    "int *get_counter(void);\n"
-    "static int file_static = 2;\n"
-    "int main(void)\n"
-    "{\n"
-    "    printf(\"%p %p %p\\n\", (void *)get_fs_a(), (void *)&file_static, (void *)get_counter());\n"
-    "    return 0;\n"
-    "}\n";
+static const char multi_b_c[] = "#include <stdio.h>\n"
+                                "int *get_fs_a(void);\n"
+                                "int *get_counter(void);\n"
+                                "static int file_static = 2;\n"
+                                "int main(void)\n"
+                                "{\n"
+                                "    printf(\"%p %p %p\\n\", (void *)get_fs_a(), (void "
+                                "*)&file_static, (void *)get_counter());\n"
+                                "    return 0;\n"
+                                "}\n";
 
 /* Enough symbols that the lookup index matters, about as many as libpython's .symtab. */
 #define MANY_GLOBALS 12000
@@ -122,8 +123,7 @@ static bool find_in_path(const char *name)
     assert_non_null(copy);
     bool found = false;
     char *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir && !found;
-         dir = strtok_r(NULL, ":", &save)) {
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
         char full[PATH_MAX];
         snprintf(full, sizeof(full), "%s/%s", dir, name);
         found = access(full, X_OK) == 0;
@@ -133,8 +133,9 @@ static bool find_in_path(const char *name)
 }
 
 /* Runs argv (searched in PATH), with its stdout captured into *out when out is not NULL. stderr
- * is left alone so compiler errors show in the test log. Returns the exit status, or -1. */
-static int run(const char *const argv[], char **out)
+ * is left alone so compiler errors show in the test log, unless `quiet`. Returns the exit status,
+ * or -1. */
+static int run(const char *const argv[], char **out, bool quiet)
 {
     int pfd[2] = {-1, -1};
     if (out && pipe2(pfd, O_CLOEXEC) < 0)
@@ -147,6 +148,8 @@ static int run(const char *const argv[], char **out)
             dup2(pfd[1], STDOUT_FILENO);
         else
             dup2(open("/dev/null", O_WRONLY), STDOUT_FILENO);
+        if (quiet)
+            dup2(open("/dev/null", O_WRONLY), STDERR_FILENO);
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -179,15 +182,15 @@ static int run(const char *const argv[], char **out)
             return -1;
     if (out)
         *out = buf;
-    else
-        free(buf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static char *capture(const char *const argv[])
+/* noinline: once inlined, GCC 12 mistakes the returned buffer for a pointer to the local `out`
+ * and warns about a dangling pointer in every caller. */
+__attribute__((noinline)) static char *capture(const char *const argv[])
 {
     char *out = NULL;
-    int r = run(argv, &out);
+    int r = run(argv, &out, false);
     if (r != 0)
         fail_msg("%s %s exited with %d", argv[0], argv[1], r);
     return out;
@@ -303,8 +306,8 @@ static uint64_t map_start_of(pid_t pid, const char *path)
         unsigned long long start, end, offset;
         char perms[8];
         int name_at = 0;
-        if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &offset,
-                   &name_at) < 4 ||
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &offset, &name_at) <
+                4 ||
             name_at == 0)
             continue;
         char *name = line + name_at;
@@ -485,8 +488,8 @@ static size_t readelf_loads(const char *path, ElfLoad *loads, size_t max)
     for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         unsigned long long off, vaddr, paddr, filesz, memsz;
         int flags_at = 0;
-        if (sscanf(line, " LOAD %llx %llx %llx %llx %llx %n", &off, &vaddr, &paddr, &filesz,
-                   &memsz, &flags_at) != 5)
+        if (sscanf(line, " LOAD %llx %llx %llx %llx %llx %n", &off, &vaddr, &paddr, &filesz, &memsz,
+                   &flags_at) != 5)
             continue;
         assert_true(n < max);
         /* Flags are letters that may be separated by spaces ("R E"); the last field is align. */
@@ -504,7 +507,7 @@ static size_t readelf_loads(const char *path, ElfLoad *loads, size_t max)
 
 /* Group setup: build everything. */
 
-static int cc(const char *const *args)
+static int cc(const char *const *args, bool quiet)
 {
     const char *argv[32] = {"cc"};
     size_t n = 1;
@@ -513,7 +516,7 @@ static int cc(const char *const *args)
         argv[n] = args[n - 1];
     }
     argv[n] = NULL;
-    return run(argv, NULL);
+    return run(argv, NULL, quiet);
 }
 
 static char *many_source(void)
@@ -598,18 +601,19 @@ static int build_all(void **state)
         {"-O0", "-shared", "-fPIC", "-o", path_many, src_many, NULL},
     };
     for (size_t i = 0; i < sizeof(builds) / sizeof(builds[0]); i++)
-        if (cc(builds[i]) != 0)
+        if (cc(builds[i], false) != 0)
             return -1;
 
     const char *strip_argv[] = {"strip", "-o", path_stripped, path_rdyn, NULL};
-    if (run(strip_argv, NULL) != 0)
+    if (run(strip_argv, NULL, false) != 0)
         return -1;
 
     /* Partitioning LTO into one unit per symbol forces GCC to promote and rename the statics.
-     * A compiler without LTO support only loses the LTO test. */
-    const char *const lto[] = {"-O1",  "-flto",    "-flto-partition=max", "-o",
-                               path_lto, src_a, src_b, NULL};
-    have_lto = cc(lto) == 0;
+     * A compiler without LTO support only loses the LTO test, so its chatter (lto-wrapper notes
+     * about serial compilation) is kept out of the log. */
+    const char *const lto[] = {"-O1", "-flto", "-flto-partition=max", "-o", path_lto, src_a,
+                               src_b, NULL};
+    have_lto = cc(lto, true) == 0;
     return 0;
 }
 
@@ -681,30 +685,35 @@ static void test_type_and_loads(void **state)
     assert_int_equal(readelf_type(path_nopie), ET_EXEC);
 }
 
+static int nm_sym_cmp(const void *a, const void *b)
+{
+    return strcmp(((const NmSym *)a)->name, ((const NmSym *)b)->name);
+}
+
 /* Every name nm shows once must resolve to the value nm shows. */
 static void check_all_nm_symbols(const char *path, bool dynamic)
 {
     _cleanup_(elffile_freep) ElfFile *f = open_ok(path);
     NmList l = nm_list(path, dynamic);
     assert_true(l.n > 0);
+    /* Sorted, a name nm shows more than once has its twins next to it. */
+    qsort(l.syms, l.n, sizeof(*l.syms), nm_sym_cmp);
     size_t checked = 0;
     for (size_t i = 0; i < l.n; i++) {
         const NmSym *s = &l.syms[i];
         /* Versioned names (foo@GLIBC_2.2.5) are not how symbols are spelled in the table. */
         if (strchr(s->name, '@'))
             continue;
-        bool unique = true;
-        for (size_t j = 0; j < l.n && unique; j++)
-            unique = j == i || strcmp(l.syms[j].name, s->name) != 0;
-        if (!unique)
+        if ((i > 0 && strcmp(l.syms[i - 1].name, s->name) == 0) ||
+            (i + 1 < l.n && strcmp(l.syms[i + 1].name, s->name) == 0))
             continue;
         ElfSymbol sym;
         int r = elffile_symbol(f, s->name, &sym);
         if (r < 0)
             fail_msg("%s: elffile_symbol(%s) = %d", path, s->name, r);
         if (sym.value != s->value)
-            fail_msg("%s: %s is %#llx, nm says %#llx", path, s->name,
-                     (unsigned long long)sym.value, (unsigned long long)s->value);
+            fail_msg("%s: %s is %#llx, nm says %#llx", path, s->name, (unsigned long long)sym.value,
+                     (unsigned long long)s->value);
         if (dynamic)
             assert_true(sym.from_dynsym);
         checked++;
@@ -744,6 +753,46 @@ static void test_symbols_many(void **state)
     assert_int_equal(elffile_symbol(f, "many_g00", &s), -ENOENT);
     assert_int_equal(elffile_symbol(f, "zzzz_not_there", &s), -ENOENT);
     assert_int_equal(elffile_symbol(f, "", &s), -EINVAL);
+    nm_free(&l);
+}
+
+typedef struct LookupJob {
+    const ElfFile *f;
+    const NmList *nm;
+    size_t start;
+    size_t mismatches;
+} LookupJob;
+
+static void *lookup_thread(void *arg)
+{
+    LookupJob *job = arg;
+    for (size_t k = 0; k < 2000; k++) {
+        const NmSym *s = &job->nm->syms[(job->start + k * 7) % job->nm->n];
+        ElfSymbol sym;
+        if (strncmp(s->name, "many_g", 6) != 0)
+            continue;
+        if (elffile_symbol(job->f, s->name, &sym) != 0 || sym.value != s->value)
+            job->mismatches++;
+    }
+    return NULL;
+}
+
+/* An ElfFile is shared through a cache, so the first lookups may race to build the index. */
+static void test_symbols_threads(void **state)
+{
+    REQUIRE_TOOLCHAIN();
+    _cleanup_(elffile_freep) ElfFile *f = open_ok(path_many);
+    NmList l = nm_list(path_many, true);
+    pthread_t threads[8];
+    LookupJob jobs[8];
+    for (size_t i = 0; i < 8; i++) {
+        jobs[i] = (LookupJob){.f = f, .nm = &l, .start = i * 1000};
+        assert_int_equal(pthread_create(&threads[i], NULL, lookup_thread, &jobs[i]), 0);
+    }
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(jobs[i].mismatches, 0);
+    }
     nm_free(&l);
 }
 
@@ -973,7 +1022,7 @@ static void test_sections(void **state)
     for (size_t i = 0; i < 2; i++) {
         _cleanup_(elffile_freep) ElfFile *f = open_ok(paths[i]);
         for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++) {
-            ReSection expect;
+            ReSection expect = {0};
             assert_true(readelf_section(paths[i], names[j], &expect));
             ElfSection s;
             assert_int_equal(elffile_section(f, names[j], &s), 0);
@@ -1020,7 +1069,9 @@ static void test_stripped(void **state)
 
     /* Local statics went with .symtab. */
     assert_int_equal(elffile_symbol(f, "counter_x", &sym), -ENOENT);
-    assert_int_equal(sym_value(full, "counter_x"), sym_value(full, "counter_x"));
+    NmList lf = nm_list(path_rdyn, false);
+    assert_int_equal(sym_value(full, "counter_x"), nm_suffixed(&lf, "counter_x")->value);
+    nm_free(&lf);
 
     /* Without -rdynamic, the PIE's own globals are in .symtab only. */
     _cleanup_(elffile_freep) ElfFile *pie = open_ok(path_pie);
@@ -1103,19 +1154,16 @@ static void test_corrupt(void **state)
     assert_int_equal(elffile_open(path, &f), -ENOEXEC);
     assert_ptr_equal(f, (ElfFile *)0x1);
 
-    /* Other cuts must fail or work, never crash. */
+    /* GNU ld puts the section header table last, so every cut damages some header table and
+     * must be refused, down to a cut of a single byte. */
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)image;
+    assert_int_equal(eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize, size);
     const size_t cuts[] = {0, 1, 4, 16, 63, 64, 100, 1000, 4096, size - 64, size - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         write_bytes("cut", image, cuts[i], path);
         ElfFile *g = NULL;
-        int r = elffile_open(path, &g);
-        if (cuts[i] < 4096)
-            assert_int_equal(r, -ENOEXEC);
-        if (r == 0)
-            exercise(g);
-        else
-            assert_null(g);
-        elffile_free(g);
+        assert_int_equal(elffile_open(path, &g), -ENOEXEC);
+        assert_null(g);
     }
 
     /* Random bytes, with and without an ELF header in front. */
@@ -1233,6 +1281,7 @@ int main(void)
         cmocka_unit_test_teardown(test_type_and_loads, teardown_children),
         cmocka_unit_test_teardown(test_symbols_match_nm, teardown_children),
         cmocka_unit_test_teardown(test_symbols_many, teardown_children),
+        cmocka_unit_test_teardown(test_symbols_threads, teardown_children),
         cmocka_unit_test_teardown(test_symbol_suffixes, teardown_children),
         cmocka_unit_test_teardown(test_symbol_ambiguous_and_lto, teardown_children),
         cmocka_unit_test_teardown(test_bias_pie, teardown_children),
