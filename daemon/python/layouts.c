@@ -689,7 +689,7 @@ const PyLayout pylayout_tables[] = {
     .hex_max = 0x030fffff,
     .source = "Debian 3.15.2",
     .runtime = {
-        .size = 346560,
+        .size = 346568,
         .finalizing = 912,
         .interpreters_head = 936,
         .interpreters_main = 944,
@@ -697,7 +697,7 @@ const PyLayout pylayout_tables[] = {
         .obmalloc_interpreter_leaks = 1312,
     },
     .interp = {
-        .size = 226232,
+        .size = 226240,
         .next = 7264,
         .id = 7272,
         .threads_head = 7336,

@@ -39,6 +39,23 @@ for s in "${sources[@]}"; do
     flags=(-w -I"$inc" -I"$inc/internal")
     # Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h> from usr/include.
     [ -n "$platinc" ] && flags+=(-I"$platinc" -I"$(dirname "$inc")")
+    # The interpreter's own core defines (PY_CORE_CFLAGS of its _sysconfigdata): Debian builds
+    # 3.15 with -D_Py_TIER2=3 -D_Py_JIT, which change struct sizes.
+    minor=$(basename "$inc")
+    sysconf=$(ls "$(dirname "$(dirname "$inc")")/lib/$minor"/_sysconfigdata_*.py 2>/dev/null | head -1 || true)
+    if [ -n "$sysconf" ]; then
+        while read -r def; do flags+=("$def"); done < <(/usr/bin/python3 - "$sysconf" <<'PY'
+import sys
+ns = {}
+exec(open(sys.argv[1]).read(), ns)
+for word in ns["build_time_vars"].get("PY_CORE_CFLAGS", "").split():
+    if word.startswith(("-D", "-U")) and not word.startswith(("-DNDEBUG", "-DPy_BUILD_CORE")):
+        print(word)
+PY
+        )
+    else
+        echo "generate.sh: $label: no _sysconfigdata next to $inc; using the headers' defaults" >&2
+    fi
     bin="$tmp/gen-${label// /-}"
     if ! cc "${flags[@]}" -o "$bin" "$here/genlayout.c" 2>"$bin.err"; then
         echo "generate.sh: $label: genlayout.c does not compile against these headers:" >&2
@@ -65,7 +82,7 @@ for s in "${sources[@]}"; do
         fi
     fi
     table_of[$name]="$bin.out"
-    echo "generate.sh: $label -> table $name" >&2
+    echo "generate.sh: $label -> table $name (${flags[*]:5})" >&2
 done
 
 {

@@ -1,0 +1,227 @@
+#include "metrics/prom.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/strbuf.h"
+
+typedef enum Kind { GAUGE, COUNTER } Kind;
+
+/* Writes a label value with the escapes both formats define: backslash, quote, newline. */
+static void label_value(StrBuf *b, const char *v)
+{
+    for (; v && *v; v++) {
+        if (*v == '\\')
+            strbuf_puts(b, "\\\\");
+        else if (*v == '"')
+            strbuf_puts(b, "\\\"");
+        else if (*v == '\n')
+            strbuf_puts(b, "\\n");
+        else
+            strbuf_append(b, v, 1);
+    }
+}
+
+static void family(StrBuf *b, PromFormat fmt, const char *name, Kind kind, const char *help)
+{
+    /* OpenMetrics names a counter family without its _total suffix; text 0.0.4 by the sample. */
+    size_t len = strlen(name);
+    if (fmt == PROM_OPENMETRICS && kind == COUNTER && len > 6 &&
+        strcmp(name + len - 6, "_total") == 0)
+        len -= 6;
+    strbuf_printf(b, "# HELP %.*s %s\n", (int)len, name, help);
+    strbuf_printf(b, "# TYPE %.*s %s\n", (int)len, name, kind == COUNTER ? "counter" : "gauge");
+}
+
+static void target_labels(StrBuf *b, const TargetSample *s)
+{
+    strbuf_printf(b, "pid=\"%d\",name=\"", s->pid);
+    label_value(b, s->have_identity ? s->id.comm : "");
+    strbuf_puts(b, "\"");
+}
+
+static void sample_value(StrBuf *b, double v)
+{
+    if (isnan(v))
+        strbuf_puts(b, "NaN\n");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        strbuf_printf(b, "%.0f\n", v);
+    else
+        strbuf_printf(b, "%.17g\n", v);
+}
+
+/* One sample line: name{pid,name[,extra]} value. */
+static void line(StrBuf *b, const char *name, const TargetSample *s, const char *extra, double v)
+{
+    strbuf_printf(b, "%s{", name);
+    target_labels(b, s);
+    if (extra)
+        strbuf_printf(b, ",%s", extra);
+    strbuf_puts(b, "} ");
+    sample_value(b, v);
+}
+
+typedef double (*GenValue)(const PyGcGeneration *g);
+static double g_collections(const PyGcGeneration *g) { return (double)g->collections; }
+static double g_collected(const PyGcGeneration *g) { return (double)g->collected; }
+static double g_uncollectable(const PyGcGeneration *g) { return (double)g->uncollectable; }
+static double g_count(const PyGcGeneration *g) { return (double)g->count; }
+static double g_threshold(const PyGcGeneration *g) { return (double)g->threshold; }
+static double g_duration(const PyGcGeneration *g) { return g->duration; }
+
+static void per_generation(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n,
+                           const char *name, Kind kind, const char *help, GenValue value,
+                           bool only_if_known)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i].have_py)
+            continue;
+        for (unsigned g = 0; g < s[i].py.ngenerations; g++) {
+            double v = value(&s[i].py.gen[g]);
+            if (only_if_known && isnan(v))
+                continue;
+            if (!any)
+                family(b, fmt, name, kind, help);
+            any = true;
+            char extra[32];
+            snprintf(extra, sizeof(extra), "generation=\"%u\"", g);
+            line(b, name, &s[i], extra, v);
+        }
+    }
+}
+
+typedef double (*TargetValue)(const TargetSample *s);
+/* Writes a family of one value per target; a value < 0 (unknown) leaves the target out. */
+static void per_target(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n,
+                       const char *name, Kind kind, const char *help, TargetValue value)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        double v = value(&s[i]);
+        if (v < 0 || isnan(v))
+            continue;
+        if (!any)
+            family(b, fmt, name, kind, help);
+        any = true;
+        line(b, name, &s[i], NULL, v);
+    }
+}
+
+#define PY(field)                                                                                  \
+    static double v_##field(const TargetSample *s)                                                 \
+    {                                                                                              \
+        return s->have_py ? (double)s->py.field : -1;                                              \
+    }
+#define PM(field)                                                                                  \
+    static double v_##field(const TargetSample *s)                                                 \
+    {                                                                                              \
+        return s->have_py && s->py.pymalloc_ok ? (double)s->py.field : -1;                        \
+    }
+#define MEM(field)                                                                                 \
+    static double v_mem_##field(const TargetSample *s)                                             \
+    {                                                                                              \
+        return s->have_memory ? (double)s->mem.field : -1;                                         \
+    }
+PY(enabled)
+PY(threads)
+PY(frozen)
+PY(garbage)
+PM(arenas)
+PM(arena_bytes)
+PM(allocated_blocks)
+MEM(rss)
+MEM(vms)
+MEM(anon)
+MEM(swap)
+MEM(pss)
+MEM(peak_rss)
+
+static double v_up(const TargetSample *s)
+{
+    return s->status == TARGET_OK ? 1 : 0;
+}
+
+static double v_sample_seconds(const TargetSample *s)
+{
+    return s->sample_seconds;
+}
+
+static void python_info(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i].have_python)
+            continue;
+        if (!any)
+            family(b, fmt, "python_info", GAUGE, "Python platform information of the target");
+        any = true;
+        unsigned major = s[i].hexversion >> 24, minor = (s[i].hexversion >> 16) & 0xff,
+                 micro = (s[i].hexversion >> 8) & 0xff;
+        char extra[160], patch[8] = "";
+        if (s[i].version_exact)
+            snprintf(patch, sizeof(patch), "%u", micro);
+        snprintf(extra, sizeof(extra),
+                 "version=\"%s\",implementation=\"CPython\",major=\"%u\",minor=\"%u\","
+                 "patchlevel=\"%s\"",
+                 s[i].version, major, minor, patch);
+        line(b, "python_info", &s[i], extra, 1);
+    }
+}
+
+char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, size_t n,
+                  size_t *ret_len)
+{
+    StrBuf b = {0};
+    family(&b, fmt, "pymemd_build_info", GAUGE, "pymemd's version");
+    strbuf_printf(&b, "pymemd_build_info{version=\"%s\"} 1\n", version);
+    per_target(&b, fmt, s, n, "pymemd_target_up", GAUGE,
+               "1 when the target's last sample succeeded, 0 when not (see the JSON error)", v_up);
+    per_target(&b, fmt, s, n, "pymemd_sample_duration_seconds", GAUGE,
+               "Wall time pymemd took to sample the target", v_sample_seconds);
+    python_info(&b, fmt, s, n);
+    per_generation(&b, fmt, s, n, "python_gc_collections_total", COUNTER,
+                   "Number of times this generation was collected", g_collections, false);
+    per_generation(&b, fmt, s, n, "python_gc_objects_collected_total", COUNTER,
+                   "Objects collected during gc", g_collected, false);
+    per_generation(&b, fmt, s, n, "python_gc_objects_uncollectable_total", COUNTER,
+                   "Uncollectable objects found during GC", g_uncollectable, false);
+    per_generation(&b, fmt, s, n, "python_gc_count", GAUGE,
+                   "gc.get_count(): allocations (gen 0) or younger collections since the last "
+                   "collection of this generation",
+                   g_count, false);
+    per_generation(&b, fmt, s, n, "python_gc_threshold", GAUGE, "gc.get_threshold()",
+                   g_threshold, false);
+    per_generation(&b, fmt, s, n, "python_gc_duration_seconds_total", COUNTER,
+                   "Time the interpreter spent collecting this generation, as it measured it "
+                   "(CPython 3.15+)",
+                   g_duration, true);
+    per_target(&b, fmt, s, n, "python_gc_enabled", GAUGE, "gc.isenabled()", v_enabled);
+    per_target(&b, fmt, s, n, "python_gc_frozen_objects", GAUGE,
+               "gc.get_freeze_count(): objects in the permanent generation", v_frozen);
+    per_target(&b, fmt, s, n, "python_gc_garbage_objects", GAUGE, "len(gc.garbage)", v_garbage);
+    per_target(&b, fmt, s, n, "python_memory_resident_bytes", GAUGE, "Resident set size",
+               v_mem_rss);
+    per_target(&b, fmt, s, n, "python_memory_virtual_bytes", GAUGE, "Virtual memory size",
+               v_mem_vms);
+    per_target(&b, fmt, s, n, "python_memory_anonymous_bytes", GAUGE, "Resident anonymous memory",
+               v_mem_anon);
+    per_target(&b, fmt, s, n, "python_memory_swap_bytes", GAUGE, "Swapped-out memory",
+               v_mem_swap);
+    per_target(&b, fmt, s, n, "python_memory_proportional_bytes", GAUGE,
+               "Proportional set size (PSS)", v_mem_pss);
+    per_target(&b, fmt, s, n, "python_memory_peak_resident_bytes", GAUGE,
+               "Peak resident set size (VmHWM)", v_mem_peak_rss);
+    per_target(&b, fmt, s, n, "python_pymalloc_arenas", GAUGE, "pymalloc arenas allocated now",
+               v_arenas);
+    per_target(&b, fmt, s, n, "python_pymalloc_arena_bytes", GAUGE,
+               "Bytes in pymalloc arenas allocated now", v_arena_bytes);
+    per_target(&b, fmt, s, n, "python_pymalloc_allocated_blocks", GAUGE,
+               "sys.getallocatedblocks()", v_allocated_blocks);
+    per_target(&b, fmt, s, n, "python_threads", GAUGE, "Python threads of the main interpreter",
+               v_threads);
+    if (fmt == PROM_OPENMETRICS)
+        strbuf_puts(&b, "# EOF\n");
+    return strbuf_finish(&b, ret_len);
+}
