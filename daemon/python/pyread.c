@@ -22,6 +22,7 @@ struct PyReader {
     int64_t frozen;
     uint64_t frozen_next, frozen_prev;
     double frozen_at;
+    bool skip_blocks;
 };
 
 int pyreader_new(const PyLoc *loc, PyReader **ret)
@@ -34,6 +35,11 @@ int pyreader_new(const PyLoc *loc, PyReader **ret)
     pr->loc = *loc;
     *ret = pr;
     return 0;
+}
+
+void pyreader_set_allocated_blocks(PyReader *pr, bool on)
+{
+    pr->skip_blocks = !on;
 }
 
 PyReader *pyreader_free(PyReader *pr)
@@ -286,6 +292,8 @@ static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
         s->allocated_blocks = (int64_t)o->blocks;
         return 0;
     }
+    if (pr->skip_blocks)
+        return 0;
     int k = count_blocks(l, r, o->arenas, o->maxarenas, (int64_t)o->raw, &s->allocated_blocks);
     if (k < 0)
         return k;
