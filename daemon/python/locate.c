@@ -34,6 +34,7 @@ typedef struct ElfFacts {
     int type;            /* ET_EXEC / ET_DYN */
     uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
     bool has_runtime;
+    bool has_python_api; /* exports the C API (Py_GetVersion), with or without _PyRuntime */
     uint64_t runtime;    /* link-time address of _PyRuntime */
     uint64_t py_version; /* link-time address of Py_Version, 0 if absent */
     uint64_t version_buf; /* link-time address of Py_GetVersion's static buffer, 0 if absent */
@@ -146,6 +147,8 @@ static void facts_from_elf(ElfFacts *facts, ElfFile *f)
         facts->has_runtime = true;
         facts->runtime = sec.addr;
     }
+    /* Every CPython exports its C API; 3.6 and older have no _PyRuntime, but still this. */
+    facts->has_python_api = sym_or_zero(f, "Py_GetVersion") != 0;
     if (!facts->has_runtime)
         return;
     facts->py_version = sym_or_zero(f, "Py_Version");
@@ -507,7 +510,7 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
 
     /* Candidates in order: libpython, the executable, anything named *python*, then every other
      * file mapping (an embedding host may link Python statically). */
-    const MapsEntry *found = NULL;
+    const MapsEntry *found = NULL, *old_python = NULL;
     const ElfFacts *facts = NULL;
     for (int pass = 0; pass < 4 && !found; pass++) {
         for (size_t i = 0; i < maps->n && !found; i++) {
@@ -525,8 +528,26 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
             if (f && f->valid && f->has_runtime) {
                 found = e;
                 facts = f;
+            } else if (f && f->valid && f->has_python_api && !old_python) {
+                old_python = e;
             }
         }
+    }
+    if (!found && old_python) {
+        /* The C API without _PyRuntime: CPython 3.6 or older (or Python 2). */
+        unsigned minor;
+        bool dbg, ft;
+        snprintf(loc.module, sizeof(loc.module), "%s", old_python->path);
+        if (version_from_name(loc.module, &minor, &dbg, &ft)) {
+            loc.hexversion = (3u << 24) | (minor << 16);
+            loc.version_source = "file name";
+            snprintf(loc.version, sizeof(loc.version), "3.%u", minor);
+        }
+        set_status(&loc, PYLOC_UNSUPPORTED,
+                   "CPython %s: older than 3.8 is not supported (%s has no _PyRuntime)",
+                   loc.version[0] ? loc.version : "before 3.7", loc.module);
+        *ret = loc;
+        return 0;
     }
     if (!found) {
         set_status(&loc, PYLOC_NOT_PYTHON, "not a Python process (no module defines _PyRuntime)");

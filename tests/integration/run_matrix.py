@@ -10,7 +10,12 @@ that is gone, a process that is not Python, several targets in one call,
 --match, and a target pymemd is not allowed to read.
 
     /usr/bin/python3 run_matrix.py --pymemd build/pymemd [--only LABEL]...
-                                   [--jobs 2] [--keep-dir DIR]
+                                   [--jobs 2] [--keep-dir DIR] [--no-debian-fetch]
+
+debian-pythons.sh (next to this file) is run first unless --no-debian-fetch;
+it is idempotent and offline once its cache is complete.  --keep-dir keeps,
+per case, the target's ground truth (<label>.<scenario>.<pid>.truth.json) and
+pymemd's stdout/stderr, for looking into a failure.
 
 Standard library only (Python 3.9+), no pytest.  Prints one line per
 (interpreter, scenario): PASS, FAIL: <what differed> or SKIP: <reason>, then a
@@ -301,6 +306,29 @@ def debian_interps():
     return out, None
 
 
+def fetch_debian(timeout=900):
+    """Run debian-pythons.sh (next to this file) so that the manifest exists;
+    it is idempotent and does no network once its cache is complete.  Its
+    failure is not ours: a missing manifest is reported as a SKIP later."""
+    script = os.path.join(HERE, "debian-pythons.sh")
+    if not os.path.exists(script):
+        say("debian-pythons.sh: not present next to run_matrix.py; not run")
+        return
+    p = CHILDREN.spawn(["bash", script], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say("debian-pythons.sh: killed after %d s" % timeout)
+        return
+    finally:
+        CHILDREN.reap(p)
+    for line in out.decode("utf-8", "replace").splitlines():
+        say("  " + line)
+    if p.returncode != 0:
+        say("debian-pythons.sh: exit status %d" % p.returncode)
+
+
 def enumerate_interps():
     """All interpreters (usable or skipped) plus skip lines for whole sources."""
     interps = []
@@ -436,13 +464,17 @@ class Target(object):
         self.truth = None
         self.pid = None
         try:
-            line = read_line(self.p, TARGET_TIMEOUT)
-            self.truth = json.loads(line)
-        except RuntimeError as e:
-            raise RuntimeError("%s; stderr: %s" % (e, short(self.stderr(), 400)))
-        except ValueError as e:
-            raise RuntimeError("target printed no JSON (%s): %s" % (e, short(line)))
-        self.pid = int(self.truth["pid"])
+            try:
+                line = read_line(self.p, TARGET_TIMEOUT)
+                self.truth = json.loads(line)
+                self.pid = int(self.truth["pid"])
+            except RuntimeError as e:
+                raise RuntimeError("%s; stderr: %s" % (e, short(self.stderr(), 400)))
+            except (ValueError, KeyError, TypeError) as e:
+                raise RuntimeError("target printed no usable JSON (%r): %s" % (e, short(line)))
+        except BaseException:
+            self.close()
+            raise
         if keep_dir:
             with open(os.path.join(keep_dir, "%s.%d.truth.json" % (name, self.pid)),
                       "w") as f:
@@ -541,10 +573,9 @@ class Verdict(object):
         self.diffs.append("%s: expected %s, got %s" % (key, expected, got))
 
     def eq(self, key, expected, got):
-        # Booleans must stay booleans, numbers numbers: json gives both.
+        # Same value and same JSON type: true is not 1, 3.0 is not 3.
         if type(expected) is not type(got) or expected != got:
-            if not (is_int(expected) and is_int(got) and expected == got):
-                self.diff(key, json.dumps(expected), json.dumps(got))
+            self.diff(key, json.dumps(expected), json.dumps(got))
 
     @property
     def ok(self):
@@ -589,6 +620,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     py = proc.get("python") or {}
     v.eq("python.version", truth["version"], py.get("version"))
     v.eq("python.hexversion", hexv, py.get("hexversion"))
+    mod_path, kind, stripped = python_module(target.pid)
+    if kind and not (isinstance(py.get("build"), str) and py["build"].startswith(kind)):
+        v.diff("python.build", "\"%s\" (%s is mapped)" % (kind, mod_path),
+               json.dumps(py.get("build")))
 
     gc = proc.get("gc")
     if not isinstance(gc, dict):
@@ -643,7 +678,6 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     if not isinstance(pm, dict):
         v.diff("pymalloc", "an object", json.dumps(pm))
         pm = {}
-    mod_path, kind, stripped = python_module(target.pid)
     nulls = [k for k in ("arenas", "arenas_highwater", "arena_bytes", "allocated_blocks")
              if pm.get(k) is None]
     reason = None
@@ -756,10 +790,16 @@ RESULTS = Results()
 
 def run_interp(interp, pymemd, keep_dir):
     """All scenarios of one interpreter, one after another."""
-    info = {"module": None, "unsupported": None, "ok_default": False}
+    info = {"module": None, "unsupported": None, "ok_default": False,
+            "status_ok": False}
+    timeouts = 0
     for scen, args in SCENARIOS:
         target = None
         name = "%s.%s" % (interp.label, scen)
+        if timeouts >= 2:
+            RESULTS.report(interp.label, scen, "FAIL",
+                           "FAIL: not run: pymemd timed out twice in a row on %s" % interp.label)
+            continue
         try:
             try:
                 target = Target(interp, args, keep_dir, name)
@@ -770,11 +810,17 @@ def run_interp(interp, pymemd, keep_dir):
                 info["module"] = python_module(target.pid)
             run, rss = measure(pymemd, [target], ["--once", "--pid", str(target.pid)])
             save(keep_dir, name, run)
+            if CHILDREN.stopping:
+                raise Stopping()
+            timeouts = timeouts + 1 if run.timed_out else 0
             v = judge(target, run, rss[target.pid])
             if v.unsupported is not None:
                 info["unsupported"] = v.unsupported
-            if v.ok and v.unsupported is None and scen == "default":
-                info["ok_default"] = True
+            if v.unsupported is None and scen == "default":
+                procs = run.processes(target.pid)
+                if procs and procs[0].get("status") == "ok":
+                    info["status_ok"] = True
+                    info["ok_default"] = v.ok
             RESULTS.report(interp.label, scen, "PASS" if v.ok else "FAIL", v.line())
         finally:
             if target is not None:
@@ -853,6 +899,8 @@ def misc_gone(pymemd):
                 run.rc, short(procs[0].get("error"), 120))
         return "FAIL", "FAIL: status: expected \"gone\", got %s (error: %s)" % (
             json.dumps(st), short(procs[0].get("error"), 200))
+    if not procs and run.doc is None and run.rc == 0:
+        return "FAIL", "FAIL: %s (%s)" % (run.parse_error, run.describe())
     if not procs and run.rc not in (0, None) and run.err.strip():
         return "PASS", "PASS (no PROCESS; exit %s: %s)" % (run.rc, short(run.err, 160))
     return "FAIL", "FAIL: expected a PROCESS with status \"gone\" or a non-zero exit " \
@@ -996,6 +1044,8 @@ def main():
                          "e.g. pyenv-3.12.1, 'debian-*'")
     ap.add_argument("--jobs", type=int, default=2,
                     help="interpreters tested in parallel (default 2)")
+    ap.add_argument("--no-debian-fetch", action="store_true",
+                    help="do not run debian-pythons.sh first; use the manifest as it is")
     ap.add_argument("--keep-dir", metavar="DIR",
                     help="write every target's ground truth and pymemd's output here")
     opts = ap.parse_args()
@@ -1009,7 +1059,10 @@ def main():
 
     def on_term(signum, frame):
         raise KeyboardInterrupt()
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
 
     started = time.monotonic()
     say("pymemd integration matrix: %s" % pymemd)
@@ -1024,6 +1077,8 @@ def main():
 
 
 def run_all(pymemd, opts, started):
+    if not opts.no_debian_fetch:
+        fetch_debian()
     interps, source_skips = enumerate_interps()
     excluded = []
     if opts.only:
@@ -1077,10 +1132,12 @@ def run_all(pymemd, opts, started):
             raise
         pool.shutdown(wait=True)
 
-    # One-off cases, with interpreters that worked in the matrix.
-    ran_ok = [it for it in usable if infos.get(it.label, {}).get("ok_default")]
-    ran_any = [it for it in usable if it.label in infos]
-    pick = ran_ok or ran_any
+    # One-off cases, with interpreters that pymemd read in the matrix (those
+    # that passed first, newest first).
+    def info(it, key):
+        return infos.get(it.label, {}).get(key)
+    pick = sorted((it for it in usable if info(it, "status_ok")),
+                  key=lambda it: (not info(it, "ok_default"), -it.hexversion))
     misc = []
     misc.append(("gone-pid", lambda: misc_gone(pymemd)))
     if not allowed:
@@ -1089,7 +1146,8 @@ def run_all(pymemd, opts, started):
     elif not pick:
         misc.append(("not-python", lambda: misc_not_python(pymemd)))
         for name in ("multi-pid", "match", "denied"):
-            misc.append((name, lambda: ("SKIP", "SKIP: no interpreter ran")))
+            misc.append((name, lambda: ("SKIP", "SKIP: pymemd read no interpreter "
+                                                "with status \"ok\" in the matrix")))
     else:
         # Two different versions for --pid A --pid B when possible.
         two = [pick[0]] + [it for it in pick[1:] if it.version != pick[0].version][:1]
