@@ -3,7 +3,7 @@
 # is there. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 packages=(
-    gcc meson ninja-build pkg-config        # build
+    gcc meson ninja-build pkg-config clang-format  # build, formatting check
     libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
     libcmocka-dev                           # unit tests
     python3 util-linux binutils             # integration tests (target scripts, setpriv, nm)

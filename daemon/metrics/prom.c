@@ -63,12 +63,30 @@ static void line(StrBuf *b, const char *name, const TargetSample *s, const char 
 }
 
 typedef double (*GenValue)(const PyGcGeneration *g);
-static double g_collections(const PyGcGeneration *g) { return (double)g->collections; }
-static double g_collected(const PyGcGeneration *g) { return (double)g->collected; }
-static double g_uncollectable(const PyGcGeneration *g) { return (double)g->uncollectable; }
-static double g_count(const PyGcGeneration *g) { return (double)g->count; }
-static double g_threshold(const PyGcGeneration *g) { return (double)g->threshold; }
-static double g_duration(const PyGcGeneration *g) { return g->duration; }
+static double g_collections(const PyGcGeneration *g)
+{
+    return (double)g->collections;
+}
+static double g_collected(const PyGcGeneration *g)
+{
+    return (double)g->collected;
+}
+static double g_uncollectable(const PyGcGeneration *g)
+{
+    return (double)g->uncollectable;
+}
+static double g_count(const PyGcGeneration *g)
+{
+    return (double)g->count;
+}
+static double g_threshold(const PyGcGeneration *g)
+{
+    return (double)g->threshold;
+}
+static double g_duration(const PyGcGeneration *g)
+{
+    return g->duration;
+}
 
 static void per_generation(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n,
                            const char *name, Kind kind, const char *help, GenValue value,
@@ -94,8 +112,8 @@ static void per_generation(StrBuf *b, PromFormat fmt, const TargetSample *s, siz
 
 typedef double (*TargetValue)(const TargetSample *s);
 /* Writes a family of one value per target; a value < 0 (unknown) leaves the target out. */
-static void per_target(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n,
-                       const char *name, Kind kind, const char *help, TargetValue value)
+static void per_target(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, const char *name,
+                       Kind kind, const char *help, TargetValue value)
 {
     bool any = false;
     for (size_t i = 0; i < n; i++) {
@@ -117,7 +135,7 @@ static void per_target(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t 
 #define PM(field)                                                                                  \
     static double v_##field(const TargetSample *s)                                                 \
     {                                                                                              \
-        return s->have_py && s->py.pymalloc_ok ? (double)s->py.field : -1;                        \
+        return s->have_py && s->py.pymalloc_ok ? (double)s->py.field : -1;                         \
     }
 #define MEM(field)                                                                                 \
     static double v_mem_##field(const TargetSample *s)                                             \
@@ -191,8 +209,8 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                    "gc.get_count(): allocations (gen 0) or younger collections since the last "
                    "collection of this generation",
                    g_count, false);
-    per_generation(&b, fmt, s, n, "python_gc_threshold", GAUGE, "gc.get_threshold()",
-                   g_threshold, false);
+    per_generation(&b, fmt, s, n, "python_gc_threshold", GAUGE, "gc.get_threshold()", g_threshold,
+                   false);
     per_generation(&b, fmt, s, n, "python_gc_duration_seconds_total", COUNTER,
                    "Time the interpreter spent collecting this generation, as it measured it "
                    "(CPython 3.15+)",
@@ -207,8 +225,7 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                v_mem_vms);
     per_target(&b, fmt, s, n, "python_memory_anonymous_bytes", GAUGE, "Resident anonymous memory",
                v_mem_anon);
-    per_target(&b, fmt, s, n, "python_memory_swap_bytes", GAUGE, "Swapped-out memory",
-               v_mem_swap);
+    per_target(&b, fmt, s, n, "python_memory_swap_bytes", GAUGE, "Swapped-out memory", v_mem_swap);
     per_target(&b, fmt, s, n, "python_memory_proportional_bytes", GAUGE,
                "Proportional set size (PSS)", v_mem_pss);
     per_target(&b, fmt, s, n, "python_memory_peak_resident_bytes", GAUGE,
@@ -217,8 +234,8 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                v_arenas);
     per_target(&b, fmt, s, n, "python_pymalloc_arena_bytes", GAUGE,
                "Bytes in pymalloc arenas allocated now", v_arena_bytes);
-    per_target(&b, fmt, s, n, "python_pymalloc_allocated_blocks", GAUGE,
-               "sys.getallocatedblocks()", v_allocated_blocks);
+    per_target(&b, fmt, s, n, "python_pymalloc_allocated_blocks", GAUGE, "sys.getallocatedblocks()",
+               v_allocated_blocks);
     per_target(&b, fmt, s, n, "python_threads", GAUGE, "Python threads of the main interpreter",
                v_threads);
     if (fmt == PROM_OPENMETRICS)

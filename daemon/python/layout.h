@@ -29,17 +29,17 @@ typedef enum PyGcStatsKind {
 } PyGcStatsKind;
 
 typedef struct PyLayout {
-    const char *name;      /* "3.11", "3.14.5+" */
-    uint32_t hex_min;      /* PY_VERSION_HEX range this table serves, inclusive */
+    const char *name; /* "3.11", "3.14.5+" */
+    uint32_t hex_min; /* PY_VERSION_HEX range this table serves, inclusive */
     uint32_t hex_max;
-    const char *source;    /* the headers it was generated from, e.g. "pyenv 3.11.7" */
+    const char *source; /* the headers it was generated from, e.g. "pyenv 3.11.7" */
 
     struct {
         uint32_t size;
         uint32_t finalizing;        /* non-NULL while Py_FinalizeEx runs */
         uint32_t interpreters_head; /* newest interpreter */
         uint32_t interpreters_main;
-        uint32_t gc;                /* 3.8 only: the GC state lives in the runtime */
+        uint32_t gc;                         /* 3.8 only: the GC state lives in the runtime */
         uint32_t obmalloc_interpreter_leaks; /* 3.12+: runtime.obmalloc.interpreter_leaks */
     } runtime;
 
@@ -61,8 +61,8 @@ typedef struct PyLayout {
     /* struct _gc_runtime_state and its pieces. */
     struct {
         uint32_t size;
-        uint32_t enabled;              /* int */
-        uint32_t generations;          /* struct gc_generation[ngenerations] */
+        uint32_t enabled;     /* int */
+        uint32_t generations; /* struct gc_generation[ngenerations] */
         uint32_t ngenerations;
         uint32_t generation_size;      /* sizeof(struct gc_generation) */
         uint32_t generation_threshold; /* int, inside struct gc_generation */
@@ -72,9 +72,9 @@ typedef struct PyLayout {
         uint32_t collecting;           /* int */
         uint32_t garbage;              /* PyObject * (a list) */
         uint32_t long_lived_total;
-        uint32_t heap_size;            /* Py_ssize_t, 3.14+ */
+        uint32_t heap_size; /* Py_ssize_t, 3.14+ */
         PyGcStatsKind stats_kind;
-        uint32_t stats;      /* PYGCS_ARRAY: the array; PYGCS_RING: the pointer to struct gc_stats */
+        uint32_t stats; /* PYGCS_ARRAY: the array; PYGCS_RING: the pointer to struct gc_stats */
         uint32_t stats_size; /* the array's size, or sizeof(struct gc_stats) */
         /* PYGCS_ARRAY: entry i is at stats + i * stats_entry_size.
          * PYGCS_RING: inside struct gc_stats, generation i's ring is at stats_ring[i].offset,
@@ -99,11 +99,11 @@ typedef struct PyLayout {
     struct {
         PyObmallocKind kind;
         uint32_t state_size;
-        uint32_t arenas;             /* struct arena_object * */
-        uint32_t maxarenas;          /* uint */
+        uint32_t arenas;                      /* struct arena_object * */
+        uint32_t maxarenas;                   /* uint */
         uint32_t narenas_currently_allocated; /* size_t */
-        uint32_t narenas_highwater;  /* size_t */
-        uint32_t raw_allocated_blocks; /* Py_ssize_t; PYL_NONE on 3.8 */
+        uint32_t narenas_highwater;           /* size_t */
+        uint32_t raw_allocated_blocks;        /* Py_ssize_t; PYL_NONE on 3.8 */
         uint32_t arena_object_size;
         uint32_t arena_address;      /* uintptr_t, inside struct arena_object */
         uint32_t arena_pool_address; /* block *, inside struct arena_object */
@@ -111,7 +111,7 @@ typedef struct PyLayout {
         uint32_t arena_size;         /* ARENA_SIZE */
         uint32_t pool_size;          /* POOL_SIZE */
         /* PYOBM_SYMBOLS: the .symtab names, without the .lto_priv.N/.N suffix GCC may add. */
-        bool counter_symbol;         /* 3.8: _Py_AllocatedBlocks is a counter */
+        bool counter_symbol; /* 3.8: _Py_AllocatedBlocks is a counter */
     } obmalloc;
 
     /* PyObject and PyTypeObject, for reading lengths and type names. */

@@ -34,9 +34,9 @@ typedef struct ElfFacts {
     int type;            /* ET_EXEC / ET_DYN */
     uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
     bool has_runtime;
-    bool has_python_api; /* exports the C API (Py_GetVersion), with or without _PyRuntime */
-    uint64_t runtime;    /* link-time address of _PyRuntime */
-    uint64_t py_version; /* link-time address of Py_Version, 0 if absent */
+    bool has_python_api;  /* exports the C API (Py_GetVersion), with or without _PyRuntime */
+    uint64_t runtime;     /* link-time address of _PyRuntime */
+    uint64_t py_version;  /* link-time address of Py_Version, 0 if absent */
     uint64_t version_buf; /* link-time address of Py_GetVersion's static buffer, 0 if absent */
     /* obmalloc statics (link-time), from .symtab or a build-id matched debug file. */
     uint64_t obm_narenas, obm_highwater, obm_arenas, obm_maxarenas, obm_raw_blocks, obm_blocks;
@@ -254,8 +254,7 @@ static bool name_has_python(const char *path)
 
 /* "python3.11", "libpython3.11d.so.1.0", "python3.14t": the minor version in the file name, and
  * the ABI flags after it. Returns false when the name carries no version. */
-static bool version_from_name(const char *path, unsigned *ret_minor, bool *ret_debug,
-                              bool *ret_ft)
+static bool version_from_name(const char *path, unsigned *ret_minor, bool *ret_debug, bool *ret_ft)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -519,9 +518,10 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
                 continue;
             bool is_exe = strcmp(e->path, exe) == 0;
             bool lib = name_is_libpython(e->path), py = name_has_python(e->path);
-            bool take = pass == 0 ? lib : pass == 1 ? is_exe && !lib
-                                         : pass == 2 ? py && !lib && !is_exe
-                                                     : !py && !is_exe;
+            bool take = pass == 0   ? lib
+                        : pass == 1 ? is_exe && !lib
+                        : pass == 2 ? py && !lib && !is_exe
+                                    : !py && !is_exe;
             if (!take)
                 continue;
             const ElfFacts *f = facts_get(cache, pid, e, is_exe);

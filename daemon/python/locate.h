@@ -41,24 +41,25 @@ typedef struct PyObmallocSymbols {
 
 typedef struct PyLoc {
     PyLocStatus status;
-    char reason[256];       /* why not OK, in English */
+    char reason[256]; /* why not OK, in English */
 
-    RAddr runtime;          /* &_PyRuntime */
-    uint32_t hexversion;    /* PY_VERSION_HEX; micro/level unknown (0) only when version_exact
-                               is false */
+    RAddr runtime;       /* &_PyRuntime */
+    uint32_t hexversion; /* PY_VERSION_HEX; micro/level unknown (0) only when version_exact
+                            is false */
     bool version_exact;
-    char version[32];       /* "3.11.2" */
-    const char *version_source; /* "debug offsets", "Py_Version", "Py_GetVersion buffer", "file name" */
-    bool shared;            /* _PyRuntime is in a libpython, not the executable */
-    bool debug_build;       /* a pydebug build (Py_REF_DEBUG): file name ends in "d" */
-    char module[512];       /* the path (as in maps) of the module defining _PyRuntime */
+    char version[32]; /* "3.11.2" */
+    const char
+        *version_source; /* "debug offsets", "Py_Version", "Py_GetVersion buffer", "file name" */
+    bool shared;         /* _PyRuntime is in a libpython, not the executable */
+    bool debug_build;    /* a pydebug build (Py_REF_DEBUG): file name ends in "d" */
+    char module[512];    /* the path (as in maps) of the module defining _PyRuntime */
 
-    PyLayout layout;        /* the table, overlaid with the target's debug offsets (3.13+) */
+    PyLayout layout; /* the table, overlaid with the target's debug offsets (3.13+) */
     const char *layout_name;
     unsigned debug_offsets_overrides; /* how many table values the target's offsets replaced */
 
     PyObmallocSymbols obm;
-    bool obmalloc_ok;       /* counters reachable */
+    bool obmalloc_ok; /* counters reachable */
     char obmalloc_reason[160];
 } PyLoc;
 

@@ -5,16 +5,16 @@
 #include <string.h>
 
 /* Bounds on walks of remote lists: a corrupt or hostile target gets an error, not a hang. */
-#define MAX_THREADS       100000
-#define MAX_FROZEN        50000000
-#define MAX_ARENAS        (1u << 20)
-#define FROZEN_BATCH      1
-#define GC_STATE_MAX      4096
-#define OBM_WINDOW_MAX    4096
-#define STATS_MAX         8192
+#define MAX_THREADS    100000
+#define MAX_FROZEN     50000000
+#define MAX_ARENAS     (1u << 20)
+#define FROZEN_BATCH   1
+#define GC_STATE_MAX   4096
+#define OBM_WINDOW_MAX 4096
+#define STATS_MAX      8192
 
 struct PyReader {
-    PyLoc loc; /* a copy: the layout and addresses */
+    PyLoc loc;      /* a copy: the layout and addresses */
     RAddr interp;   /* main interpreter, 0 until known */
     RAddr obmalloc; /* its obmalloc state, 0 until known */
     /* The frozen-count cache. */
@@ -309,8 +309,14 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     if (!pr->interp && (k = resolve_interp(pr, r)) < 0)
         return k;
 
-    PySample s = {.frozen = -1, .garbage = -1, .heap_size = -1, .threads = -1, .arenas = -1,
-                  .arenas_highwater = -1, .arena_bytes = -1, .allocated_blocks = -1};
+    PySample s = {.frozen = -1,
+                  .garbage = -1,
+                  .heap_size = -1,
+                  .threads = -1,
+                  .arenas = -1,
+                  .arenas_highwater = -1,
+                  .arena_bytes = -1,
+                  .allocated_blocks = -1};
     uint8_t gc[GC_STATE_MAX];
     uint64_t finalizing = 0, main_interp = 0, tstate_head = 0;
     ObmRead obm = {0};
@@ -372,8 +378,8 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     uint64_t pnext, pprev;
     memcpy(&pnext, gc + l->gc.permanent_generation, 8);
     memcpy(&pprev, gc + l->gc.permanent_generation + 8, 8);
-    if (force_frozen || !pr->frozen_known || pnext != pr->frozen_next ||
-        pprev != pr->frozen_prev || now - pr->frozen_at > PYREAD_FROZEN_MAX_AGE) {
+    if (force_frozen || !pr->frozen_known || pnext != pr->frozen_next || pprev != pr->frozen_prev ||
+        now - pr->frozen_at > PYREAD_FROZEN_MAX_AGE) {
         int64_t frozen;
         k = count_frozen(pr, r, perm, pnext, &frozen);
         if (k < 0)

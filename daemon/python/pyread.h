@@ -29,8 +29,8 @@ typedef struct PyGcGeneration {
 typedef struct PySample {
     bool enabled;
     bool collecting;
-    int64_t frozen;  /* gc.get_freeze_count() */
-    int64_t garbage; /* len(gc.garbage) */
+    int64_t frozen;    /* gc.get_freeze_count() */
+    int64_t garbage;   /* len(gc.garbage) */
     int64_t heap_size; /* 3.14+: GC-tracked objects, -1 before */
     unsigned ngenerations;
     PyGcGeneration gen[PYREAD_MAX_GENERATIONS];

@@ -100,8 +100,10 @@ static void set_error(TargetSample *s, int err, const char *what)
         break;
     default:
         s->status = TARGET_ERROR;
-        snprintf(s->error, sizeof(s->error), "%s: %s (the target changed while being read; "
-                 "retried on the next sample)", what, strerror(-err));
+        snprintf(s->error, sizeof(s->error),
+                 "%s: %s (the target changed while being read; "
+                 "retried on the next sample)",
+                 what, strerror(-err));
         break;
     }
 }
@@ -147,8 +149,7 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
                  loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable");
 }
 
-void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen,
-                   TargetSample *ret)
+void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
 {
     double t0 = now_mono();
     TargetSample s = {.pid = t->pid, .status = TARGET_OK};

@@ -23,18 +23,17 @@
 #include "python/locate.h"
 #include "python/pyread.h"
 
-static const char target_src[] =
-    "import gc, sys, threading\n"
-    "class Leak:\n"
-    "    def __init__(self): self.me = self\n"
-    "keep = [Leak() for _ in range(20000)]\n"
-    "ev = threading.Event()\n"
-    "ts = [threading.Thread(target=ev.wait) for _ in range(3)]\n"
-    "[t.start() for t in ts]\n"
-    "gc.collect()\n"
-    "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-    "sys.stdin.read()\n"
-    "ev.set()\n";
+static const char target_src[] = "import gc, sys, threading\n"
+                                 "class Leak:\n"
+                                 "    def __init__(self): self.me = self\n"
+                                 "keep = [Leak() for _ in range(20000)]\n"
+                                 "ev = threading.Event()\n"
+                                 "ts = [threading.Thread(target=ev.wait) for _ in range(3)]\n"
+                                 "[t.start() for t in ts]\n"
+                                 "gc.collect()\n"
+                                 "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+                                 "sys.stdin.read()\n"
+                                 "ev.set()\n";
 
 static double cpu_now(void)
 {
@@ -184,7 +183,8 @@ int main(int argc, char **argv)
             double status = (cpu_now() - t0) / samples * 1e6;
 
             char label[64];
-            snprintf(label, sizeof(label), "%s (%s)", loc.version, loc.shared ? "shared" : "static");
+            snprintf(label, sizeof(label), "%s (%s)", loc.version,
+                     loc.shared ? "shared" : "static");
             printf("%-20s %9.2f %6.1f %11.2f %6.1f %10.2f %6.1f %9.2f %6.2fx %5u, +%u\n", label,
                    ours, ours_calls, counters, counters_calls, naive, naive_calls, status,
                    naive / counters, opens, reopened);
