@@ -3,6 +3,7 @@
  * main.c parses the command line and wires the modules together; it is the only place that
  * exits. */
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <regex.h>
 #include <stdio.h>
@@ -11,29 +12,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "pymemd/api.h"
+#include "sampler/sampler.h"
 #include "metrics/json.h"
 #include "proc/procinfo.h"
 #include "python/locate.h"
 #include "sampler/target.h"
 #include "util/log.h"
 
-#define MAX_PIDS    4096
-#define MAX_MATCHES 64
-
-typedef struct Options {
+/* What the command line says: the flags become config keys, applied over the file's, so that
+ * both are validated alike and a reload (SIGHUP) can re-apply them over a new file. */
+typedef struct Cmdline {
     bool once;
-    bool all;
-    pid_t pids[MAX_PIDS];
-    size_t npids;
-    regex_t matches[MAX_MATCHES];
-    char *match_src[MAX_MATCHES];
-    size_t nmatches;
-    double interval;
-    double census_interval;
-    const char *listen;
-    const char *config;
-} Options;
+    const char *config; /* --config FILE */
+    struct {
+        const char *key, *value;
+    } flags[512];
+    size_t nflags;
+} Cmdline;
 
 static void usage(FILE *out)
 {
@@ -52,10 +54,12 @@ static void usage(FILE *out)
             "      --once               sample the targets once, print the JSON document of\n"
             "                           GET /metrics to stdout and exit (1 when nothing could\n"
             "                           be read)\n"
-            "  -l, --listen HOST:PORT   HTTP address (default 127.0.0.1:9100)\n"
+            "  -l, --listen HOST:PORT   HTTP address (default 127.0.0.1:9100; 9100 is also\n"
+            "                           node_exporter's port: pick another if it runs here)\n"
             "  -i, --interval SECONDS   sampling interval (default 1)\n"
-            "      --census-interval SECONDS  object census interval (0 disables)\n"
-            "  -c, --config FILE        configuration file (flags override it)\n"
+            "      --census-interval SECONDS  object census interval (default 60, 0 disables)\n"
+            "  -c, --config FILE        configuration file (flags override it; SIGHUP re-reads\n"
+            "                           it); every key is described in config/pymemd.conf\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version\n"
@@ -70,18 +74,8 @@ static double now_real(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int parse_seconds(const char *s, double *ret)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < 0 || v > 86400)
-        return -EINVAL;
-    *ret = v;
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, Options *o)
+/* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
+static int parse_args(int argc, char **argv, Cmdline *cl)
 {
     enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL };
     static const struct option longopts[] = {
@@ -98,69 +92,36 @@ static int parse_args(int argc, char **argv, Options *o)
         {"version", no_argument, NULL, 'V'},
         {0},
     };
-    int c, k;
+    int c;
     while ((c = getopt_long(argc, argv, "p:m:al:i:c:hV", longopts, NULL)) != -1) {
+        const char *key = NULL, *value = optarg;
         switch (c) {
-        case 'p': {
-            char *end;
-            long pid = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || pid <= 0 || pid > 0x3fffffff) {
-                fprintf(stderr, "pymemd: --pid: '%s' is not a process id\n", optarg);
-                return 2;
-            }
-            if (o->npids == MAX_PIDS) {
-                fprintf(stderr, "pymemd: at most %d --pid options\n", MAX_PIDS);
-                return 2;
-            }
-            o->pids[o->npids++] = (pid_t)pid;
+        case 'p':
+            key = "pid";
             break;
-        }
         case 'm':
-            if (o->nmatches == MAX_MATCHES) {
-                fprintf(stderr, "pymemd: at most %d --match options\n", MAX_MATCHES);
-                return 2;
-            }
-            if ((k = regcomp(&o->matches[o->nmatches], optarg, REG_EXTENDED | REG_NOSUB)) != 0) {
-                char err[128];
-                regerror(k, &o->matches[o->nmatches], err, sizeof(err));
-                fprintf(stderr, "pymemd: --match '%s': %s\n", optarg, err);
-                return 2;
-            }
-            o->match_src[o->nmatches++] = optarg;
+            key = "match";
             break;
         case 'a':
-            o->all = true;
-            break;
-        case OPT_ONCE:
-            o->once = true;
+            key = "all", value = "true";
             break;
         case 'l':
-            o->listen = optarg;
+            key = "listen";
             break;
         case 'i':
-            if (parse_seconds(optarg, &o->interval) < 0 || o->interval < 0.01) {
-                fprintf(stderr, "pymemd: --interval: '%s' is not a number of seconds >= 0.01\n",
-                        optarg);
-                return 2;
-            }
+            key = "interval";
             break;
         case OPT_CENSUS:
-            if (parse_seconds(optarg, &o->census_interval) < 0) {
-                fprintf(stderr, "pymemd: --census-interval: '%s' is not a number of seconds\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'c':
-            o->config = optarg;
+            key = "census_interval";
             break;
         case OPT_LOGLEVEL:
-            if ((k = log_level_from_string(optarg)) < 0) {
-                fprintf(stderr, "pymemd: --log-level: '%s' is not error, warn, info or debug\n",
-                        optarg);
-                return 2;
-            }
-            log_set_level((LogLevel)k);
+            key = "log_level";
+            break;
+        case OPT_ONCE:
+            cl->once = true;
+            break;
+        case 'c':
+            cl->config = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -172,40 +133,64 @@ static int parse_args(int argc, char **argv, Options *o)
             usage(stderr);
             return 2;
         }
+        if (!key)
+            continue;
+        if (cl->nflags == ARRAY_SIZE(cl->flags)) {
+            fprintf(stderr, "pymemd: too many options\n");
+            return 2;
+        }
+        cl->flags[cl->nflags].key = key;
+        cl->flags[cl->nflags++].value = value;
     }
     if (optind < argc) {
         fprintf(stderr, "pymemd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (o->npids == 0 && o->nmatches == 0)
-        o->all = true;
     return -1;
 }
 
-static bool matches(const Options *o, const ProcIdentity *id)
+/* Builds the configuration: defaults, then the file, then the flags. On failure *ret is
+ * untouched and err says why. */
+static int build_config(const Cmdline *cl, Config *ret, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < o->nmatches; i++) {
-        if (regexec(&o->matches[i], id->comm, 0, NULL, 0) == 0)
-            return true;
-        if (id->cmdline && regexec(&o->matches[i], id->cmdline, 0, NULL, 0) == 0)
-            return true;
+    Config c;
+    config_init(&c);
+    int k = 0;
+    if (cl->config)
+        k = config_load_file(&c, cl->config, err, errlen);
+    for (size_t i = 0; k >= 0 && i < cl->nflags; i++) {
+        char msg[400];
+        k = config_set(&c, cl->flags[i].key, cl->flags[i].value, msg, sizeof(msg));
+        if (k < 0) {
+            /* config_set's message starts with the key's name: name the flag instead. */
+            const char *key = cl->flags[i].key, *m = msg;
+            size_t kl = strlen(key);
+            if (strncmp(m, key, kl) == 0 && strncmp(m + kl, ": ", 2) == 0)
+                m += kl + 2;
+            char flag[32];
+            snprintf(flag, sizeof(flag), "%s", key);
+            for (char *f = flag; *f; f++)
+                *f = *f == '_' ? '-' : *f;
+            snprintf(err, errlen, "--%s: %s", flag, m);
+        }
     }
-    return false;
+    if (k < 0) {
+        config_done(&c);
+        return k;
+    }
+    if (c.npids == 0 && c.nmatches == 0)
+        c.all = true;
+    *ret = c;
+    return 0;
 }
 
-static bool looks_like_python(const TargetSample *s)
+static bool matches(const regex_t *re, size_t n, const ProcIdentity *id)
 {
-    if (s->have_python)
-        return true;
-    if (s->status != TARGET_DENIED || !s->have_identity)
-        return false;
-    /* A process pymemd may not read can still be named: show the Python-looking ones, so a
-     * missing capability is visible instead of a silently empty list. */
-    return strstr(s->id.comm, "python") || (s->id.exe && strstr(s->id.exe, "python"));
+    return sampler_selects(false, re, n, id);
 }
 
 /* Samples every selected process once and prints the JSON document. */
-static int run_once(const Options *o, double started_at)
+static int run_once(const Config *o, double started_at)
 {
     _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
     _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
@@ -216,6 +201,11 @@ static int run_once(const Options *o, double started_at)
         fprintf(stderr, "pymemd: cannot initialise: %s\n", strerror(-k));
         return 1;
     }
+    regex_t *re = calloc(o->nmatches ? o->nmatches : 1, sizeof(*re));
+    if (!re)
+        return 1;
+    for (size_t i = 0; i < o->nmatches; i++)
+        regcomp(&re[i], o->matches[i], REG_EXTENDED | REG_NOSUB); /* checked by config */
 
     /* The explicit pids first, then those the patterns or --all select. */
     pid_t *listed = NULL;
@@ -248,7 +238,7 @@ static int run_once(const Options *o, double started_at)
             ProcIdentity id;
             if (procinfo_identity(pi, pid, &id) < 0)
                 continue;
-            bool m = matches(o, &id);
+            bool m = matches(re, o->nmatches, &id);
             procidentity_done(&id);
             if (!m)
                 continue;
@@ -259,13 +249,16 @@ static int run_once(const Options *o, double started_at)
         TargetSample s;
         target_sample(t, cache, pi, true, &s);
         /* Explicit pids are always reported; discovered ones only when they are Python. */
-        if (!explicit_pid && !looks_like_python(&s)) {
+        if (!explicit_pid && !targetsample_maybe_python(&s)) {
             targetsample_done(&s);
             continue;
         }
         samples[n++] = s;
     }
     free(listed);
+    for (size_t i = 0; i < o->nmatches; i++)
+        regfree(&re[i]);
+    free(re);
 
     JsonDaemonInfo info = {PYMEMD_VERSION, started_at, o->interval};
     char *doc = json_document(&info, samples, n);
@@ -289,15 +282,129 @@ static int run_once(const Options *o, double started_at)
     return 0;
 }
 
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static SamplerOptions sampler_options(const Config *c, double started_at)
+{
+    return (SamplerOptions){
+        .pids = c->pids,
+        .npids = c->npids,
+        .matches = (const char *const *)c->matches,
+        .nmatches = c->nmatches,
+        .all = c->all,
+        .interval = c->interval,
+        .gc_poll_interval = c->gc_poll_interval,
+        .discovery_interval = c->discovery_interval,
+        .version = PYMEMD_VERSION,
+        .started_at = started_at,
+    };
+}
+
+/* SIGHUP: reads the configuration again. A bad file keeps the running configuration. */
+static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double started_at)
+{
+    Config c;
+    char err[512];
+    sd_notify(0, "RELOADING=1");
+    if (build_config(cl, &c, err, sizeof(err)) < 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+    } else {
+        if (strcmp(c.listen, cur->listen) != 0)
+            log_warn("reload: a new listen address (%s) takes effect at the next restart",
+                     c.listen);
+        log_set_level((LogLevel)c.log_level);
+        SamplerOptions so = sampler_options(&c, started_at);
+        sampler_reconfigure(sampler, &so);
+        snprintf(c.listen, sizeof(c.listen), "%s", cur->listen);
+        config_done(cur);
+        *cur = c;
+        log_info("reload: configuration applied");
+    }
+    sd_notify(0, "READY=1");
+}
+
+/* Serves until SIGTERM or SIGINT. The signals are blocked in every thread and taken here with
+ * sigtimedwait, which also paces the systemd watchdog. */
+static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    SnapshotHolder holder;
+    holder_init(&holder);
+    HttpServer *http = NULL;
+    char err[512];
+    int k = http_start(cfg->listen, &holder, &http, err, sizeof(err));
+    if (k < 0) {
+        log_error("%s", err);
+        holder_done(&holder);
+        return 1;
+    }
+    SamplerOptions so = sampler_options(cfg, started_at);
+    Sampler *sampler = NULL;
+    k = sampler_start(&so, &holder, &sampler);
+    if (k < 0) {
+        log_error("cannot start the sampler: %s", strerror(-k));
+        http_stop(http);
+        holder_done(&holder);
+        return 1;
+    }
+    log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
+             cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
+    sd_notify(0, "READY=1\nSTATUS=serving");
+
+    uint64_t wd_usec = 0;
+    bool wd = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+    double tick = wd ? (double)wd_usec / 2e6 : 1.0;
+    for (;;) {
+        struct timespec ts = {(time_t)tick, (long)((tick - (double)(time_t)tick) * 1e9)};
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: stopping", sig);
+            break;
+        }
+        if (sig == SIGHUP) {
+            reload(cl, cfg, sampler, started_at);
+            continue;
+        }
+        /* The watchdog is fed only while the sampler thread keeps coming round. */
+        double stale = MAX(10.0, 3 * cfg->interval);
+        if (wd && now_mono() - sampler_heartbeat(sampler) < stale)
+            sd_notify(0, "WATCHDOG=1");
+    }
+    sd_notify(0, "STOPPING=1");
+    http_stop(http);
+    sampler_stop(sampler);
+    holder_done(&holder);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    static Options o = {.interval = 1.0, .census_interval = 60.0};
+    static Cmdline cl;
     double started_at = now_real();
-    int r = parse_args(argc, argv, &o);
+    int r = parse_args(argc, argv, &cl);
     if (r >= 0)
         return r;
-    if (o.once)
-        return run_once(&o, started_at);
-    fprintf(stderr, "pymemd: the HTTP daemon is not available in this build yet; use --once\n");
-    return 2;
+    Config cfg;
+    char err[512];
+    if (build_config(&cl, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pymemd: %s\n", err);
+        return 2;
+    }
+    log_set_level((LogLevel)cfg.log_level);
+    r = cl.once ? run_once(&cfg, started_at) : run_daemon(&cl, &cfg, started_at);
+    config_done(&cfg);
+    return r;
 }

@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
     gcc meson ninja-build pkg-config clang-format  # build, formatting check
     libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
+    libsystemd-dev
     libcmocka-dev                           # unit tests
     python3 util-linux binutils             # integration tests (target scripts, setpriv, nm)
     ca-certificates dpkg                    # Debian interpreters for the test matrix

@@ -35,7 +35,7 @@ static void add_memory(cJSON *p, const TargetSample *s)
     add_i64(m, "peak_rss_bytes", s->mem.peak_rss);
 }
 
-static void add_gc(cJSON *p, const PySample *py)
+static void add_gc(cJSON *p, const PySample *py, double busy_ratio)
 {
     cJSON *gc = cJSON_AddObjectToObject(p, "gc");
     cJSON_AddBoolToObject(gc, "enabled", py->enabled);
@@ -60,6 +60,10 @@ static void add_gc(cJSON *p, const PySample *py)
             cJSON_AddNumberToObject(o, "duration_seconds", g->duration);
         cJSON_AddItemToArray(gens, o);
     }
+    if (isnan(busy_ratio))
+        cJSON_AddNullToObject(gc, "busy_ratio_estimate");
+    else
+        cJSON_AddNumberToObject(gc, "busy_ratio_estimate", busy_ratio);
 }
 
 cJSON *json_process(const TargetSample *s)
@@ -104,7 +108,7 @@ cJSON *json_process(const TargetSample *s)
         add_i64(pm, "arenas_highwater", ok ? py->arenas_highwater : -1);
         add_i64(pm, "arena_bytes", ok ? py->arena_bytes : -1);
         add_i64(pm, "allocated_blocks", ok ? py->allocated_blocks : -1);
-        add_gc(p, py);
+        add_gc(p, py, s->busy_ratio);
     } else {
         cJSON_AddNullToObject(p, "pymalloc");
         cJSON_AddNullToObject(p, "gc");

@@ -161,6 +161,11 @@ static double v_up(const TargetSample *s)
     return s->status == TARGET_OK ? 1 : 0;
 }
 
+static double v_busy_ratio(const TargetSample *s)
+{
+    return s->have_py ? s->busy_ratio : NAN;
+}
+
 static double v_sample_seconds(const TargetSample *s)
 {
     return s->sample_seconds;
@@ -215,6 +220,10 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                    "Time the interpreter spent collecting this generation, as it measured it "
                    "(CPython 3.15+)",
                    g_duration, true);
+    per_target(&b, fmt, s, n, "python_gc_busy_ratio_estimate", GAUGE,
+               "Estimate: share of polls of the GC's collecting flag that found a collection "
+               "running since the previous sample (sampled, not measured)",
+               v_busy_ratio);
     per_target(&b, fmt, s, n, "python_gc_enabled", GAUGE, "gc.isenabled()", v_enabled);
     per_target(&b, fmt, s, n, "python_gc_frozen_objects", GAUGE,
                "gc.get_freeze_count(): objects in the permanent generation", v_frozen);

@@ -13,12 +13,13 @@ typedef struct ProcInfo ProcInfo;
 typedef struct ProcIdentity {
     pid_t pid;
     char comm[64];
-    char *cmdline;      /* arguments joined with spaces, or NULL when empty (kernel threads) */
-    char *exe;          /* readlink of /proc/PID/exe, or NULL when it cannot be read */
-    uint64_t start_ticks; /* stat field 22, clock ticks after boot: with pid, identifies a process */
-    double start_time;  /* seconds since the epoch */
-    uid_t uid;          /* real uid */
-    int threads;        /* kernel threads (tasks) of the process */
+    char *cmdline; /* arguments joined with spaces, or NULL when empty (kernel threads) */
+    char *exe;     /* readlink of /proc/PID/exe, or NULL when it cannot be read */
+    uint64_t
+        start_ticks;   /* stat field 22, clock ticks after boot: with pid, identifies a process */
+    double start_time; /* seconds since the epoch */
+    uid_t uid;         /* real uid */
+    int threads;       /* kernel threads (tasks) of the process */
 } ProcIdentity;
 
 /* Byte counts; -1 where the kernel did not say (never a made-up zero). */
@@ -26,7 +27,11 @@ typedef struct ProcMemory {
     int64_t rss, vms, anon, swap, pss, peak_rss;
 } ProcMemory;
 
-/* A libproc2 context, reused across calls. The caller owns *ret. */
+/* A libproc2 context, reused across calls. The caller owns *ret.
+ *
+ * A ProcInfo must be used from one thread: a libproc2 pids_info keeps the results of the last
+ * call inside itself (the next call frees them) and has no lock, and the library's read buffers
+ * are thread-local. A thread that needs process information creates its own ProcInfo. */
 int procinfo_new(ProcInfo **ret);
 ProcInfo *procinfo_free(ProcInfo *p);
 DEFINE_CLEANUP_FUNC(ProcInfo *, procinfo_free)

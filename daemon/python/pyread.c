@@ -301,6 +301,20 @@ static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
     return 0;
 }
 
+int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret)
+{
+    if (!pr->interp)
+        return -EAGAIN;
+    int32_t v;
+    int k = rmem_read(r, gc_address(pr) + pr->loc.layout.gc.collecting, &v, sizeof(v));
+    if (k < 0)
+        return k;
+    if (v != 0 && v != 1)
+        return -EIO;
+    *ret = v;
+    return 0;
+}
+
 int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySample *ret)
 {
     const PyLayout *l = &pr->loc.layout;

@@ -48,6 +48,11 @@ int pyreader_new(const PyLoc *loc, PyReader **ret);
 PyReader *pyreader_free(PyReader *pr);
 DEFINE_CLEANUP_FUNC(PyReader *, pyreader_free)
 
+/* One 4-byte read of the GC's `collecting` flag, for estimating the share of time spent in
+ * collections where the interpreter does not measure it (before 3.15). -EAGAIN until the first
+ * sample has found the interpreter. */
+int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret);
+
 /* Whether samples recompute sys.getallocatedblocks() (default on). It is the one costly part
  * of a sample: one pool header read per pool in use, ~0.3 µs each. Off, allocated_blocks is -1. */
 void pyreader_set_allocated_blocks(PyReader *pr, bool on);

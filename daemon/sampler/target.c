@@ -1,6 +1,7 @@
 #include "sampler/target.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,8 @@ struct Target {
     bool located;
     PyLoc loc;
     PyReader *reader;
+    /* Polls of the `collecting` flag since the last sample, and how many found it set. */
+    unsigned polls, busy;
 };
 
 const char *target_status_name(TargetStatus s)
@@ -25,6 +28,15 @@ void targetsample_done(TargetSample *s)
     if (s->have_identity)
         procidentity_done(&s->id);
     s->have_identity = false;
+}
+
+bool targetsample_maybe_python(const TargetSample *s)
+{
+    if (s->have_python)
+        return true;
+    if (s->status != TARGET_DENIED || !s->have_identity)
+        return false;
+    return strstr(s->id.comm, "python") || (s->id.exe && strstr(s->id.exe, "python"));
 }
 
 int target_new(pid_t pid, Target **ret)
@@ -50,6 +62,15 @@ Target *target_free(Target *t)
     rmem_free(t->rmem);
     free(t);
     return NULL;
+}
+
+void target_poll_gc(Target *t)
+{
+    bool collecting;
+    if (!t->reader || pyreader_poll_collecting(t->reader, t->rmem, &collecting) < 0)
+        return;
+    t->polls++;
+    t->busy += collecting;
 }
 
 pid_t target_pid(const Target *t)
@@ -152,7 +173,10 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
 {
     double t0 = now_mono();
-    TargetSample s = {.pid = t->pid, .status = TARGET_OK};
+    TargetSample s = {.pid = t->pid, .status = TARGET_OK, .busy_ratio = NAN};
+    if (t->polls > 0)
+        s.busy_ratio = (double)t->busy / t->polls;
+    t->polls = t->busy = 0;
     s.sampled_at = now_real();
 
     int k = procinfo_identity(pi, t->pid, &s.id);

@@ -44,12 +44,18 @@ typedef struct TargetSample {
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
     char pymalloc_error[200]; /* why pymalloc is null, when it is */
+    double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
     double sampled_at;     /* epoch seconds */
     double sample_seconds; /* wall time this sample took */
 } TargetSample;
 
 void targetsample_done(TargetSample *s);
+
+/* Whether a sample is of a Python process, or of one pymemd may not read whose name or
+ * executable says python: discovery (--all, --match) reports those and drops the rest, so that
+ * a missing capability shows instead of an empty list. */
+bool targetsample_maybe_python(const TargetSample *s);
 
 typedef struct Target Target;
 
@@ -62,6 +68,10 @@ pid_t target_pid(const Target *t);
 /* Whether the process behind the pid is still the one this target first saw (a pid can be
  * reused; the start time tells them apart). 0 until the first sample. */
 uint64_t target_start_ticks(const Target *t);
+
+/* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
+ * estimate of the next sample. Silently does nothing for a target that is not readable. */
+void target_poll_gc(Target *t);
 
 /* Samples the target. Never fails: what went wrong is in ret->status and ret->error. */
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen,

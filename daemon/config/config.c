@@ -1,0 +1,802 @@
+/* config: defaults, the key table, value validation and the file parser. */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/macro.h"
+
+/* The largest PID Linux can hand out: PID_MAX_LIMIT in include/linux/threads.h (4 * 1024 * 1024
+ * on 64-bit kernels). A larger number cannot name a process, so it is a typo. */
+#define PID_LIMIT 4194304
+
+/* How much of a value an error message shows; enough to recognise it, short enough that a
+ * 4 KiB line does not push the explanation off the screen. */
+#define QUOTE_MAX 80
+
+/* A message from a setter before the FILE:LINE prefix is added. */
+#define MSG_MAX 512
+
+/* Keys are short identifiers; anything longer is unknown without further thought. */
+#define KEY_MAX 64
+
+#define LISTEN_MAX sizeof(((Config *)0)->listen)
+
+void config_init(Config *c)
+{
+    *c = (Config){
+        .listen = "127.0.0.1:9100",
+        .all = false,
+        .interval = 1.0,
+        .census_interval = 60.0,
+        .gc_poll_interval = 0.01,
+        .discovery_interval = 5.0,
+        .log_level = LOG_LEVEL_INFO,
+        .top_types = 20,
+        .max_census_pause = 1.0,
+    };
+}
+
+void config_done(Config *c)
+{
+    free(c->pids);
+    c->pids = NULL;
+    c->npids = 0;
+    for (size_t i = 0; i < c->nmatches; i++)
+        free(c->matches[i]);
+    free(c->matches);
+    c->matches = NULL;
+    c->nmatches = 0;
+}
+
+int config_copy(Config *dst, const Config *src)
+{
+    assert(dst != src);
+    Config t = *src;
+    t.pids = NULL;
+    t.matches = NULL;
+
+    if (src->npids > 0) {
+        t.pids = malloc(src->npids * sizeof(*t.pids));
+        if (!t.pids)
+            return -ENOMEM;
+        memcpy(t.pids, src->pids, src->npids * sizeof(*t.pids));
+    }
+    if (src->nmatches > 0) {
+        t.matches = calloc(src->nmatches, sizeof(*t.matches));
+        if (!t.matches) {
+            t.nmatches = 0;
+            config_done(&t);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < src->nmatches; i++) {
+            t.matches[i] = strdup(src->matches[i]);
+            if (!t.matches[i]) {
+                /* calloc left the remaining slots NULL, which free() accepts. */
+                config_done(&t);
+                return -ENOMEM;
+            }
+        }
+    }
+    *dst = t;
+    return 0;
+}
+
+/* Writes a message into err and returns r, so error paths are one statement. */
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return r;
+}
+
+/* A value shown in a message: in double quotes, control bytes escaped so a stray escape
+ * sequence in a file cannot rewrite the terminal, and cut (at a UTF-8 boundary) after QUOTE_MAX
+ * bytes. */
+typedef struct Quoted {
+    char s[QUOTE_MAX * 4 + 8];
+} Quoted;
+
+static const char *quote(Quoted *q, const char *v)
+{
+    size_t o = 0, n = strlen(v), show = n;
+    if (show > QUOTE_MAX) {
+        show = QUOTE_MAX;
+        while (show > 0 && ((unsigned char)v[show] & 0xc0) == 0x80)
+            show--;
+    }
+    q->s[o++] = '"';
+    for (size_t i = 0; i < show; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '\t') {
+            q->s[o++] = '\\';
+            q->s[o++] = 't';
+        } else if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(q->s + o, sizeof(q->s) - o, "\\x%02x", ch);
+        } else {
+            q->s[o++] = (char)ch;
+        }
+    }
+    if (show < n) {
+        memcpy(q->s + o, "...", 3);
+        o += 3;
+    }
+    q->s[o++] = '"';
+    q->s[o] = '\0';
+    return q->s;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* Parses a plain decimal number. strtod alone would also take "inf", "nan", hex floats and
+ * leading blanks, none of which an administrator means by a number of seconds. */
+static bool parse_decimal(const char *s, double *ret)
+{
+    if (!*s || strspn(s, "0123456789.eE+-") != strlen(s))
+        return false;
+    char *end;
+    double d = strtod(s, &end);
+    if (end == s || *end)
+        return false;
+    *ret = d;
+    return true;
+}
+
+/* Parses a non-negative decimal integer; values too large for unsigned long long saturate, so
+ * they fail the caller's range check rather than wrapping into it. */
+static bool parse_count(const char *s, unsigned long long *ret)
+{
+    if (!all_digits(s))
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    *ret = errno == ERANGE ? ULLONG_MAX : v;
+    return true;
+}
+
+typedef enum KeyKind {
+    KEY_LISTEN,
+    KEY_PID,
+    KEY_MATCH,
+    KEY_BOOL,
+    KEY_SECONDS,
+    KEY_LOG_LEVEL,
+    KEY_COUNT,
+} KeyKind;
+
+typedef struct KeyDef {
+    const char *name;
+    KeyKind kind;
+    size_t offset;   /* of the field in Config, for the scalar kinds */
+    double min, max; /* accepted range for KEY_SECONDS and KEY_COUNT */
+    bool zero_off;   /* 0 turns the feature off (and is accepted even when min > 0) */
+} KeyDef;
+
+/* store() copies bytes of the type its key kind implies; these keep the struct and the table in
+ * step when a field's type changes. */
+#define FIELD_IS(field, type)                                                                      \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(((Config *)0)->field), type),           \
+                   #field " is set as " #type)
+FIELD_IS(all, bool);
+FIELD_IS(interval, double);
+FIELD_IS(census_interval, double);
+FIELD_IS(gc_poll_interval, double);
+FIELD_IS(discovery_interval, double);
+FIELD_IS(log_level, int);
+FIELD_IS(top_types, unsigned);
+FIELD_IS(max_census_pause, double);
+
+/* The ranges are the ones config.h and config/pymemd.conf promise. */
+static const KeyDef keys[] = {
+    {"listen", KEY_LISTEN, offsetof(Config, listen), 0, 0, false},
+    {"pid", KEY_PID, 0, 0, 0, false},
+    {"match", KEY_MATCH, 0, 0, 0, false},
+    {"all", KEY_BOOL, offsetof(Config, all), 0, 0, false},
+    {"interval", KEY_SECONDS, offsetof(Config, interval), 0.01, 3600, false},
+    {"census_interval", KEY_SECONDS, offsetof(Config, census_interval), 0, 86400, true},
+    {"gc_poll_interval", KEY_SECONDS, offsetof(Config, gc_poll_interval), 0.001, 1, true},
+    {"discovery_interval", KEY_SECONDS, offsetof(Config, discovery_interval), 0.1, 3600, false},
+    {"log_level", KEY_LOG_LEVEL, offsetof(Config, log_level), 0, 0, false},
+    {"top_types", KEY_COUNT, offsetof(Config, top_types), 1, 1000, false},
+    {"max_census_pause", KEY_SECONDS, offsetof(Config, max_census_pause), 0.001, 60, false},
+};
+
+/* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
+ * bytes, so the row fits on the stack. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[KEY_MAX + 1];
+    assert(lb <= KEY_MAX);
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = MIN(best, up + 1);
+            best = MIN(best, row[j - 1] + 1);
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const KeyDef *key_find(const char *key, const char **ret_suggestion)
+{
+    char norm[KEY_MAX + 1];
+    size_t n = strlen(key);
+    *ret_suggestion = NULL;
+    if (n == 0 || n > KEY_MAX)
+        return NULL;
+    /* Command-line flags spell keys with '-', the file with '_'; both name the same key. */
+    for (size_t i = 0; i <= n; i++)
+        norm[i] = key[i] == '-' ? '_' : key[i];
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (strcmp(norm, keys[i].name) == 0)
+            return &keys[i];
+    size_t best = 3; /* two edits or fewer is a typo; more is a different word */
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        size_t d = edit_distance(norm, keys[i].name);
+        if (d < best) {
+            best = d;
+            *ret_suggestion = keys[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* A host name by RFC 1123: dot-separated labels of letters, digits and '-', 1..63 bytes each,
+ * not starting or ending with '-', 253 bytes in all, an optional final dot. */
+static bool hostname_valid(const char *h)
+{
+    size_t n = strlen(h);
+    if (n > 0 && h[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = i < n ? h[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || label > 63 || h[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-') {
+            if (label == 0 && ch == '-')
+                return false;
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An IPv6 literal, optionally with a zone ("fe80::1%eth0") for link-local addresses. */
+static bool ipv6_valid(const char *h)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    const char *zone = strchr(h, '%');
+    size_t n = zone ? (size_t)(zone - h) : strlen(h);
+    if (n >= sizeof(addr))
+        return false;
+    memcpy(addr, h, n);
+    addr[n] = '\0';
+    if (zone && (zone[1] == '\0' || strlen(zone + 1) >= IF_NAMESIZE))
+        return false;
+    return inet_pton(AF_INET6, addr, &a) == 1;
+}
+
+static int check_listen(const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    char host[256];
+    const char *port;
+
+    if (strlen(v) >= LISTEN_MAX)
+        return fail(err, errlen, -EINVAL, "listen: %s is longer than %zu bytes", quote(&q, v),
+                    LISTEN_MAX - 1);
+
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close)
+            return fail(err, errlen, -EINVAL, "listen: %s has no closing \"]\"", quote(&q, v));
+        size_t n = (size_t)(close - v - 1);
+        memcpy(host, v + 1, n);
+        host[n] = '\0';
+        if (!ipv6_valid(host))
+            return fail(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv6 address",
+                        quote(&q, v), host);
+        if (close[1] != ':')
+            return fail(err, errlen, -EINVAL,
+                        "listen: %s needs a port after the address: HOST:PORT, as [::1]:9100",
+                        quote(&q, v));
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (!colon)
+            return fail(err, errlen, -EINVAL,
+                        "listen: %s needs a port: HOST:PORT, as 127.0.0.1:9100", quote(&q, v));
+        size_t n = (size_t)(colon - v);
+        memcpy(host, v, n);
+        host[n] = '\0';
+        port = colon + 1;
+        if (strchr(host, ':'))
+            return fail(err, errlen, -EINVAL,
+                        "listen: %s: an IPv6 address must be in brackets, as [::1]:9100",
+                        quote(&q, v));
+        if (n == 0)
+            return fail(err, errlen, -EINVAL,
+                        "listen: %s has no host: use 127.0.0.1 for this machine only, or "
+                        "0.0.0.0 (every IPv4 address) or [::] (every address)",
+                        quote(&q, v));
+        struct in_addr a;
+        if (inet_pton(AF_INET, host, &a) != 1) {
+            /* Digits and dots are meant as an address ("10.0.0.256" is a wrong one), and a name
+             * whose last label is all digits would be taken for one by the resolver. */
+            const char *last = strrchr(host, '.');
+            const char *tail = last && last[1] ? last + 1 : host;
+            if (strspn(host, "0123456789.") == n)
+                return fail(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv4 address",
+                            quote(&q, v), host);
+            if (!hostname_valid(host) || all_digits(tail))
+                return fail(err, errlen, -EINVAL,
+                            "listen: %s: %s is not an IP address or host name", quote(&q, v),
+                            quote(&(Quoted){0}, host));
+        }
+    }
+
+    unsigned long long p;
+    if (!parse_count(port, &p) || p < 1 || p > 65535)
+        return fail(err, errlen, -EINVAL, "listen: %s: the port must be a number from 1 to 65535",
+                    quote(&q, v));
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *ret)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *ret = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int add_pid(Config *c, const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    unsigned long long p;
+    if (!parse_count(v, &p))
+        return fail(err, errlen, -EINVAL, "pid: %s is not a process ID", quote(&q, v));
+    if (p < 1 || p > PID_LIMIT)
+        return fail(err, errlen, -EINVAL, "pid: %s is out of range: process IDs are 1 to %d",
+                    quote(&q, v), PID_LIMIT);
+    for (size_t i = 0; i < c->npids; i++)
+        if (c->pids[i] == (pid_t)p)
+            return 0;
+    pid_t *n = reallocarray(c->pids, c->npids + 1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n[c->npids] = (pid_t)p;
+    c->pids = n;
+    c->npids++;
+    return 0;
+}
+
+static int add_match(Config *c, const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    regex_t re;
+    int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char why[256];
+        regerror(rc, &re, why, sizeof(why));
+        return fail(err, errlen, -EINVAL, "match: %s is not a valid regular expression: %s",
+                    quote(&q, v), why);
+    }
+    regfree(&re);
+
+    for (size_t i = 0; i < c->nmatches; i++)
+        if (strcmp(c->matches[i], v) == 0)
+            return 0;
+    _cleanup_(freep) char *dup = strdup(v);
+    if (!dup)
+        return -ENOMEM;
+    char **n = reallocarray(c->matches, c->nmatches + 1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n[c->nmatches] = TAKE_PTR(dup);
+    c->matches = n;
+    c->nmatches++;
+    return 0;
+}
+
+/* Writes a scalar into the field the key names. memcpy rather than a cast pointer, because the
+ * address is computed from an offset and the compiler cannot see that it is aligned. */
+static void store(Config *c, const KeyDef *k, const void *v, size_t size)
+{
+    memcpy((char *)c + k->offset, v, size);
+}
+
+static int set_seconds(Config *c, const KeyDef *k, const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    double d;
+    if (!parse_decimal(v, &d))
+        return fail(err, errlen, -EINVAL, "%s: %s is not a number of seconds", k->name,
+                    quote(&q, v));
+    bool ok = (d >= k->min && d <= k->max) || (k->zero_off && d == 0);
+    if (!ok) {
+        if (k->zero_off && k->min > 0)
+            return fail(err, errlen, -EINVAL,
+                        "%s: %s is out of range: it must be 0 (off) or from %g to %g seconds",
+                        k->name, quote(&q, v), k->min, k->max);
+        if (k->zero_off)
+            return fail(err, errlen, -EINVAL,
+                        "%s: %s is out of range: it must be from 0 (off) to %g seconds", k->name,
+                        quote(&q, v), k->max);
+        return fail(err, errlen, -EINVAL,
+                    "%s: %s is out of range: it must be from %g to %g seconds", k->name,
+                    quote(&q, v), k->min, k->max);
+    }
+    store(c, k, &d, sizeof(d));
+    return 0;
+}
+
+static int set_key(Config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    const char *suggestion;
+    const KeyDef *k = key_find(key, &suggestion);
+    if (!k) {
+        if (suggestion)
+            return fail(err, errlen, -EINVAL, "unknown key %s (did you mean \"%s\"?)",
+                        quote(&q, key), suggestion);
+        return fail(err, errlen, -EINVAL, "unknown key %s", quote(&q, key));
+    }
+    if (!*v)
+        return fail(err, errlen, -EINVAL, "%s: no value given", k->name);
+
+    switch (k->kind) {
+    case KEY_LISTEN: {
+        int r = check_listen(v, err, errlen);
+        if (r < 0)
+            return r;
+        /* check_listen() made sure it fits, terminator included. */
+        strcpy(c->listen, v);
+        return 0;
+    }
+    case KEY_PID:
+        return add_pid(c, v, err, errlen);
+    case KEY_MATCH:
+        return add_match(c, v, err, errlen);
+    case KEY_BOOL: {
+        bool b;
+        if (parse_bool(v, &b) < 0)
+            return fail(err, errlen, -EINVAL,
+                        "%s: %s is not a boolean (true/false, yes/no, on/off, 1/0)", k->name,
+                        quote(&q, v));
+        store(c, k, &b, sizeof(b));
+        return 0;
+    }
+    case KEY_SECONDS:
+        return set_seconds(c, k, v, err, errlen);
+    case KEY_LOG_LEVEL: {
+        /* Level names are matched without regard to case: "DEBUG" is not a different level. */
+        char lower[16];
+        size_t n = strlen(v);
+        int level = -EINVAL;
+        if (n < sizeof(lower)) {
+            for (size_t i = 0; i <= n; i++)
+                lower[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
+            level = log_level_from_string(lower);
+        }
+        if (level < 0)
+            return fail(err, errlen, -EINVAL, "%s: %s is not one of error, warn, info, debug",
+                        k->name, quote(&q, v));
+        store(c, k, &level, sizeof(level));
+        return 0;
+    }
+    case KEY_COUNT: {
+        unsigned long long n;
+        if (!parse_count(v, &n))
+            return fail(err, errlen, -EINVAL, "%s: %s is not a whole number", k->name,
+                        quote(&q, v));
+        if (n < k->min || n > k->max)
+            return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %g to %g",
+                        k->name, quote(&q, v), k->min, k->max);
+        unsigned u = (unsigned)n;
+        store(c, k, &u, sizeof(u));
+        return 0;
+    }
+    }
+    assert(!"unhandled key kind");
+    return -EINVAL;
+}
+
+int config_set(Config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    assert(c && key && value);
+    if (errlen > 0)
+        err[0] = '\0';
+    int r = set_key(c, key, value, err, errlen);
+    if (r == -ENOMEM)
+        return fail(err, errlen, r, "%s: out of memory", key);
+    return r;
+}
+
+static int too_big(const char *path, char *err, size_t errlen)
+{
+    return fail(err, errlen, -EFBIG, "%s: larger than %d bytes (1 MiB); is this the config file?",
+                path, CONFIG_FILE_MAX);
+}
+
+/* Reads the whole file, at most CONFIG_FILE_MAX bytes, NUL-terminated. Reading until EOF rather
+ * than trusting st_size also works for pipes such as /dev/stdin. */
+static int read_all(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen)
+{
+    char why[128];
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int r = -errno;
+        return fail(err, errlen, r, "%s: cannot open the config file: %s", path,
+                    strerror_r(-r, why, sizeof(why)));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int r = -errno;
+        return fail(err, errlen, r, "%s: %s", path, strerror_r(-r, why, sizeof(why)));
+    }
+    if (S_ISDIR(st.st_mode))
+        return fail(err, errlen, -EISDIR, "%s: is a directory, not a config file", path);
+    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX)
+        return too_big(path, err, errlen);
+
+    _cleanup_(freep) char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 2) {
+            /* One byte beyond the cap is enough to tell that the file is too large. */
+            size_t ncap = cap ? MIN(cap * 2, (size_t)CONFIG_FILE_MAX + 2) : 4096;
+            char *n = realloc(buf, ncap);
+            if (!n)
+                return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+            buf = n;
+            cap = ncap;
+        }
+        ssize_t k = read(fd, buf + len, cap - len - 1);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int r = -errno;
+            return fail(err, errlen, r, "%s: cannot read: %s", path,
+                        strerror_r(-r, why, sizeof(why)));
+        }
+        if (k == 0)
+            break;
+        len += (size_t)k;
+        if (len > CONFIG_FILE_MAX)
+            return too_big(path, err, errlen);
+    }
+    buf[len] = '\0';
+    *ret = TAKE_PTR(buf);
+    *ret_len = len;
+    return 0;
+}
+
+/* Checks that s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF), following the table in RFC 3629 section 4. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return false;
+        }
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t j = 2; j < len; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+static bool is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+static char *trim(char *s)
+{
+    while (is_blank(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && is_blank(s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Removes the quotes and escapes of a "..." value, in place. */
+static int unquote(char *v, char *msg, size_t msglen)
+{
+    Quoted q;
+    char *out = v;
+    const char *in = v + 1;
+    for (;;) {
+        if (*in == '\0')
+            return fail(msg, msglen, -EINVAL, "the quoted value has no closing quote");
+        if (*in == '"')
+            break;
+        if (*in == '\\') {
+            in++;
+            if (*in == '\0')
+                return fail(msg, msglen, -EINVAL, "the quoted value has no closing quote");
+            if (*in != '"' && *in != '\\') {
+                /* Show the escaped character only when it is one printable ASCII byte; a
+                 * control byte or part of a UTF-8 sequence would garble the message. */
+                char shown[8] = "";
+                if (*in > ' ' && *in < 0x7f)
+                    snprintf(shown, sizeof(shown), " \"\\%c\"", *in);
+                return fail(msg, msglen, -EINVAL,
+                            "unknown escape%s in a quoted value (only \\\" and \\\\ are "
+                            "escapes; unquoted values keep backslashes as they are)",
+                            shown);
+            }
+        }
+        *out++ = *in++;
+    }
+    in++;
+    if (*in != '\0')
+        return fail(msg, msglen, -EINVAL, "text after the closing quote: %s", quote(&q, in));
+    *out = '\0';
+    return 0;
+}
+
+/* Parses one line (NUL-terminated, newline removed) onto c. */
+static int parse_line(Config *c, char *line, char *msg, size_t msglen)
+{
+    Quoted q;
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail(msg, msglen, -EINVAL, "expected \"key = value\", found %s", quote(&q, s));
+    *eq = '\0';
+    char *key = trim(s);
+    char *value = trim(eq + 1);
+    if (*key == '\0')
+        return fail(msg, msglen, -EINVAL, "a key is missing before \"=\"");
+    if (*value == '"') {
+        int r = unquote(value, msg, msglen);
+        if (r < 0)
+            return r;
+    }
+    return set_key(c, key, value, msg, msglen);
+}
+
+static int parse_text(Config *c, const char *path, char *text, size_t len, char *err, size_t errlen)
+{
+    char msg[MSG_MAX];
+    unsigned lineno = 0;
+    size_t pos = 0;
+
+    /* Editors on some systems start UTF-8 files with a byte order mark; it is not a key. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
+
+    /* Lines are cut in place: text is the caller's private copy of the file. */
+    while (pos < len) {
+        lineno++;
+        char *line = text + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + (nl ? 1 : 0);
+
+        if (n > CONFIG_LINE_MAX)
+            return fail(err, errlen, -EINVAL, "%s:%u: line is longer than %d bytes", path, lineno,
+                        CONFIG_LINE_MAX);
+        if (memchr(line, '\0', n))
+            return fail(err, errlen, -EINVAL, "%s:%u: contains a NUL byte; this is not a text file",
+                        path, lineno);
+        if (!utf8_valid((const unsigned char *)line, n))
+            return fail(err, errlen, -EINVAL, "%s:%u: not valid UTF-8", path, lineno);
+
+        line[n] = '\0'; /* the newline, or read_all()'s terminator after the last line */
+        msg[0] = '\0';
+        int r = parse_line(c, line, msg, sizeof(msg));
+        if (r == -ENOMEM)
+            return fail(err, errlen, r, "%s:%u: out of memory", path, lineno);
+        if (r < 0)
+            return fail(err, errlen, r, "%s:%u: %s", path, lineno, msg);
+    }
+    return 0;
+}
+
+int config_load_file(Config *c, const char *path, char *err, size_t errlen)
+{
+    assert(c && path);
+    if (errlen > 0)
+        err[0] = '\0';
+
+    _cleanup_(freep) char *text = NULL;
+    size_t len = 0;
+    int r = read_all(path, &text, &len, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* Parse into a copy so that a mistake on line 40 does not leave lines 1-39 applied. */
+    Config t;
+    r = config_copy(&t, c);
+    if (r < 0)
+        return fail(err, errlen, r, "%s: out of memory", path);
+    r = parse_text(&t, path, text, len, err, errlen);
+    if (r < 0) {
+        config_done(&t);
+        return r;
+    }
+    config_done(c);
+    *c = t;
+    return 0;
+}

@@ -1,0 +1,466 @@
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "metrics/prom.h"
+#include "pymemd/api.h"
+#include "util/strbuf.h"
+
+#define CONTENT_TYPE_JSON "application/json"
+
+struct HttpServer {
+    struct MHD_Daemon *mhd;
+    SnapshotHolder *holder;
+    int fd;
+};
+
+/* ---- content negotiation ---------------------------------------------------------------- */
+
+/* q of one media range's parameters ("; q=0.5; version=1.0.0"), 1 when absent. */
+static double range_q(const char *params, size_t len)
+{
+    double q = 1.0;
+    const char *p = params, *end = params + len;
+    while (p < end) {
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+            p++;
+        if (end - p > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            char buf[16];
+            size_t n = 0;
+            for (const char *v = p + 2; v < end && *v != ';' && n < sizeof(buf) - 1; v++)
+                buf[n++] = *v;
+            buf[n] = 0;
+            char *e;
+            double v = strtod(buf, &e);
+            if (e != buf && v >= 0 && v <= 1)
+                q = v;
+        }
+        while (p < end && *p != ';')
+            p++;
+    }
+    return q;
+}
+
+static bool type_is(const char *t, size_t len, const char *want)
+{
+    return strlen(want) == len && strncasecmp(t, want, len) == 0;
+}
+
+SnapFormat http_negotiate(const char *accept)
+{
+    if (!accept || !*accept)
+        return SNAP_JSON;
+    double q[SNAP_NFORMATS] = {-1, -1, -1};
+    const char *p = accept;
+    while (*p) {
+        const char *item = p;
+        while (*p && *p != ',')
+            p++;
+        const char *item_end = p;
+        if (*p == ',')
+            p++;
+        while (item < item_end && (*item == ' ' || *item == '\t'))
+            item++;
+        size_t ilen = item_end > item ? (size_t)(item_end - item) : 0;
+        const char *semi = memchr(item, ';', ilen);
+        const char *type_end = semi ? semi : item_end;
+        while (type_end > item && (type_end[-1] == ' ' || type_end[-1] == '\t'))
+            type_end--;
+        size_t tlen = (size_t)(type_end - item);
+        double rq = semi ? range_q(semi, (size_t)(item_end - semi)) : 1.0;
+        int f = -1;
+        if (type_is(item, tlen, "application/openmetrics-text"))
+            f = SNAP_OPENMETRICS;
+        else if (type_is(item, tlen, "text/plain") || type_is(item, tlen, "text/*"))
+            f = SNAP_PROMETHEUS;
+        else if (type_is(item, tlen, "application/json") || type_is(item, tlen, "application/*") ||
+                 type_is(item, tlen, "*/*"))
+            f = SNAP_JSON;
+        if (f >= 0 && rq > q[f])
+            q[f] = rq;
+    }
+    /* Highest q wins; on a tie the order of preference is OpenMetrics, text, JSON. */
+    SnapFormat best = SNAP_JSON;
+    double bq = 0;
+    const SnapFormat order[] = {SNAP_OPENMETRICS, SNAP_PROMETHEUS, SNAP_JSON};
+    for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+        if (q[order[i]] > bq) {
+            bq = q[order[i]];
+            best = order[i];
+        }
+    return best;
+}
+
+bool http_accepts_gzip(const char *ae)
+{
+    if (!ae)
+        return false;
+    const char *p = ae;
+    while (*p) {
+        const char *item = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        if (*p == ',')
+            p++;
+        while (item < end && (*item == ' ' || *item == '\t'))
+            item++;
+        size_t ilen = end > item ? (size_t)(end - item) : 0;
+        const char *semi = memchr(item, ';', ilen);
+        const char *tend = semi ? semi : end;
+        while (tend > item && tend[-1] == ' ')
+            tend--;
+        size_t len = (size_t)(tend - item);
+        if (type_is(item, len, "gzip") || type_is(item, len, "x-gzip") || type_is(item, len, "*"))
+            return (semi ? range_q(semi, (size_t)(end - semi)) : 1.0) > 0;
+    }
+    return false;
+}
+
+static const char *const content_types[SNAP_NFORMATS] = {
+    [SNAP_JSON] = CONTENT_TYPE_JSON,
+    [SNAP_PROMETHEUS] = PROM_CONTENT_TYPE_TEXT,
+    [SNAP_OPENMETRICS] = PROM_CONTENT_TYPE_OPENMETRICS,
+};
+
+/* ---- responses ------------------------------------------------------------------------- */
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                             const char *content_type)
+{
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A malloc'd body handed to libmicrohttpd, which frees it. */
+static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                                  const char *content_type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(body);
+    return queue(c, status, r, content_type);
+}
+
+static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, const char *body,
+                                   const char *content_type)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    return queue(c, status, r, content_type);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+    _printf_(3, 4);
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddNumberToObject(e, "code", status);
+    cJSON_AddStringToObject(e, "message", msg);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!body)
+        return MHD_NO;
+    return send_owned(c, status, body, strlen(body), CONTENT_TYPE_JSON);
+}
+
+static void unref_cb(void *cls)
+{
+    snapshot_unref(cls);
+}
+
+/* A body that lives in a snapshot: the response holds a reference until it is sent. */
+static enum MHD_Result send_snapshot_body(struct MHD_Connection *c, Snapshot *snap, SnapFormat f,
+                                          bool gzip)
+{
+    const SnapBody *b = gzip ? snapshot_gzip(snap, f) : &snap->body[f];
+    if (!b) {
+        b = &snap->body[f];
+        gzip = false;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+        b->len, b->data, unref_cb, snapshot_ref(snap));
+    if (!r) {
+        snapshot_unref(snap);
+        return MHD_NO;
+    }
+    if (gzip)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    return queue(c, MHD_HTTP_OK, r, content_types[f]);
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, cJSON *o)
+{
+    char *body = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!body)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return send_owned(c, MHD_HTTP_OK, body, strlen(body), CONTENT_TYPE_JSON);
+}
+
+/* ---- routes ---------------------------------------------------------------------------- */
+
+static const char landing_page[] =
+    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pymemd</title></head><body>\n"
+    "<h1>pymemd</h1>\n<p>Heap, pymalloc and garbage-collector telemetry of running CPython "
+    "processes, read from outside.</p>\n<ul>\n"
+    "<li><a href=\"/metrics\">/metrics</a>: JSON by default; Prometheus text or OpenMetrics by "
+    "<code>Accept</code> or <a href=\"/metrics?format=prometheus\">?format=prometheus</a>, "
+    "<a href=\"/metrics?format=openmetrics\">?format=openmetrics</a></li>\n"
+    "<li><a href=\"/api/v1/processes\">/api/v1/processes</a>, "
+    "<code>/api/v1/processes/{pid}</code>, <code>/api/v1/processes/{pid}/objects</code>, "
+    "<code>/api/v1/processes/{pid}/growth</code></li>\n"
+    "<li><a href=\"/healthz\">/healthz</a></li>\n</ul>\n</body></html>\n";
+
+static enum MHD_Result serve_metrics(struct MHD_Connection *c, Snapshot *snap)
+{
+    SnapFormat f;
+    const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+    if (fmt) {
+        if (strcmp(fmt, "json") == 0)
+            f = SNAP_JSON;
+        else if (strcmp(fmt, "prometheus") == 0)
+            f = SNAP_PROMETHEUS;
+        else if (strcmp(fmt, "openmetrics") == 0)
+            f = SNAP_OPENMETRICS;
+        else
+            return send_error(c, MHD_HTTP_BAD_REQUEST,
+                              "unknown format \"%.64s\": use json, prometheus or openmetrics", fmt);
+    } else {
+        f = http_negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
+    }
+    bool gz = http_accepts_gzip(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    return send_snapshot_body(c, snap, f, gz);
+}
+
+/* "/api/v1/processes/<pid>[/rest]": the pid, or -1 when it is not a plain positive number. */
+static long parse_pid(const char *s, const char **ret_rest)
+{
+    long v = 0;
+    const char *p = s;
+    if (*p < '1' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (*p - '0');
+        if (v > 0x3fffffff)
+            return -1;
+    }
+    if (*p && *p != '/')
+        return -1;
+    *ret_rest = p;
+    return v;
+}
+
+static enum MHD_Result serve_api(struct MHD_Connection *c, Snapshot *snap, const char *url)
+{
+    static const char prefix[] = PYMEMD_PATH_PROCESSES;
+    const char *rest = url + sizeof(prefix) - 1;
+    if (*rest == 0 || strcmp(rest, "/") == 0) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(o, "processes");
+        for (size_t i = 0; i < snap->n; i++)
+            cJSON_AddItemToArray(arr, json_process(&snap->samples[i]));
+        return send_json(c, o);
+    }
+    if (*rest != '/')
+        return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
+    const char *tail;
+    long pid = parse_pid(rest + 1, &tail);
+    if (pid < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "\"%.64s\" is not a process id", rest + 1);
+    const TargetSample *t = snapshot_find(snap, (pid_t)pid);
+    if (!t)
+        return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);
+    if (*tail == 0 || strcmp(tail, "/") == 0)
+        return send_json(c, json_process(t));
+    if (strcmp(tail, "/objects") == 0 || strcmp(tail, "/growth") == 0)
+        return send_error(c, MHD_HTTP_NOT_FOUND,
+                          "no object census of process %ld: this build of pymemd does not take "
+                          "censuses yet",
+                          pid);
+    return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    HttpServer *h = cls;
+    bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && !head) {
+        /* Read (and drop) any upload first: libmicrohttpd calls again until it is consumed. */
+        if (*upload_data_size) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        struct MHD_Response *r = NULL;
+        char *body = strdup("{\"error\":{\"code\":405,\"message\":\"only GET and HEAD\"}}");
+        if (body)
+            r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        return queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r, CONTENT_TYPE_JSON);
+    }
+
+    if (strcmp(url, PYMEMD_PATH_HEALTHZ) == 0)
+        return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
+    if (strcmp(url, "/") == 0)
+        return send_static(c, MHD_HTTP_OK, landing_page, "text/html; charset=utf-8");
+
+    bool metrics = strcmp(url, PYMEMD_PATH_METRICS) == 0;
+    bool api = strncmp(url, PYMEMD_PATH_PROCESSES, strlen(PYMEMD_PATH_PROCESSES)) == 0;
+    if (!metrics && !api)
+        return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
+
+    Snapshot *snap = holder_get(h->holder);
+    if (!snap)
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the first sample is not taken yet");
+    enum MHD_Result r = metrics ? serve_metrics(c, snap) : serve_api(c, snap, url);
+    snapshot_unref(snap);
+    return r;
+}
+
+/* ---- listening ------------------------------------------------------------------------- */
+
+int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t len;
+    if (*listen == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        h = listen + 1;
+        len = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return -EINVAL;
+        len = (size_t)(colon - listen);
+    }
+    if (len == 0 || len >= hostlen)
+        return -EINVAL;
+    char *end;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (colon[1] == 0 || *end || p == 0 || p > 65535)
+        return -EINVAL;
+    memcpy(host, h, len);
+    host[len] = 0;
+    *port = (unsigned)p;
+    return 0;
+}
+
+/* Binds the socket ourselves, so that a taken port is reported as such and not as a generic
+ * failure to start the server. */
+static int open_listener(const char *addr, char *err, size_t errlen)
+{
+    char host[256], portstr[8];
+    unsigned port;
+    if (http_parse_listen(addr, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "--listen \"%s\": expected HOST:PORT, e.g. 127.0.0.1:9100", addr);
+        return -EINVAL;
+    }
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int k = getaddrinfo(host, portstr, &hints, &ai);
+    if (k != 0) {
+        snprintf(err, errlen, "--listen \"%s\": cannot resolve \"%s\": %s", addr, host,
+                 gai_strerror(k));
+        return -EINVAL;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        k = -errno;
+        freeaddrinfo(ai);
+        snprintf(err, errlen, "cannot create a socket: %s", strerror(-k));
+        return k;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        k = -errno;
+        if (k == -EADDRINUSE)
+            snprintf(err, errlen,
+                     "cannot listen on %s: the port is already in use by another program. Port "
+                     "9100 is node_exporter's default, which often runs on the same host; choose "
+                     "another with --listen (e.g. --listen 127.0.0.1:9258) or listen = ... in the "
+                     "config file",
+                     addr);
+        else
+            snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(-k));
+        close(fd);
+        freeaddrinfo(ai);
+        return k;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+int http_start(const char *addr, SnapshotHolder *holder, HttpServer **ret, char *err, size_t errlen)
+{
+    HttpServer *h = calloc(1, sizeof(*h));
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    h->holder = holder;
+    h->fd = open_listener(addr, err, errlen);
+    if (h->fd < 0) {
+        int k = h->fd;
+        free(h);
+        return k;
+    }
+    /* Two polling threads on epoll: the machine class has two cores, and a handler only copies
+     * a prepared body, so more threads would only add contention. */
+    h->mhd =
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+                         h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    if (!h->mhd) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
+        close(h->fd);
+        free(h);
+        return -EIO;
+    }
+    *ret = h;
+    return 0;
+}
+
+void http_stop(HttpServer *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->mhd);
+    close(h->fd);
+    free(h);
+}

@@ -1,0 +1,26 @@
+/* http: the HTTP interface of DESIGN.md §4, on libmicrohttpd. Handlers render only from the
+ * latest Snapshot in the holder. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "metrics/snapshot.h"
+
+typedef struct HttpServer HttpServer;
+
+/* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder. On failure returns
+ * -errno with a sentence for the operator in err (a taken port says so, and how to choose
+ * another). The caller owns *ret. */
+int http_start(const char *listen, SnapshotHolder *holder, HttpServer **ret, char *err,
+               size_t errlen);
+void http_stop(HttpServer *h);
+
+/* Picks the /metrics format for an Accept header (NULL: none sent): OpenMetrics when
+ * application/openmetrics-text is acceptable, text 0.0.4 for text/plain, JSON otherwise; the
+ * highest q wins, ties go OpenMetrics, text, JSON. */
+SnapFormat http_negotiate(const char *accept);
+/* Whether an Accept-Encoding header allows gzip (q > 0). */
+bool http_accepts_gzip(const char *accept_encoding);
+/* Parses "HOST:PORT" into host (size hostlen) and port. -EINVAL when malformed. */
+int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port);

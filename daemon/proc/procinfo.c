@@ -1,0 +1,473 @@
+/* procinfo: identity and memory of a process, through libproc2 (procps-ng).
+ *
+ * libproc2 4.0.2 does most of the work, but four of its answers are not what our header promises,
+ * so those are read from /proc directly (each was checked against the library, not assumed):
+ *
+ * - Peak RSS: 4.0.2 has no VmHWM item at all, so the `VmHWM:` line of /proc/PID/status is parsed
+ *   here (a bounded, line-at-a-time scan that stops once it has what it needs).
+ * - PSS: when /proc/PID/smaps_rollup cannot be opened (EACCES without ptrace rights), libproc2
+ *   ignores the failure and reports PIDS_SMAP_PSS as 0 with the select still succeeding, which is
+ *   indistinguishable from a real 0. Asking libproc2 for PSS and then re-reading the file to find
+ *   out whether the 0 was real would make the kernel walk every page table twice (smaps_rollup is
+ *   the costly file), so the `Pss:` line is parsed here and libproc2 is not asked for it.
+ * - exe: libproc2 passes the link through escape_str(), which in the C locale a daemon runs in
+ *   turns every non-ASCII byte (and any control character) into '?', and says "-" when the link
+ *   cannot be read. A mangled path cannot be opened, and the header promises the readlink, so
+ *   readlink() is called here directly: it is the same single syscall libproc2 makes.
+ * - cmdline: PIDS_CMDLINE is escaped the same way and turns an empty cmdline into "[comm]", so
+ *   PIDS_CMDLINE_V, which is raw, is joined here instead. It reports an empty or unreadable
+ *   cmdline as the vector {"-"}, which is also what a process whose only argument is "-" looks
+ *   like; only in that case is /proc/PID/cmdline read to tell them apart.
+ *
+ * libproc2 also reports a missing status line as 0, so the status values it gives are only used
+ * when the status scan here saw the line: a kernel thread or a zombie has no memory lines, and
+ * must come out as -1, not as a process that uses no memory. */
+#include "proc/procinfo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libproc2/pids.h>
+#include <libproc2/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Three contexts, each asking only for what its call needs: libproc2 picks the files it reads
+ * from the items, so an identity item in the memory context would cost a cmdline read every
+ * second for nothing. */
+enum {
+    ID_TGID,
+    ID_CMD,
+    ID_CMDLINE_V,
+    ID_TICS_BEGAN,
+    ID_RUID,
+    ID_NLWP,
+};
+static enum pids_item identity_items[] = {
+    PIDS_ID_TGID, PIDS_CMD, PIDS_CMDLINE_V, PIDS_TICS_BEGAN, PIDS_ID_RUID, PIDS_NLWP,
+};
+
+enum {
+    MEM_RSS,
+    MEM_SIZE,
+    MEM_ANON,
+    MEM_SWAP,
+};
+static enum pids_item memory_items[] = {PIDS_VM_RSS, PIDS_VM_SIZE, PIDS_VM_RSS_ANON, PIDS_VM_SWAP};
+
+static enum pids_item list_items[] = {PIDS_ID_PID};
+
+struct ProcInfo {
+    struct pids_info *identity, *memory, *list;
+    double boot_time; /* seconds since the epoch, from /proc/stat btime */
+    long clk_tck;
+};
+
+ProcInfo *procinfo_free(ProcInfo *p)
+{
+    if (!p)
+        return NULL;
+    if (p->identity)
+        procps_pids_unref(&p->identity);
+    if (p->memory)
+        procps_pids_unref(&p->memory);
+    if (p->list)
+        procps_pids_unref(&p->list);
+    free(p);
+    return NULL;
+}
+
+int procinfo_new(ProcInfo **ret)
+{
+    int r;
+
+    if (!ret)
+        return -EINVAL;
+
+    _cleanup_(procinfo_freep) ProcInfo *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+
+    r = procps_pids_new(&p->identity, identity_items, (int)ARRAY_SIZE(identity_items));
+    if (r < 0)
+        return r;
+    r = procps_pids_new(&p->memory, memory_items, (int)ARRAY_SIZE(memory_items));
+    if (r < 0)
+        return r;
+    r = procps_pids_new(&p->list, list_items, (int)ARRAY_SIZE(list_items));
+    if (r < 0)
+        return r;
+
+    /* The boot time does not change while the system runs: read once, it turns every start tick
+     * count into a wall-clock time without touching /proc/stat again. */
+    struct stat_info *si = NULL;
+    r = procps_stat_new(&si);
+    if (r < 0)
+        return r;
+    errno = 0;
+    struct stat_result *res = procps_stat_get(si, STAT_SYS_TIME_OF_BOOT);
+    int err = errno;
+    unsigned long boot = res ? res->result.ul_int : 0;
+    procps_stat_unref(&si);
+    if (!res)
+        return err > 0 ? -err : -EIO;
+    if (boot == 0)
+        return -EIO;
+    p->boot_time = (double)boot;
+
+    p->clk_tck = sysconf(_SC_CLK_TCK);
+    if (p->clk_tck <= 0)
+        return -EINVAL;
+
+    *ret = TAKE_PTR(p);
+    return 0;
+}
+
+/* libproc2 signals errors through errno but does not always set it; a NULL with errno 0 still
+ * has to come out as an error. */
+static int libproc2_error(void)
+{
+    return errno > 0 ? -errno : -EIO;
+}
+
+/* Selects one pid in ctx. 0 and *ret set when it exists, -ESRCH when it does not. */
+static int select_one(struct pids_info *ctx, pid_t pid, struct pids_stack **ret)
+{
+    unsigned u = (unsigned)pid;
+
+    errno = 0;
+    struct pids_fetch *f = procps_pids_select(ctx, &u, 1, PIDS_SELECT_PID);
+    if (!f)
+        return libproc2_error();
+    if (f->counts->total < 1)
+        return -ESRCH;
+    *ret = f->stacks[0];
+    return 0;
+}
+
+typedef struct ScanKey {
+    const char *name; /* without the colon */
+    bool kib;         /* the value is "N kB": converted to bytes */
+} ScanKey;
+
+static int64_t kib_to_bytes(uint64_t kib)
+{
+    if (kib > (uint64_t)INT64_MAX / 1024)
+        return -1;
+    return (int64_t)(kib * 1024);
+}
+
+/* "Name:<blanks>N[ kB]" on [s, end): stores the value (bytes for kB keys) in vals[i] for the key
+ * it names. A line that names a key but is not in this form leaves it at -1: an unparsable line
+ * is a value the kernel did not give us. */
+static void scan_line(const char *s, const char *end, const ScanKey *keys, size_t n, int64_t *vals,
+                      size_t *found)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i].name);
+        if ((size_t)(end - s) <= len || memcmp(s, keys[i].name, len) != 0 || s[len] != ':')
+            continue;
+        if (vals[i] >= 0)
+            return;
+
+        const char *p = s + len + 1;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == end || *p < '0' || *p > '9')
+            return;
+        uint64_t v = 0;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (UINT64_MAX - d) / 10)
+                return;
+            v = v * 10 + d;
+        }
+        if (keys[i].kib) {
+            if (end - p < 3 || memcmp(p, " kB", 3) != 0)
+                return;
+            vals[i] = kib_to_bytes(v);
+        } else {
+            vals[i] = v > (uint64_t)INT64_MAX ? -1 : (int64_t)v;
+        }
+        if (vals[i] >= 0)
+            (*found)++;
+        return;
+    }
+}
+
+/* Scans /proc/PID/<file> for the keys, setting vals[i] to -1 for each key not seen. The file is
+ * read through a fixed buffer a line at a time, so memory stays bounded whatever the kernel
+ * prints (a status file's Groups line can run to hundreds of KiB), and reading stops as soon as
+ * every key is found. Returns the raw -errno of open or read: the callers decide which mean
+ * "gone". */
+static int scan_proc_file(pid_t pid, const char *file, const ScanKey *keys, size_t n, int64_t *vals)
+{
+    char path[64], buf[4096];
+    size_t have = 0, found = 0;
+    bool skipping = false;
+
+    for (size_t i = 0; i < n; i++)
+        vals[i] = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+
+    for (;;) {
+        ssize_t k = read(fd, buf + have, sizeof(buf) - have);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (k == 0) {
+            if (have > 0 && !skipping)
+                scan_line(buf, buf + have, keys, n, vals, &found);
+            return 0;
+        }
+        have += (size_t)k;
+
+        char *s = buf, *nl;
+        while ((nl = memchr(s, '\n', (size_t)(buf + have - s)))) {
+            if (!skipping)
+                scan_line(s, nl, keys, n, vals, &found);
+            skipping = false;
+            s = nl + 1;
+            if (found == n)
+                return 0;
+        }
+
+        /* A partial line stays for the next read; one that fills the whole buffer is longer
+         * than any line we look for, so the rest of it is skipped. */
+        size_t left = (size_t)(buf + have - s);
+        if (left == sizeof(buf)) {
+            skipping = true;
+            have = 0;
+        } else {
+            memmove(buf, s, left);
+            have = left;
+        }
+    }
+}
+
+static bool is_gone(int r)
+{
+    return r == -ENOENT || r == -ESRCH;
+}
+
+enum { ST_TGID, ST_VMSIZE, ST_VMHWM, ST_VMRSS, ST_RSSANON, ST_VMSWAP };
+static const ScanKey status_keys[] = {
+    [ST_TGID] = {"Tgid", false},  [ST_VMSIZE] = {"VmSize", true},   [ST_VMHWM] = {"VmHWM", true},
+    [ST_VMRSS] = {"VmRSS", true}, [ST_RSSANON] = {"RssAnon", true}, [ST_VMSWAP] = {"VmSwap", true},
+};
+static const ScanKey rollup_keys[] = {{"Pss", true}};
+
+/* A libproc2 status value, when the status scan saw its line. */
+static int64_t status_value(const struct pids_stack *s, int rel, int64_t seen)
+{
+    if (seen < 0)
+        return -1;
+    return kib_to_bytes(s->head[rel].result.ul_int);
+}
+
+int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret)
+{
+    struct pids_stack *s;
+    int64_t st[ARRAY_SIZE(status_keys)], pss;
+    int r;
+
+    if (!p || pid <= 0 || !ret)
+        return -EINVAL;
+
+    r = select_one(p->memory, pid, &s);
+    if (r < 0)
+        return r;
+
+    r = scan_proc_file(pid, "status", status_keys, ARRAY_SIZE(status_keys), st);
+    if (r < 0)
+        return is_gone(r) ? -ESRCH : r;
+    /* /proc/TID resolves for any thread, but a thread is not a process. */
+    if (st[ST_TGID] >= 0 && st[ST_TGID] != pid)
+        return -ESRCH;
+
+    r = scan_proc_file(pid, "smaps_rollup", rollup_keys, ARRAY_SIZE(rollup_keys), &pss);
+    /* Only a failed open says the process is gone: reading a zombie's rollup fails with ESRCH
+     * after a successful open, and that is a PSS the kernel does not give, not a missing
+     * process. Any other failure (EACCES, EPERM) leaves PSS at -1 too. */
+    if (r == -ENOENT)
+        return -ESRCH;
+    if (r < 0)
+        pss = -1;
+
+    *ret = (ProcMemory){
+        .rss = status_value(s, MEM_RSS, st[ST_VMRSS]),
+        .vms = status_value(s, MEM_SIZE, st[ST_VMSIZE]),
+        .anon = status_value(s, MEM_ANON, st[ST_RSSANON]),
+        .swap = status_value(s, MEM_SWAP, st[ST_VMSWAP]),
+        .pss = pss,
+        .peak_rss = st[ST_VMHWM],
+    };
+    return 0;
+}
+
+/* readlink() of /proc/PID/exe, grown until the link fits; NULL when it cannot be read
+ * (a kernel thread, or no ptrace access). */
+static char *read_exe(pid_t pid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    for (size_t size = 256; size <= 65536; size *= 2) {
+        char *buf = malloc(size);
+        if (!buf)
+            return NULL;
+        ssize_t n = readlink(path, buf, size);
+        if (n < 0) {
+            free(buf);
+            return NULL;
+        }
+        if ((size_t)n < size) {
+            buf[n] = '\0';
+            return buf;
+        }
+        free(buf);
+    }
+    return NULL;
+}
+
+/* Whether /proc/PID/cmdline is empty. 0 or 1, or -errno when it cannot be read. */
+static int cmdline_empty(pid_t pid)
+{
+    char path[64], c;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t k;
+    do
+        k = read(fd, &c, 1);
+    while (k < 0 && errno == EINTR);
+    if (k < 0)
+        return -errno;
+    return k == 0;
+}
+
+/* Joins the arguments with spaces into *ret, NULL when that leaves nothing. */
+static int join_cmdline(pid_t pid, char **v, char **ret)
+{
+    if (!v || !v[0]) {
+        *ret = NULL;
+        return 0;
+    }
+
+    if (strcmp(v[0], "-") == 0 && !v[1]) {
+        int r = cmdline_empty(pid);
+        if (is_gone(r))
+            return -ESRCH;
+        /* Empty, or unreadable: libproc2's "-" is then a placeholder, not an argument. */
+        if (r != 0) {
+            *ret = NULL;
+            return 0;
+        }
+    }
+
+    size_t len = 0;
+    for (char **a = v; *a; a++)
+        len += strlen(*a) + 1;
+    if (len <= 1) {
+        *ret = NULL;
+        return 0;
+    }
+
+    char *s = malloc(len), *q = s;
+    if (!s)
+        return -ENOMEM;
+    for (char **a = v; *a; a++) {
+        if (a != v)
+            *q++ = ' ';
+        size_t l = strlen(*a);
+        memcpy(q, *a, l);
+        q += l;
+    }
+    *q = '\0';
+    *ret = s;
+    return 0;
+}
+
+void procidentity_done(ProcIdentity *id)
+{
+    if (!id)
+        return;
+    free(id->cmdline);
+    id->cmdline = NULL;
+    free(id->exe);
+    id->exe = NULL;
+}
+
+int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
+{
+    struct pids_stack *s;
+    int r;
+
+    if (!p || pid <= 0 || !ret)
+        return -EINVAL;
+
+    r = select_one(p->identity, pid, &s);
+    if (r < 0)
+        return r;
+    /* /proc/TID resolves for any thread, but a thread is not a process. */
+    if (PIDS_VAL(ID_TGID, s_int, s, p->identity) != pid)
+        return -ESRCH;
+
+    _cleanup_(procidentity_done) ProcIdentity id = {
+        .pid = pid,
+        .start_ticks = PIDS_VAL(ID_TICS_BEGAN, ull_int, s, p->identity),
+        .uid = PIDS_VAL(ID_RUID, u_int, s, p->identity),
+        .threads = PIDS_VAL(ID_NLWP, s_int, s, p->identity),
+    };
+    id.start_time = p->boot_time + (double)id.start_ticks / (double)p->clk_tck;
+    const char *cmd = PIDS_VAL(ID_CMD, str, s, p->identity);
+    snprintf(id.comm, sizeof(id.comm), "%s", cmd ? cmd : "");
+
+    r = join_cmdline(pid, PIDS_VAL(ID_CMDLINE_V, strv, s, p->identity), &id.cmdline);
+    if (r < 0)
+        return r;
+    id.exe = read_exe(pid);
+
+    *ret = id;
+    id.cmdline = id.exe = NULL;
+    return 0;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+int procinfo_list(ProcInfo *p, pid_t **ret, size_t *ret_n)
+{
+    if (!p || !ret || !ret_n)
+        return -EINVAL;
+
+    errno = 0;
+    struct pids_fetch *f = procps_pids_reap(p->list, PIDS_FETCH_TASKS_ONLY);
+    if (!f)
+        return libproc2_error();
+
+    size_t n = f->counts->total > 0 ? (size_t)f->counts->total : 0;
+    pid_t *v = malloc(MAX(n, (size_t)1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        v[i] = PIDS_VAL(0, s_int, f->stacks[i], p->list);
+    /* /proc is usually listed in pid order, but readdir() does not promise it. */
+    qsort(v, n, sizeof(*v), cmp_pid);
+
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
