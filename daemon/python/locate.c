@@ -31,6 +31,7 @@ typedef struct ElfFacts {
     uint8_t build_id[20];
     size_t build_id_len;
     bool valid;          /* the file opened and is x86_64 ELF */
+    int open_error;      /* -errno when it could not be opened */
     int type;            /* ET_EXEC / ET_DYN */
     uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
     bool has_runtime;
@@ -189,7 +190,9 @@ static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, const MapsEntry *e, b
     }
     ElfFacts facts = {.dev_major = e->dev_major, .dev_minor = e->dev_minor, .inode = e->inode};
     _cleanup_(elffile_freep) ElfFile *f = NULL;
-    if (open_mapping(pid, e, is_exe, &f) >= 0) {
+    int k = open_mapping(pid, e, is_exe, &f);
+    facts.open_error = k < 0 ? k : 0;
+    if (k >= 0) {
         c->opens++;
         facts_from_elf(&facts, f);
         if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f))
@@ -509,7 +512,7 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
 
     /* Candidates in order: libpython, the executable, anything named *python*, then every other
      * file mapping (an embedding host may link Python statically). */
-    const MapsEntry *found = NULL, *old_python = NULL;
+    const MapsEntry *found = NULL, *old_python = NULL, *denied = NULL;
     const ElfFacts *facts = NULL;
     for (int pass = 0; pass < 4 && !found; pass++) {
         for (size_t i = 0; i < maps->n && !found; i++) {
@@ -530,6 +533,9 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
                 facts = f;
             } else if (f && f->valid && f->has_python_api && !old_python) {
                 old_python = e;
+            } else if (f && pass < 3 && !denied &&
+                       (f->open_error == -EACCES || f->open_error == -EPERM)) {
+                denied = e;
             }
         }
     }
@@ -546,6 +552,17 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
         set_status(&loc, PYLOC_UNSUPPORTED,
                    "CPython %s: older than 3.8 is not supported (%s has no _PyRuntime)",
                    loc.version[0] ? loc.version : "before 3.7", loc.module);
+        *ret = loc;
+        return 0;
+    }
+    if (!found && denied) {
+        /* A file that would be the first to look at (libpython, the executable, a *python*
+         * file) could not be opened: say so, rather than guess the process is not Python. */
+        snprintf(loc.module, sizeof(loc.module), "%s", denied->path);
+        set_status(&loc, PYLOC_DENIED,
+                   "cannot open %s to find the interpreter (permission denied): run pymemd as "
+                   "root or with CAP_DAC_READ_SEARCH as well as CAP_SYS_PTRACE",
+                   loc.module);
         *ret = loc;
         return 0;
     }

@@ -26,6 +26,7 @@ typedef enum PyLocStatus {
     PYLOC_OK = 0,
     PYLOC_NOT_PYTHON,  /* no module defines _PyRuntime */
     PYLOC_UNSUPPORTED, /* Python, but a version or build pymemd cannot read */
+    PYLOC_DENIED,      /* the interpreter's binary exists but may not be opened */
 } PyLocStatus;
 
 /* Where the obmalloc statics of 3.8–3.11 are (PYOBM_SYMBOLS), as runtime addresses; 0 when the

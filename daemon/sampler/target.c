@@ -153,7 +153,7 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         s->shared = loc->shared;
     }
     if (loc->status != PYLOC_OK) {
-        s->status = TARGET_UNSUPPORTED;
+        s->status = loc->status == PYLOC_DENIED ? TARGET_DENIED : TARGET_UNSUPPORTED;
         snprintf(s->error, sizeof(s->error), "%s", loc->reason);
         return;
     }
