@@ -1,0 +1,123 @@
+/* prom: both exposition formats from fixed samples: names, labels, escaping, unknown values
+ * left out (never a zero), counters named per format, the OpenMetrics EOF. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics/prom.h"
+
+static void fill(TargetSample *ok, TargetSample *bad)
+{
+    memset(ok, 0, sizeof(*ok));
+    ok->pid = 42;
+    ok->status = TARGET_OK;
+    ok->have_identity = true;
+    strcpy(ok->id.comm, "we\"ird\\name");
+    ok->have_python = true;
+    strcpy(ok->version, "3.12.1");
+    ok->hexversion = 0x030c01f0;
+    ok->version_exact = true;
+    ok->have_memory = true;
+    ok->mem =
+        (ProcMemory){.rss = 1000, .vms = 2000, .anon = 300, .swap = 0, .pss = -1, .peak_rss = 1500};
+    ok->have_py = true;
+    ok->py.ngenerations = 3;
+    for (int g = 0; g < 3; g++)
+        ok->py.gen[g] = (PyGcGeneration){.count = g,
+                                         .threshold = 700 + g,
+                                         .collections = 10 + g,
+                                         .collected = 100 + g,
+                                         .uncollectable = g,
+                                         .candidates = -1,
+                                         .duration = NAN};
+    ok->py.enabled = true;
+    ok->py.threads = 4;
+    ok->py.frozen = 0;
+    ok->py.garbage = 0;
+    ok->py.pymalloc_ok = false; /* stripped build: pymalloc unknown */
+    ok->busy_ratio = 0.25;
+    ok->sample_seconds = 0.0001;
+
+    memset(bad, 0, sizeof(*bad));
+    bad->pid = 7;
+    bad->status = TARGET_DENIED;
+    bad->have_identity = true;
+    strcpy(bad->id.comm, "python3");
+    bad->busy_ratio = NAN;
+}
+
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)); p++)
+        if ((p == text || p[-1] == '\n') && p[n] == '\n')
+            return true;
+    return false;
+}
+
+static void text_format(void **state)
+{
+    TargetSample s[2];
+    fill(&s[0], &s[1]);
+    size_t len;
+    char *t = prom_render(PROM_TEXT, "0.1.0", s, 2, &len);
+    assert_non_null(t);
+    assert_int_equal(strlen(t), len);
+    assert_true(has_line(t, "pymemd_build_info{version=\"0.1.0\"} 1"));
+    assert_true(has_line(t, "pymemd_target_up{pid=\"42\",name=\"we\\\"ird\\\\name\"} 1"));
+    assert_true(has_line(t, "pymemd_target_up{pid=\"7\",name=\"python3\"} 0"));
+    assert_true(has_line(t, "# TYPE python_gc_collections_total counter"));
+    assert_true(has_line(
+        t,
+        "python_gc_collections_total{pid=\"42\",name=\"we\\\"ird\\\\name\",generation=\"2\"} 12"));
+    assert_true(has_line(
+        t, "python_gc_threshold{pid=\"42\",name=\"we\\\"ird\\\\name\",generation=\"0\"} 700"));
+    assert_true(has_line(t, "python_info{pid=\"42\",name=\"we\\\"ird\\\\name\",version=\"3.12.1\","
+                            "implementation=\"CPython\",major=\"3\",minor=\"12\","
+                            "patchlevel=\"1\"} 1"));
+    assert_true(has_line(t, "python_gc_busy_ratio_estimate{pid=\"42\",name=\"we\\\"ird\\\\name\"} "
+                            "0.25"));
+    /* Unknown is absent, not zero: no PSS, no pymalloc, no durations before 3.15. */
+    assert_null(strstr(t, "python_memory_proportional_bytes{"));
+    assert_null(strstr(t, "python_pymalloc_arenas{"));
+    assert_null(strstr(t, "python_gc_duration_seconds_total"));
+    assert_null(strstr(t, "# EOF"));
+    /* The denied target has no Python metrics at all. */
+    assert_null(strstr(t, "python_threads{pid=\"7\""));
+    assert_int_equal(t[len - 1], '\n');
+    free(t);
+}
+
+static void openmetrics_format(void **state)
+{
+    TargetSample s[2];
+    fill(&s[0], &s[1]);
+    s[0].py.gen[0].duration = 0.5;
+    s[0].py.gen[0].candidates = 99;
+    size_t len;
+    char *t = prom_render(PROM_OPENMETRICS, "0.1.0", s, 2, &len);
+    assert_non_null(t);
+    /* Counter families drop the _total suffix in metadata; samples keep it. */
+    assert_true(has_line(t, "# TYPE python_gc_collections counter"));
+    assert_null(strstr(t, "# TYPE python_gc_collections_total"));
+    assert_true(has_line(
+        t,
+        "python_gc_duration_seconds_total{pid=\"42\",name=\"we\\\"ird\\\\name\",generation=\"0\"}"
+        " 0.5"));
+    assert_true(len > 6 && strcmp(t + len - 6, "# EOF\n") == 0);
+    free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(text_format),
+        cmocka_unit_test(openmetrics_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
