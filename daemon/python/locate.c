@@ -181,12 +181,35 @@ static int open_mapping(pid_t pid, const MapsEntry *e, bool is_exe, ElfFile **re
     return elffile_open(path, ret);
 }
 
-static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, const MapsEntry *e, bool is_exe)
+static bool name_has_python(const char *path);
+
+/* Whether the target's copy of a module still carries the build-id the cached facts were read
+ * from: the notes sit in the first page of the file, which is mapped. A file replaced under the
+ * same inode (or a cache entry from another mount namespace) fails this and is read again. */
+static bool same_build(Rmem *r, const MapsEntry *e, const ElfFacts *f)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        const ElfFacts *f = &c->v[i];
-        if (f->inode == e->inode && f->dev_major == e->dev_major && f->dev_minor == e->dev_minor)
-            return f;
+    if (f->build_id_len == 0)
+        return true; /* nothing to compare: trust device and inode */
+    uint8_t page[4096];
+    size_t len = (size_t)MIN((uint64_t)sizeof(page), e->end - e->start);
+    if (rmem_read(r, e->start, page, len) < 0)
+        return true; /* the reads that follow will fail on their own */
+    return memmem(page, len, f->build_id, f->build_id_len) != NULL;
+}
+
+/* The facts of a mapping's file, from the cache (by device and inode, checked by build-id) or
+ * read now. Deleted files are not cached: their facts go to *scratch. */
+static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEntry *e, bool is_exe,
+                                 ElfFacts *scratch)
+{
+    ElfFacts *slot = NULL;
+    for (size_t i = 0; i < c->n && !slot; i++) {
+        ElfFacts *f = &c->v[i];
+        if (f->inode == e->inode && f->dev_major == e->dev_major && f->dev_minor == e->dev_minor) {
+            if (same_build(r, e, f))
+                return f;
+            slot = f; /* stale: read the file again into the same slot */
+        }
     }
     ElfFacts facts = {.dev_major = e->dev_major, .dev_minor = e->dev_minor, .inode = e->inode};
     _cleanup_(elffile_freep) ElfFile *f = NULL;
@@ -199,16 +222,62 @@ static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, const MapsEntry *e, b
             facts_from_debug_file(&facts, pid, c);
     }
     /* A file that could not be opened is remembered too, so a non-Python process costs one
-     * attempt per file, not one per sample. Deleted files share inode numbers with nothing
-     * reliable, so they are not cached. */
-    if (e->deleted)
-        return NULL;
+     * attempt per file, not one per sample. */
+    if (e->deleted) {
+        *scratch = facts;
+        return scratch;
+    }
+    if (slot) {
+        *slot = facts;
+        return slot;
+    }
     ElfFacts *n = realloc(c->v, (c->n + 1) * sizeof(*n));
-    if (!n)
-        return NULL;
+    if (!n) {
+        *scratch = facts;
+        return scratch;
+    }
     c->v = n;
     c->v[c->n] = facts;
     return &c->v[c->n++];
+}
+
+/* 3.13+ without a readable binary: _PyRuntime starts with the debug offsets' cookie, followed by
+ * the version and the free-threading flag, at an aligned address in the module's writable data.
+ * Scans the writable file-backed mappings of the Python-looking modules for it (pystack does the
+ * same). Returns the address, or 0. */
+static RAddr scan_for_cookie(Rmem *r, const Maps *maps, const char *exe)
+{
+    enum { CHUNK = 256 << 10, SCAN_MAX = 64 << 20 };
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf)
+        return 0;
+    RAddr found = 0;
+    for (size_t m = 0; m < maps->n && !found; m++) {
+        const MapsEntry *e = &maps->v[m];
+        if (!e->path || e->path[0] != '/' || !e->w || !e->r ||
+            !(name_has_python(e->path) || strcmp(e->path, exe) == 0))
+            continue;
+        uint64_t end = MIN(e->end, e->start + SCAN_MAX);
+        /* Chunks overlap by the 24 bytes checked, so no candidate falls between two. */
+        for (uint64_t at = e->start; at < end && !found; at += CHUNK - 24) {
+            size_t len = (size_t)MIN((uint64_t)CHUNK, end - at);
+            if (len < 24 || rmem_read(r, at, buf, len) < 0)
+                break;
+            for (size_t i = 0; i + 24 <= len; i += 8) {
+                if (memcmp(buf + i, debug_cookie, sizeof(debug_cookie)) != 0)
+                    continue;
+                uint64_t version, ft;
+                memcpy(&version, buf + i + 8, 8);
+                memcpy(&ft, buf + i + 16, 8);
+                if (version >= 0x030d0000u && version < 0x04000000u && ft <= 1) {
+                    found = at + i;
+                    break;
+                }
+            }
+        }
+    }
+    free(buf);
+    return found;
 }
 
 /* The runtime address of a module: the mapping with file offset 0 whose other mappings match
@@ -514,6 +583,7 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
      * file mapping (an embedding host may link Python statically). */
     const MapsEntry *found = NULL, *old_python = NULL, *denied = NULL;
     const ElfFacts *facts = NULL;
+    ElfFacts scratch, found_facts;
     for (int pass = 0; pass < 4 && !found; pass++) {
         for (size_t i = 0; i < maps->n && !found; i++) {
             const MapsEntry *e = &maps->v[i];
@@ -527,10 +597,11 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
                                     : !py && !is_exe;
             if (!take)
                 continue;
-            const ElfFacts *f = facts_get(cache, pid, e, is_exe);
+            const ElfFacts *f = facts_get(cache, pid, r, e, is_exe, &scratch);
             if (f && f->valid && f->has_runtime) {
                 found = e;
-                facts = f;
+                found_facts = *f; /* scratch may be reused by a later candidate */
+                facts = &found_facts;
             } else if (f && f->valid && f->has_python_api && !old_python) {
                 old_python = e;
             } else if (f && pass < 3 && !denied &&
@@ -555,6 +626,13 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
         *ret = loc;
         return 0;
     }
+    /* No binary told where _PyRuntime is: on 3.13+ its cookie can still be found in memory. */
+    RAddr cookie = 0;
+    if (!found && (cookie = scan_for_cookie(r, maps, exe)) != 0) {
+        found = maps_find(maps, cookie);
+        found_facts = (ElfFacts){.valid = true, .has_runtime = true};
+        facts = &found_facts;
+    }
     if (!found && denied) {
         /* A file that would be the first to look at (libpython, the executable, a *python*
          * file) could not be opened: say so, rather than guess the process is not Python. */
@@ -574,13 +652,16 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
     snprintf(loc.module, sizeof(loc.module), "%s", found->path);
     loc.shared = strcmp(found->path, exe) != 0 && name_is_libpython(found->path);
 
-    uint64_t bias;
-    if (module_bias(maps, found, facts, &bias) < 0) {
+    uint64_t bias = 0;
+    if (cookie) {
+        loc.runtime = cookie;
+    } else if (module_bias(maps, found, facts, &bias) < 0) {
         set_status(&loc, PYLOC_UNSUPPORTED, "cannot work out where %s is loaded", loc.module);
         *ret = loc;
         return 0;
+    } else {
+        loc.runtime = bias + facts->runtime;
     }
-    loc.runtime = bias + facts->runtime;
 
     bool free_threaded = false;
     k = read_version(&loc, r, facts, bias, &free_threaded);

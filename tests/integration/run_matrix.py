@@ -988,6 +988,68 @@ def misc_match(pymemd, interp, keep_dir):
             target.close()
 
 
+def misc_ptrace_only(pymemd, interps, keep_dir):
+    """pymemd as nobody with CAP_SYS_PTRACE alone, against targets whose binaries nobody may
+    open (they live under root's 0700 home). 3.13+ must still be read exactly, from the
+    _Py_DebugOffsets cookie in memory; older versions must be "denied" naming the file and
+    CAP_DAC_READ_SEARCH."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return "SKIP", "SKIP: setpriv (util-linux) is not installed"
+    if os.geteuid() != 0:
+        return "SKIP", "SKIP: needs root to run pymemd as another user (uid %d)" % os.geteuid()
+    prefix = [setpriv, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+              "--inh-caps=+sys_ptrace", "--ambient-caps=+sys_ptrace", "--"]
+    if subprocess.run(prefix + ["true"], timeout=10).returncode != 0:
+        return "SKIP", "SKIP: cannot give uid %d an ambient CAP_SYS_PTRACE here" % NOBODY
+    tmpdir = tempfile.mkdtemp(prefix="pymemd-ptrace-only-")
+    notes = []
+    try:
+        os.chmod(tmpdir, 0o755)
+        exe = os.path.join(tmpdir, "pymemd")
+        shutil.copy2(pymemd, exe)
+        os.chmod(exe, 0o755)
+        for interp in interps:
+            binary = os.path.realpath(interp.cmd[-1])
+            if subprocess.run(prefix + ["test", "-r", binary], timeout=10).returncode == 0:
+                notes.append("%s: readable by uid %d, not this case" % (interp.label, NOBODY))
+                continue
+            target = Target(interp, [], keep_dir, "misc.ptrace-only")
+            try:
+                run = run_pymemd(exe, ["--once", "--pid", str(target.pid)], prefix=prefix)
+                save(keep_dir, "misc.ptrace-only." + interp.label, run)
+                if run.parse_error:
+                    return "FAIL", "FAIL: %s: %s" % (interp.label, run.parse_error)
+                proc = run.processes(target.pid)[0]
+                st, err = proc.get("status"), proc.get("error")
+                if interp.hexversion >= 0x030D0000:
+                    truth = target.truth
+                    if st != "ok":
+                        return "FAIL", "FAIL: %s: expected status ok from memory alone, got %s: %s" % (
+                            interp.label, st, err)
+                    got = [(g["threshold"], g["collections"]) for g in proc["gc"]["generations"]]
+                    want = [(t, s_["collections"]) for t, s_ in zip(truth["get_threshold"],
+                                                                    truth["get_stats"])]
+                    if got != want:
+                        return "FAIL", "FAIL: %s: thresholds/collections %s, target says %s" % (
+                            interp.label, got, want)
+                    notes.append("%s: ok from memory" % interp.label)
+                else:
+                    if st != "denied" or "CAP_DAC_READ_SEARCH" not in (err or ""):
+                        return "FAIL", ("FAIL: %s: expected \"denied\" naming CAP_DAC_READ_SEARCH,"
+                                        " got %s: %s" % (interp.label, st, err))
+                    notes.append("%s: denied" % interp.label)
+            finally:
+                target.close()
+        if not notes:
+            return "SKIP", "SKIP: no interpreter to try"
+        return "PASS", "PASS (" + "; ".join(notes) + ")"
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, KeyError, IndexError) as e:
+        return "FAIL", "FAIL: %s" % e
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 def misc_denied(pymemd, interp, keep_dir):
     setpriv = shutil.which("setpriv")
     if not setpriv:
@@ -1141,11 +1203,11 @@ def run_all(pymemd, opts, started):
     misc = []
     misc.append(("gone-pid", lambda: misc_gone(pymemd)))
     if not allowed:
-        for name in ("not-python", "multi-pid", "match", "denied"):
+        for name in ("not-python", "multi-pid", "match", "denied", "ptrace-only"):
             misc.append((name, lambda: ("SKIP", "SKIP: " + why)))
     elif not pick:
         misc.append(("not-python", lambda: misc_not_python(pymemd)))
-        for name in ("multi-pid", "match", "denied"):
+        for name in ("multi-pid", "match", "denied", "ptrace-only"):
             misc.append((name, lambda: ("SKIP", "SKIP: pymemd read no interpreter "
                                                 "with status \"ok\" in the matrix")))
     else:
@@ -1157,6 +1219,9 @@ def run_all(pymemd, opts, started):
         misc.append(("multi-pid", lambda: misc_multi(pymemd, two, opts.keep_dir)))
         misc.append(("match", lambda: misc_match(pymemd, pick[-1], opts.keep_dir)))
         misc.append(("denied", lambda: misc_denied(pymemd, pick[0], opts.keep_dir)))
+        # The newest and the oldest interpreter read: one from memory alone, one denied.
+        ends = [pick[0]] + [it for it in pick if it.hexversion < 0x030D0000][:1]
+        misc.append(("ptrace-only", lambda: misc_ptrace_only(pymemd, ends, opts.keep_dir)))
     for name, fn in misc:
         try:
             kind, text = fn()
