@@ -42,7 +42,7 @@ void config_init(Config *c)
         .all = false,
         .interval = 1.0,
         .census_interval = 60.0,
-        .gc_poll_interval = 0.01,
+        .gc_poll_interval = 0.05,
         .discovery_interval = 5.0,
         .log_level = LOG_LEVEL_INFO,
         .top_types = 20,

@@ -13,8 +13,11 @@ struct Target {
     bool located;
     PyLoc loc;
     PyReader *reader;
-    /* Polls of the `collecting` flag since the last sample, and how many found it set. */
+    /* Polls of the `collecting` flag since the last sample, and how many found it set; and the
+     * same per sample for the last TARGET_BUSY_WINDOW samples, a ring. */
     unsigned polls, busy;
+    unsigned ring_polls[TARGET_BUSY_WINDOW], ring_busy[TARGET_BUSY_WINDOW];
+    unsigned ring_at;
 };
 
 const char *target_status_name(TargetStatus s)
@@ -174,9 +177,17 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
 {
     double t0 = now_mono();
     TargetSample s = {.pid = t->pid, .status = TARGET_OK, .busy_ratio = NAN};
-    if (t->polls > 0)
-        s.busy_ratio = (double)t->busy / t->polls;
+    t->ring_polls[t->ring_at] = t->polls;
+    t->ring_busy[t->ring_at] = t->busy;
+    t->ring_at = (t->ring_at + 1) % TARGET_BUSY_WINDOW;
     t->polls = t->busy = 0;
+    unsigned polls = 0, busy = 0;
+    for (unsigned i = 0; i < TARGET_BUSY_WINDOW; i++) {
+        polls += t->ring_polls[i];
+        busy += t->ring_busy[i];
+    }
+    if (polls > 0)
+        s.busy_ratio = (double)busy / polls;
     s.sampled_at = now_real();
 
     int k = procinfo_identity(pi, t->pid, &s.id);

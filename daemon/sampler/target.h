@@ -57,6 +57,10 @@ void targetsample_done(TargetSample *s);
  * a missing capability shows instead of an empty list. */
 bool targetsample_maybe_python(const TargetSample *s);
 
+/* Samples over which the busy ratio is estimated: at the default interval (1 s) and poll
+ * interval (0.05 s), a minute and about 1,200 polls. */
+#define TARGET_BUSY_WINDOW 60
+
 typedef struct Target Target;
 
 /* A target for `pid`. Nothing is read yet. The caller owns *ret. */
