@@ -44,7 +44,9 @@ passed=0 nfailed=0 skipped=0
 for suite in "build" "build-sanitize -Db_sanitize=address,undefined -Db_lundef=false"; do
     read -r dir opts <<<"$suite"
     # shellcheck disable=SC2086
-    if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_suite "$dir" $opts; then
+    if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
+        run_suite "$dir" $opts; then
         failed=1
     fi
     if [ -f "$dir/meson-logs/testlog.json" ]; then

@@ -52,6 +52,26 @@ static double range_q(const char *params, size_t len)
     return q;
 }
 
+/* The version parameter of a media range's parameters, into buf ("" when absent). */
+static void range_version(const char *params, size_t len, char *buf, size_t size)
+{
+    buf[0] = 0;
+    const char *p = params, *end = params + len;
+    while (p < end) {
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+            p++;
+        if (end - p > 8 && strncasecmp(p, "version=", 8) == 0) {
+            size_t n = 0;
+            for (const char *v = p + 8; v < end && *v != ';' && *v != ' ' && n < size - 1; v++)
+                buf[n++] = *v;
+            buf[n] = 0;
+            return;
+        }
+        while (p < end && *p != ';')
+            p++;
+    }
+}
+
 static bool type_is(const char *t, size_t len, const char *want)
 {
     return strlen(want) == len && strncasecmp(t, want, len) == 0;
@@ -80,8 +100,15 @@ SnapFormat http_negotiate(const char *accept)
         size_t tlen = (size_t)(type_end - item);
         double rq = semi ? range_q(semi, (size_t)(item_end - semi)) : 1.0;
         int f = -1;
+        char version[16] = "";
+        if (semi)
+            range_version(semi, (size_t)(item_end - semi), version, sizeof(version));
+        /* pymemd writes OpenMetrics 1.0.0, which also satisfies 0.0.1 (the same text; what
+         * Prometheus 2.20 asks for); a range naming another version is not ours to answer. */
         if (type_is(item, tlen, "application/openmetrics-text"))
-            f = SNAP_OPENMETRICS;
+            f = !*version || strcmp(version, "1.0.0") == 0 || strcmp(version, "0.0.1") == 0
+                    ? SNAP_OPENMETRICS
+                    : -1;
         else if (type_is(item, tlen, "text/plain") || type_is(item, tlen, "text/*"))
             f = SNAP_PROMETHEUS;
         else if (type_is(item, tlen, "application/json") || type_is(item, tlen, "application/*") ||

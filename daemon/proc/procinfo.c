@@ -23,6 +23,7 @@
  * when the status scan here saw the line: a kernel thread or a zombie has no memory lines, and
  * must come out as -1, not as a process that uses no memory. */
 #include "proc/procinfo.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -407,6 +408,24 @@ void procidentity_done(ProcIdentity *id)
     id->exe = NULL;
 }
 
+/* /proc/PID/comm: at most 15 bytes and a newline. */
+static int read_comm(pid_t pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    buf[n] = 0;
+    if (buf[n - 1] == '\n')
+        buf[n - 1] = 0;
+    return 0;
+}
+
 int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
 {
     struct pids_stack *s;
@@ -429,12 +448,27 @@ int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
         .threads = PIDS_VAL(ID_NLWP, s_int, s, p->identity),
     };
     id.start_time = p->boot_time + (double)id.start_ticks / (double)p->clk_tck;
-    const char *cmd = PIDS_VAL(ID_CMD, str, s, p->identity);
-    snprintf(id.comm, sizeof(id.comm), "%s", cmd ? cmd : "");
+    /* comm from /proc/PID/comm, not libproc2's PIDS_CMD, which turns every non-ASCII byte
+     * into '?'. Text from the target is made valid UTF-8 here, once, for every consumer. */
+    char comm[64];
+    if (read_comm(pid, comm, sizeof(comm)) < 0) {
+        const char *cmd = PIDS_VAL(ID_CMD, str, s, p->identity);
+        snprintf(comm, sizeof(comm), "%s", cmd ? cmd : "");
+    }
+    utf8_sanitize(id.comm, sizeof(id.comm), comm);
 
     r = join_cmdline(pid, PIDS_VAL(ID_CMDLINE_V, strv, s, p->identity), &id.cmdline);
     if (r < 0)
         return r;
+    if (id.cmdline) {
+        size_t len = strlen(id.cmdline) * 3 + 1; /* every byte may become U+FFFD */
+        char *clean = malloc(len);
+        if (!clean)
+            return -ENOMEM;
+        utf8_sanitize(clean, len, id.cmdline);
+        free(id.cmdline);
+        id.cmdline = clean;
+    }
     id.exe = read_exe(pid);
 
     *ret = id;

@@ -9,6 +9,7 @@
 struct Target {
     pid_t pid;
     uint64_t start_ticks;
+    char *exe; /* as first seen: a change means the process exec()ed another program */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -63,6 +64,7 @@ Target *target_free(Target *t)
         return NULL;
     pyreader_free(t->reader);
     rmem_free(t->rmem);
+    free(t->exe);
     free(t);
     return NULL;
 }
@@ -132,6 +134,12 @@ static void set_error(TargetSample *s, int err, const char *what)
     }
 }
 
+static void forget_interpreter(Target *t)
+{
+    t->reader = pyreader_free(t->reader);
+    t->located = false;
+}
+
 static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, TargetSample *s)
 {
     int k;
@@ -165,6 +173,10 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         k = pyreader_sample(t->reader, t->rmem, now_mono(), force_frozen, &s->py);
     if (k < 0) {
         set_error(s, k, "reading the interpreter state");
+        /* Structures that no longer hold together may be a new program image (exec() of the
+         * same executable): find the interpreter afresh on the next try. */
+        if (k == -EFAULT || k == -EIO)
+            forget_interpreter(t);
         return;
     }
     s->have_py = true;
@@ -203,6 +215,14 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
         goto done;
     }
     t->start_ticks = s.id.start_ticks;
+    /* exec() keeps the pid and the start time but replaces the whole program: a new executable
+     * means the interpreter (if any) must be found again. */
+    if (s.id.exe && (!t->exe || strcmp(t->exe, s.id.exe) != 0)) {
+        if (t->exe)
+            forget_interpreter(t);
+        free(t->exe);
+        t->exe = strdup(s.id.exe);
+    }
 
     if (procinfo_memory(pi, t->pid, &s.mem) >= 0)
         s.have_memory = true;

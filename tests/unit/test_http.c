@@ -43,6 +43,12 @@ static void other_clients(void **state)
     assert_int_equal(http_negotiate("application/json, text/plain"), SNAP_PROMETHEUS);
     /* q=0 means "not acceptable". */
     assert_int_equal(http_negotiate("application/openmetrics-text;q=0, */*;q=0.1"), SNAP_JSON);
+    /* An OpenMetrics version pymemd does not write is not offered. */
+    assert_int_equal(
+        http_negotiate("application/openmetrics-text;version=2.0.0,text/plain;version=0.0.4;q=0.1"),
+        SNAP_PROMETHEUS);
+    assert_int_equal(http_negotiate("application/openmetrics-text; version=0.0.1"),
+                     SNAP_OPENMETRICS);
     /* Nothing usable: JSON, the documented default. */
     assert_int_equal(http_negotiate("image/png"), SNAP_JSON);
     assert_int_equal(http_negotiate(",,;;q=,"), SNAP_JSON);
