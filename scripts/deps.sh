@@ -7,7 +7,8 @@ packages=(
     libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
     libsystemd-dev
     libcmocka-dev                           # unit tests
-    python3 util-linux binutils             # integration tests (target scripts, setpriv, nm)
+    python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
+    prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
     ca-certificates dpkg                    # Debian interpreters for the test matrix
 )
 missing=()
