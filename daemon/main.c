@@ -24,6 +24,7 @@
 #include "proc/procinfo.h"
 #include "python/locate.h"
 #include "sampler/target.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* What the command line says: the flags become config keys, applied over the file's, so that
@@ -65,13 +66,6 @@ static void usage(FILE *out)
             "  -V, --version            print the version\n"
             "\n"
             "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
-}
-
-static double now_real(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
@@ -282,13 +276,6 @@ static int run_once(const Config *o, double started_at)
     return 0;
 }
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static SamplerOptions sampler_options(const Config *c, double started_at)
 {
     return (SamplerOptions){
@@ -380,7 +367,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         }
         /* The watchdog is fed only while the sampler thread keeps coming round. */
         double stale = MAX(10.0, 3 * cfg->interval);
-        if (wd && now_mono() - sampler_heartbeat(sampler) < stale)
+        if (wd && clock_mono() - sampler_heartbeat(sampler) < stale)
             sd_notify(0, "WATCHDOG=1");
     }
     sd_notify(0, "STOPPING=1");
@@ -393,7 +380,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
 int main(int argc, char **argv)
 {
     static Cmdline cl;
-    double started_at = now_real();
+    double started_at = clock_real();
     int r = parse_args(argc, argv, &cl);
     if (r >= 0)
         return r;

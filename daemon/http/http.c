@@ -77,42 +77,58 @@ static bool type_is(const char *t, size_t len, const char *want)
     return strlen(want) == len && strncasecmp(t, want, len) == 0;
 }
 
+/* One item of a comma-separated header list: its token ("text/plain", "gzip") trimmed of blanks,
+ * and its parameters from the first ';' on. */
+typedef struct HeaderItem {
+    const char *token;
+    size_t tlen;
+    const char *params;
+    size_t plen;
+} HeaderItem;
+
+/* Yields the next item of the list at *p and advances *p; false at the end. */
+static bool next_item(const char **p, HeaderItem *it)
+{
+    const char *s = *p;
+    if (!*s)
+        return false;
+    const char *end = s;
+    while (*end && *end != ',')
+        end++;
+    *p = *end ? end + 1 : end;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    const char *semi = s;
+    while (semi < end && *semi != ';')
+        semi++;
+    const char *tend = semi;
+    while (tend > s && (tend[-1] == ' ' || tend[-1] == '\t'))
+        tend--;
+    *it = (HeaderItem){s, (size_t)(tend - s), semi, (size_t)(end - semi)};
+    return true;
+}
+
 SnapFormat http_negotiate(const char *accept)
 {
     if (!accept || !*accept)
         return SNAP_JSON;
     double q[SNAP_NFORMATS] = {-1, -1, -1};
-    const char *p = accept;
-    while (*p) {
-        const char *item = p;
-        while (*p && *p != ',')
-            p++;
-        const char *item_end = p;
-        if (*p == ',')
-            p++;
-        while (item < item_end && (*item == ' ' || *item == '\t'))
-            item++;
-        size_t ilen = item_end > item ? (size_t)(item_end - item) : 0;
-        const char *semi = memchr(item, ';', ilen);
-        const char *type_end = semi ? semi : item_end;
-        while (type_end > item && (type_end[-1] == ' ' || type_end[-1] == '\t'))
-            type_end--;
-        size_t tlen = (size_t)(type_end - item);
-        double rq = semi ? range_q(semi, (size_t)(item_end - semi)) : 1.0;
+    HeaderItem it;
+    for (const char *p = accept; next_item(&p, &it);) {
+        double rq = range_q(it.params, it.plen);
+        char version[16];
+        range_version(it.params, it.plen, version, sizeof(version));
         int f = -1;
-        char version[16] = "";
-        if (semi)
-            range_version(semi, (size_t)(item_end - semi), version, sizeof(version));
         /* pymemd writes OpenMetrics 1.0.0, which also satisfies 0.0.1 (the same text; what
          * Prometheus 2.20 asks for); a range naming another version is not ours to answer. */
-        if (type_is(item, tlen, "application/openmetrics-text"))
+        if (type_is(it.token, it.tlen, "application/openmetrics-text"))
             f = !*version || strcmp(version, "1.0.0") == 0 || strcmp(version, "0.0.1") == 0
                     ? SNAP_OPENMETRICS
                     : -1;
-        else if (type_is(item, tlen, "text/plain") || type_is(item, tlen, "text/*"))
+        else if (type_is(it.token, it.tlen, "text/plain") || type_is(it.token, it.tlen, "text/*"))
             f = SNAP_PROMETHEUS;
-        else if (type_is(item, tlen, "application/json") || type_is(item, tlen, "application/*") ||
-                 type_is(item, tlen, "*/*"))
+        else if (type_is(it.token, it.tlen, "application/json") ||
+                 type_is(it.token, it.tlen, "application/*") || type_is(it.token, it.tlen, "*/*"))
             f = SNAP_JSON;
         if (f >= 0 && rq > q[f])
             q[f] = rq;
@@ -131,27 +147,11 @@ SnapFormat http_negotiate(const char *accept)
 
 bool http_accepts_gzip(const char *ae)
 {
-    if (!ae)
-        return false;
-    const char *p = ae;
-    while (*p) {
-        const char *item = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        if (*p == ',')
-            p++;
-        while (item < end && (*item == ' ' || *item == '\t'))
-            item++;
-        size_t ilen = end > item ? (size_t)(end - item) : 0;
-        const char *semi = memchr(item, ';', ilen);
-        const char *tend = semi ? semi : end;
-        while (tend > item && tend[-1] == ' ')
-            tend--;
-        size_t len = (size_t)(tend - item);
-        if (type_is(item, len, "gzip") || type_is(item, len, "x-gzip") || type_is(item, len, "*"))
-            return (semi ? range_q(semi, (size_t)(end - semi)) : 1.0) > 0;
-    }
+    HeaderItem it;
+    for (const char *p = ae ? ae : ""; next_item(&p, &it);)
+        if (type_is(it.token, it.tlen, "gzip") || type_is(it.token, it.tlen, "x-gzip") ||
+            type_is(it.token, it.tlen, "*"))
+            return range_q(it.params, it.plen) > 0;
     return false;
 }
 

@@ -81,6 +81,28 @@ static uint64_t sym_or_zero(const ElfFile *f, const char *name)
     return elffile_symbol(f, name, &s) >= 0 ? s.value : 0;
 }
 
+/* The file-static symbols pymemd wants, from a .symtab (the binary's own, or its debug file's):
+ * Py_GetVersion's `static char version[250]` ("version" or "version.0") and, before 3.12, the
+ * allocator's counters in Objects/obmalloc.c. What one file lacks keeps what another gave. */
+static void facts_local_symbols(ElfFacts *facts, const ElfFile *f)
+{
+    struct {
+        uint64_t *field;
+        const char *name;
+    } want[] = {
+        {&facts->version_buf, "version"},
+        {&facts->obm_narenas, "narenas_currently_allocated"},
+        {&facts->obm_highwater, "narenas_highwater"},
+        {&facts->obm_arenas, "arenas"},
+        {&facts->obm_maxarenas, "maxarenas"},
+        {&facts->obm_raw_blocks, "raw_allocated_blocks"},
+        {&facts->obm_blocks, "_Py_AllocatedBlocks"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+        if (!*want[i].field)
+            *want[i].field = sym_or_zero(f, want[i].name);
+}
+
 /* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
  * (Debian's python3.X-dbg). Its symbols count only when its build-id is the running binary's. */
 static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
@@ -105,14 +127,7 @@ static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
         if (elffile_build_id(dbg, &id, &idlen) < 0 || idlen != facts->build_id_len ||
             memcmp(id, facts->build_id, idlen) != 0)
             continue;
-        facts->obm_narenas = sym_or_zero(dbg, "narenas_currently_allocated");
-        facts->obm_highwater = sym_or_zero(dbg, "narenas_highwater");
-        facts->obm_arenas = sym_or_zero(dbg, "arenas");
-        facts->obm_maxarenas = sym_or_zero(dbg, "maxarenas");
-        facts->obm_raw_blocks = sym_or_zero(dbg, "raw_allocated_blocks");
-        facts->obm_blocks = sym_or_zero(dbg, "_Py_AllocatedBlocks");
-        if (!facts->version_buf)
-            facts->version_buf = sym_or_zero(dbg, "version");
+        facts_local_symbols(facts, dbg);
         facts->obm_from_debug_file = true;
         return;
     }
@@ -153,14 +168,7 @@ static void facts_from_elf(ElfFacts *facts, ElfFile *f)
     if (!facts->has_runtime)
         return;
     facts->py_version = sym_or_zero(f, "Py_Version");
-    /* Py_GetVersion's `static char version[250]`, a local symbol "version" (or "version.0"). */
-    facts->version_buf = sym_or_zero(f, "version");
-    facts->obm_narenas = sym_or_zero(f, "narenas_currently_allocated");
-    facts->obm_highwater = sym_or_zero(f, "narenas_highwater");
-    facts->obm_arenas = sym_or_zero(f, "arenas");
-    facts->obm_maxarenas = sym_or_zero(f, "maxarenas");
-    facts->obm_raw_blocks = sym_or_zero(f, "raw_allocated_blocks");
-    facts->obm_blocks = sym_or_zero(f, "_Py_AllocatedBlocks");
+    facts_local_symbols(facts, f);
 }
 
 /* Opens the file of a mapping the way the target sees it: through its root (containers), then,

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Back-off for a failing target: the first retry after one interval, doubling up to this. */
@@ -54,20 +55,6 @@ struct Sampler {
     Ignored *ignored;
     size_t nignored;
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double real(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 bool sampler_selects(bool all, const regex_t *re, size_t nre, const ProcIdentity *id)
 {
@@ -213,7 +200,7 @@ static void log_transition(Watched *w, const TargetSample *t)
 {
     if (w->logged && w->logged_status == t->status)
         return;
-    if (!log_ratelimit_ok(&w->rl, mono(), 60.0, 5))
+    if (!log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
         return;
     const char *name = t->have_identity ? t->id.comm : "?";
     if (t->status == TARGET_OK)
@@ -227,7 +214,7 @@ static void log_transition(Watched *w, const TargetSample *t)
 /* Samples every target that is due; drops the gone and the non-Python ones found by discovery. */
 static void sample_all(Sampler *s, const SamplerOptions *opt)
 {
-    double now = mono();
+    double now = clock_mono();
     for (size_t i = 0; i < s->nw;) {
         Watched *w = &s->w[i];
         if (w->retry_at > now && w->have_last) {
@@ -310,14 +297,14 @@ static void publish(Sampler *s, const SamplerOptions *opt)
         log_error("out of memory building a snapshot; serving the previous one");
         return;
     }
-    snap->taken_at = real();
+    snap->taken_at = clock_real();
     holder_swap(s->holder, snap);
 }
 
 static void *run(void *arg)
 {
     Sampler *s = arg;
-    double next_sample = mono(), next_discovery = next_sample, next_poll = next_sample;
+    double next_sample = clock_mono(), next_discovery = next_sample, next_poll = next_sample;
 
     pthread_mutex_lock(&s->lock);
     compile_regexes(s);
@@ -325,12 +312,12 @@ static void *run(void *arg)
         if (s->reconfigured) {
             s->reconfigured = false;
             compile_regexes(s);
-            next_discovery = next_sample = mono();
+            next_discovery = next_sample = clock_mono();
         }
         SamplerOptions opt = s->opt;
         pthread_mutex_unlock(&s->lock);
 
-        double now = mono();
+        double now = clock_mono();
         if (now >= next_discovery) {
             discover(s, &opt);
             next_discovery = now + opt.discovery_interval;
@@ -349,12 +336,12 @@ static void *run(void *arg)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
-        atomic_store(&s->heartbeat, mono());
+        atomic_store(&s->heartbeat, clock_mono());
 
         double until = fmin(next_sample, next_discovery);
         if (opt.gc_poll_interval > 0)
             until = fmin(until, next_poll);
-        double wait = until - mono();
+        double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
         if (wait > 0 && !s->stop && !s->reconfigured) {
             struct timespec ts;
@@ -419,7 +406,7 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
         return k;
     }
     s->holder = holder;
-    atomic_init(&s->heartbeat, mono());
+    atomic_init(&s->heartbeat, clock_mono());
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 struct Target {
     pid_t pid;
     uint64_t start_ticks;
@@ -88,20 +90,6 @@ uint64_t target_start_ticks(const Target *t)
     return t->start_ticks;
 }
 
-static double now_real(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Turns an -errno from reading the target into its status and a sentence for the on-call. */
 static void set_error(TargetSample *s, int err, const char *what)
 {
@@ -168,9 +156,9 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         snprintf(s->error, sizeof(s->error), "%s", loc->reason);
         return;
     }
-    k = pyreader_sample(t->reader, t->rmem, now_mono(), force_frozen, &s->py);
+    k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
     if (k == -EAGAIN)
-        k = pyreader_sample(t->reader, t->rmem, now_mono(), force_frozen, &s->py);
+        k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
     if (k < 0) {
         set_error(s, k, "reading the interpreter state");
         /* Structures that no longer hold together may be a new program image (exec() of the
@@ -187,7 +175,7 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
 
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
 {
-    double t0 = now_mono();
+    double t0 = clock_mono();
     TargetSample s = {.pid = t->pid, .status = TARGET_OK, .busy_ratio = NAN};
     t->ring_polls[t->ring_at] = t->polls;
     t->ring_busy[t->ring_at] = t->busy;
@@ -200,7 +188,7 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     }
     if (polls > 0)
         s.busy_ratio = (double)busy / polls;
-    s.sampled_at = now_real();
+    s.sampled_at = clock_real();
 
     int k = procinfo_identity(pi, t->pid, &s.id);
     if (k < 0) {
@@ -231,6 +219,6 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
 
 done:
-    s.sample_seconds = now_mono() - t0;
+    s.sample_seconds = clock_mono() - t0;
     *ret = s;
 }
