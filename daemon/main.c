@@ -247,6 +247,9 @@ static int run_once(const Config *o, double started_at)
             targetsample_done(&s);
             continue;
         }
+        if (s.status == TARGET_OK && o->census_interval > 0)
+            target_census(t, CENSUS_FREEZE, o->max_census_pause, &s.census, s.census_error,
+                          sizeof(s.census_error));
         samples[n++] = s;
     }
     free(listed);

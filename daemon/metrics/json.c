@@ -66,6 +66,48 @@ static void add_gc(cJSON *p, const PySample *py, double busy_ratio)
         cJSON_AddNumberToObject(gc, "busy_ratio_estimate", busy_ratio);
 }
 
+cJSON *json_census(const Census *c, size_t top)
+{
+    static const char *const gen_names[CENSUS_GENERATIONS] = {"0", "1", "2", "permanent"};
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "at", c->at);
+    cJSON_AddNumberToObject(o, "total", (double)c->total);
+    cJSON_AddBoolToObject(o, "frozen", c->frozen);
+    cJSON_AddNumberToObject(o, "pause_seconds", c->pause_seconds);
+    cJSON_AddNumberToObject(o, "walk_seconds", c->walk_seconds);
+    /* Per generation, and the two views: what gc.get_objects() lists (0-2) and the frozen
+     * objects it leaves out, which are live memory all the same. */
+    cJSON *gens = cJSON_AddArrayToObject(o, "generations");
+    int64_t listed = 0, listed_bytes = 0;
+    for (int g = 0; g < CENSUS_GENERATIONS; g++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "generation", gen_names[g]);
+        cJSON_AddNumberToObject(e, "count", (double)c->generation[g]);
+        cJSON_AddNumberToObject(e, "bytes", (double)c->generation_bytes[g]);
+        cJSON_AddItemToArray(gens, e);
+        if (g < 3) {
+            listed += c->generation[g];
+            listed_bytes += c->generation_bytes[g];
+        }
+    }
+    cJSON_AddNumberToObject(o, "gc_get_objects_count", (double)listed);
+    cJSON_AddNumberToObject(o, "gc_get_objects_bytes", (double)listed_bytes);
+    cJSON_AddNumberToObject(o, "ntypes", (double)c->ntypes);
+    cJSON *types = cJSON_AddArrayToObject(o, "types");
+    size_t n = top && top < c->ntypes ? top : c->ntypes;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "type", c->types[i].name);
+        cJSON_AddStringToObject(t, "name", c->types[i].pyname);
+        cJSON_AddNumberToObject(t, "count", (double)c->types[i].count);
+        cJSON_AddNumberToObject(t, "bytes", (double)c->types[i].bytes);
+        cJSON_AddItemToArray(types, t);
+    }
+    return o;
+}
+
 cJSON *json_process(const TargetSample *s)
 {
     cJSON *p = cJSON_CreateObject();
@@ -113,6 +155,12 @@ cJSON *json_process(const TargetSample *s)
         cJSON_AddNullToObject(p, "pymalloc");
         cJSON_AddNullToObject(p, "gc");
     }
+    if (s->census)
+        cJSON_AddItemToObject(p, "objects", json_census(s->census, 0));
+    else
+        cJSON_AddNullToObject(p, "objects");
+    if (s->census_error[0])
+        cJSON_AddStringToObject(p, "objects_error", s->census_error);
     cJSON_AddNumberToObject(p, "sampled_at", s->sampled_at);
     cJSON_AddNumberToObject(p, "sample_seconds", s->sample_seconds);
     return p;

@@ -8,6 +8,10 @@
 /* One PROCESS object. The caller owns the result (cJSON_Delete). NULL on allocation failure. */
 cJSON *json_process(const TargetSample *s);
 
+/* The census object ({"at", "total", "pause_seconds", "walk_seconds", "generations", "types"})
+ * with at most top types (0: all). The caller owns the result. */
+cJSON *json_census(const Census *c, size_t top);
+
 typedef struct JsonDaemonInfo {
     const char *version;
     double started_at;

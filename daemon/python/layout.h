@@ -122,6 +122,9 @@ typedef struct PyLayout {
         uint32_t tp_basicsize;
         uint32_t tp_itemsize;
         uint32_t tp_flags;
+        uint32_t flag_heaptype;   /* Py_TPFLAGS_HEAPTYPE */
+        uint32_t preheader_flags; /* type flags that give objects a pre-header; 0: none */
+        uint32_t preheader_size;  /* its size */
     } object;
 
     /* 3.13+: where, inside the target's own _Py_DebugOffsets, each value lives, so that the

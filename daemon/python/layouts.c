@@ -78,6 +78,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 0,
+        .preheader_size = 0,
     },
     .debug_offsets = {
         .size = 0,
@@ -157,6 +160,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 0,
+        .preheader_size = 0,
     },
     .debug_offsets = {
         .size = 0,
@@ -236,6 +242,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 0,
+        .preheader_size = 0,
     },
     .debug_offsets = {
         .size = 0,
@@ -315,6 +324,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 16,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 0,
@@ -394,6 +406,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 24,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 0,
@@ -473,6 +488,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 24,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 584,
@@ -568,6 +586,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 24,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 584,
@@ -663,6 +684,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 24,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 760,
@@ -759,6 +783,9 @@ const PyLayout pylayout_tables[] = {
         .tp_basicsize = 32,
         .tp_itemsize = 40,
         .tp_flags = 168,
+        .flag_heaptype = 512,
+        .preheader_flags = 24,
+        .preheader_size = 16,
     },
     .debug_offsets = {
         .size = 888,

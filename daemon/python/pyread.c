@@ -301,6 +301,16 @@ static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
     return 0;
 }
 
+int pyreader_bases(const PyReader *pr, RAddr *ret_gc, RAddr *ret_obmalloc, const PyLoc **ret_loc)
+{
+    if (!pr->interp)
+        return -EAGAIN;
+    *ret_gc = gc_address(pr);
+    *ret_obmalloc = pr->obmalloc;
+    *ret_loc = &pr->loc;
+    return 0;
+}
+
 int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret)
 {
     if (!pr->interp)

@@ -53,6 +53,11 @@ DEFINE_CLEANUP_FUNC(PyReader *, pyreader_free)
  * sample has found the interpreter. */
 int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret);
 
+/* What a census needs from the reader: the addresses of the GC state and of the obmalloc state
+ * (0 when the allocator counters live in statics, see the PyLoc), and the located interpreter.
+ * -EAGAIN until the first sample has found the interpreter. */
+int pyreader_bases(const PyReader *pr, RAddr *ret_gc, RAddr *ret_obmalloc, const PyLoc **ret_loc);
+
 /* Whether samples recompute sys.getallocatedblocks() (default on). It is the one costly part
  * of a sample: one pool header read per pool in use, ~0.3 µs each. Off, allocated_blocks is -1. */
 void pyreader_set_allocated_blocks(PyReader *pr, bool on);

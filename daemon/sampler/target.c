@@ -31,6 +31,7 @@ const char *target_status_name(TargetStatus s)
 
 void targetsample_done(TargetSample *s)
 {
+    s->census = census_free(s->census);
     if (s->have_identity)
         procidentity_done(&s->id);
     s->have_identity = false;
@@ -69,6 +70,16 @@ Target *target_free(Target *t)
     free(t->exe);
     free(t);
     return NULL;
+}
+
+int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
+                  size_t errlen)
+{
+    if (!t->reader) {
+        snprintf(err, errlen, "not a readable Python process");
+        return -EINVAL;
+    }
+    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, ret, err, errlen);
 }
 
 void target_poll_gc(Target *t)

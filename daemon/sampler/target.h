@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "proc/procinfo.h"
+#include "python/census.h"
 #include "python/locate.h"
 #include "python/pyread.h"
 #include "util/macro.h"
@@ -46,6 +47,9 @@ typedef struct TargetSample {
     char pymalloc_error[200]; /* why pymalloc is null, when it is */
     double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
+    Census *census;           /* the latest census, a reference (NULL: none yet) */
+    char census_error[300];   /* why the latest census attempt failed, when it did */
+
     double sampled_at;     /* epoch seconds */
     double sample_seconds; /* wall time this sample took */
 } TargetSample;
@@ -72,6 +76,11 @@ pid_t target_pid(const Target *t);
 /* Whether the process behind the pid is still the one this target first saw (a pid can be
  * reused; the start time tells them apart). 0 until the first sample. */
 uint64_t target_start_ticks(const Target *t);
+
+/* Takes a census of the target (which must have sampled ok once). Returns 0 with *ret (a
+ * reference for the caller), or -errno with the reason in err. Never leaves it stopped. */
+int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
+                  size_t errlen);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
  * estimate of the next sample. Silently does nothing for a target that is not readable. */

@@ -224,6 +224,20 @@ static void print_object(void)
     FIELD("tp_basicsize", offsetof(PyTypeObject, tp_basicsize));
     FIELD("tp_itemsize", offsetof(PyTypeObject, tp_itemsize));
     FIELD("tp_flags", offsetof(PyTypeObject, tp_flags));
+    FIELD("flag_heaptype", Py_TPFLAGS_HEAPTYPE);
+    /* Objects of types with these flags carry a pre-header before the GC header: 3.11 keeps the
+     * managed dict and values pointers there, 3.12+ also the managed weakref list
+     * (_PyType_PreHeaderSize); sys.getsizeof counts it. */
+#if defined(Py_TPFLAGS_PREHEADER)
+    FIELD("preheader_flags", Py_TPFLAGS_PREHEADER);
+    FIELD("preheader_size", 2 * sizeof(PyObject *));
+#elif defined(Py_TPFLAGS_MANAGED_DICT)
+    FIELD("preheader_flags", Py_TPFLAGS_MANAGED_DICT);
+    FIELD("preheader_size", 2 * sizeof(PyObject *));
+#else
+    FIELD("preheader_flags", 0);
+    FIELD("preheader_size", 0);
+#endif
     END();
 }
 
