@@ -321,12 +321,12 @@ static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, Typ
     return 0;
 }
 
-/* type(o).__name__: a heap type's tp_name is its __name__; a static type's is dotted
- * ("collections.OrderedDict") and __name__ is the part after the last dot. */
+/* type(o).__name__ is the part of tp_name after the last dot, for static types
+ * ("collections.OrderedDict") and for heap types made from a PyType_Spec ("re.Pattern") alike;
+ * a class statement's tp_name has no dot. (A class whose __name__ was later set to a dotted
+ * string would need its ht_name read; that is not done.) */
 static const char *short_name(const TypeInfo *ti)
 {
-    if (ti->heap)
-        return ti->tp_name;
     const char *dot = strrchr(ti->tp_name, '.');
     return dot ? dot + 1 : ti->tp_name;
 }
@@ -412,7 +412,7 @@ static int collect_types(const TypeTable *t, Census *c)
         o->bytes = ti->bytes;
         if (!shared)
             snprintf(o->name, sizeof(o->name), "%s", short_name(ti));
-        else if (!ti->heap && strchr(ti->tp_name, '.'))
+        else if (strchr(ti->tp_name, '.'))
             snprintf(o->name, sizeof(o->name), "%s", ti->tp_name);
         else
             snprintf(o->name, sizeof(o->name), "%s@0x%" PRIx64, short_name(ti), ti->type);

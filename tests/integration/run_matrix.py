@@ -592,6 +592,11 @@ class Verdict(object):
         return text
 
 
+# Objects the target may create or free between counting them and pymemd's census (printing
+# the ground truth, a thread waking up).
+CENSUS_SLACK = 60
+
+
 def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     """Compare one PROCESS object with the target's ground truth."""
     v = v or Verdict()
@@ -712,6 +717,39 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         if pm.get("arena_bytes") is not None and truth.get("arena_size"):
             v.eq("pymalloc.arena_bytes", truth["arenas"] * truth["arena_size"],
                  pm.get("arena_bytes"))
+
+    # object census: pymemd's by-type table, grouped by __name__, against the target's own
+    # Counter over gc.get_objects(). pymemd also counts the frozen generation, which
+    # gc.get_objects() leaves out, so its excess over the target may add up to gc.frozen.
+    census = truth.get("census")
+    objs = proc.get("objects")
+    if census is not None:
+        if not isinstance(objs, dict) or not isinstance(objs.get("types"), list):
+            v.diff("objects", "a census", "%s (objects_error: %s)" % (
+                json.dumps(objs)[:80], proc.get("objects_error")))
+        else:
+            ours = {}
+            for t in objs["types"]:
+                ours[t.get("name")] = ours.get(t.get("name"), 0) + t.get("count", 0)
+            frozen = (proc.get("gc") or {}).get("frozen") or 0
+            missing = sum(max(0, n - ours.get(k, 0)) for k, n in census.items())
+            extra = sum(max(0, n - census.get(k, 0)) for k, n in ours.items())
+            if missing > CENSUS_SLACK:
+                worst = sorted(((n - ours.get(k, 0), k) for k, n in census.items()), reverse=True)[:4]
+                v.diff("objects.types (missing)", "<= %d objects short" % CENSUS_SLACK,
+                       "%d short, e.g. %s" % (missing, worst))
+            if extra > frozen + CENSUS_SLACK:
+                worst = sorted(((n - census.get(k, 0), k) for k, n in ours.items()), reverse=True)[:4]
+                v.diff("objects.types (extra)", "<= frozen %d + %d" % (frozen, CENSUS_SLACK),
+                       "%d extra, e.g. %s" % (extra, worst))
+            listed = objs.get("gc_get_objects_count")
+            want = sum(census.values())
+            if not is_int(listed) or abs(listed - want) > CENSUS_SLACK:
+                v.diff("objects.gc_get_objects_count", "%d +-%d" % (want, CENSUS_SLACK),
+                       json.dumps(listed))
+            if objs.get("total") != (listed or 0) + frozen:
+                v.diff("objects.total", "gc_get_objects_count + frozen",
+                       json.dumps(objs.get("total")))
 
     # memory
     mem = proc.get("memory")

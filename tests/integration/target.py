@@ -242,6 +242,19 @@ def main():
     truth["debugmallocstats"] = ms["text"]
     ms = None
 
+    # 1b. The target's own object census, as objgraph takes it: type(o).__name__ counted over
+    # gc.get_objects(). Its temporaries are gone before the gc values below are read.
+    census = {}
+    objs = gc.get_objects()
+    for o in objs:
+        name = type(o).__name__
+        census[name] = census.get(name, 0) + 1
+    objs = o = name = None
+    # Serialised now: encoding a large dict after the gc values would move them (tuples that
+    # go to the free list are not counted as freed by gc.get_count()).
+    census_json = json.dumps(census, sort_keys=True)
+    census = None
+
     # 2. GC and thread values.
     truth["get_stats"] = gc.get_stats()
     truth["get_threshold"] = gc.get_threshold()
@@ -254,7 +267,8 @@ def main():
     truth["allocated_blocks"] = sys.getallocatedblocks()
     truth["get_count"] = gc.get_count()
 
-    line = (json.dumps(truth, sort_keys=True) + "\n").encode("utf-8")
+    text = json.dumps(truth, sort_keys=True)
+    line = (text[:-1] + ', "census": ' + census_json + "}\n").encode("utf-8")
     KEEP.append(line)
     os.write(1, line)
 
