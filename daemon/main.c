@@ -248,8 +248,8 @@ static int run_once(const Config *o, double started_at)
             continue;
         }
         if (s.status == TARGET_OK && o->census_interval > 0)
-            target_census(t, CENSUS_FREEZE, o->max_census_pause, &s.census, s.census_error,
-                          sizeof(s.census_error));
+            target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+                          o->max_census_pause, &s.census, s.census_error, sizeof(s.census_error));
         samples[n++] = s;
     }
     free(listed);
@@ -290,9 +290,21 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .interval = c->interval,
         .gc_poll_interval = c->gc_poll_interval,
         .discovery_interval = c->discovery_interval,
+        .census_interval = c->census_interval,
+        .max_census_pause = c->max_census_pause,
+        .census_nonblocking = c->census_nonblocking,
+        .top_types = c->top_types,
         .version = PYMEMD_VERSION,
         .started_at = started_at,
     };
+}
+
+/* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
+ * state); a census may stop a target for up to max_census_pause, so the wait allows that and
+ * the walk. */
+static int census_now(void *ctx, pid_t pid, char *err, size_t errlen)
+{
+    return sampler_census_now(ctx, pid, 30.0, err, errlen);
 }
 
 /* SIGHUP: reads the configuration again. A bad file keeps the running configuration. */
@@ -332,20 +344,20 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
 
     SnapshotHolder holder;
     holder_init(&holder);
-    HttpServer *http = NULL;
-    char err[512];
-    int k = http_start(cfg->listen, &holder, &http, err, sizeof(err));
+    SamplerOptions so = sampler_options(cfg, started_at);
+    Sampler *sampler = NULL;
+    int k = sampler_start(&so, &holder, &sampler);
     if (k < 0) {
-        log_error("%s", err);
+        log_error("cannot start the sampler: %s", strerror(-k));
         holder_done(&holder);
         return 1;
     }
-    SamplerOptions so = sampler_options(cfg, started_at);
-    Sampler *sampler = NULL;
-    k = sampler_start(&so, &holder, &sampler);
+    HttpServer *http = NULL;
+    char err[512];
+    k = http_start(cfg->listen, &holder, census_now, sampler, &http, err, sizeof(err));
     if (k < 0) {
-        log_error("cannot start the sampler: %s", strerror(-k));
-        http_stop(http);
+        log_error("%s", err);
+        sampler_stop(sampler);
         holder_done(&holder);
         return 1;
     }

@@ -211,6 +211,7 @@ FIELD_IS(discovery_interval, double);
 FIELD_IS(log_level, int);
 FIELD_IS(top_types, unsigned);
 FIELD_IS(max_census_pause, double);
+FIELD_IS(census_nonblocking, bool);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -225,6 +226,7 @@ static const KeyDef keys[] = {
     {"log_level", KEY_LOG_LEVEL, offsetof(Config, log_level), 0, 0, false},
     {"top_types", KEY_COUNT, offsetof(Config, top_types), 1, 1000, false},
     {"max_census_pause", KEY_SECONDS, offsetof(Config, max_census_pause), 0.001, 60, false},
+    {"census_nonblocking", KEY_BOOL, offsetof(Config, census_nonblocking), 0, 0, false},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX

@@ -40,6 +40,8 @@ typedef struct Config {
     int log_level;             /* a LogLevel, 0 (error) to 3 (debug) */
     unsigned top_types;        /* object types exported to Prometheus before "other", 1..1000 */
     double max_census_pause;   /* seconds a census may keep a target stopped, 0.001..60 */
+    bool census_nonblocking;   /* take censuses without stopping the target (may come out
+                                *   inconsistent: then reported as such, not as numbers) */
 } Config;
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without

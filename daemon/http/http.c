@@ -22,6 +22,8 @@
 struct HttpServer {
     struct MHD_Daemon *mhd;
     SnapshotHolder *holder;
+    HttpCensusFn census;
+    void *census_ctx;
     int fd;
 };
 
@@ -301,7 +303,61 @@ static long parse_pid(const char *s, const char **ret_rest)
     return v;
 }
 
-static enum MHD_Result serve_api(struct MHD_Connection *c, Snapshot *snap, const char *url)
+/* ?top=N: a positive count, or 0 (all) when absent. -1 when malformed. */
+static long query_top(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top");
+    if (!v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *v && !*end && n > 0 && n <= 1000000 ? n : -1;
+}
+
+static bool query_flag(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+}
+
+static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
+                                    pid_t pid, bool growth)
+{
+    long top = query_top(c);
+    if (top < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "top must be a positive whole number");
+    Snapshot *fresh = NULL;
+    if (!growth && query_flag(c, "fresh")) {
+        char err[300] = "";
+        int k = h->census ? h->census(h->census_ctx, pid, err, sizeof(err)) : -ENOTSUP;
+        if (k < 0)
+            return send_error(c, k == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "census of process %d failed: %s", pid, err[0] ? err : strerror(-k));
+        fresh = holder_get(h->holder);
+        snap = fresh ? fresh : snap;
+    }
+    const TargetSample *t = snapshot_find(snap, pid);
+    enum MHD_Result r;
+    if (!t)
+        r = send_error(c, MHD_HTTP_NOT_FOUND, "process %d is not watched", pid);
+    else if (!t->census)
+        r = send_error(c, MHD_HTTP_NOT_FOUND, "no object census of process %d yet%s%s", pid,
+                       t->census_error[0] ? ": " : " (add ?fresh=1 to take one now)",
+                       t->census_error);
+    else if (growth && !t->prev_census)
+        r = send_error(c, MHD_HTTP_NOT_FOUND,
+                       "growth needs two censuses of process %d; one has been taken", pid);
+    else if (growth)
+        r = send_json(c, json_growth(pid, t->prev_census, t->census));
+    else
+        r = send_json(c, json_census(t->census, (size_t)top));
+    if (fresh)
+        snapshot_unref(fresh);
+    return r;
+}
+
+static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
+                                 const char *url)
 {
     static const char prefix[] = PYMEMD_PATH_PROCESSES;
     const char *rest = url + sizeof(prefix) - 1;
@@ -318,16 +374,13 @@ static enum MHD_Result serve_api(struct MHD_Connection *c, Snapshot *snap, const
     long pid = parse_pid(rest + 1, &tail);
     if (pid < 0)
         return send_error(c, MHD_HTTP_BAD_REQUEST, "\"%.64s\" is not a process id", rest + 1);
+    if (strcmp(tail, "/objects") == 0 || strcmp(tail, "/growth") == 0)
+        return serve_census(h, c, snap, (pid_t)pid, tail[1] == 'g');
     const TargetSample *t = snapshot_find(snap, (pid_t)pid);
     if (!t)
         return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);
     if (*tail == 0 || strcmp(tail, "/") == 0)
         return send_json(c, json_process(t));
-    if (strcmp(tail, "/objects") == 0 || strcmp(tail, "/growth") == 0)
-        return send_error(c, MHD_HTTP_NOT_FOUND,
-                          "no object census of process %ld: this build of pymemd does not take "
-                          "censuses yet",
-                          pid);
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
 }
 
@@ -366,7 +419,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     Snapshot *snap = holder_get(h->holder);
     if (!snap)
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the first sample is not taken yet");
-    enum MHD_Result r = metrics ? serve_metrics(c, snap) : serve_api(c, snap, url);
+    enum MHD_Result r = metrics ? serve_metrics(c, snap) : serve_api(h, c, snap, url);
     snapshot_unref(snap);
     return r;
 }
@@ -452,7 +505,8 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
-int http_start(const char *addr, SnapshotHolder *holder, HttpServer **ret, char *err, size_t errlen)
+int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
+               HttpServer **ret, char *err, size_t errlen)
 {
     HttpServer *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -460,6 +514,8 @@ int http_start(const char *addr, SnapshotHolder *holder, HttpServer **ret, char 
         return -ENOMEM;
     }
     h->holder = holder;
+    h->census = census;
+    h->census_ctx = ctx;
     h->fd = open_listener(addr, err, errlen);
     if (h->fd < 0) {
         int k = h->fd;

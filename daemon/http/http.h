@@ -9,11 +9,15 @@
 
 typedef struct HttpServer HttpServer;
 
-/* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder. On failure returns
- * -errno with a sentence for the operator in err (a taken port says so, and how to choose
- * another). The caller owns *ret. */
-int http_start(const char *listen, SnapshotHolder *holder, HttpServer **ret, char *err,
-               size_t errlen);
+/* Takes a census of pid now and publishes it (GET .../objects?fresh=1). Returns 0 or -errno
+ * with a sentence in err. */
+typedef int (*HttpCensusFn)(void *ctx, pid_t pid, char *err, size_t errlen);
+
+/* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder; census (with ctx)
+ * serves fresh censuses, or is NULL. On failure returns -errno with a sentence for the
+ * operator in err (a taken port says so, and how to choose another). The caller owns *ret. */
+int http_start(const char *listen, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
+               HttpServer **ret, char *err, size_t errlen);
 void http_stop(HttpServer *h);
 
 /* Picks the /metrics format for an Accept header (NULL: none sent): OpenMetrics when

@@ -1,6 +1,7 @@
 #include "metrics/json.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 /* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
@@ -105,6 +106,66 @@ cJSON *json_census(const Census *c, size_t top)
         cJSON_AddNumberToObject(t, "bytes", (double)c->types[i].bytes);
         cJSON_AddItemToArray(types, t);
     }
+    return o;
+}
+
+typedef struct Delta {
+    const CensusType *t;
+    int64_t count, bytes;
+} Delta;
+
+static int cmp_delta(const void *a, const void *b)
+{
+    const Delta *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return (x->bytes < y->bytes) - (x->bytes > y->bytes);
+}
+
+static const CensusType *find_type(const Census *c, uint64_t type)
+{
+    for (size_t i = 0; i < c->ntypes; i++)
+        if (c->types[i].type == type)
+            return &c->types[i];
+    return NULL;
+}
+
+cJSON *json_growth(pid_t pid, const Census *from, const Census *to)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "pid", pid);
+    cJSON_AddNumberToObject(o, "from", from->at);
+    cJSON_AddNumberToObject(o, "to", to->at);
+    Delta *d = calloc(from->ntypes + to->ntypes + 1, sizeof(*d));
+    if (!d) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    size_t n = 0;
+    /* Types matched by type object: two same-named types never mix. */
+    for (size_t i = 0; i < to->ntypes; i++) {
+        const CensusType *old = find_type(from, to->types[i].type);
+        d[n++] = (Delta){&to->types[i], to->types[i].count - (old ? old->count : 0),
+                         to->types[i].bytes - (old ? old->bytes : 0)};
+    }
+    for (size_t i = 0; i < from->ntypes; i++)
+        if (!find_type(to, from->types[i].type))
+            d[n++] = (Delta){&from->types[i], -from->types[i].count, -from->types[i].bytes};
+    qsort(d, n, sizeof(*d), cmp_delta);
+    cJSON *types = cJSON_AddArrayToObject(o, "types");
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].count == 0 && d[i].bytes == 0)
+            continue;
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "type", d[i].t->name);
+        cJSON_AddStringToObject(t, "name", d[i].t->pyname);
+        cJSON_AddNumberToObject(t, "count", (double)d[i].count);
+        cJSON_AddNumberToObject(t, "bytes", (double)d[i].bytes);
+        cJSON_AddItemToArray(types, t);
+    }
+    free(d);
     return o;
 }
 

@@ -16,7 +16,12 @@ typedef struct JsonDaemonInfo {
     const char *version;
     double started_at;
     double interval_seconds;
+    unsigned top_types; /* object types per target in Prometheus output, before "other" */
 } JsonDaemonInfo;
+
+/* The growth table between two censuses of one process: per type object, the change in count
+ * and bytes, largest growth first, unchanged types left out. The caller owns the result. */
+cJSON *json_growth(pid_t pid, const Census *from, const Census *to);
 
 /* {"pymemd": {...}, "processes": [...]}: the document of GET /metrics and `pymemd --once`.
  * Returns a malloc'd string the caller frees, or NULL on allocation failure. */

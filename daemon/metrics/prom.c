@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/strbuf.h"
@@ -193,8 +194,52 @@ static void python_info(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t
     }
 }
 
+static double v_census_pause(const TargetSample *s)
+{
+    return s->census ? s->census->pause_seconds : -1;
+}
+
+/* python_objects and python_objects_bytes: the top types of each target, then "other". */
+static void objects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, unsigned top,
+                    bool bytes)
+{
+    const char *name = bytes ? "python_objects_bytes" : "python_objects";
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        const Census *c = s[i].census;
+        if (!c)
+            continue;
+        if (!any)
+            family(b, fmt, name, GAUGE,
+                   bytes ? "Bytes of live GC-tracked objects by type (sys.getsizeof's formula), "
+                           "from the latest census"
+                         : "Live GC-tracked objects by type, from the latest census");
+        any = true;
+        int64_t other = 0;
+        bool has_other = false;
+        for (size_t t = 0; t < c->ntypes; t++) {
+            int64_t v = bytes ? c->types[t].bytes : c->types[t].count;
+            if (t >= top) {
+                other += v;
+                has_other = true;
+                continue;
+            }
+            StrBuf lbl = {0};
+            strbuf_puts(&lbl, "object_type=\"");
+            label_value(&lbl, c->types[t].name);
+            strbuf_puts(&lbl, "\"");
+            char *extra = strbuf_finish(&lbl, NULL);
+            if (extra)
+                line(b, name, &s[i], extra, (double)v);
+            free(extra);
+        }
+        if (has_other)
+            line(b, name, &s[i], "object_type=\"other\"", (double)other);
+    }
+}
+
 char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, size_t n,
-                  size_t *ret_len)
+                  unsigned top_types, size_t *ret_len)
 {
     StrBuf b = {0};
     family(&b, fmt, "pymemd_build_info", GAUGE, "pymemd's version");
@@ -247,6 +292,10 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                v_allocated_blocks);
     per_target(&b, fmt, s, n, "python_threads", GAUGE, "Python threads of the main interpreter",
                v_threads);
+    objects(&b, fmt, s, n, top_types, false);
+    objects(&b, fmt, s, n, top_types, true);
+    per_target(&b, fmt, s, n, "pymemd_census_pause_seconds", GAUGE,
+               "How long the latest census kept the target stopped", v_census_pause);
     if (fmt == PROM_OPENMETRICS)
         strbuf_puts(&b, "# EOF\n");
     return strbuf_finish(&b, ret_len);

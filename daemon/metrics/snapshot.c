@@ -22,10 +22,10 @@ Snapshot *snapshot_new(const JsonDaemonInfo *info, TargetSample *samples, size_t
     s->body[SNAP_JSON].data = json_document(info, samples, n);
     if (s->body[SNAP_JSON].data)
         s->body[SNAP_JSON].len = strlen(s->body[SNAP_JSON].data);
-    s->body[SNAP_PROMETHEUS].data =
-        prom_render(PROM_TEXT, info->version, samples, n, &s->body[SNAP_PROMETHEUS].len);
-    s->body[SNAP_OPENMETRICS].data =
-        prom_render(PROM_OPENMETRICS, info->version, samples, n, &s->body[SNAP_OPENMETRICS].len);
+    s->body[SNAP_PROMETHEUS].data = prom_render(PROM_TEXT, info->version, samples, n,
+                                                info->top_types, &s->body[SNAP_PROMETHEUS].len);
+    s->body[SNAP_OPENMETRICS].data = prom_render(PROM_OPENMETRICS, info->version, samples, n,
+                                                 info->top_types, &s->body[SNAP_OPENMETRICS].len);
     for (int f = 0; f < SNAP_NFORMATS; f++)
         if (!s->body[f].data) {
             snapshot_unref(s);

@@ -12,12 +12,12 @@
 #include "util/utf8.h"
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
-#define MAX_OBJECTS   200000000 /* nodes walked over all generations */
-#define MAX_ARENAS    (1u << 20)
-#define MAX_COPY      (8ull << 30) /* arena bytes copied */
-#define PAGE          4096u
-#define NAME_MAX_LEN  128
-#define CHECK_EVERY   4096 /* nodes between looks at the clock */
+#define MAX_OBJECTS  200000000 /* nodes walked over all generations */
+#define MAX_ARENAS   (1u << 20)
+#define MAX_COPY     (8ull << 30) /* arena bytes copied */
+#define PAGE         4096u
+#define NAME_MAX_LEN 128
+#define CHECK_EVERY  4096 /* nodes between looks at the clock */
 
 /* ---- a local view of the target's memory ------------------------------------------------ */
 
@@ -307,8 +307,7 @@ static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, Typ
         (k = view_read(v, type + l->object.tp_itemsize, &ti.itemsize, 8)) < 0 ||
         (k = view_read(v, type + l->object.tp_flags, &ti.flags, sizeof(ti.flags))) < 0)
         return -EIO; /* an ob_type that is not a type: the walk went astray */
-    if (ti.basicsize <= 0 || ti.basicsize > (1 << 24) || ti.itemsize < 0 ||
-        ti.itemsize > (1 << 16))
+    if (ti.basicsize <= 0 || ti.basicsize > (1 << 24) || ti.itemsize < 0 || ti.itemsize > (1 << 16))
         return -EIO;
     char raw[NAME_MAX_LEN];
     if (view_read_str(v, name_ptr, raw, sizeof(raw)) < 0)
@@ -444,8 +443,7 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     int64_t sum = 0;
     for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
         int32_t count;
-        memcpy(&count, buf + l->gc.generations + g * l->gc.generation_size +
-                           l->gc.generation_count,
+        memcpy(&count, buf + l->gc.generations + g * l->gc.generation_size + l->gc.generation_count,
                4);
         sum = sum * 31 + count; /* counts move with every allocation or collection */
     }
@@ -453,8 +451,8 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                Census **ret, char *err, size_t errlen)
+int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause, Census **ret,
+                char *err, size_t errlen)
 {
     uint64_t gc, obmalloc;
     const PyLoc *loc;
@@ -483,8 +481,10 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         pause_start = clock_mono();
         k = freeze_process(pid, pause_start + max_pause, &fz);
         if (k == -ETIMEDOUT) {
-            set_err(err, errlen, "abandoned: a thread did not stop within max_census_pause "
-                                 "(%gs); the process was resumed", max_pause);
+            set_err(err, errlen,
+                    "abandoned: a thread did not stop within max_census_pause "
+                    "(%gs); the process was resumed",
+                    max_pause);
             goto fail;
         }
         if (k < 0) {
@@ -493,8 +493,8 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         }
     }
     if ((k = gc_state(r, l, gc, before, &sum_before)) < 0) {
-        set_err(err, errlen, k == -EBUSY ? "the GC is collecting; census skipped"
-                                         : "cannot read the GC state");
+        set_err(err, errlen,
+                k == -EBUSY ? "the GC is collecting; census skipped" : "cannot read the GC state");
         goto fail;
     }
     if ((k = copy_arenas(&v, loc, obmalloc, &c->copied_bytes)) < 0) {
@@ -515,11 +515,11 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
                         "max_census_pause (%gs); the process was resumed",
                         max_pause);
             else if (mode == CENSUS_NONBLOCKING)
-                set_err(err, errlen, "inconsistent: the process changed its object lists while "
-                                     "they were walked without stopping it; nothing reported");
+                set_err(err, errlen,
+                        "inconsistent: the process changed its object lists while "
+                        "they were walked without stopping it; nothing reported");
             else
-                set_err(err, errlen, "the object lists do not hold together (generation %d)",
-                        g);
+                set_err(err, errlen, "the object lists do not hold together (generation %d)", g);
             goto fail;
         }
         c->total += c->generation[g];
@@ -529,8 +529,9 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         if ((k = gc_state(r, l, gc, after, &sum_after)) < 0 || sum_after != sum_before ||
             memcmp(before + l->gc.stats, after + l->gc.stats,
                    l->gc.stats_kind == PYGCS_ARRAY ? l->gc.stats_size : 8) != 0) {
-            set_err(err, errlen, "inconsistent: the process allocated or collected during the "
-                                 "walk; nothing reported");
+            set_err(err, errlen,
+                    "inconsistent: the process allocated or collected during the "
+                    "walk; nothing reported");
             k = -EIO;
             goto fail;
         }

@@ -23,9 +23,9 @@
 typedef struct CensusType {
     char name[160];   /* unique: type(o).__name__, qualified when two types share it */
     char pyname[128]; /* type(o).__name__ as it is, what a Counter of names would merge */
-    uint64_t type;  /* the type object's address */
+    uint64_t type;    /* the type object's address */
     int64_t count;
-    int64_t bytes;  /* basicsize + itemsize * |ob_size| + GC header + pre-header, summed */
+    int64_t bytes; /* basicsize + itemsize * |ob_size| + GC header + pre-header, summed */
 } CensusType;
 
 typedef struct Census {
@@ -37,9 +37,9 @@ typedef struct Census {
     int64_t total;        /* every object counted, frozen ones included */
     int64_t generation[CENSUS_GENERATIONS];
     int64_t generation_bytes[CENSUS_GENERATIONS];
-    uint64_t copied_bytes;  /* pymalloc arena bytes copied */
-    uint64_t pages_read;    /* pages read on demand */
-    CensusType *types;      /* largest count first */
+    uint64_t copied_bytes; /* pymalloc arena bytes copied */
+    uint64_t pages_read;   /* pages read on demand */
+    CensusType *types;     /* largest count first */
     size_t ntypes;
 } Census;
 
@@ -54,8 +54,8 @@ typedef enum CensusMode {
  * collecting), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
  * not hold together: a torn non-blocking walk or a corrupt target), -ESRCH, -EPERM. The target
  * is never left stopped. */
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                Census **ret, char *err, size_t errlen);
+int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause, Census **ret,
+                char *err, size_t errlen);
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

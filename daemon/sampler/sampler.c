@@ -22,6 +22,9 @@ typedef struct Watched {
     bool have_last;
     double retry_at; /* monotonic; 0: sample every interval */
     double backoff;
+    Census *census, *prev_census; /* the latest two, references */
+    char census_error[300];
+    double next_census;         /* monotonic */
     TargetStatus logged_status; /* to log transitions only */
     bool logged;
     LogRateLimit rl;
@@ -33,10 +36,21 @@ typedef struct Ignored {
     uint64_t start_ticks;
 } Ignored;
 
+/* A census asked for over HTTP (?fresh=1), served by the sampler thread. */
+typedef struct CensusRequest {
+    pid_t pid;
+    bool done;
+    int result;
+    char err[300];
+    struct CensusRequest *next;
+} CensusRequest;
+
 struct Sampler {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t census_done; /* signalled when a request is done */
+    CensusRequest *requests;    /* guarded by lock */
     bool stop;
     SamplerOptions opt; /* guarded by lock */
     pid_t *pids;        /* the copies opt points into */
@@ -137,6 +151,8 @@ static int watch(Sampler *s, pid_t pid, bool explicit_pid)
 static void unwatch(Sampler *s, size_t i)
 {
     Watched *w = &s->w[i];
+    census_free(w->census);
+    census_free(w->prev_census);
     if (w->have_last)
         targetsample_done(&w->last);
     target_free(w->t);
@@ -211,6 +227,23 @@ static void log_transition(Watched *w, const TargetSample *t)
     w->logged_status = t->status;
 }
 
+/* Takes a census of one watched target and keeps it with the previous one. */
+static int census_one(Watched *w, const SamplerOptions *opt, char *err, size_t errlen)
+{
+    Census *c = NULL;
+    int k = target_census(w->t, opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+                          opt->max_census_pause, &c, err, errlen);
+    if (k < 0) {
+        snprintf(w->census_error, sizeof(w->census_error), "%s", err);
+        return k;
+    }
+    w->census_error[0] = 0;
+    census_free(w->prev_census);
+    w->prev_census = w->census;
+    w->census = c;
+    return 0;
+}
+
 /* Samples every target that is due; drops the gone and the non-Python ones found by discovery. */
 static void sample_all(Sampler *s, const SamplerOptions *opt)
 {
@@ -246,6 +279,13 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
         if (t.status == TARGET_OK) {
             w->backoff = 0;
             w->retry_at = 0;
+            if (opt->census_interval > 0 && now >= w->next_census) {
+                char err[300];
+                if (census_one(w, opt, err, sizeof(err)) < 0 &&
+                    log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
+                    log_warn("pid %d: census: %s", t.pid, err);
+                w->next_census = now + opt->census_interval;
+            }
         } else {
             w->backoff = w->backoff ? fmin(w->backoff * 2, BACKOFF_MAX) : opt->interval;
             w->retry_at = now + w->backoff;
@@ -259,9 +299,13 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
 }
 
 /* Copies a sample for the snapshot, so the Watched keeps its own. */
-static int copy_sample(const TargetSample *in, TargetSample *out)
+static int copy_sample(const Watched *w, TargetSample *out)
 {
+    const TargetSample *in = &w->last;
     *out = *in;
+    out->census = census_ref(w->census);
+    out->prev_census = census_ref(w->prev_census);
+    snprintf(out->census_error, sizeof(out->census_error), "%s", w->census_error);
     if (!in->have_identity)
         return 0;
     out->id.cmdline = in->id.cmdline ? strdup(in->id.cmdline) : NULL;
@@ -288,10 +332,10 @@ static void publish(Sampler *s, const SamplerOptions *opt)
         return;
     size_t n = 0;
     for (size_t i = 0; i < s->nw; i++)
-        if (s->w[i].have_last && copy_sample(&s->w[i].last, &v[n]) >= 0)
+        if (s->w[i].have_last && copy_sample(&s->w[i], &v[n]) >= 0)
             n++;
     qsort(v, n, sizeof(*v), cmp_pid);
-    JsonDaemonInfo info = {opt->version, opt->started_at, opt->interval};
+    JsonDaemonInfo info = {opt->version, opt->started_at, opt->interval, opt->top_types};
     Snapshot *snap = snapshot_new(&info, v, n);
     if (!snap) {
         log_error("out of memory building a snapshot; serving the previous one");
@@ -299,6 +343,90 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     }
     snap->taken_at = clock_real();
     holder_swap(s->holder, snap);
+}
+
+static bool pending_requests(const Sampler *s)
+{
+    for (const CensusRequest *r = s->requests; r; r = r->next)
+        if (!r->done)
+            return true;
+    return false;
+}
+
+/* Takes the censuses asked for since the last look, one per request, then publishes. */
+static void serve_requests(Sampler *s, const SamplerOptions *opt)
+{
+    pthread_mutex_lock(&s->lock);
+    CensusRequest *todo = NULL;
+    for (CensusRequest *r = s->requests; r; r = r->next)
+        if (!r->done) {
+            todo = r;
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+    if (!todo)
+        return;
+    bool any = false;
+    for (;;) {
+        Watched *w = find_watched(s, todo->pid);
+        int k;
+        char err[300] = "";
+        if (!w || !w->have_last || w->last.status != TARGET_OK) {
+            k = -ENOENT;
+            snprintf(err, sizeof(err), "process %d is not a watched, readable Python process",
+                     todo->pid);
+        } else {
+            k = census_one(w, opt, err, sizeof(err));
+            any = any || k >= 0;
+        }
+        if (any)
+            publish(s, opt);
+        pthread_mutex_lock(&s->lock);
+        todo->result = k;
+        snprintf(todo->err, sizeof(todo->err), "%s", err);
+        todo->done = true;
+        pthread_cond_broadcast(&s->census_done);
+        todo = NULL;
+        for (CensusRequest *r = s->requests; r; r = r->next)
+            if (!r->done) {
+                todo = r;
+                break;
+            }
+        pthread_mutex_unlock(&s->lock);
+        if (!todo)
+            return;
+    }
+}
+
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen)
+{
+    CensusRequest req = {.pid = pid};
+    pthread_mutex_lock(&s->lock);
+    req.next = s->requests;
+    s->requests = &req;
+    pthread_cond_signal(&s->wake);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + timeout;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    int k = 0;
+    while (!req.done && k != ETIMEDOUT && !s->stop)
+        k = pthread_cond_timedwait(&s->census_done, &s->lock, &ts);
+    /* Unlink the request: it lives on this stack frame. */
+    for (CensusRequest **p = &s->requests; *p; p = &(*p)->next)
+        if (*p == &req) {
+            *p = req.next;
+            break;
+        }
+    bool done = req.done;
+    pthread_mutex_unlock(&s->lock);
+    if (!done) {
+        snprintf(err, errlen, "the census did not finish within %gs", timeout);
+        return -ETIMEDOUT;
+    }
+    snprintf(err, errlen, "%s", req.err);
+    return req.result;
 }
 
 static void *run(void *arg)
@@ -336,6 +464,7 @@ static void *run(void *arg)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
+        serve_requests(s, &opt);
         atomic_store(&s->heartbeat, clock_mono());
 
         double until = fmin(next_sample, next_discovery);
@@ -343,7 +472,7 @@ static void *run(void *arg)
             until = fmin(until, next_poll);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
-        if (wait > 0 && !s->stop && !s->reconfigured) {
+        if (wait > 0 && !s->stop && !s->reconfigured && !pending_requests(s)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
@@ -412,6 +541,7 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
+    pthread_cond_init(&s->census_done, &ca);
     pthread_condattr_destroy(&ca);
     if ((k = pthread_create(&s->thread, NULL, run, s)) != 0) {
         pyelfcache_free(s->cache);
@@ -447,6 +577,7 @@ void sampler_stop(Sampler *s)
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
+    pthread_cond_broadcast(&s->census_done);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
     while (s->nw)
@@ -458,6 +589,7 @@ void sampler_stop(Sampler *s)
     pyelfcache_free(s->cache);
     procinfo_free(s->pi);
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->census_done);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -23,6 +23,10 @@ typedef struct SamplerOptions {
     double interval;           /* seconds between samples */
     double gc_poll_interval;   /* seconds between polls of `collecting`; 0: off */
     double discovery_interval; /* seconds between looks for new processes */
+    double census_interval;    /* seconds between object censuses of each target; 0: none */
+    double max_census_pause;   /* longest a census may keep a target stopped */
+    bool census_nonblocking;   /* take censuses without stopping the target */
+    unsigned top_types;        /* object types per target in Prometheus output */
     const char *version;
     double started_at;
 } SamplerOptions;
@@ -36,6 +40,11 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
 int sampler_reconfigure(Sampler *s, const SamplerOptions *opt);
 /* Stops and joins the thread, frees everything. NULL-safe. */
 void sampler_stop(Sampler *s);
+/* Takes a census of a watched pid now, in the sampler thread, and publishes a snapshot with it
+ * before returning; waits at most `timeout` seconds. Returns 0, -ENOENT (not watched or not
+ * readable Python), -ETIMEDOUT, or the census' own error with its sentence in err. */
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen);
+
 /* Monotonic time of the last finished loop iteration: the watchdog checks it moves. */
 double sampler_heartbeat(Sampler *s);
 

@@ -32,6 +32,7 @@ const char *target_status_name(TargetStatus s)
 void targetsample_done(TargetSample *s)
 {
     s->census = census_free(s->census);
+    s->prev_census = census_free(s->prev_census);
     if (s->have_identity)
         procidentity_done(&s->id);
     s->have_identity = false;

@@ -38,6 +38,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_int_equal(a->log_level, b->log_level);
     assert_int_equal(a->top_types, b->top_types);
     assert_true(a->max_census_pause == b->max_census_pause);
+    assert_int_equal(a->census_nonblocking, b->census_nonblocking);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -810,6 +811,7 @@ static void shipped_conf_defaults(void **state)
         "log_level",
         "top_types",
         "max_census_pause",
+        "census_nonblocking",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);

@@ -65,7 +65,7 @@ static void text_format(void **state)
     TargetSample s[2];
     fill(&s[0], &s[1]);
     size_t len;
-    char *t = prom_render(PROM_TEXT, "0.1.0", s, 2, &len);
+    char *t = prom_render(PROM_TEXT, "0.1.0", s, 2, 20, &len);
     assert_non_null(t);
     assert_int_equal(strlen(t), len);
     assert_true(has_line(t, "pymemd_build_info{version=\"0.1.0\"} 1"));
@@ -100,7 +100,7 @@ static void openmetrics_format(void **state)
     s[0].py.gen[0].duration = 0.5;
     s[0].py.gen[0].candidates = 99;
     size_t len;
-    char *t = prom_render(PROM_OPENMETRICS, "0.1.0", s, 2, &len);
+    char *t = prom_render(PROM_OPENMETRICS, "0.1.0", s, 2, 20, &len);
     assert_non_null(t);
     /* Counter families drop the _total suffix in metadata; samples keep it. */
     assert_true(has_line(t, "# TYPE python_gc_collections counter"));
