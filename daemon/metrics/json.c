@@ -78,6 +78,10 @@ cJSON *json_census(const Census *c, size_t top)
     cJSON_AddBoolToObject(o, "frozen", c->frozen);
     cJSON_AddNumberToObject(o, "pause_seconds", c->pause_seconds);
     cJSON_AddNumberToObject(o, "walk_seconds", c->walk_seconds);
+    cJSON_AddNumberToObject(o, "stop_seconds", c->stop_seconds);
+    cJSON_AddNumberToObject(o, "copy_seconds", c->copy_seconds);
+    cJSON_AddNumberToObject(o, "copied_bytes", (double)c->copied_bytes);
+    cJSON_AddNumberToObject(o, "pages_read", (double)c->pages_read);
     /* Per generation, and the two views: what gc.get_objects() lists (0-2) and the frozen
      * objects it leaves out, which are live memory all the same. */
     cJSON *gens = cJSON_AddArrayToObject(o, "generations");

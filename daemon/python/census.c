@@ -1,6 +1,8 @@
 #include "python/census.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,10 +39,48 @@ typedef struct View {
     Region *regions; /* sorted by base, non-overlapping */
     size_t nregions;
     uint8_t *arena_buf; /* one allocation behind every region */
+    const Region *last; /* the region of the previous read: list neighbours share arenas */
     PageSlot *pages;    /* open addressing, capacity a power of two */
     size_t npages, cap;
     uint64_t pages_read;
 } View;
+
+struct CensusBuffer {
+    uint8_t *buf;
+    size_t cap;
+};
+
+CensusBuffer *censusbuffer_free(CensusBuffer *b)
+{
+    if (b) {
+        munmap(b->buf, b->cap);
+        free(b);
+    }
+    return NULL;
+}
+
+/* Makes sure *bp holds at least `need` bytes, faulted in now (MAP_POPULATE), while the target
+ * still runs. The slack covers arenas allocated between this estimate and the stop. */
+static void buffer_reserve(CensusBuffer **bp, size_t need)
+{
+    size_t want = need + need / 4 + (8u << 20);
+    if (*bp && (*bp)->cap >= need + (4u << 20))
+        return;
+    void *p =
+        mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED)
+        return; /* the copy falls back to malloc */
+    CensusBuffer *b = *bp ? *bp : calloc(1, sizeof(*b));
+    if (!b) {
+        munmap(p, want);
+        return;
+    }
+    if (b->buf)
+        munmap(b->buf, b->cap);
+    b->buf = p;
+    b->cap = want;
+    *bp = b;
+}
 
 static void view_done(View *v)
 {
@@ -125,8 +165,11 @@ static int view_read(View *v, uint64_t addr, void *out, size_t len)
 {
     if (addr + len < addr)
         return -EFAULT;
-    const Region *g = region_of(v, addr);
+    const Region *g = v->last;
+    if (!g || addr < g->base || addr - g->base >= g->len)
+        g = region_of(v, addr);
     if (g && addr + len - g->base <= g->len) {
+        v->last = g;
         memcpy(out, g->buf + (addr - g->base), len);
         return 0;
     }
@@ -166,15 +209,56 @@ static int cmp_region(const void *a, const void *b)
     return (x->base > y->base) - (x->base < y->base);
 }
 
-/* Copies the carved part of every live pymalloc arena: that is where almost every GC-tracked
- * object lives, so the walk then runs in local memory. */
-static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, uint64_t *ret_bytes)
+/* The carved part of every live pymalloc arena is where almost every GC-tracked object lives:
+ * copied, the walk runs in local memory. */
+typedef struct CopyJob {
+    Rmem *r;
+    const RmemIov *iov;
+    size_t n;
+    int result;
+} CopyJob;
+
+static void *copy_job(void *arg)
+{
+    CopyJob *j = arg;
+    j->result = rmem_readv(j->r, j->iov, j->n);
+    return NULL;
+}
+
+/* Copies with two threads, each its half of the bytes: one process_vm_readv stream does not
+ * saturate memory bandwidth (the machine class has two cores). */
+static int copy_parallel(Rmem *r, const RmemIov *iov, size_t n, uint64_t total)
+{
+    size_t split = 0;
+    uint64_t acc = 0;
+    while (split < n && acc < total / 2)
+        acc += iov[split++].len;
+    pthread_t th;
+    CopyJob second = {r, iov + split, n - split, 0};
+    bool threaded =
+        n - split > 0 && total > (8u << 20) && pthread_create(&th, NULL, copy_job, &second) == 0;
+    int k = rmem_readv(r, iov, threaded ? split : n);
+    if (threaded) {
+        pthread_join(th, NULL);
+        if (k >= 0)
+            k = second.result;
+    }
+    return k;
+}
+
+/* Copies the carved part of every live pymalloc arena into buffer (or a fresh allocation when
+ * it is too small). With ret_estimate, only reports how many bytes that would be. */
+static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, const CensusBuffer *buffer,
+                       uint64_t *ret_bytes, uint64_t *ret_estimate)
 {
     const PyLayout *l = &loc->layout;
     uint64_t arenas = 0;
     uint32_t maxarenas = 0;
     int k;
-    *ret_bytes = 0;
+    if (ret_bytes)
+        *ret_bytes = 0;
+    if (ret_estimate)
+        *ret_estimate = 0;
     if (l->obmalloc.kind == PYOBM_SYMBOLS) {
         if (!loc->obm.arenas || !loc->obm.maxarenas)
             return 0; /* stripped: every page on demand */
@@ -222,10 +306,20 @@ static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, uint64_t *r
         free(regions);
         return -EIO;
     }
-    uint8_t *buf = malloc(total ? total : 1);
+    if (ret_estimate) {
+        /* Only sizing the buffer before the stop. */
+        free(regions);
+        *ret_estimate = total;
+        return 0;
+    }
+    uint8_t *buf = NULL, *owned = NULL;
+    if (buffer && buffer->cap >= total)
+        buf = buffer->buf;
+    else
+        buf = owned = malloc(total ? total : 1);
     RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
     if (!buf || !iov) {
-        free(buf), free(iov), free(regions);
+        free(owned), free(iov), free(regions);
         return -ENOMEM;
     }
     uint64_t off = 0;
@@ -234,16 +328,16 @@ static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, uint64_t *r
         iov[i] = (RmemIov){regions[i].base, regions[i].buf, regions[i].len};
         off += regions[i].len;
     }
-    k = rmem_readv(v->r, iov, n);
+    k = copy_parallel(v->r, iov, n, total);
     free(iov);
     if (k < 0) {
-        free(buf), free(regions);
+        free(owned), free(regions);
         return k;
     }
     qsort(regions, n, sizeof(*regions), cmp_region);
     v->regions = regions;
     v->nregions = n;
-    v->arena_buf = buf;
+    v->arena_buf = owned;
     *ret_bytes = total;
     return 0;
 }
@@ -451,8 +545,8 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause, Census **ret,
-                char *err, size_t errlen)
+int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
+                CensusBuffer **buffer, Census **ret, char *err, size_t errlen)
 {
     uint64_t gc, obmalloc;
     const PyLoc *loc;
@@ -477,6 +571,10 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
     uint8_t before[4096], after[4096];
     int64_t sum_before = 0, sum_after = 0;
     int k;
+    /* Sized while the target runs: faulting the buffer in is then not part of the pause. */
+    uint64_t estimate = 0;
+    if (copy_arenas(&v, loc, obmalloc, NULL, NULL, &estimate) >= 0 && estimate)
+        buffer_reserve(buffer, (size_t)estimate);
     if (mode == CENSUS_FREEZE) {
         pause_start = clock_mono();
         k = freeze_process(pid, pause_start + max_pause, &fz);
@@ -492,15 +590,18 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
             goto fail;
         }
     }
+    double t_stopped = clock_mono();
+    c->stop_seconds = mode == CENSUS_FREEZE ? t_stopped - pause_start : 0;
     if ((k = gc_state(r, l, gc, before, &sum_before)) < 0) {
         set_err(err, errlen,
                 k == -EBUSY ? "the GC is collecting; census skipped" : "cannot read the GC state");
         goto fail;
     }
-    if ((k = copy_arenas(&v, loc, obmalloc, &c->copied_bytes)) < 0) {
+    if ((k = copy_arenas(&v, loc, obmalloc, *buffer, &c->copied_bytes, NULL)) < 0) {
         set_err(err, errlen, "cannot copy the pymalloc arenas");
         goto fail;
     }
+    c->copy_seconds = clock_mono() - t_stopped;
     Walk w = {&v, &types, l, mode == CENSUS_FREEZE ? pause_start + max_pause : 0, 0};
     for (int g = 0; g < CENSUS_GENERATIONS; g++) {
         uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size

@@ -33,6 +33,8 @@ typedef struct Census {
     double at;            /* epoch seconds */
     double pause_seconds; /* how long the target was stopped (0 in non-blocking mode) */
     double walk_seconds;  /* how long the census took in all */
+    double stop_seconds;  /* of the pause: stopping the threads */
+    double copy_seconds;  /* of the pause: copying the arenas */
     bool frozen;          /* taken with the target stopped */
     int64_t total;        /* every object counted, frozen ones included */
     int64_t generation[CENSUS_GENERATIONS];
@@ -43,19 +45,25 @@ typedef struct Census {
     size_t ntypes;
 } Census;
 
+/* A buffer kept between censuses of one target, so the copy lands in memory that is already
+ * faulted in (a fresh buffer costs more in page faults than the copy itself). */
+typedef struct CensusBuffer CensusBuffer;
+CensusBuffer *censusbuffer_free(CensusBuffer *b);
+
 typedef enum CensusMode {
     CENSUS_FREEZE = 0,
     CENSUS_NONBLOCKING,
 } CensusMode;
 
-/* Takes a census of the interpreter reader pr has located (pr must have sampled once). Gives up
+/* Takes a census of the interpreter reader pr has located (pr must have sampled once). *buffer
+ * (NULL at first) is the target's copy buffer, grown and kept for next time. Gives up
  * when the target would stay stopped longer than max_pause seconds. Returns 0 with *ret (the
  * caller frees it with census_free), or -errno with a sentence in err: -EBUSY (the GC is
  * collecting), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
  * not hold together: a torn non-blocking walk or a corrupt target), -ESRCH, -EPERM. The target
  * is never left stopped. */
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause, Census **ret,
-                char *err, size_t errlen);
+int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
+                CensusBuffer **buffer, Census **ret, char *err, size_t errlen);
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

@@ -12,6 +12,7 @@ struct Target {
     pid_t pid;
     uint64_t start_ticks;
     char *exe; /* as first seen: a change means the process exec()ed another program */
+    CensusBuffer *census_buffer; /* kept warm between censuses */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -69,6 +70,7 @@ Target *target_free(Target *t)
     pyreader_free(t->reader);
     rmem_free(t->rmem);
     free(t->exe);
+    censusbuffer_free(t->census_buffer);
     free(t);
     return NULL;
 }
@@ -80,7 +82,8 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, ret, err, errlen);
+    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_buffer, ret, err,
+                       errlen);
 }
 
 void target_poll_gc(Target *t)

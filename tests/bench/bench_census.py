@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""bench_census: pymemd's census against the target's own fastest in-process census.
+
+For each size (objects in reference cycles) it starts a target that times
+Counter(map(type, gc.get_objects())) itself (best of 3), then has `pymemd --once` take a census
+and prints, side by side: the target's own census time, pymemd's pause (how long the target was
+stopped) and total time, and the ratios. Figures only; nothing is asserted.
+
+    tests/bench/bench_census.py [--pymemd build/pymemd] [--python PY] [--sizes 100000,1000000]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TARGET = r'''
+import gc, os, sys, time
+from collections import Counter
+n = int(sys.argv[1])
+class Node: pass
+keep = []
+for i in range(n // 2):
+    a = Node(); b = Node(); a.b = b; b.a = a; keep.append(a)
+gc.collect(); gc.disable()
+best = 1e9
+for _ in range(3):
+    t = time.perf_counter(); c = Counter(map(type, gc.get_objects())); best = min(best, time.perf_counter() - t)
+    c = None
+os.write(1, ("%d %.6f\n" % (len(gc.get_objects()), best)).encode())
+os.read(0, 1)
+'''
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pymemd", default="build/pymemd")
+    ap.add_argument("--python", default=None)
+    ap.add_argument("--sizes", default="100000,1000000,5000000")
+    a = ap.parse_args()
+    py = a.python
+    if not py:
+        root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+        cand = os.path.join(root, "versions", "3.11.7", "bin", "python3.11")
+        py = cand if os.path.exists(cand) else "/usr/bin/python3"
+    print("interpreter: %s" % py)
+    print("%10s %9s %9s %9s %10s %10s %8s %8s %8s %7s" % (
+        "objects", "own_ms", "pause_ms", "total_ms", "pause/own", "total/own", "stop_ms",
+        "copy_ms", "copy_MB", "pages"))
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write("max_census_pause = 60\n")
+        conf = f.name
+    for n in (int(x) for x in a.sizes.split(",")):
+        p = subprocess.Popen([py, "-c", TARGET, str(n)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+        try:
+            objs, own = p.stdout.readline().decode().split()
+            own = float(own)
+            best = None
+            for _ in range(3):
+                r = subprocess.run([a.pymemd, "--once", "--pid", str(p.pid), "--config", conf],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                o = json.loads(r.stdout)["processes"][0].get("objects")
+                if o and (best is None or o["pause_seconds"] < best["pause_seconds"]):
+                    best = o
+            if not best:
+                print("%10s census failed" % objs)
+                continue
+            print("%10s %9.1f %9.1f %9.1f %9.2fx %9.2fx %8.1f %8.1f %8.1f %7d" % (
+                objs, own * 1e3, best["pause_seconds"] * 1e3, best["walk_seconds"] * 1e3,
+                best["pause_seconds"] / own, best["walk_seconds"] / own,
+                best["stop_seconds"] * 1e3, best["copy_seconds"] * 1e3,
+                best["copied_bytes"] / 2**20, best["pages_read"]))
+        finally:
+            p.kill()
+            p.wait()
+    os.unlink(conf)
+    print("own: the target's Counter(map(type, gc.get_objects())), best of 3; pause: how long "
+          "pymemd kept it stopped; total: pymemd's whole census (best of 3 runs each)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

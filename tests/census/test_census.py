@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""Object census: safety and edge cases, against real interpreters (stdlib only).
+
+- same-named types are never merged;
+- pymemd SIGKILLed while it holds the target stopped: the target runs on;
+- the target killed while pymemd holds it stopped: pymemd reports it, does not crash;
+- a census over max_census_pause is abandoned and the target resumed;
+- a non-blocking census of a heap being mutated hard: never a crash, never a census that does
+  not add up; an inconsistent walk is reported as such.
+
+Prints PASS/FAIL/SKIP lines and ends with "N passed, M failed, K skipped".
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+
+
+def report(kind, name, text=""):
+    RESULTS[kind] += 1
+    print("%-4s %s%s" % (kind, name, (": " + text) if text else ""), flush=True)
+
+
+def interpreters():
+    """The newest pyenv interpreter and the system one: a shared and a static build."""
+    out = []
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    vers = sorted((v for v in os.listdir(os.path.join(root, "versions")) if v.startswith("3.1")),
+                  key=lambda v: [int(x) for x in v.split(".")]) if os.path.isdir(
+                      os.path.join(root, "versions")) else []
+    if vers:
+        v = vers[-1]
+        out.append(os.path.join(root, "versions", v, "bin", "python" + ".".join(v.split(".")[:2])))
+    else:
+        report("SKIP", "pyenv interpreters", "none under %s" % root)
+    out.append("/usr/bin/python3")
+    return out
+
+
+TARGET = r'''
+import gc, os, sys, threading, time
+mode = sys.argv[1]
+n = int(sys.argv[2])
+def make(name):
+    return type(name, (), {})
+if mode == "twins":
+    A = make("Twin"); B = make("Twin")
+    keep = [A() for _ in range(100)] + [B() for _ in range(200)]
+else:
+    class Node: pass
+    keep = []
+    for i in range(n):
+        a = Node(); b = Node(); a.b = b; b.a = a; keep.append(a)
+gc.collect()
+beat = [0]
+def heartbeat():
+    while True:
+        beat[0] += 1
+        os.write(2, b".")
+        time.sleep(0.01)
+if mode == "churn":
+    def churn():
+        junk = []
+        while True:
+            junk.append([{} for _ in range(50)])
+            if len(junk) > 200:
+                del junk[:100]
+    threading.Thread(target=churn, daemon=True).start()
+threading.Thread(target=heartbeat, daemon=True).start()
+os.write(1, b"ready\n")
+os.read(0, 1)
+'''
+
+
+class Target:
+    def __init__(self, py, mode, n=0):
+        self.errf = tempfile.TemporaryFile()
+        self.p = subprocess.Popen([py, "-c", TARGET, mode, str(n)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self.errf)
+        line = self.p.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError("target did not start")
+        self.pid = self.p.pid
+
+    def beats(self):
+        self.errf.seek(0, 2)
+        return self.errf.tell()
+
+    def state(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            return dict(l.split(":", 1) for l in f if ":" in l)
+
+    def close(self):
+        try:
+            self.p.kill()
+        except OSError:
+            pass
+        self.p.wait()
+
+
+def pymemd_once(pymemd, pid, conf=""):
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write(conf)
+        path = f.name
+    try:
+        r = subprocess.run([pymemd, "--once", "--pid", str(pid), "--config", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.unlink(path)
+    return r
+
+
+def proc_of(r, pid):
+    doc = json.loads(r.stdout)
+    return [p for p in doc["processes"] if p["pid"] == pid][0]
+
+
+def test_twins(pymemd, py):
+    t = Target(py, "twins")
+    try:
+        p = proc_of(pymemd_once(pymemd, t.pid), t.pid)
+        rows = [x for x in (p.get("objects") or {}).get("types", []) if x["name"] == "Twin"]
+        counts = sorted(x["count"] for x in rows)
+        keys = set(x["type"] for x in rows)
+        if counts == [100, 200] and len(keys) == 2:
+            report("PASS", "same-named types kept apart (%s)" % py, ", ".join(sorted(keys)))
+        else:
+            report("FAIL", "same-named types kept apart (%s)" % py, "rows %s" % rows)
+    finally:
+        t.close()
+
+
+def wait_traced(pid, tracer, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for l in f:
+                    if l.startswith("TracerPid:") and int(l.split()[1]) == tracer:
+                        return True
+        except OSError:
+            return False
+    return False
+
+
+def test_kill_daemon(pymemd, py):
+    """SIGKILL pymemd while it holds the target stopped: the kernel must let the target go."""
+    t = Target(py, "big", 400000)
+    try:
+        conf = "max_census_pause = 30\n"
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(conf)
+        d = subprocess.Popen([pymemd, "--once", "--pid", str(t.pid), "--config", f.name],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        caught = wait_traced(t.pid, d.pid, 20)
+        d.kill()
+        d.wait()
+        os.unlink(f.name)
+        if not caught:
+            report("SKIP", "SIGKILL of pymemd mid-census (%s)" % py,
+                   "never saw the target traced (census too quick)")
+            return
+        before = t.beats()
+        time.sleep(0.5)
+        st = t.state()["State"].strip()
+        after = t.beats()
+        if after > before and not st.startswith("t"):
+            report("PASS", "SIGKILL of pymemd mid-census (%s)" % py,
+                   "target state %s, heartbeats go on (+%d)" % (st, after - before))
+        else:
+            report("FAIL", "SIGKILL of pymemd mid-census (%s)" % py,
+                   "target state %s, heartbeats %d -> %d" % (st, before, after))
+    finally:
+        t.close()
+
+
+def test_target_dies(pymemd, py):
+    """Kill the target while pymemd holds it stopped: pymemd must answer, not crash or hang."""
+    t = Target(py, "big", 400000)
+    try:
+        d = subprocess.Popen([pymemd, "--once", "--pid", str(t.pid)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        caught = wait_traced(t.pid, d.pid, 20)
+        t.p.kill()
+        out, err = d.communicate(timeout=60)
+        if not caught:
+            report("SKIP", "target killed mid-census (%s)" % py, "never saw the target traced")
+            return
+        if d.returncode < 0:
+            report("FAIL", "target killed mid-census (%s)" % py,
+                   "pymemd died of signal %d" % -d.returncode)
+            return
+        p = proc_of(subprocess.CompletedProcess([], d.returncode, out, err), t.pid)
+        if p.get("objects") is None and p.get("objects_error"):
+            report("PASS", "target killed mid-census (%s)" % py,
+                   "exit %d, objects_error: %s" % (d.returncode, p["objects_error"][:80]))
+        else:
+            report("FAIL", "target killed mid-census (%s)" % py, "objects: %s" % (
+                json.dumps(p.get("objects"))[:120]))
+    finally:
+        t.close()
+
+
+def test_max_pause(pymemd, py):
+    t = Target(py, "big", 400000)
+    try:
+        p = proc_of(pymemd_once(pymemd, t.pid, "max_census_pause = 0.001\n"), t.pid)
+        before = t.beats()
+        time.sleep(0.3)
+        running = t.beats() > before and not t.state()["State"].strip().startswith("t")
+        err = p.get("objects_error") or ""
+        if p.get("objects") is None and "abandoned" in err and running:
+            report("PASS", "census over max_census_pause abandoned (%s)" % py, err[:90])
+        else:
+            report("FAIL", "census over max_census_pause abandoned (%s)" % py,
+                   "objects %s, error %r, target running %s" % (
+                       json.dumps(p.get("objects"))[:60], err, running))
+    finally:
+        t.close()
+
+
+def test_nonblocking_churn(pymemd, py):
+    t = Target(py, "churn", 20000)
+    try:
+        ok = inconsistent = 0
+        for _ in range(10):
+            p = proc_of(pymemd_once(pymemd, t.pid, "census_nonblocking = true\n"), t.pid)
+            o = p.get("objects")
+            if o is None:
+                err = p.get("objects_error") or ""
+                if "inconsistent" not in err and "collecting" not in err:
+                    report("FAIL", "non-blocking census of a churning heap (%s)" % py,
+                           "no census and no reason: %r" % err)
+                    return
+                inconsistent += 1
+                continue
+            total = sum(x["count"] for x in o["types"])
+            gens = sum(g["count"] for g in o["generations"])
+            if total != o["total"] or gens != o["total"] or o["frozen"]:
+                report("FAIL", "non-blocking census of a churning heap (%s)" % py,
+                       "a census that does not add up: types %d, generations %d, total %d" % (
+                           total, gens, o["total"]))
+                return
+            ok += 1
+        report("PASS", "non-blocking census of a churning heap (%s)" % py,
+               "%d consistent, %d reported inconsistent, none wrong" % (ok, inconsistent))
+    finally:
+        t.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pymemd", required=True)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
+    else:
+        for py in interpreters():
+            for test in (test_twins, test_kill_daemon, test_target_dies, test_max_pause,
+                         test_nonblocking_churn):
+                try:
+                    test(a.pymemd, py)
+                except Exception as e:  # a broken case is a failure, not a crash of the suite
+                    report("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
+    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"],
+                                                 RESULTS["SKIP"]))
+    return 1 if RESULTS["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
