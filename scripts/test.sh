@@ -43,6 +43,7 @@ PY
 passed=0 nfailed=0 skipped=0
 for suite in "build" "build-sanitize -Db_sanitize=address,undefined -Db_lundef=false"; do
     read -r dir opts <<<"$suite"
+    rm -f "$dir/meson-logs/testlog.json" # a build that fails must not count an older run
     # shellcheck disable=SC2086
     if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \

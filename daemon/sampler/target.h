@@ -47,9 +47,9 @@ typedef struct TargetSample {
     char pymalloc_error[200]; /* why pymalloc is null, when it is */
     double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
-    Census *census;           /* the latest census, a reference (NULL: none yet) */
-    Census *prev_census;      /* the one before, for growth (a reference, or NULL) */
-    char census_error[300];   /* why the latest census attempt failed, when it did */
+    Census *census;         /* the latest census, a reference (NULL: none yet) */
+    Census *prev_census;    /* the one before, for growth (a reference, or NULL) */
+    char census_error[300]; /* why the latest census attempt failed, when it did */
 
     double sampled_at;     /* epoch seconds */
     double sample_seconds; /* wall time this sample took */
