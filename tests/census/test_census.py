@@ -49,6 +49,17 @@ mode = sys.argv[1]
 n = int(sys.argv[2])
 def make(name):
     return type(name, (), {})
+if mode == "grow":
+    class Leak: pass
+    leaks = []
+    os.write(1, b"ready\n")
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        leaks.extend(Leak() for _ in range(int(line)))
+        os.write(1, b"grown\n")
+    sys.exit(0)
 if mode == "twins":
     A = make("Twin"); B = make("Twin")
     keep = [A() for _ in range(100)] + [B() for _ in range(200)]
@@ -254,6 +265,62 @@ def test_nonblocking_churn(pymemd, py):
         t.close()
 
 
+def test_growth(pymemd, py):
+    """Two on-demand censuses around exactly 500 new objects of one class: /growth must name that
+    class first, +500 objects, and the bytes of 500 such objects."""
+    import socket
+    import urllib.request
+    t = Target(py, "grow")
+    d = None
+    try:
+        s_ = socket.socket()
+        s_.bind(("127.0.0.1", 0))
+        port = s_.getsockname()[1]
+        s_.close()
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("census_interval = 0\ninterval = 0.2\n")
+        d = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(t.pid),
+                              "--config", f.name, "--log-level", "error"])
+        base = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, t.pid)
+
+        def get(path):
+            return json.loads(urllib.request.urlopen(base + path, timeout=60).read())
+        end = time.monotonic() + 15
+        while True:
+            try:
+                if get("")["status"] == "ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                raise RuntimeError("pymemd did not read the target")
+            time.sleep(0.2)
+        first = get("/objects?fresh=1")
+        t.p.stdin.write(b"500\n")
+        t.p.stdin.flush()
+        if t.p.stdout.readline().strip() != b"grown":
+            raise RuntimeError("target did not grow")
+        second = get("/objects?fresh=1")
+        growth = get("/growth")
+        top = growth["types"][0] if growth["types"] else {}
+        per = [x for x in second["types"] if x["name"] == "Leak"]
+        size = per[0]["bytes"] // per[0]["count"] if per and per[0]["count"] else None
+        if (top.get("name") == "Leak" and top.get("count") == 500 and size and
+                top.get("bytes") == 500 * size and growth["from"] == first["at"] and
+                growth["to"] == second["at"]):
+            report("PASS", "growth between two censuses (%s)" % py,
+                   "Leak +500 objects, +%d bytes" % top["bytes"])
+        else:
+            report("FAIL", "growth between two censuses (%s)" % py,
+                   "top row %s (expected Leak +500, +%s bytes)" % (top, 500 * size if size else "?"))
+        os.unlink(f.name)
+    finally:
+        if d:
+            d.terminate()
+            d.wait()
+        t.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pymemd", required=True)
@@ -262,8 +329,8 @@ def main():
         report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
     else:
         for py in interpreters():
-            for test in (test_twins, test_kill_daemon, test_target_dies, test_max_pause,
-                         test_nonblocking_churn):
+            for test in (test_twins, test_growth, test_kill_daemon, test_target_dies,
+                         test_max_pause, test_nonblocking_churn):
                 try:
                     test(a.pymemd, py)
                 except Exception as e:  # a broken case is a failure, not a crash of the suite
