@@ -9,6 +9,7 @@ packages=(
     libcmocka-dev                           # unit tests
     python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
+    tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
 )
 missing=()

@@ -64,6 +64,7 @@ char *strbuf_finish(StrBuf *b, size_t *ret_len)
         strbuf_done(b);
         return NULL;
     }
+    b->s[b->len] = 0; /* an empty buffer was never written */
     char *s = b->s;
     if (ret_len)
         *ret_len = b->len;
