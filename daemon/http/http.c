@@ -389,6 +389,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               size_t *upload_data_size, void **req_cls)
 {
     HttpServer *h = cls;
+    /* The first call only announces the request. Answering before the request has been read
+     * in full makes libmicrohttpd close the connection after the response; answering on the
+     * next call keeps it alive for the client's next request (Prometheus reuses connections). */
+    static int seen;
+    if (*req_cls == NULL) {
+        *req_cls = &seen;
+        return MHD_YES;
+    }
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && !head) {
         /* Read (and drop) any upload first: libmicrohttpd calls again until it is consumed. */

@@ -60,11 +60,12 @@ CensusBuffer *censusbuffer_free(CensusBuffer *b)
 }
 
 /* Makes sure *bp holds at least `need` bytes, faulted in now (MAP_POPULATE), while the target
- * still runs. The slack covers arenas allocated between this estimate and the stop. */
+ * still runs: page faults are then not part of the pause. The slack covers arenas allocated
+ * between this estimate and the stop; beyond it the copy falls back to malloc. */
 static void buffer_reserve(CensusBuffer **bp, size_t need)
 {
-    size_t want = need + need / 4 + (8u << 20);
-    if (*bp && (*bp)->cap >= need + (4u << 20))
+    size_t want = need + need / 8 + (1u << 20);
+    if (*bp && (*bp)->cap >= want)
         return;
     void *p =
         mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -488,7 +489,13 @@ static int cmp_type(const void *a, const void *b)
 static int collect_types(const TypeTable *t, Census *c)
 {
     c->types = calloc(t->n ? t->n : 1, sizeof(*c->types));
-    if (!c->types)
+    /* Two names per type, each at most a qualified tp_name: the pool never needs more. */
+    size_t cap = 1, used = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->v[i].type && t->v[i].count)
+            cap += 2 * (strlen(t->v[i].tp_name) + 24);
+    c->strings = malloc(cap);
+    if (!c->types || !c->strings)
         return -ENOMEM;
     for (size_t i = 0; i < t->cap; i++) {
         const TypeInfo *ti = &t->v[i];
@@ -500,15 +507,22 @@ static int collect_types(const TypeTable *t, Census *c)
                      strcmp(short_name(&t->v[j]), short_name(ti)) == 0;
         CensusType *o = &c->types[c->ntypes++];
         o->type = ti->type;
-        snprintf(o->pyname, sizeof(o->pyname), "%s", short_name(ti));
         o->count = ti->count;
         o->bytes = ti->bytes;
+        char *name = c->strings + used;
+        int n;
         if (!shared)
-            snprintf(o->name, sizeof(o->name), "%s", short_name(ti));
+            n = snprintf(name, cap - used, "%s", short_name(ti));
         else if (strchr(ti->tp_name, '.'))
-            snprintf(o->name, sizeof(o->name), "%s", ti->tp_name);
+            n = snprintf(name, cap - used, "%s", ti->tp_name);
         else
-            snprintf(o->name, sizeof(o->name), "%s@0x%" PRIx64, short_name(ti), ti->type);
+            n = snprintf(name, cap - used, "%s@0x%" PRIx64, short_name(ti), ti->type);
+        used += (size_t)n + 1;
+        char *pyname = c->strings + used;
+        n = snprintf(pyname, cap - used, "%s", short_name(ti));
+        used += (size_t)n + 1;
+        o->name = name;
+        o->pyname = pyname;
     }
     qsort(c->types, c->ntypes, sizeof(*c->types), cmp_type);
     return 0;
@@ -671,6 +685,7 @@ Census *census_free(Census *c)
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return NULL;
     free(c->types);
+    free(c->strings);
     free(c);
     return NULL;
 }

@@ -21,9 +21,9 @@
 #define CENSUS_GENERATIONS 4 /* 0, 1, 2 and the permanent generation */
 
 typedef struct CensusType {
-    char name[160];   /* unique: type(o).__name__, qualified when two types share it */
-    char pyname[128]; /* type(o).__name__ as it is, what a Counter of names would merge */
-    uint64_t type;    /* the type object's address */
+    const char *name;   /* unique: type(o).__name__, qualified when two types share it */
+    const char *pyname; /* type(o).__name__ as it is, what a Counter of names would merge */
+    uint64_t type;      /* the type object's address */
     int64_t count;
     int64_t bytes; /* basicsize + itemsize * |ob_size| + GC header + pre-header, summed */
 } CensusType;
@@ -43,10 +43,11 @@ typedef struct Census {
     uint64_t pages_read;   /* pages read on demand */
     CensusType *types;     /* largest count first */
     size_t ntypes;
+    char *strings; /* the names the types point into, one allocation */
 } Census;
 
-/* A buffer kept between censuses of one target, so the copy lands in memory that is already
- * faulted in (a fresh buffer costs more in page faults than the copy itself). */
+/* The copy buffer of a census, faulted in before the target is stopped (a fresh buffer costs
+ * more in page faults than the copy itself). A caller may keep it for the next census. */
 typedef struct CensusBuffer CensusBuffer;
 CensusBuffer *censusbuffer_free(CensusBuffer *b);
 

@@ -1,6 +1,7 @@
 #include "sampler/sampler.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -343,6 +344,9 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     }
     snap->taken_at = clock_real();
     holder_swap(s->holder, snap);
+    /* Rendering builds and frees a JSON tree of every target's census each interval: hand the
+     * freed memory back, or it stays as RSS. */
+    malloc_trim(0);
 }
 
 static bool pending_requests(const Sampler *s)

@@ -12,7 +12,7 @@ struct Target {
     pid_t pid;
     uint64_t start_ticks;
     char *exe; /* as first seen: a change means the process exec()ed another program */
-    CensusBuffer *census_buffer; /* kept warm between censuses */
+    CensusBuffer *census_buffer; /* during a census only */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -82,8 +82,13 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_buffer, ret, err,
-                       errlen);
+    int k = census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_buffer, ret, err,
+                        errlen);
+    /* The copy buffer is faulted in before the target is stopped, so keeping it between
+     * censuses would not shorten the pause; it would only hold the size of the target's heap
+     * in pymemd's memory for every watched process. */
+    t->census_buffer = censusbuffer_free(t->census_buffer);
+    return k;
 }
 
 void target_poll_gc(Target *t)

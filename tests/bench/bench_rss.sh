@@ -25,7 +25,7 @@ keep = [dict(a=i) for i in range(2000)]
 while True: time.sleep(3600)' "$tag" &
     pids+=($!)
 done
-"$pymemd" --listen "127.0.0.1:$port" --match "$tag" --log-level warn &
+"$pymemd" --listen "127.0.0.1:$port" --match "$tag" --log-level warn ${PYMEMD_ARGS:-} &
 daemon=$!
 pids+=("$daemon")
 
