@@ -29,49 +29,39 @@ struct HttpServer {
 
 /* ---- content negotiation ---------------------------------------------------------------- */
 
-/* q of one media range's parameters ("; q=0.5; version=1.0.0"), 1 when absent. */
-static double range_q(const char *params, size_t len)
+/* The value of parameter `name` ("q", "version") in a media range's parameters
+ * ("; q=0.5; version=1.0.0"), into buf; false (buf "") when absent. */
+static bool range_param(const char *params, size_t len, const char *name, char *buf, size_t size)
 {
-    double q = 1.0;
+    size_t nlen = strlen(name);
     const char *p = params, *end = params + len;
+    buf[0] = 0;
     while (p < end) {
         while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
             p++;
-        if (end - p > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-            char buf[16];
+        if ((size_t)(end - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == '=') {
             size_t n = 0;
-            for (const char *v = p + 2; v < end && *v != ';' && n < sizeof(buf) - 1; v++)
+            for (const char *v = p + nlen + 1;
+                 v < end && *v != ';' && *v != ' ' && *v != '\t' && n < size - 1; v++)
                 buf[n++] = *v;
             buf[n] = 0;
-            char *e;
-            double v = strtod(buf, &e);
-            if (e != buf && v >= 0 && v <= 1)
-                q = v;
+            return true;
         }
         while (p < end && *p != ';')
             p++;
     }
-    return q;
+    return false;
 }
 
-/* The version parameter of a media range's parameters, into buf ("" when absent). */
-static void range_version(const char *params, size_t len, char *buf, size_t size)
+/* q of a media range, 1 when absent or malformed. */
+static double range_q(const char *params, size_t len)
 {
-    buf[0] = 0;
-    const char *p = params, *end = params + len;
-    while (p < end) {
-        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
-            p++;
-        if (end - p > 8 && strncasecmp(p, "version=", 8) == 0) {
-            size_t n = 0;
-            for (const char *v = p + 8; v < end && *v != ';' && *v != ' ' && n < size - 1; v++)
-                buf[n++] = *v;
-            buf[n] = 0;
-            return;
-        }
-        while (p < end && *p != ';')
-            p++;
-    }
+    char buf[16];
+    if (!range_param(params, len, "q", buf, sizeof(buf)))
+        return 1.0;
+    char *e;
+    double v = strtod(buf, &e);
+    return e != buf && v >= 0 && v <= 1 ? v : 1.0;
 }
 
 static bool type_is(const char *t, size_t len, const char *want)
@@ -119,7 +109,7 @@ SnapFormat http_negotiate(const char *accept)
     for (const char *p = accept; next_item(&p, &it);) {
         double rq = range_q(it.params, it.plen);
         char version[16];
-        range_version(it.params, it.plen, version, sizeof(version));
+        range_param(it.params, it.plen, "version", version, sizeof(version));
         int f = -1;
         /* pymemd writes OpenMetrics 1.0.0, which also satisfies 0.0.1 (the same text; what
          * Prometheus 2.20 asks for); a range naming another version is not ours to answer. */
