@@ -15,7 +15,6 @@
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
 #define MAX_OBJECTS  200000000 /* nodes walked over all generations */
-#define MAX_ARENAS   (1u << 20)
 #define MAX_COPY     (8ull << 30) /* arena bytes copied */
 #define PAGE         4096u
 #define NAME_MAX_LEN 128
@@ -276,33 +275,23 @@ static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, const Censu
     }
     if (!arenas || maxarenas == 0)
         return 0;
-    if (maxarenas > MAX_ARENAS)
-        return -EIO;
-    size_t asz = l->obmalloc.arena_object_size;
-    uint8_t *table = malloc((size_t)maxarenas * asz);
-    if (!table)
-        return -ENOMEM;
-    if ((k = rmem_read(v->r, arenas, table, (size_t)maxarenas * asz)) < 0) {
-        free(table);
+    PyArena *live;
+    size_t nlive;
+    if ((k = pyread_arenas(l, v->r, arenas, maxarenas, &live, &nlive)) < 0)
         return k;
-    }
-    Region *regions = calloc(maxarenas, sizeof(*regions));
+    Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
     if (!regions) {
-        free(table);
+        free(live);
         return -ENOMEM;
     }
     size_t n = 0;
     uint64_t total = 0;
-    for (uint32_t i = 0; i < maxarenas; i++) {
-        uint64_t address, used_end;
-        memcpy(&address, table + i * asz + l->obmalloc.arena_address, 8);
-        memcpy(&used_end, table + i * asz + l->obmalloc.arena_pool_address, 8);
-        if (!address || used_end <= address || used_end - address > l->obmalloc.arena_size)
-            continue;
-        regions[n++] = (Region){address, (size_t)(used_end - address), NULL};
-        total += used_end - address;
+    for (size_t i = 0; i < nlive; i++) {
+        regions[n++] =
+            (Region){live[i].address, (size_t)(live[i].used_end - live[i].address), NULL};
+        total += live[i].used_end - live[i].address;
     }
-    free(table);
+    free(live);
     if (total > MAX_COPY) {
         free(regions);
         return -EIO;

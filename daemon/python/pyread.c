@@ -142,53 +142,73 @@ static int count_frozen(PyReader *pr, Rmem *r, RAddr head, uint64_t first, int64
     return 0;
 }
 
+int pyread_arenas(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas, PyArena **ret,
+                  size_t *ret_n)
+{
+    if (maxarenas > MAX_ARENAS)
+        return -EIO;
+    size_t asz = l->obmalloc.arena_object_size;
+    uint8_t *table = malloc(maxarenas ? (size_t)maxarenas * asz : 1);
+    PyArena *v = calloc(maxarenas ? maxarenas : 1, sizeof(*v));
+    int k = table && v ? 0 : -ENOMEM;
+    if (k >= 0 && maxarenas)
+        k = rmem_read(r, arenas, table, (size_t)maxarenas * asz);
+    size_t n = 0;
+    uint64_t pool = l->obmalloc.pool_size;
+    for (uint32_t i = 0; k >= 0 && i < maxarenas; i++) {
+        uint64_t address = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_address);
+        uint64_t used_end = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_pool_address);
+        if (!address)
+            continue;
+        /* Pools start at the first pool boundary in the arena (Objects/obmalloc.c). */
+        uint64_t base = (address + pool - 1) & ~(pool - 1);
+        if (used_end < base || used_end - base > l->obmalloc.arena_size)
+            k = -EIO;
+        else if (used_end > base)
+            v[n++] = (PyArena){address, used_end};
+    }
+    free(table);
+    if (k < 0) {
+        free(v);
+        return k;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
 /* sys.getallocatedblocks() for 3.9+: blocks handed out by the raw allocator plus, for every pool
  * carved from a live arena, its count of allocated blocks (Objects/obmalloc.c,
  * _PyInterpreterState_GetAllocatedBlocks). */
 static int count_blocks(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas,
                         int64_t raw, int64_t *ret)
 {
-    if (maxarenas > MAX_ARENAS || !arenas)
-        return maxarenas ? -EIO : (*ret = raw, 0);
-    size_t asz = l->obmalloc.arena_object_size;
-    uint8_t *table = malloc((size_t)maxarenas * asz);
-    if (!table)
-        return -ENOMEM;
-    int k = rmem_read(r, arenas, table, (size_t)maxarenas * asz);
-    if (k < 0) {
-        free(table);
-        return k;
+    if (!arenas) {
+        *ret = raw;
+        return maxarenas ? -EIO : 0;
     }
+    PyArena *live;
+    size_t nlive;
+    int k = pyread_arenas(l, r, arenas, maxarenas, &live, &nlive);
+    if (k < 0)
+        return k;
     uint64_t pool = l->obmalloc.pool_size;
-    size_t per_arena = l->obmalloc.arena_size / pool + 1;
-    size_t cap = 0, n = 0;
-    for (uint32_t i = 0; i < maxarenas; i++)
-        if (get_i64(table, i * asz + l->obmalloc.arena_address))
-            cap += per_arena;
+    size_t cap = nlive * (l->obmalloc.arena_size / pool + 1), n = 0;
     RmemIov *iov = calloc(cap ? cap : 1, sizeof(*iov));
     uint32_t *counts = calloc(cap ? cap : 1, sizeof(*counts));
     if (!iov || !counts) {
-        free(table), free(iov), free(counts);
+        free(live), free(iov), free(counts);
         return -ENOMEM;
     }
-    for (uint32_t i = 0; i < maxarenas; i++) {
-        uint64_t address = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_address);
-        uint64_t used_end = (uint64_t)get_i64(table, i * asz + l->obmalloc.arena_pool_address);
-        if (!address)
-            continue;
-        uint64_t base = (address + pool - 1) & ~(pool - 1);
-        if (used_end < base || used_end - base > l->obmalloc.arena_size) {
-            free(table), free(iov), free(counts);
-            return -EIO;
-        }
-        for (; base < used_end && n < cap; base += pool, n++)
+    for (size_t i = 0; i < nlive; i++)
+        for (uint64_t base = (live[i].address + pool - 1) & ~(pool - 1);
+             base < live[i].used_end && n < cap; base += pool, n++)
             iov[n] = (RmemIov){base + l->obmalloc.pool_ref_count, &counts[n], sizeof(uint32_t)};
-    }
     k = rmem_readv(r, iov, n);
     int64_t total = raw;
     for (size_t i = 0; i < n; i++)
         total += counts[i];
-    free(table), free(iov), free(counts);
+    free(live), free(iov), free(counts);
     if (k < 0)
         return k;
     *ret = total;

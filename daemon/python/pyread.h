@@ -58,6 +58,17 @@ int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret);
  * -EAGAIN until the first sample has found the interpreter. */
 int pyreader_bases(const PyReader *pr, RAddr *ret_gc, RAddr *ret_obmalloc, const PyLoc **ret_loc);
 
+/* A live pymalloc arena: [address, used_end) holds the pools carved from it so far. */
+typedef struct PyArena {
+    uint64_t address, used_end;
+} PyArena;
+
+/* Reads the table of maxarenas `struct arena_object`s at `arenas` and returns the live arenas
+ * (those with an address and at least one pool). -EIO when the table is larger than pymemd
+ * accepts or an entry does not hold together. The caller frees *ret. */
+int pyread_arenas(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas, PyArena **ret,
+                  size_t *ret_n);
+
 /* Whether samples recompute sys.getallocatedblocks() (default on). It is the one costly part
  * of a sample: one pool header read per pool in use, ~0.3 µs each. Off, allocated_blocks is -1. */
 void pyreader_set_allocated_blocks(PyReader *pr, bool on);
