@@ -178,11 +178,6 @@ static int build_config(const Cmdline *cl, Config *ret, char *err, size_t errlen
     return 0;
 }
 
-static bool matches(const regex_t *re, size_t n, const ProcIdentity *id)
-{
-    return sampler_selects(false, re, n, id);
-}
-
 /* Samples every selected process once and prints the JSON document. */
 static int run_once(const Config *o, double started_at)
 {
@@ -232,7 +227,7 @@ static int run_once(const Config *o, double started_at)
             ProcIdentity id;
             if (procinfo_identity(pi, pid, &id) < 0)
                 continue;
-            bool m = matches(re, o->nmatches, &id);
+            bool m = sampler_selects(false, re, o->nmatches, &id);
             procidentity_done(&id);
             if (!m)
                 continue;
