@@ -145,6 +145,23 @@ static bool gens_have(const cJSON *p, const char *key)
     return false;
 }
 
+/* Appends a table (after a blank line), indented by two, and frees it. */
+static int emit_table(Out *o, Table *t)
+{
+    _cleanup_(freep) char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    int r = f ? table_print(t, f, o->color, 2) : -ENOMEM;
+    if (f)
+        fclose(f);
+    table_free(t);
+    if (r < 0 || !s)
+        return -ENOMEM;
+    strbuf_puts(&o->b, "\n");
+    strbuf_append(&o->b, s, len);
+    return 0;
+}
+
 static int show_generations(Out *o, const cJSON *p)
 {
     static const TableCol cols[] = {
@@ -155,11 +172,7 @@ static int show_generations(Out *o, const cJSON *p)
     bool cand = gens_have(p, "candidates"), dur = gens_have(p, "duration_seconds");
     size_t ncols = ARRAY_SIZE(cols) - 2;
     TableCol use[ARRAY_SIZE(cols)];
-    _cleanup_(freep) char *s = NULL;
     Table *t;
-    FILE *f;
-    size_t len = 0;
-    int r;
 
     memcpy(use, cols, sizeof(cols));
     if (cand)
@@ -183,15 +196,8 @@ static int show_generations(Out *o, const cJSON *p)
         if (dur)
             table_cell(t, FMT(fmt_seconds, view_gen(p, gen, "duration_seconds")), NULL);
     }
-    f = open_memstream(&s, &len);
-    r = f ? table_print(t, f, o->color, 2) : -ENOMEM;
-    if (f)
-        fclose(f);
-    table_free(t);
-    if (r < 0 || !s)
+    if (emit_table(o, t) < 0)
         return -ENOMEM;
-    strbuf_puts(&o->b, "\n");
-    strbuf_append(&o->b, s, len);
     return 0;
 }
 
@@ -215,11 +221,8 @@ static int show_census_types(Out *o, const cJSON *census, long pid)
 {
     static const TableCol cols[] = {{"TYPE", false, 40}, {"COUNT", true, 0}, {"BYTES", true, 0}};
     const cJSON *types = jarray(census, "types"), *ty;
-    _cleanup_(freep) char *s = NULL;
-    size_t len = 0, shown = 0;
+    size_t shown = 0;
     Table *t = table_new(cols, ARRAY_SIZE(cols));
-    FILE *f;
-    int r;
 
     if (!t)
         return -ENOMEM;
@@ -233,15 +236,8 @@ static int show_census_types(Out *o, const cJSON *census, long pid)
         table_cell(t, FMT(fmt_count, jnum(ty, "count")), NULL);
         table_cell(t, FMT(fmt_bytes, jnum(ty, "bytes")), NULL);
     }
-    f = open_memstream(&s, &len);
-    r = f ? table_print(t, f, o->color, 2) : -ENOMEM;
-    if (f)
-        fclose(f);
-    table_free(t);
-    if (r < 0 || !s)
+    if (emit_table(o, t) < 0)
         return -ENOMEM;
-    strbuf_puts(&o->b, "\n");
-    strbuf_append(&o->b, s, len);
     if (view_census_ntypes(census) > shown)
         strbuf_printf(&o->b, "  ... %zu more types: pymemctl objects %ld\n",
                       view_census_ntypes(census) - shown, pid);
