@@ -14,7 +14,7 @@
 #include "util/utf8.h"
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
-#define MAX_OBJECTS  200000000 /* nodes walked over all generations */
+#define MAX_OBJECTS  200000000    /* nodes walked over all generations */
 #define MAX_COPY     (8ull << 30) /* arena bytes copied */
 #define PAGE         4096u
 #define NAME_MAX_LEN 128
