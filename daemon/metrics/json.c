@@ -82,6 +82,8 @@ cJSON *json_census(const Census *c, size_t top)
     cJSON_AddNumberToObject(o, "copy_seconds", c->copy_seconds);
     cJSON_AddNumberToObject(o, "copied_bytes", (double)c->copied_bytes);
     cJSON_AddNumberToObject(o, "pages_read", (double)c->pages_read);
+    cJSON_AddNumberToObject(o, "stops", c->stops);
+    cJSON_AddBoolToObject(o, "walked_after_resume", c->snapshot);
     /* Per generation, and the two views: what gc.get_objects() lists (0-2) and the frozen
      * objects it leaves out, which are live memory all the same. */
     cJSON *gens = cJSON_AddArrayToObject(o, "generations");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote/crew.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
 #include "util/utf8.h"
@@ -17,8 +18,10 @@
 #define MAX_OBJECTS  200000000    /* nodes walked over all generations */
 #define MAX_COPY     (8ull << 30) /* arena bytes copied */
 #define PAGE         4096u
+#define HUGE_PAGE    (2u << 20)
 #define NAME_MAX_LEN 128
-#define CHECK_EVERY  4096 /* nodes between looks at the clock */
+#define CHECK_EVERY  4096  /* nodes between looks at the clock */
+#define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
 
 /* ---- a local view of the target's memory ------------------------------------------------ */
 
@@ -31,6 +34,8 @@ typedef struct Region {
 typedef struct PageSlot {
     uint64_t page; /* 0: empty */
     uint8_t *buf;  /* NULL when the page could not be read */
+    bool owned;    /* buf is its own allocation (read on demand), not a slice of the prefetch */
+    bool used;     /* the walk looked at it: worth prefetching next time */
 } PageSlot;
 
 typedef struct View {
@@ -42,44 +47,57 @@ typedef struct View {
     PageSlot *pages;    /* open addressing, capacity a power of two */
     size_t npages, cap;
     uint64_t pages_read;
+    bool sealed; /* the target runs again: a page that was not copied is a miss, not a read */
 } View;
 
-struct CensusBuffer {
-    uint8_t *buf;
-    size_t cap;
+/* What one census of a target leaves for the next: the pages outside the arenas it needed.
+ * They are copied along with the arenas, so the walk can run after the target is resumed. */
+struct CensusHints {
+    uint64_t *pages;
+    size_t npages;
+    bool complete; /* false: more pages were needed than MAX_HINTS */
 };
 
-CensusBuffer *censusbuffer_free(CensusBuffer *b)
+CensusHints *censushints_free(CensusHints *h)
 {
-    if (b) {
-        munmap(b->buf, b->cap);
-        free(b);
+    if (h) {
+        free(h->pages);
+        free(h);
     }
     return NULL;
 }
 
-/* Makes sure *bp holds at least `need` bytes, faulted in now (MAP_POPULATE), while the target
- * still runs: page faults are then not part of the pause. The slack covers arenas allocated
- * between this estimate and the stop; beyond it the copy falls back to malloc. */
-static void buffer_reserve(CensusBuffer **bp, size_t need)
+/* The copy buffer: the arenas from its start, the prefetched pages at its end. */
+typedef struct Buffer {
+    uint8_t *buf;
+    size_t cap;
+} Buffer;
+
+static void buffer_release(Buffer *b)
 {
-    size_t want = need + need / 8 + (1u << 20);
-    if (*bp && (*bp)->cap >= want)
-        return;
-    void *p =
-        mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED)
-        return; /* the copy falls back to malloc */
-    CensusBuffer *b = *bp ? *bp : calloc(1, sizeof(*b));
-    if (!b) {
-        munmap(p, want);
-        return;
-    }
     if (b->buf)
         munmap(b->buf, b->cap);
-    b->buf = p;
-    b->cap = want;
-    *bp = b;
+    *b = (Buffer){0};
+}
+
+/* Maps at least `need` bytes, in huge pages where the kernel has them, and faults them in now,
+ * while the target still runs: a fresh buffer costs more in page faults than the copy itself.
+ * The slack covers arenas allocated between this estimate and the stop; beyond it the copy
+ * falls back to malloc. */
+static void buffer_reserve(Buffer *b, size_t need)
+{
+    size_t want = need + need / 8 + (1u << 20);
+    if (b->cap >= want)
+        return;
+    buffer_release(b);
+    want = (want + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    madvise(p, want, MADV_HUGEPAGE); /* fewer TLB misses in the copy and the walk */
+    if (madvise(p, want, MADV_POPULATE_WRITE) < 0)
+        memset(p, 0, want);
+    *b = (Buffer){p, want};
 }
 
 static void view_done(View *v)
@@ -87,8 +105,10 @@ static void view_done(View *v)
     free(v->regions);
     free(v->arena_buf);
     for (size_t i = 0; i < v->cap; i++)
-        free(v->pages[i].buf);
+        if (v->pages[i].owned)
+            free(v->pages[i].buf);
     free(v->pages);
+    *v = (View){.r = v->r};
 }
 
 static PageSlot *page_slot(View *v, uint64_t page)
@@ -99,9 +119,11 @@ static PageSlot *page_slot(View *v, uint64_t page)
     return &v->pages[i];
 }
 
-static int page_grow(View *v)
+static int page_grow(View *v, size_t need)
 {
     size_t ncap = v->cap ? v->cap * 2 : 1024;
+    while (ncap < need * 2)
+        ncap *= 2;
     PageSlot *old = v->pages;
     size_t ocap = v->cap;
     v->pages = calloc(ncap, sizeof(*v->pages));
@@ -117,15 +139,18 @@ static int page_grow(View *v)
     return 0;
 }
 
-/* A page of the target, read on first use. -EFAULT when it is not mapped. */
+/* A page of the target, read on first use. -EFAULT when it is not mapped; -ENODATA when the
+ * view is sealed and the page was not copied while the target was stopped. */
 static int page_get(View *v, uint64_t page, const uint8_t **ret)
 {
     if (page == 0)
         return -EFAULT;
-    if (v->npages * 2 >= v->cap && page_grow(v) < 0)
+    if (v->npages * 2 >= v->cap && page_grow(v, v->npages + 1) < 0)
         return -ENOMEM;
     PageSlot *s = page_slot(v, page);
     if (!s->page) {
+        if (v->sealed)
+            return -ENODATA;
         s->page = page;
         v->npages++;
         uint8_t *buf = malloc(PAGE);
@@ -138,7 +163,9 @@ static int page_get(View *v, uint64_t page, const uint8_t **ret)
             return k;
         }
         s->buf = buf;
+        s->owned = true;
     }
+    s->used = true;
     if (!s->buf)
         return -EFAULT;
     *ret = s->buf;
@@ -203,6 +230,26 @@ static int view_read_str(View *v, uint64_t addr, char *buf, size_t size)
     return 0;
 }
 
+/* The pages the walk used outside the arenas, for the next census to prefetch. */
+static void hints_update(CensusHints **hp, const View *v)
+{
+    CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
+    if (!h)
+        return;
+    *hp = h;
+    uint64_t *pages = malloc((v->npages ? v->npages : 1) * sizeof(*pages));
+    if (!pages)
+        return;
+    size_t n = 0, want = 0;
+    for (size_t i = 0; i < v->cap; i++)
+        if (v->pages[i].page && v->pages[i].used && v->pages[i].buf && want++ < MAX_HINTS)
+            pages[n++] = v->pages[i].page;
+    free(h->pages);
+    h->pages = pages;
+    h->npages = n;
+    h->complete = want == n;
+}
+
 static int cmp_region(const void *a, const void *b)
 {
     const Region *x = a, *y = b;
@@ -210,55 +257,17 @@ static int cmp_region(const void *a, const void *b)
 }
 
 /* The carved part of every live pymalloc arena is where almost every GC-tracked object lives:
- * copied, the walk runs in local memory. */
-typedef struct CopyJob {
-    Rmem *r;
-    const RmemIov *iov;
-    size_t n;
-    int result;
-} CopyJob;
-
-static void *copy_job(void *arg)
-{
-    CopyJob *j = arg;
-    j->result = rmem_readv(j->r, j->iov, j->n);
-    return NULL;
-}
-
-/* Copies with two threads, each its half of the bytes: one process_vm_readv stream does not
- * saturate memory bandwidth (the machine class has two cores). */
-static int copy_parallel(Rmem *r, const RmemIov *iov, size_t n, uint64_t total)
-{
-    size_t split = 0;
-    uint64_t acc = 0;
-    while (split < n && acc < total / 2)
-        acc += iov[split++].len;
-    pthread_t th;
-    CopyJob second = {r, iov + split, n - split, 0};
-    bool threaded =
-        n - split > 0 && total > (8u << 20) && pthread_create(&th, NULL, copy_job, &second) == 0;
-    int k = rmem_readv(r, iov, threaded ? split : n);
-    if (threaded) {
-        pthread_join(th, NULL);
-        if (k >= 0)
-            k = second.result;
-    }
-    return k;
-}
-
-/* Copies the carved part of every live pymalloc arena into buffer (or a fresh allocation when
- * it is too small). With ret_estimate, only reports how many bytes that would be. */
-static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, const CensusBuffer *buffer,
-                       uint64_t *ret_bytes, uint64_t *ret_estimate)
+ * copied, the walk runs in local memory. Finds those parts and, with `layout`, gives each its
+ * place in buffer (or in a fresh allocation when cap is too small) for the copy; without, only
+ * counts their bytes. */
+static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout, uint8_t *buffer,
+                       size_t cap, uint64_t *ret_total)
 {
     const PyLayout *l = &loc->layout;
     uint64_t arenas = 0;
     uint32_t maxarenas = 0;
     int k;
-    if (ret_bytes)
-        *ret_bytes = 0;
-    if (ret_estimate)
-        *ret_estimate = 0;
+    *ret_total = 0;
     if (l->obmalloc.kind == PYOBM_SYMBOLS) {
         if (!loc->obm.arenas || !loc->obm.maxarenas)
             return 0; /* stripped: every page on demand */
@@ -279,57 +288,76 @@ static int copy_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, const Censu
     size_t nlive;
     if ((k = pyread_arenas(l, v->r, arenas, maxarenas, &live, &nlive)) < 0)
         return k;
-    Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
-    if (!regions) {
-        free(live);
-        return -ENOMEM;
-    }
-    size_t n = 0;
     uint64_t total = 0;
-    for (size_t i = 0; i < nlive; i++) {
-        regions[n++] =
-            (Region){live[i].address, (size_t)(live[i].used_end - live[i].address), NULL};
+    for (size_t i = 0; i < nlive; i++)
         total += live[i].used_end - live[i].address;
+    if (total > MAX_COPY || !layout) {
+        free(live);
+        *ret_total = total;
+        return total > MAX_COPY ? -EIO : 0;
     }
-    free(live);
-    if (total > MAX_COPY) {
-        free(regions);
-        return -EIO;
-    }
-    if (ret_estimate) {
-        /* Only sizing the buffer before the stop. */
-        free(regions);
-        *ret_estimate = total;
-        return 0;
-    }
-    uint8_t *buf = NULL, *owned = NULL;
-    if (buffer && buffer->cap >= total)
-        buf = buffer->buf;
-    else
+    Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
+    uint8_t *buf = buffer, *owned = NULL;
+    if (!buffer || cap < total)
         buf = owned = malloc(total ? total : 1);
-    RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
-    if (!buf || !iov) {
-        free(owned), free(iov), free(regions);
+    if (!regions || !buf) {
+        free(live), free(regions), free(owned);
         return -ENOMEM;
     }
     uint64_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        regions[i].buf = buf + off;
-        iov[i] = (RmemIov){regions[i].base, regions[i].buf, regions[i].len};
-        off += regions[i].len;
+    for (size_t i = 0; i < nlive; i++) {
+        size_t len = (size_t)(live[i].used_end - live[i].address);
+        regions[i] = (Region){live[i].address, len, buf + off};
+        off += len;
     }
-    k = copy_parallel(v->r, iov, n, total);
-    free(iov);
-    if (k < 0) {
-        free(owned), free(regions);
-        return k;
-    }
-    qsort(regions, n, sizeof(*regions), cmp_region);
+    free(live);
+    qsort(regions, nlive, sizeof(*regions), cmp_region);
     v->regions = regions;
-    v->nregions = n;
+    v->nregions = nlive;
     v->arena_buf = owned;
-    *ret_bytes = total;
+    *ret_total = total;
     return 0;
+}
+
+/* Copies the arenas laid out and the pages the last census needed outside them (into store,
+ * PAGE bytes each) in one bulk read. A page unmapped since is remembered as such. */
+static int copy_all(View *v, Crew *crew, const CensusHints *hints, uint8_t *store, double deadline)
+{
+    size_t nh = store && hints ? hints->npages : 0, n = v->nregions + nh, m = 0;
+    if (nh && (v->npages + nh) * 2 >= v->cap && page_grow(v, v->npages + nh) < 0)
+        return -ENOMEM;
+    RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
+    PageSlot **slots = calloc(n ? n : 1, sizeof(*slots));
+    int *status = calloc(n ? n : 1, sizeof(*status));
+    if (!iov || !slots || !status) {
+        free(iov), free(slots), free(status);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < v->nregions; i++)
+        iov[m++] = (RmemIov){v->regions[i].base, v->regions[i].buf, v->regions[i].len};
+    for (size_t i = 0; i < nh; i++) {
+        uint64_t page = hints->pages[i];
+        PageSlot *s = page_slot(v, page);
+        if (!page || s->page || region_of(v, page))
+            continue; /* a duplicate, or inside an arena carved since */
+        uint8_t *buf = store + (m - v->nregions) * PAGE;
+        *s = (PageSlot){page, buf, false, false};
+        v->npages++;
+        slots[m] = s;
+        iov[m++] = (RmemIov){page, buf, PAGE};
+    }
+    int k = crew_read(crew, iov, m, status, deadline);
+    for (size_t i = 0; i < m && k >= 0; i++) {
+        if (status[i] == 0)
+            continue;
+        if (i < v->nregions)
+            k = -EFAULT; /* an arena went away: only a running target can do that */
+        else
+            slots[i]->buf = NULL;
+    }
+    v->pages_read += m - v->nregions;
+    free(iov), free(slots), free(status);
+    return k;
 }
 
 /* ---- types ------------------------------------------------------------------------------ */
@@ -390,11 +418,13 @@ static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, Typ
         (k = view_read(v, type + l->object.tp_basicsize, &ti.basicsize, 8)) < 0 ||
         (k = view_read(v, type + l->object.tp_itemsize, &ti.itemsize, 8)) < 0 ||
         (k = view_read(v, type + l->object.tp_flags, &ti.flags, sizeof(ti.flags))) < 0)
-        return -EIO; /* an ob_type that is not a type: the walk went astray */
+        return k == -ENOMEM || k == -ENODATA ? k : -EIO; /* -EIO: an ob_type that is not a type */
     if (ti.basicsize <= 0 || ti.basicsize > (1 << 24) || ti.itemsize < 0 || ti.itemsize > (1 << 16))
         return -EIO;
     char raw[NAME_MAX_LEN];
-    if (view_read_str(v, name_ptr, raw, sizeof(raw)) < 0)
+    if ((k = view_read_str(v, name_ptr, raw, sizeof(raw))) == -ENODATA || k == -ENOMEM)
+        return k;
+    if (k < 0)
         snprintf(raw, sizeof(raw), "<unreadable name>");
     utf8_sanitize(ti.tp_name, sizeof(ti.tp_name), raw);
     ti.heap = (ti.flags & l->object.flag_heaptype) != 0;
@@ -435,7 +465,7 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         uint64_t hdr[5]; /* _gc_next, _gc_prev, then ob_refcnt, ob_type, ob_size */
         int k = view_read(w->v, node, hdr, sizeof(hdr));
         if (k < 0)
-            return k == -ENOMEM ? k : -EIO;
+            return k == -ENOMEM || k == -ENODATA ? k : -EIO;
         if ((hdr[1] & ~3ull) != prev)
             return -EIO;
         if (++w->nodes > MAX_OBJECTS)
@@ -548,19 +578,158 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                CensusBuffer **buffer, Census **ret, char *err, size_t errlen)
-{
-    uint64_t gc, obmalloc;
+/* What one pass over the target needs and produces. */
+typedef struct Pass {
+    Rmem *r;
+    pid_t pid;
+    CensusMode mode;
     const PyLoc *loc;
-    if (pyreader_bases(pr, &gc, &obmalloc, &loc) < 0) {
+    uint64_t gc, obmalloc;
+    Buffer *buf;
+    const CensusHints *hints;
+    double max_pause;
+    double budget; /* seconds the target may still be kept stopped */
+    char *err;
+    size_t errlen;
+} Pass;
+
+/* One pass: stops the target (freeze mode), reads its GC state, copies the arenas and the pages
+ * the hints name, and walks every generation list. With seal, the target is resumed before the
+ * walk, which then runs over the copy alone and fails with -ENODATA at the first page it lacks;
+ * without, the walk runs while the target is stopped and reads what it lacks on demand. */
+static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Census *c)
+{
+    const PyLayout *l = &p->loc->layout;
+    size_t nhints = p->hints ? p->hints->npages : 0;
+    size_t store = nhints * PAGE, arena_cap = p->buf->cap > store ? p->buf->cap - store : 0;
+    uint8_t before[4096], after[4096];
+    int64_t sum_before = 0, sum_after = 0;
+    Freeze *fz = NULL;
+    _cleanup_(crew_freep) Crew *crew = NULL;
+    int k;
+    if ((k = crew_new(p->r, &crew)) < 0)
+        return k;
+    double pause_start = clock_mono(), deadline = 0;
+    if (p->mode == CENSUS_FREEZE) {
+        deadline = pause_start + p->budget;
+        k = freeze_process(p->pid, deadline, &fz);
+        if (k == -ETIMEDOUT) {
+            set_err(p->err, p->errlen,
+                    "abandoned: a thread did not stop within max_census_pause (%gs); the process "
+                    "was resumed",
+                    p->max_pause);
+            return k;
+        }
+        if (k < 0) {
+            set_err(p->err, p->errlen, "cannot stop the process: %s", strerror(-k));
+            return k;
+        }
+        c->stops++;
+    }
+    double t_stopped = clock_mono();
+    if (fz)
+        c->stop_seconds += t_stopped - pause_start;
+    if ((k = gc_state(p->r, l, p->gc, before, &sum_before)) < 0) {
+        set_err(p->err, p->errlen,
+                k == -EBUSY ? "the GC is collecting; census skipped" : "cannot read the GC state");
+        goto out;
+    }
+    /* The hints go to the end of the buffer; without one, the walk reads on demand. */
+    if ((k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes)) <
+            0 ||
+        (k = copy_all(v, crew, p->hints, p->buf->buf ? p->buf->buf + arena_cap : NULL, deadline)) <
+            0) {
+        if (k == -ETIMEDOUT)
+            set_err(p->err, p->errlen,
+                    "abandoned: copying the heap would have kept the process stopped longer "
+                    "than max_census_pause (%gs); the process was resumed",
+                    p->max_pause);
+        else
+            set_err(p->err, p->errlen, "cannot copy the pymalloc arenas: %s", strerror(-k));
+        goto out;
+    }
+    c->copy_seconds += clock_mono() - t_stopped;
+    if (seal && fz) {
+        freeze_thaw(fz);
+        fz = NULL;
+        c->pause_seconds += clock_mono() - pause_start;
+        v->sealed = true;
+        c->snapshot = true;
+        deadline = 0; /* the walk no longer pauses anyone */
+    }
+    Walk w = {v, types, l, deadline, 0};
+    int64_t total = 0;
+    for (int g = 0; g < CENSUS_GENERATIONS && k >= 0; g++) {
+        uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size
+                             : l->gc.permanent_generation;
+        uint64_t first;
+        memcpy(&first, before + off, 8);
+        k = walk_list(&w, p->gc + off, first, &c->generation[g], &c->generation_bytes[g]);
+        if (k == -ETIMEDOUT)
+            set_err(p->err, p->errlen,
+                    "abandoned: the census would have kept the process stopped longer than "
+                    "max_census_pause (%gs); the process was resumed",
+                    p->max_pause);
+        else if (k == -EIO && p->mode == CENSUS_NONBLOCKING)
+            set_err(p->err, p->errlen,
+                    "inconsistent: the process changed its object lists while they were walked "
+                    "without stopping it; nothing reported");
+        else if (k == -EIO)
+            set_err(p->err, p->errlen, "the object lists do not hold together (generation %d)", g);
+        else if (k < 0 && k != -ENODATA)
+            set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
+        total += c->generation[g];
+    }
+    c->total = total;
+    if (k >= 0 && p->mode == CENSUS_NONBLOCKING) {
+        /* A running mutator: the walk counts only if nothing moved meanwhile. */
+        if ((k = gc_state(p->r, l, p->gc, after, &sum_after)) < 0 || sum_after != sum_before ||
+            memcmp(before + l->gc.stats, after + l->gc.stats,
+                   l->gc.stats_kind == PYGCS_ARRAY ? l->gc.stats_size : 8) != 0) {
+            set_err(p->err, p->errlen,
+                    "inconsistent: the process allocated or collected during the walk; nothing "
+                    "reported");
+            k = -EIO;
+        }
+    }
+out:
+    if (fz) {
+        freeze_thaw(fz);
+        c->pause_seconds += clock_mono() - pause_start;
+    }
+    return k;
+}
+
+/* Forgets what a pass read and counted, for the next. */
+static void pass_reset(View *v, TypeTable *types, Census *c)
+{
+    c->pages_read += v->pages_read;
+    view_done(v);
+    free(types->v);
+    *types = (TypeTable){0};
+    memset(c->generation, 0, sizeof(c->generation));
+    memset(c->generation_bytes, 0, sizeof(c->generation_bytes));
+    c->total = 0;
+    c->snapshot = false;
+}
+
+int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
+                CensusHints **hints, Census **ret, char *err, size_t errlen)
+{
+    Pass p = {.r = r,
+              .pid = pid,
+              .mode = mode,
+              .max_pause = max_pause,
+              .err = err,
+              .errlen = errlen,
+              .budget = max_pause};
+    if (pyreader_bases(pr, &p.gc, &p.obmalloc, &p.loc) < 0) {
         set_err(err, errlen, "the interpreter has not been sampled yet");
         return -EAGAIN;
     }
-    const PyLayout *l = &loc->layout;
-    if (l->gc.size > 4096)
+    if (p.loc->layout.gc.size > 4096)
         return -EINVAL;
-    double t0 = clock_mono(), pause_start = 0;
+    double t0 = clock_mono();
     Census *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
@@ -568,98 +737,58 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
     c->at = clock_real();
     c->frozen = mode == CENSUS_FREEZE;
 
-    Freeze *fz = NULL;
+    /* The buffer is sized and faulted in while the target runs. */
     View v = {.r = r};
     TypeTable types = {0};
-    uint8_t before[4096], after[4096];
-    int64_t sum_before = 0, sum_after = 0;
-    int k;
-    /* Sized while the target runs: faulting the buffer in is then not part of the pause. */
+    Buffer buf = {0};
     uint64_t estimate = 0;
-    if (copy_arenas(&v, loc, obmalloc, NULL, NULL, &estimate) >= 0 && estimate)
-        buffer_reserve(buffer, (size_t)estimate);
-    if (mode == CENSUS_FREEZE) {
-        pause_start = clock_mono();
-        k = freeze_process(pid, pause_start + max_pause, &fz);
-        if (k == -ETIMEDOUT) {
-            set_err(err, errlen,
-                    "abandoned: a thread did not stop within max_census_pause "
-                    "(%gs); the process was resumed",
-                    max_pause);
-            goto fail;
-        }
-        if (k < 0) {
-            set_err(err, errlen, "cannot stop the process: %s", strerror(-k));
-            goto fail;
-        }
+    if (plan_arenas(&v, p.loc, p.obmalloc, false, NULL, 0, &estimate) < 0)
+        estimate = 0;
+    p.buf = &buf;
+    if (mode == CENSUS_FREEZE && !*hints) {
+        /* The first census of a process scouts: a walk of the running target, torn or not,
+         * names the pages outside the arenas that the census will need. */
+        char scratch[160];
+        Census scout = {0};
+        Pass sp = p;
+        sp.mode = CENSUS_NONBLOCKING;
+        sp.err = scratch;
+        sp.errlen = sizeof(scratch);
+        buffer_reserve(&buf, (size_t)estimate);
+        census_pass(&sp, false, &v, &types, &scout);
+        hints_update(hints, &v);
+        pass_reset(&v, &types, &scout);
     }
-    double t_stopped = clock_mono();
-    c->stop_seconds = mode == CENSUS_FREEZE ? t_stopped - pause_start : 0;
-    if ((k = gc_state(r, l, gc, before, &sum_before)) < 0) {
-        set_err(err, errlen,
-                k == -EBUSY ? "the GC is collecting; census skipped" : "cannot read the GC state");
-        goto fail;
+    p.hints = *hints;
+    size_t nhints = p.hints ? p.hints->npages : 0;
+    buffer_reserve(&buf, (size_t)estimate + nhints * PAGE);
+
+    /* Copied along with the arenas, the pages the hints name let the walk wait until the
+     * target runs again. Should it find one missing, a second pass walks with the target
+     * stopped and reads what it lacks on demand. */
+    bool seal = mode == CENSUS_FREEZE && p.hints && p.hints->complete && buf.buf;
+    int k = census_pass(&p, seal, &v, &types, c);
+    if (k == -ENODATA) {
+        pass_reset(&v, &types, c);
+        p.budget = max_pause - c->pause_seconds;
+        k = census_pass(&p, false, &v, &types, c);
     }
-    if ((k = copy_arenas(&v, loc, obmalloc, *buffer, &c->copied_bytes, NULL)) < 0) {
-        set_err(err, errlen, "cannot copy the pymalloc arenas");
-        goto fail;
+    buffer_release(&buf);
+    if (k >= 0) {
+        c->pages_read += v.pages_read;
+        k = collect_types(&types, c);
     }
-    c->copy_seconds = clock_mono() - t_stopped;
-    Walk w = {&v, &types, l, mode == CENSUS_FREEZE ? pause_start + max_pause : 0, 0};
-    for (int g = 0; g < CENSUS_GENERATIONS; g++) {
-        uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size
-                             : l->gc.permanent_generation;
-        uint64_t first;
-        memcpy(&first, before + off, 8);
-        k = walk_list(&w, gc + off, first, &c->generation[g], &c->generation_bytes[g]);
-        if (k < 0) {
-            if (k == -ETIMEDOUT)
-                set_err(err, errlen,
-                        "abandoned: the census would have kept the process stopped longer than "
-                        "max_census_pause (%gs); the process was resumed",
-                        max_pause);
-            else if (mode == CENSUS_NONBLOCKING)
-                set_err(err, errlen,
-                        "inconsistent: the process changed its object lists while "
-                        "they were walked without stopping it; nothing reported");
-            else
-                set_err(err, errlen, "the object lists do not hold together (generation %d)", g);
-            goto fail;
-        }
-        c->total += c->generation[g];
-    }
-    if (mode == CENSUS_NONBLOCKING) {
-        /* A running mutator: the walk counts only if nothing moved meanwhile. */
-        if ((k = gc_state(r, l, gc, after, &sum_after)) < 0 || sum_after != sum_before ||
-            memcmp(before + l->gc.stats, after + l->gc.stats,
-                   l->gc.stats_kind == PYGCS_ARRAY ? l->gc.stats_size : 8) != 0) {
-            set_err(err, errlen,
-                    "inconsistent: the process allocated or collected during the "
-                    "walk; nothing reported");
-            k = -EIO;
-            goto fail;
-        }
-    }
-    if (fz) {
-        freeze_thaw(fz);
-        fz = NULL;
-        c->pause_seconds = clock_mono() - pause_start;
-    }
-    c->pages_read = v.pages_read;
-    if ((k = collect_types(&types, c)) < 0)
-        goto fail;
-    c->walk_seconds = clock_mono() - t0;
+    if (k >= 0)
+        hints_update(hints, &v);
     free(types.v);
     view_done(&v);
+    if (k < 0) {
+        census_free(c);
+        return k;
+    }
+    c->walk_seconds = clock_mono() - t0;
     *ret = c;
     return 0;
-
-fail:
-    freeze_thaw(fz);
-    free(types.v);
-    view_done(&v);
-    census_free(c);
-    return k;
 }
 
 Census *census_ref(Census *c)

@@ -1,11 +1,13 @@
 /* census: live GC-tracked objects of a target, by type, as gc.get_objects() would list them plus
  * the frozen (permanent) generation.
  *
- * While the target is stopped (freeze mode) the pymalloc arenas in use are copied in bulk, and
- * the generation lists are walked in that local copy; objects outside the arenas (larger than
- * 512 bytes, type objects, strings of type names) are read page by page on demand and cached.
- * In non-blocking mode the same walk runs against a running target and every link is checked,
- * so a walk torn by the mutator is reported as inconsistent instead of as numbers. */
+ * While the target is stopped (freeze mode) the pymalloc arenas in use are copied in bulk, along
+ * with the pages outside them that the previous census of the process needed (objects larger
+ * than 512 bytes, type objects, the strings of type names); the target is then resumed and the
+ * generation lists are walked in that copy. Should the walk find a page missing (the first census,
+ * or one whose heap moved), a second pass walks with the target stopped and reads what it lacks
+ * on demand. In non-blocking mode the same walk runs against a running target and every link
+ * is checked, so a walk torn by the mutator is reported as inconsistent instead of as numbers. */
 #pragma once
 
 #include <stdatomic.h>
@@ -40,31 +42,33 @@ typedef struct Census {
     int64_t generation[CENSUS_GENERATIONS];
     int64_t generation_bytes[CENSUS_GENERATIONS];
     uint64_t copied_bytes; /* pymalloc arena bytes copied */
-    uint64_t pages_read;   /* pages read on demand */
+    uint64_t pages_read;   /* pages read outside the arenas */
+    int stops;             /* how often the target was stopped: 1, 2 when a snapshot fell short */
+    bool snapshot;         /* walked over a copy after the target was resumed */
     CensusType *types;     /* largest count first */
     size_t ntypes;
     char *strings; /* the names the types point into, one allocation */
 } Census;
 
-/* The copy buffer of a census, faulted in before the target is stopped (a fresh buffer costs
- * more in page faults than the copy itself). A caller may keep it for the next census. */
-typedef struct CensusBuffer CensusBuffer;
-CensusBuffer *censusbuffer_free(CensusBuffer *b);
+/* What a census learns for the next one of the same process: the pages outside the arenas its
+ * walk needed. The caller keeps it per process, from one census to the next. */
+typedef struct CensusHints CensusHints;
+CensusHints *censushints_free(CensusHints *h);
 
 typedef enum CensusMode {
     CENSUS_FREEZE = 0,
     CENSUS_NONBLOCKING,
 } CensusMode;
 
-/* Takes a census of the interpreter reader pr has located (pr must have sampled once). *buffer
- * (NULL at first) is the target's copy buffer, grown and kept for next time. Gives up
+/* Takes a census of the interpreter reader pr has located (pr must have sampled once). *hints
+ * (NULL at first) is what the previous census of this process learnt, updated. Gives up
  * when the target would stay stopped longer than max_pause seconds. Returns 0 with *ret (the
  * caller frees it with census_free), or -errno with a sentence in err: -EBUSY (the GC is
  * collecting), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
  * not hold together: a torn non-blocking walk or a corrupt target), -ESRCH, -EPERM. The target
  * is never left stopped. */
 int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                CensusBuffer **buffer, Census **ret, char *err, size_t errlen);
+                CensusHints **hints, Census **ret, char *err, size_t errlen);
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

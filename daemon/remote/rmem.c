@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -15,7 +16,7 @@ typedef struct FakeRegion {
 
 struct Rmem {
     pid_t pid;
-    uint64_t calls;
+    atomic_uint_fast64_t calls; /* a crew reads from two threads */
     /* Fake backend: regions, or NULL for a live process. */
     FakeRegion *regions;
     size_t nregions;
@@ -75,7 +76,7 @@ pid_t rmem_pid(const Rmem *r)
 
 uint64_t rmem_calls(const Rmem *r)
 {
-    return r->calls;
+    return atomic_load_explicit(&r->calls, memory_order_relaxed);
 }
 
 static int fake_read_one(Rmem *r, const RmemIov *iov)
@@ -117,7 +118,7 @@ static int live_readv(Rmem *r, const RmemIov *iov, size_t n)
             remote[i] = (struct iovec){(void *)(uintptr_t)v->addr, v->len};
             want += v->len;
         }
-        r->calls++;
+        atomic_fetch_add_explicit(&r->calls, 1, memory_order_relaxed);
         ssize_t got = process_vm_readv(r->pid, local, batch, remote, batch, 0);
         if (got < 0)
             return classify_failure(r->pid, errno);
@@ -136,7 +137,7 @@ int rmem_readv(Rmem *r, const RmemIov *iov, size_t n)
         return 0;
     if (!r->fake)
         return live_readv(r, iov, n);
-    r->calls++;
+    atomic_fetch_add_explicit(&r->calls, 1, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
         int k = fake_read_one(r, &iov[i]);
         if (k < 0)

@@ -12,7 +12,7 @@ struct Target {
     pid_t pid;
     uint64_t start_ticks;
     char *exe; /* as first seen: a change means the process exec()ed another program */
-    CensusBuffer *census_buffer; /* during a census only */
+    CensusHints *census_hints; /* what the last census learnt for the next */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -70,7 +70,7 @@ Target *target_free(Target *t)
     pyreader_free(t->reader);
     rmem_free(t->rmem);
     free(t->exe);
-    censusbuffer_free(t->census_buffer);
+    censushints_free(t->census_hints);
     free(t);
     return NULL;
 }
@@ -82,13 +82,8 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    int k = census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_buffer, ret, err,
-                        errlen);
-    /* The copy buffer is faulted in before the target is stopped, so keeping it between
-     * censuses would not shorten the pause; it would only hold the size of the target's heap
-     * in pymemd's memory for every watched process. */
-    t->census_buffer = censusbuffer_free(t->census_buffer);
-    return k;
+    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_hints, ret, err,
+                       errlen);
 }
 
 void target_poll_gc(Target *t)
@@ -145,6 +140,7 @@ static void set_error(TargetSample *s, int err, const char *what)
 static void forget_interpreter(Target *t)
 {
     t->reader = pyreader_free(t->reader);
+    t->census_hints = censushints_free(t->census_hints);
     t->located = false;
 }
 

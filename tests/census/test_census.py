@@ -2,6 +2,8 @@
 """Object census: safety and edge cases, against real interpreters (stdlib only).
 
 - same-named types are never merged;
+- the walk over a copy taken while the target was stopped equals the target's own count, and
+  so does the second stop that a copy falling short of new pages needs;
 - pymemd SIGKILLed while it holds the target stopped: the target runs on;
 - the target killed while pymemd holds it stopped: pymemd reports it, does not crash;
 - a census over max_census_pause is abandoned and the target resumed;
@@ -50,15 +52,29 @@ n = int(sys.argv[2])
 def make(name):
     return type(name, (), {})
 if mode == "grow":
+    import json
+    from collections import Counter
     class Leak: pass
     leaks = []
+    json.dumps(Counter(["warm up the encoder"]))
+    sys.stdin.readline
     os.write(1, b"ready\n")
     while True:
         line = sys.stdin.readline()
         if not line:
             break
-        leaks.extend(Leak() for _ in range(int(line)))
-        os.write(1, b"grown\n")
+        if line.startswith("big"):
+            # New objects outside the pymalloc arenas (classes, large tuples): on pages the
+            # previous census did not need.
+            for i in range(int(line.split()[1])):
+                k = make("Big%d" % i)
+                leaks.append((k, k(), tuple(range(100 + i % 50))))
+            gc.disable()
+            os.write(1, (json.dumps(Counter(type(o).__name__ for o in gc.get_objects()))
+                         + "\n").encode())
+        else:
+            leaks.extend(Leak() for _ in range(int(line)))
+            os.write(1, b"grown\n")
     sys.exit(0)
 if mode == "twins":
     A = make("Twin"); B = make("Twin")
@@ -265,43 +281,56 @@ def test_nonblocking_churn(pymemd, py):
         t.close()
 
 
-def test_growth(pymemd, py):
-    """Two on-demand censuses around exactly 500 new objects of one class: /growth must name that
-    class first, +500 objects, and the bytes of 500 such objects."""
-    import socket
-    import urllib.request
-    t = Target(py, "grow")
-    d = None
-    try:
+class Daemon:
+    """A pymemd watching one target, taking censuses only when asked (?fresh=1)."""
+
+    def __init__(self, pymemd, pid):
+        import socket
         s_ = socket.socket()
         s_.bind(("127.0.0.1", 0))
         port = s_.getsockname()[1]
         s_.close()
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("census_interval = 0\ninterval = 0.2\n")
-        d = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(t.pid),
-                              "--config", f.name, "--log-level", "error"])
-        base = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, t.pid)
-
-        def get(path):
-            return json.loads(urllib.request.urlopen(base + path, timeout=60).read())
+        self.conf = f.name
+        self.p = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(pid),
+                                   "--config", f.name, "--log-level", "error"])
+        self.base = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, pid)
         end = time.monotonic() + 15
         while True:
             try:
-                if get("")["status"] == "ok":
+                if self.get("")["status"] == "ok":
                     break
             except OSError:
                 pass
             if time.monotonic() > end:
                 raise RuntimeError("pymemd did not read the target")
             time.sleep(0.2)
-        first = get("/objects?fresh=1")
+
+    def get(self, path):
+        import urllib.request
+        return json.loads(urllib.request.urlopen(self.base + path, timeout=60).read())
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait()
+        os.unlink(self.conf)
+
+
+def test_growth(pymemd, py):
+    """Two on-demand censuses around exactly 500 new objects of one class: /growth must name that
+    class first, +500 objects, and the bytes of 500 such objects."""
+    t = Target(py, "grow")
+    d = None
+    try:
+        d = Daemon(pymemd, t.pid)
+        first = d.get("/objects?fresh=1")
         t.p.stdin.write(b"500\n")
         t.p.stdin.flush()
         if t.p.stdout.readline().strip() != b"grown":
             raise RuntimeError("target did not grow")
-        second = get("/objects?fresh=1")
-        growth = get("/growth")
+        second = d.get("/objects?fresh=1")
+        growth = d.get("/growth")
         top = growth["types"][0] if growth["types"] else {}
         per = [x for x in second["types"] if x["name"] == "Leak"]
         size = per[0]["bytes"] // per[0]["count"] if per and per[0]["count"] else None
@@ -313,11 +342,57 @@ def test_growth(pymemd, py):
         else:
             report("FAIL", "growth between two censuses (%s)" % py,
                    "top row %s (expected Leak +500, +%s bytes)" % (top, 500 * size if size else "?"))
-        os.unlink(f.name)
     finally:
         if d:
-            d.terminate()
-            d.wait()
+            d.close()
+        t.close()
+
+
+def by_name(census):
+    out = {}
+    for x in census["types"]:
+        out[x["name"]] = out.get(x["name"], 0) + x["count"]
+    return out
+
+
+def test_snapshot(pymemd, py):
+    """The walk runs after the target is resumed, over a copy that includes the pages outside the
+    arenas the previous census needed (the first census scouts them). New objects on other pages
+    make the copy fall short: a second stop walks with the target stopped. Every census must
+    equal the target's own count."""
+    t = Target(py, "grow")
+    d = None
+    name = "snapshot census, and its fallback when the heap moved (%s)" % py
+    try:
+        d = Daemon(pymemd, t.pid)
+        first = d.get("/objects?fresh=1")
+        t.p.stdin.write(b"big 300\n")
+        t.p.stdin.flush()
+        truth = json.loads(t.p.stdout.readline())
+        second = d.get("/objects?fresh=1")
+        third = d.get("/objects?fresh=1")
+        problems = []
+        for label, c, stops, after in (("first", first, 1, True), ("second", second, 2, False),
+                                       ("third", third, 1, True)):
+            if (c.get("stops"), c.get("walked_after_resume")) != (stops, after):
+                problems.append("%s census: stops %s, walked_after_resume %s (expected %d, %s)" % (
+                    label, c.get("stops"), c.get("walked_after_resume"), stops, after))
+        for label, c in (("second", second), ("third", third)):
+            ours = by_name(c)
+            off = sum(abs(ours.get(k, 0) - truth.get(k, 0)) for k in set(ours) | set(truth))
+            if off > 20 or ours.get("Big7") != 1 or ours.get("tuple", 0) < 300:
+                worst = sorted(((abs(ours.get(k, 0) - truth.get(k, 0)), k)
+                                for k in set(ours) | set(truth)), reverse=True)[:4]
+                problems.append("%s census off the target's own count by %d: %s" % (
+                    label, off, worst))
+        if problems:
+            report("FAIL", name, "; ".join(problems))
+        else:
+            report("PASS", name, "stops 1, 2, 1; pages read %d, %d, %d; counts as the target's" % (
+                first["pages_read"], second["pages_read"], third["pages_read"]))
+    finally:
+        if d:
+            d.close()
         t.close()
 
 
@@ -329,7 +404,7 @@ def main():
         report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
     else:
         for py in interpreters():
-            for test in (test_twins, test_growth, test_kill_daemon, test_target_dies,
+            for test in (test_twins, test_growth, test_snapshot, test_kill_daemon, test_target_dies,
                          test_max_pause, test_nonblocking_churn):
                 try:
                     test(a.pymemd, py)
