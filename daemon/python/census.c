@@ -362,11 +362,19 @@ static int copy_all(View *v, Crew *crew, const CensusHints *hints, uint8_t *stor
 
 /* ---- types ------------------------------------------------------------------------------ */
 
+/* How an object's size follows from its type. */
+typedef enum Sizing {
+    SIZE_GENERIC = 0, /* basicsize + itemsize * |ob_size| */
+    SIZE_GENERATOR,   /* generator, coroutine, async_generator (3.11+): slots of the code's frame */
+    SIZE_FRAME,       /* frame objects: the same, found through their frame */
+} Sizing;
+
 typedef struct TypeInfo {
     uint64_t type; /* 0: empty slot */
     int64_t basicsize, itemsize;
     unsigned long flags;
     bool heap;
+    Sizing sizing;
     char tp_name[NAME_MAX_LEN];
     int64_t count, bytes;
 } TypeInfo;
@@ -401,6 +409,67 @@ static int type_grow(TypeTable *t)
     return 0;
 }
 
+/* Generators and frame objects have an item size but no ob_size (frames before 3.11 have one,
+ * but their __sizeof__ does not use it): they are known by being the interpreter's own static
+ * type of that name and basic size. */
+static Sizing sizing_of(const PyLayout *l, const TypeInfo *ti)
+{
+    if (ti->heap || ti->itemsize != 8)
+        return SIZE_GENERIC;
+    if (l->sizes.gen_basicsize && ti->basicsize == l->sizes.gen_basicsize &&
+        (strcmp(ti->tp_name, "generator") == 0 || strcmp(ti->tp_name, "coroutine") == 0 ||
+         strcmp(ti->tp_name, "async_generator") == 0))
+        return SIZE_GENERATOR;
+    if (ti->basicsize == l->sizes.frame_basicsize && strcmp(ti->tp_name, "frame") == 0)
+        return SIZE_FRAME;
+    return SIZE_GENERIC;
+}
+
+/* The item slots __sizeof__ counts for the generator or frame object at obj: those of its code
+ * object's frame, co_nlocalsplus + co_stacksize (3.11+); before 3.11, a frame's co_stacksize +
+ * co_nlocals + len(co_cellvars) + len(co_freevars), less the one slot in its basic size. */
+static int sized_items(View *v, const PyLayout *l, Sizing sizing, uint64_t obj, int64_t *ret)
+{
+    uint64_t code = 0, frame = 0;
+    int k;
+    if (sizing == SIZE_GENERATOR && l->sizes.gen_code != PYL_NONE)
+        k = view_read(v, obj + l->sizes.gen_code, &code, 8);
+    else if (sizing == SIZE_GENERATOR)
+        k = view_read(v, obj + l->sizes.gen_iframe + l->sizes.iframe_code, &code, 8);
+    else if (l->sizes.frame_frame != PYL_NONE) {
+        k = view_read(v, obj + l->sizes.frame_frame, &frame, 8);
+        if (k >= 0)
+            k = view_read(v, frame + l->sizes.iframe_code, &code, 8);
+    } else
+        k = view_read(v, obj + l->sizes.frame_code, &code, 8);
+    if (k < 0)
+        return k;
+    code &= ~(uint64_t)l->sizes.code_tag_bits;
+    int32_t stack, locals;
+    if ((k = view_read(v, code + l->sizes.code_stacksize, &stack, 4)) < 0)
+        return k;
+    int64_t items;
+    if (l->sizes.code_nlocalsplus != PYL_NONE) {
+        if ((k = view_read(v, code + l->sizes.code_nlocalsplus, &locals, 4)) < 0)
+            return k;
+        items = (int64_t)locals + stack;
+    } else {
+        uint64_t cells, frees;
+        int64_t ncells, nfrees;
+        if ((k = view_read(v, code + l->sizes.code_nlocals, &locals, 4)) < 0 ||
+            (k = view_read(v, code + l->sizes.code_cellvars, &cells, 8)) < 0 ||
+            (k = view_read(v, code + l->sizes.code_freevars, &frees, 8)) < 0 ||
+            (k = view_read(v, cells + l->object.ob_size, &ncells, 8)) < 0 ||
+            (k = view_read(v, frees + l->object.ob_size, &nfrees, 8)) < 0)
+            return k;
+        items = (int64_t)stack + locals + ncells + nfrees - 1;
+    }
+    if (stack < 0 || locals < 0 || items < 0 || items > (1 << 24))
+        return -EIO;
+    *ret = items;
+    return 0;
+}
+
 /* The facts of a type object, read once per census. */
 static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, TypeInfo **ret)
 {
@@ -428,6 +497,7 @@ static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, Typ
         snprintf(raw, sizeof(raw), "<unreadable name>");
     utf8_sanitize(ti.tp_name, sizeof(ti.tp_name), raw);
     ti.heap = (ti.flags & l->object.flag_heaptype) != 0;
+    ti.sizing = sizing_of(l, &ti);
     *s = ti;
     t->n++;
     *ret = s;
@@ -476,8 +546,12 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         TypeInfo *ti;
         if ((k = type_get(w->types, w->v, l, type, &ti)) < 0)
             return k;
-        int64_t size = ti->basicsize + (int64_t)hs;
-        if (ti->itemsize) {
+        int64_t size = ti->basicsize + (int64_t)hs, items;
+        if (ti->sizing != SIZE_GENERIC) {
+            if ((k = sized_items(w->v, l, ti->sizing, node + hs, &items)) < 0)
+                return k == -ENOMEM || k == -ENODATA ? k : -EIO;
+            size += items * ti->itemsize;
+        } else if (ti->itemsize) {
             int64_t obsize = (int64_t)hdr[(hs + l->object.ob_size) / 8];
             size += (obsize < 0 ? -obsize : obsize) * ti->itemsize;
         }

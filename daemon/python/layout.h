@@ -127,6 +127,24 @@ typedef struct PyLayout {
         uint32_t preheader_size;  /* its size */
     } object;
 
+    /* Objects whose size is not basicsize + itemsize * |ob_size| (see sizeof_special() in
+     * census.c): generators, coroutines and async generators (3.11+) and frame objects. */
+    struct {
+        uint32_t gen_basicsize;    /* their tp_basicsize; 0: they have no item slots */
+        uint32_t gen_code;         /* 3.11: PyCodeObject * in the generator; else PYL_NONE */
+        uint32_t gen_iframe;       /* the embedded _PyInterpreterFrame */
+        uint32_t frame_basicsize;  /* tp_basicsize of frame */
+        uint32_t frame_frame;      /* 3.11+: _PyInterpreterFrame * in a frame object */
+        uint32_t frame_code;       /* up to 3.10: PyCodeObject * in a frame object */
+        uint32_t iframe_code;      /* f_code (f_executable from 3.13) in _PyInterpreterFrame */
+        uint32_t code_tag_bits;    /* low bits to clear from f_executable (_PyStackRef, 3.14+) */
+        uint32_t code_nlocalsplus; /* int, 3.11+ */
+        uint32_t code_nlocals;     /* int, up to 3.10 */
+        uint32_t code_cellvars;    /* tuple *, up to 3.10 */
+        uint32_t code_freevars;    /* tuple *, up to 3.10 */
+        uint32_t code_stacksize;   /* int */
+    } sizes;
+
     /* 3.13+: where, inside the target's own _Py_DebugOffsets, each value lives, so that the
      * target's word can be read and preferred over the table. size 0: the version has none. */
     struct {

@@ -597,6 +597,42 @@ class Verdict(object):
 CENSUS_SLACK = 60
 
 
+# Types whose bytes must be checked wherever the interpreter has them: each is sized its own way
+# (pre-header, GC header, item count from ob_size or from a code object's frame).
+BYTES_MUST = ("Node", "Row", "generator", "coroutine", "async_generator", "frame")
+
+
+def compare_bytes(truth, objs, frozen, v):
+    """Per type name, pymemd's bytes against the sum of sys.getsizeof the target took, for the
+    names sized by object.__sizeof__ or by their code object, where both counted the same
+    objects (an object made or freed after the target counted would differ by its size)."""
+    want = truth.get("census_bytes")
+    if want is None:
+        return
+    if frozen:
+        # Frozen objects are in pymemd's per-type rows, not in gc.get_objects().
+        v.notes.append("bytes not compared: %d frozen objects" % frozen)
+        return
+    ours, count = {}, {}
+    for t in objs["types"]:
+        ours[t.get("name")] = ours.get(t.get("name"), 0) + t.get("bytes", 0)
+        count[t.get("name")] = count.get(t.get("name"), 0) + t.get("count", 0)
+    checked, wrong = [], []
+    for name, b in sorted(want.items()):
+        if count.get(name) != truth["census"].get(name):
+            continue
+        checked.append(name)
+        if ours.get(name) != b:
+            wrong.append("%s %s (sys.getsizeof: %d)" % (name, ours.get(name), b))
+    if wrong:
+        v.diff("objects.types bytes", "sys.getsizeof summed per type", "; ".join(wrong[:5]))
+    missing = [n for n in BYTES_MUST if n in want and n not in checked]
+    if missing:
+        v.diff("objects.types bytes", "comparable counts for %s" % ", ".join(BYTES_MUST),
+               "counts differ for %s" % ", ".join(missing))
+    v.notes.append("bytes of %d types = sys.getsizeof" % len(checked))
+
+
 def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     """Compare one PROCESS object with the target's ground truth."""
     v = v or Verdict()
@@ -750,6 +786,7 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
             if objs.get("total") != (listed or 0) + frozen:
                 v.diff("objects.total", "gc_get_objects_count + frozen",
                        json.dumps(objs.get("total")))
+            compare_bytes(truth, objs, frozen, v)
 
     # memory
     mem = proc.get("memory")

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 
 # Everything the process must keep alive while it waits.
 KEEP = []
@@ -89,6 +90,48 @@ def make_cycles(n):
         ring[-1].other = ring[0]
         rings.append(ring)
     return rings
+
+
+def _gen(n):
+    x = [n]
+    yield x
+
+
+@types.coroutine
+def _suspend():
+    yield
+
+
+async def _coro(n):
+    await _suspend()
+    return n
+
+
+async def _agen(n):
+    yield n
+
+
+def _frame(n):
+    return sys._getframe()
+
+
+class Row(tuple):
+    """Variable-sized: basicsize + itemsize * len, and a class of the test's own (plain tuples
+    are also made by the interpreter while the ground truth is printed)."""
+
+
+def make_sized():
+    """Objects whose sizes are not all the same: Row of several lengths; generators,
+    coroutines, async generators and frame objects, whose size is not basicsize + itemsize *
+    ob_size but follows from their code object."""
+    out = [Row(range(i % 9)) for i in range(50)]
+    for i in range(20):
+        g = _gen(i)
+        next(g)
+        c = _coro(i)
+        c.send(None)
+        out += [g, c, _agen(i), _frame(i)]
+    return out
 
 
 def make_garbage(n):
@@ -178,6 +221,7 @@ def main():
 
     # A few thousand objects in reference cycles, kept alive.
     KEEP.append(make_cycles(3000))
+    KEEP.append(make_sized())
 
     if opts["threads"]:
         KEEP.append(start_threads(opts["threads"], stop))
@@ -244,16 +288,31 @@ def main():
 
     # 1b. The target's own object census, as objgraph takes it: type(o).__name__ counted over
     # gc.get_objects(). Its temporaries are gone before the gc values below are read.
+    # With it, per name, the bytes sys.getsizeof gives, for the names whose every object is sized
+    # by object.__sizeof__ (basicsize + itemsize * |ob_size|) or is a generator, coroutine, async
+    # generator or frame: the sizes pymemd reports. Other types' __sizeof__ counts more than the
+    # object (a dict its table, a list its items).
     census = {}
+    census_bytes = {}
+    mixed = set()
+    plain = object.__sizeof__
+    special = ("generator", "coroutine", "async_generator", "frame")
     objs = gc.get_objects()
     for o in objs:
         name = type(o).__name__
         census[name] = census.get(name, 0) + 1
-    objs = o = name = None
+        if type(o).__sizeof__ is plain or name in special:
+            census_bytes[name] = census_bytes.get(name, 0) + sys.getsizeof(o)
+        else:
+            mixed.add(name)
+    for name in mixed:
+        census_bytes.pop(name, None)
+    objs = o = name = mixed = None
     # Serialised now: encoding a large dict after the gc values would move them (tuples that
     # go to the free list are not counted as freed by gc.get_count()).
     census_json = json.dumps(census, sort_keys=True)
-    census = None
+    census_bytes_json = json.dumps(census_bytes, sort_keys=True)
+    census = census_bytes = None
 
     # 2. GC and thread values.
     truth["get_stats"] = gc.get_stats()
@@ -268,7 +327,8 @@ def main():
     truth["get_count"] = gc.get_count()
 
     text = json.dumps(truth, sort_keys=True)
-    line = (text[:-1] + ', "census": ' + census_json + "}\n").encode("utf-8")
+    line = (text[:-1] + ', "census": ' + census_json + ', "census_bytes": ' + census_bytes_json +
+            "}\n").encode("utf-8")
     KEEP.append(line)
     os.write(1, line)
 

@@ -34,6 +34,16 @@
 #include "internal/pycore_runtime_structs.h"
 #endif
 
+#if PY_VERSION_HEX < 0x030B0000
+#include "frameobject.h" /* PyFrameObject, with its code object */
+#else
+#include "internal/pycore_frame.h" /* struct _frame, _PyInterpreterFrame */
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_interpframe_structs.h" /* PyGenObject and the frame it embeds */
+#include "internal/pycore_stackref.h"            /* Py_TAG_BITS of f_executable */
+#endif
+
 #define FIELD(name, value) printf("        .%s = %lu,\n", name, (unsigned long)(value))
 #define NONE(name)         printf("        .%s = PYL_NONE,\n", name)
 #define BEGIN(name)        printf("    .%s = {\n", name)
@@ -241,6 +251,63 @@ static void print_object(void)
     END();
 }
 
+/* Generators, coroutines and async generators (3.11+) and frame objects have a tp_itemsize but
+ * no ob_size: their __sizeof__ counts the slots their code object's frame needs instead. */
+static void print_sizes(void)
+{
+    BEGIN("sizes");
+#if PY_VERSION_HEX >= 0x030B0000
+    /* __sizeof__ of all four: basicsize + (co_nlocalsplus + co_stacksize) * sizeof(PyObject *).
+     * The three generator kinds share one head, so one set of offsets serves them. */
+    _Static_assert(offsetof(PyGenObject, gi_iframe) == offsetof(PyCoroObject, cr_iframe) &&
+                       offsetof(PyGenObject, gi_iframe) == offsetof(PyAsyncGenObject, ag_iframe),
+                   "generator kinds differ");
+    FIELD("gen_basicsize",
+          offsetof(PyGenObject, gi_iframe) + offsetof(_PyInterpreterFrame, localsplus));
+#if PY_VERSION_HEX < 0x030C0000
+    FIELD("gen_code", offsetof(PyGenObject, gi_code));
+#else
+    NONE("gen_code");
+#endif
+    FIELD("gen_iframe", offsetof(PyGenObject, gi_iframe));
+    FIELD("frame_basicsize",
+          offsetof(PyFrameObject, _f_frame_data) + offsetof(_PyInterpreterFrame, localsplus));
+    FIELD("frame_frame", offsetof(PyFrameObject, f_frame));
+    NONE("frame_code");
+#if PY_VERSION_HEX >= 0x030D0000
+    FIELD("iframe_code", offsetof(_PyInterpreterFrame, f_executable));
+#else
+    FIELD("iframe_code", offsetof(_PyInterpreterFrame, f_code));
+#endif
+#if defined(Py_TAG_BITS)
+    FIELD("code_tag_bits", Py_TAG_BITS);
+#else
+    FIELD("code_tag_bits", 0);
+#endif
+    FIELD("code_nlocalsplus", offsetof(PyCodeObject, co_nlocalsplus));
+    NONE("code_nlocals");
+    NONE("code_cellvars");
+    NONE("code_freevars");
+#else
+    /* Only frames: __sizeof__ is sizeof(PyFrameObject) + (extras - 1) * sizeof(PyObject *), extras
+     * being co_stacksize + co_nlocals + len(co_cellvars) + len(co_freevars). */
+    FIELD("gen_basicsize", 0);
+    NONE("gen_code");
+    NONE("gen_iframe");
+    FIELD("frame_basicsize", sizeof(PyFrameObject));
+    NONE("frame_frame");
+    FIELD("frame_code", offsetof(PyFrameObject, f_code));
+    NONE("iframe_code");
+    FIELD("code_tag_bits", 0);
+    NONE("code_nlocalsplus");
+    FIELD("code_nlocals", offsetof(PyCodeObject, co_nlocals));
+    FIELD("code_cellvars", offsetof(PyCodeObject, co_cellvars));
+    FIELD("code_freevars", offsetof(PyCodeObject, co_freevars));
+#endif
+    FIELD("code_stacksize", offsetof(PyCodeObject, co_stacksize));
+    END();
+}
+
 static void print_debug_offsets(void)
 {
     BEGIN("debug_offsets");
@@ -304,6 +371,7 @@ int main(int argc, char **argv)
     print_gc();
     print_obmalloc();
     print_object();
+    print_sizes();
     print_debug_offsets();
     printf("},\n");
     return 0;
