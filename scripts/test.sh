@@ -70,6 +70,24 @@ else
     summary+=("clang-format: ok")
 fi
 
+# The layout tables are what daemon/python/gen/generate.sh makes of this machine's headers.
+if [ -f "${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/debian/headers.tsv" ]; then
+    tables=$(mktemp)
+    if daemon/python/gen/generate.sh "$tables" 2>/dev/null && cmp -s "$tables" daemon/python/layouts.c; then
+        passed=$((passed + 1))
+        summary+=("layout tables: as generated")
+    else
+        echo "test.sh: daemon/python/layouts.c differs from what generate.sh writes:" >&2
+        diff "$tables" daemon/python/layouts.c | head -20 >&2
+        nfailed=$((nfailed + 1))
+        summary+=("layout tables: stale")
+    fi
+    rm -f "$tables"
+else
+    skipped=$((skipped + 1))
+    summary+=("layout tables: skipped (no Debian headers to generate them from)")
+fi
+
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $nfailed failed, $skipped skipped"
 [ $failed -eq 0 ] && [ $nfailed -eq 0 ]
