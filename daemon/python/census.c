@@ -230,6 +230,12 @@ static int view_read_str(View *v, uint64_t addr, char *buf, size_t size)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The pages the walk used outside the arenas, for the next census to prefetch. */
 static void hints_update(CensusHints **hp, const View *v)
 {
@@ -244,6 +250,7 @@ static void hints_update(CensusHints **hp, const View *v)
     for (size_t i = 0; i < v->cap; i++)
         if (v->pages[i].page && v->pages[i].used && v->pages[i].buf && want++ < MAX_HINTS)
             pages[n++] = v->pages[i].page;
+    qsort(pages, n, sizeof(*pages), cmp_u64);
     free(h->pages);
     h->pages = pages;
     h->npages = n;
@@ -323,40 +330,52 @@ static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout
  * PAGE bytes each) in one bulk read. A page unmapped since is remembered as such. */
 static int copy_all(View *v, Crew *crew, const CensusHints *hints, uint8_t *store, double deadline)
 {
-    size_t nh = store && hints ? hints->npages : 0, n = v->nregions + nh, m = 0;
+    size_t nh = store && hints ? hints->npages : 0, n = v->nregions + nh, m = 0, npages = 0;
     if (nh && (v->npages + nh) * 2 >= v->cap && page_grow(v, v->npages + nh) < 0)
         return -ENOMEM;
     RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
-    PageSlot **slots = calloc(n ? n : 1, sizeof(*slots));
     int *status = calloc(n ? n : 1, sizeof(*status));
-    if (!iov || !slots || !status) {
-        free(iov), free(slots), free(status);
+    if (!iov || !status) {
+        free(iov), free(status);
         return -ENOMEM;
     }
     for (size_t i = 0; i < v->nregions; i++)
         iov[m++] = (RmemIov){v->regions[i].base, v->regions[i].buf, v->regions[i].len};
+    /* The hints are sorted: neighbouring pages go in one range (one iov costs about as much
+     * as the copy of a page). */
     for (size_t i = 0; i < nh; i++) {
         uint64_t page = hints->pages[i];
         PageSlot *s = page_slot(v, page);
         if (!page || s->page || region_of(v, page))
             continue; /* a duplicate, or inside an arena carved since */
-        uint8_t *buf = store + (m - v->nregions) * PAGE;
+        uint8_t *buf = store + npages++ * PAGE;
         *s = (PageSlot){page, buf, false, false};
         v->npages++;
-        slots[m] = s;
-        iov[m++] = (RmemIov){page, buf, PAGE};
+        RmemIov *last = m > v->nregions ? &iov[m - 1] : NULL;
+        if (last && last->addr + last->len == page)
+            last->len += PAGE;
+        else
+            iov[m++] = (RmemIov){page, buf, PAGE};
     }
     int k = crew_read(crew, iov, m, status, deadline);
     for (size_t i = 0; i < m && k >= 0; i++) {
         if (status[i] == 0)
             continue;
-        if (i < v->nregions)
+        if (i < v->nregions) {
             k = -EFAULT; /* an arena went away: only a running target can do that */
-        else
-            slots[i]->buf = NULL;
+            break;
+        }
+        /* Some page of the range is unmapped now: which, one by one. */
+        for (size_t off = 0; off < iov[i].len && k >= 0; off += PAGE) {
+            int e = rmem_read(v->r, iov[i].addr + off, (uint8_t *)iov[i].buf + off, PAGE);
+            if (e == -EFAULT)
+                page_slot(v, iov[i].addr + off)->buf = NULL;
+            else
+                k = e;
+        }
     }
-    v->pages_read += m - v->nregions;
-    free(iov), free(slots), free(status);
+    v->pages_read += npages;
+    free(iov), free(status);
     return k;
 }
 
@@ -579,44 +598,63 @@ static int cmp_type(const void *a, const void *b)
 
 /* The result table: one row per type object. Two types that share a __name__ are never merged:
  * each gets a qualified name (a static type's full tp_name, a heap type's address). */
+typedef struct Row {
+    const TypeInfo *ti;
+    bool shared; /* another type has the same __name__ */
+} Row;
+
+static int cmp_row_name(const void *a, const void *b)
+{
+    const Row *x = a, *y = b;
+    return strcmp(short_name(x->ti), short_name(y->ti));
+}
+
 static int collect_types(const TypeTable *t, Census *c)
 {
-    c->types = calloc(t->n ? t->n : 1, sizeof(*c->types));
-    /* Two names per type, each at most a qualified tp_name: the pool never needs more. */
-    size_t cap = 1, used = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->v[i].type && t->v[i].count)
-            cap += 2 * (strlen(t->v[i].tp_name) + 24);
-    c->strings = malloc(cap);
-    if (!c->types || !c->strings)
+    Row *rows = calloc(t->n ? t->n : 1, sizeof(*rows));
+    if (!rows)
         return -ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        const TypeInfo *ti = &t->v[i];
-        if (!ti->type || ti->count == 0)
-            continue;
-        bool shared = false;
-        for (size_t j = 0; j < t->cap && !shared; j++)
-            shared = j != i && t->v[j].type && t->v[j].count &&
-                     strcmp(short_name(&t->v[j]), short_name(ti)) == 0;
+    /* Two names per type, each at most a qualified tp_name: the pool never needs more. */
+    size_t n = 0, cap = 1, used = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->v[i].type && t->v[i].count) {
+            rows[n++] = (Row){&t->v[i], false};
+            cap += 2 * (strlen(t->v[i].tp_name) + 24);
+        }
+    /* Sorted by __name__, the types that share one are neighbours (a large program has
+     * thousands of classes: comparing every pair would take seconds). */
+    qsort(rows, n, sizeof(*rows), cmp_row_name);
+    for (size_t i = 1; i < n; i++)
+        if (cmp_row_name(&rows[i - 1], &rows[i]) == 0)
+            rows[i - 1].shared = rows[i].shared = true;
+    c->types = calloc(n ? n : 1, sizeof(*c->types));
+    c->strings = malloc(cap);
+    if (!c->types || !c->strings) {
+        free(rows);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const TypeInfo *ti = rows[i].ti;
         CensusType *o = &c->types[c->ntypes++];
         o->type = ti->type;
         o->count = ti->count;
         o->bytes = ti->bytes;
         char *name = c->strings + used;
-        int n;
-        if (!shared)
-            n = snprintf(name, cap - used, "%s", short_name(ti));
+        int k;
+        if (!rows[i].shared)
+            k = snprintf(name, cap - used, "%s", short_name(ti));
         else if (strchr(ti->tp_name, '.'))
-            n = snprintf(name, cap - used, "%s", ti->tp_name);
+            k = snprintf(name, cap - used, "%s", ti->tp_name);
         else
-            n = snprintf(name, cap - used, "%s@0x%" PRIx64, short_name(ti), ti->type);
-        used += (size_t)n + 1;
+            k = snprintf(name, cap - used, "%s@0x%" PRIx64, short_name(ti), ti->type);
+        used += (size_t)k + 1;
         char *pyname = c->strings + used;
-        n = snprintf(pyname, cap - used, "%s", short_name(ti));
-        used += (size_t)n + 1;
+        k = snprintf(pyname, cap - used, "%s", short_name(ti));
+        used += (size_t)k + 1;
         o->name = name;
         o->pyname = pyname;
     }
+    free(rows);
     qsort(c->types, c->ntypes, sizeof(*c->types), cmp_type);
     return 0;
 }
