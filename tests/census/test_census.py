@@ -15,11 +15,13 @@ Prints PASS/FAIL/SKIP lines and ends with "N passed, M failed, K skipped".
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from pymemdtest import free_port, pyenv_python, pyenv_root  # noqa: E402
 
 RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
 
@@ -32,15 +34,11 @@ def report(kind, name, text=""):
 def interpreters():
     """The newest pyenv interpreter and the system one: a shared and a static build."""
     out = []
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    vers = sorted((v for v in os.listdir(os.path.join(root, "versions")) if v.startswith("3.1")),
-                  key=lambda v: [int(x) for x in v.split(".")]) if os.path.isdir(
-                      os.path.join(root, "versions")) else []
-    if vers:
-        v = vers[-1]
-        out.append(os.path.join(root, "versions", v, "bin", "python" + ".".join(v.split(".")[:2])))
+    label, path = pyenv_python()
+    if path:
+        out.append(path)
     else:
-        report("SKIP", "pyenv interpreters", "none under %s" % root)
+        report("SKIP", "pyenv interpreters", "none under %s" % pyenv_root())
     out.append("/usr/bin/python3")
     return out
 
@@ -285,11 +283,7 @@ class Daemon:
     """A pymemd watching one target, taking censuses only when asked (?fresh=1)."""
 
     def __init__(self, pymemd, pid):
-        import socket
-        s_ = socket.socket()
-        s_.bind(("127.0.0.1", 0))
-        port = s_.getsockname()[1]
-        s_.close()
+        port = free_port()
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("census_interval = 0\ninterval = 0.2\n")
         self.conf = f.name

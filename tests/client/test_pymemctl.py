@@ -49,7 +49,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(ROOT, "tests", "integration", "target.py")
 DOC = os.path.join(ROOT, "doc")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from pymemdtest import (CHILDREN, clean_env, free_port, pyenv_python, pyenv_root,  # noqa: E402
+                        read_line, short)
 
 INTERVAL = 0.3
 DISCOVERY_WAIT = 20.0
@@ -105,13 +107,6 @@ class Skip(Exception):
     pass
 
 
-def short(text, n=300):
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[:n] + "..."
-
-
 class Check(object):
     def __init__(self):
         self.diffs = []
@@ -150,117 +145,13 @@ def case(name, fn, *args):
         RESULTS.out("PASS", name, "(%s)" % "; ".join(c.notes) if c.notes else "")
 
 
-# --------------------------------------------------------------------------
-# Children
-
-class Children(object):
-    def __init__(self):
-        self.procs = []
-
-    def spawn(self, argv, **kw):
-        p = subprocess.Popen(argv, start_new_session=True, **kw)
-        self.procs.append(p)
-        return p
-
-    def reap(self, p):
-        if p.returncode is None:
-            for sig in (signal.SIGCONT, signal.SIGKILL):
-                try:
-                    os.killpg(p.pid, sig)
-                except OSError:
-                    pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self):
-        for p in list(self.procs):
-            self.reap(p)
-
-
-CHILDREN = Children()
-
-
-def clean_env(**extra):
-    """The environment for children: no PYTHON* settings, no proxies (the
-    daemon is on loopback), no NO_COLOR unless asked for."""
-    env = dict((k, v) for k, v in os.environ.items()
-               if not k.startswith("PYTHON") and k.lower() not in (
-                   "http_proxy", "https_proxy", "all_proxy", "no_proxy")
-               and k not in ("NO_COLOR", "PYMEMD_URL"))
-    env["LC_ALL"] = "C.UTF-8"
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    return env
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def pyenv_python(minor):
-    root = os.environ.get("PYENV_ROOT")
-    if not root and shutil.which("pyenv"):
-        try:
-            root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, timeout=10,
-                                  universal_newlines=True).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            root = None
-    root = root or os.path.expanduser("~/.pyenv")
-    vdir = os.path.join(root, "versions")
-    if not os.path.isdir(vdir):
-        return None
-    names = [n for n in os.listdir(vdir) if re.match(r"^3\.%d\.\d+$" % minor, n)]
-    names.sort(key=lambda n: [int(x) for x in n.split(".")], reverse=True)
-    for n in names:
-        p = os.path.join(vdir, n, "bin", "python3.%d" % minor)
-        if os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def read_line(p, timeout):
-    fd = p.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Fail("no JSON line from the target within %.0f s" % timeout)
-        r, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if r:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise Fail("target exited before printing its JSON line")
-            buf += chunk
-    return buf.split(b"\n", 1)[0].decode("utf-8", "replace")
-
-
 class Target(object):
     def __init__(self, label, python, tag):
         self.label = label
         self.p = CHILDREN.spawn([python, TARGET, "--tag", tag], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 env=clean_env(), cwd="/")
-        self.truth = json.loads(read_line(self.p, TARGET_TIMEOUT))
+        self.truth = json.loads(read_line(self.p, TARGET_TIMEOUT, error=Fail))
         self.pid = int(self.truth["pid"])
 
 
@@ -1473,9 +1364,11 @@ def main():
     fake = None
     try:
         pythons = []
-        p312 = pyenv_python(12)
+        label, p312 = pyenv_python(12)
         if p312:
-            pythons.append(("pyenv-3.12", p312))
+            pythons.append((label, p312))
+        else:
+            RESULTS.out("SKIP", "target pyenv 3.12", "no pyenv 3.12 in %s" % pyenv_root())
         pythons.append(("system-python3", "/usr/bin/python3"))
         for label, exe in pythons:
             try:

@@ -40,7 +40,6 @@ import json
 import os
 import random
 import re
-import select
 import shlex
 import shutil
 import signal
@@ -55,6 +54,9 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(ROOT, "tests", "integration", "target.py")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from pymemdtest import (CHILDREN, clean_env, free_port, pyenv_python, pyenv_root,  # noqa: E402
+                        read_line, short, version_key)
 
 CT_JSON = "application/json"
 CT_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -162,14 +164,6 @@ def say(text):
     sys.stdout.flush()
 
 
-def short(text, n=300):
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = text if isinstance(text, str) else repr(text)
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[:n] + "..."
-
-
 class Fail(Exception):
     pass
 
@@ -239,94 +233,7 @@ def case(name, fn, *args):
 
 
 # --------------------------------------------------------------------------
-# Children: every process this driver starts runs in its own session and is
-# reaped on every path.
-
-class Children(object):
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.procs = set()
-
-    def spawn(self, argv, **kw):
-        with self.lock:
-            p = subprocess.Popen(argv, start_new_session=True, **kw)
-            self.procs.add(p)
-            return p
-
-    def reap(self, p):
-        with self.lock:
-            if p.returncode is None:
-                # Not reaped yet, so its pid (= pgid) cannot have been reused.
-                for sig in (signal.SIGCONT, signal.SIGKILL):
-                    try:
-                        os.killpg(p.pid, sig)
-                    except OSError:
-                        pass
-            self.procs.discard(p)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-
-    def stop_all(self):
-        with self.lock:
-            procs = list(self.procs)
-        for p in procs:
-            self.reap(p)
-
-
-CHILDREN = Children()
-
-
-# --------------------------------------------------------------------------
 # Interpreters and targets
-
-def clean_env():
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PYTHON"))
-    env["LC_ALL"] = "C.UTF-8"
-    return env
-
-
-def version_key(name):
-    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
-
-
-def pyenv_root():
-    root = os.environ.get("PYENV_ROOT")
-    if root:
-        return root
-    exe = shutil.which("pyenv")
-    if exe:
-        try:
-            r = subprocess.run([exe, "root"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, timeout=10,
-                               universal_newlines=True)
-            if r.returncode == 0 and r.stdout.strip():
-                return r.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return os.path.expanduser("~/.pyenv")
-
-
-def pyenv_python(minor):
-    """The newest pyenv 3.<minor>.x executable, or None."""
-    vdir = os.path.join(pyenv_root(), "versions")
-    if not os.path.isdir(vdir):
-        return None, None
-    names = [n for n in os.listdir(vdir) if re.match(r"^3\.%d\.\d+$" % minor, n)]
-    for name in sorted(names, key=version_key, reverse=True):
-        for c in ("python3.%d" % minor, "python3", "python"):
-            p = os.path.join(vdir, name, "bin", c)
-            if os.path.isfile(p) and os.access(p, os.X_OK):
-                return "pyenv-" + name, p
-    return None, None
-
 
 def debian_python():
     """(label, argv) of the newest usable Debian interpreter of the manifest
@@ -353,25 +260,6 @@ def debian_python():
     if best is None:
         return None, "manifest %s lists no usable interpreter" % manifest
     return best[0], best[1]
-
-
-def read_line(p, timeout):
-    fd = p.stdout.fileno()
-    buf = getattr(p, "_pending", b"")
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise RuntimeError("no JSON line from the target within %.0f s" % timeout)
-        r, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if not r:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            raise RuntimeError("target exited before printing its JSON line")
-        buf += chunk
-    line, p._pending = buf.split(b"\n", 1)
-    return line.decode("utf-8", "replace")
 
 
 class Target(object):
@@ -535,15 +423,6 @@ def raw_request(port, data, timeout=5.0):
                     break
         m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
         return (int(m.group(1)) if m else None), buf
-    finally:
-        s.close()
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
     finally:
         s.close()
 

@@ -49,7 +49,6 @@ import json
 import os
 import random
 import re
-import select
 import shlex
 import shutil
 import signal
@@ -62,6 +61,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "target.py")
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from pymemdtest import (CHILDREN, Stopping, clean_env, pyenv_root, read_line,  # noqa: E402
+                        short, version_key)
 
 SCENARIOS = [
     ("default", []),
@@ -81,62 +83,6 @@ PTRACE_REASON = "needs CAP_SYS_PTRACE (or same uid with ptrace_scope 0)"
 NOBODY = 65534
 
 
-class Stopping(Exception):
-    """Raised in worker threads once the run is being torn down."""
-
-
-# --------------------------------------------------------------------------
-# Children: every process this driver starts is registered here, in its own
-# session (so its whole process group can be killed), and reaped on every
-# path, including Ctrl-C and SIGTERM (meson's timeout).
-
-class Children(object):
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.procs = set()
-        self.stopping = False
-
-    def spawn(self, argv, **kw):
-        with self.lock:
-            if self.stopping:
-                raise Stopping()
-            p = subprocess.Popen(argv, start_new_session=True, **kw)
-            self.procs.add(p)
-            return p
-
-    def reap(self, p):
-        """Kill p's process group and wait for p.  Safe to call twice."""
-        with self.lock:
-            if p.returncode is None:
-                # p is not reaped yet, so its pid (= its pgid) cannot have
-                # been reused: killing the group is safe.  SIGCONT first so
-                # that nothing stays stopped even if SIGKILL were ignored.
-                for sig in (signal.SIGCONT, signal.SIGKILL):
-                    try:
-                        os.killpg(p.pid, sig)
-                    except OSError:
-                        pass
-            self.procs.discard(p)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-
-    def stop_all(self):
-        with self.lock:
-            self.stopping = True
-            procs = list(self.procs)
-        for p in procs:
-            self.reap(p)
-
-
-CHILDREN = Children()
 PRINT_LOCK = threading.Lock()
 
 
@@ -144,12 +90,6 @@ def say(line):
     with PRINT_LOCK:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-
-
-def short(text, n=300):
-    text = text if isinstance(text, str) else repr(text)
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[:n] + "..."
 
 
 # --------------------------------------------------------------------------
@@ -169,16 +109,6 @@ class Interp(object):
 
 PROBE = ("import platform, sys; print(platform.python_implementation()); "
          "print(platform.python_version()); print(sys.hexversion)")
-
-
-def clean_env():
-    """The environment targets run in: no PYTHON* variables from outside
-    (PYTHONMALLOC=malloc would switch pymalloc off, PYTHONPATH could shadow
-    modules).  A Debian wrapper script may set its own."""
-    env = dict((k, v) for k, v in os.environ.items()
-               if not k.startswith("PYTHON"))
-    env["LC_ALL"] = "C.UTF-8"
-    return env
 
 
 def probe(interp):
@@ -203,27 +133,6 @@ def probe(interp):
         interp.skip = "not CPython 3 (%s %s)" % (impl, version)
     elif (interp.hexversion >> 16) < 0x0306:
         interp.skip = "CPython %s is older than 3.6" % version
-
-
-def pyenv_root():
-    root = os.environ.get("PYENV_ROOT")
-    if root:
-        return root
-    exe = shutil.which("pyenv")
-    if exe:
-        try:
-            r = subprocess.run([exe, "root"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, timeout=10,
-                               universal_newlines=True)
-            if r.returncode == 0 and r.stdout.strip():
-                return r.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return os.path.expanduser("~/.pyenv")
-
-
-def version_key(name):
-    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
 
 def pyenv_interps():
@@ -429,27 +338,6 @@ def python_module(pid):
 
 # --------------------------------------------------------------------------
 # Running things
-
-def read_line(p, timeout):
-    """First line of p's stdout within timeout, or raise RuntimeError."""
-    fd = p.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise RuntimeError("no JSON line from the target within %.0f s" % timeout)
-        r, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if CHILDREN.stopping:
-            raise Stopping()
-        if not r:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            raise RuntimeError("target exited before printing its JSON line")
-        buf += chunk
-    return buf.split(b"\n", 1)[0].decode("utf-8", "replace")
-
 
 class Target(object):
     """A running target.py with its ground truth."""
