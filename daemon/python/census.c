@@ -19,6 +19,7 @@
 #define MAX_COPY     (8ull << 30) /* arena bytes copied */
 #define PAGE         4096u
 #define HUGE_PAGE    (2u << 20)
+#define CREW_MIN     (8u << 20) /* copies from this size on use two threads and huge pages */
 #define NAME_MAX_LEN 128
 #define CHECK_EVERY  4096  /* nodes between looks at the clock */
 #define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
@@ -90,11 +91,14 @@ static void buffer_reserve(Buffer *b, size_t need)
     if (b->cap >= want)
         return;
     buffer_release(b);
-    want = (want + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    bool huge = want >= CREW_MIN;
+    if (huge)
+        want = (want + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
     void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return;
-    madvise(p, want, MADV_HUGEPAGE); /* fewer TLB misses in the copy and the walk */
+    if (huge)
+        madvise(p, want, MADV_HUGEPAGE); /* fewer TLB misses in the copy and the walk */
     if (madvise(p, want, MADV_POPULATE_WRITE) < 0)
         memset(p, 0, want);
     *b = (Buffer){p, want};
@@ -719,7 +723,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     Freeze *fz = NULL;
     _cleanup_(crew_freep) Crew *crew = NULL;
     int k;
-    if ((k = crew_new(p->r, &crew)) < 0)
+    if ((k = crew_new(p->r, p->buf->cap >= CREW_MIN, &crew)) < 0)
         return k;
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {

@@ -58,7 +58,7 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-int crew_new(Rmem *r, Crew **ret)
+int crew_new(Rmem *r, bool helper, Crew **ret)
 {
     Crew *c = calloc(1, sizeof(*c));
     if (!c)
@@ -68,7 +68,7 @@ int crew_new(Rmem *r, Crew **ret)
     atomic_init(&c->state, CREW_WAIT);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
-    c->has_helper = pthread_create(&c->helper, NULL, helper_main, c) == 0;
+    c->has_helper = helper && pthread_create(&c->helper, NULL, helper_main, c) == 0;
     *ret = c;
     return 0;
 }

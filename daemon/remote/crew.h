@@ -8,6 +8,7 @@
  * its own absence. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "remote/rmem.h"
@@ -15,8 +16,9 @@
 
 typedef struct Crew Crew;
 
-/* Starts the helper thread. Without one (no thread could be created) crew_read reads alone. */
-int crew_new(Rmem *r, Crew **ret);
+/* Starts the helper thread, if asked (a copy of a few MiB is not worth a thread). Without one,
+ * crew_read reads alone. */
+int crew_new(Rmem *r, bool helper, Crew **ret);
 
 /* Reads every iov, once per crew. Without status, returns 0 or the first error. With status
  * (one int per iov), an iov that is not mapped gets -EFAULT there and the rest are still read;

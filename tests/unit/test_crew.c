@@ -36,7 +36,7 @@ static void copies_everything(void **state)
     _cleanup_(rmem_freep) Rmem *r = NULL;
     _cleanup_(crew_freep) Crew *c = NULL;
     assert_int_equal(rmem_open(getpid(), &r), 0);
-    assert_int_equal(crew_new(r, &c), 0);
+    assert_int_equal(crew_new(r, true, &c), 0);
     int status[SMALL + 1];
     memset(status, 0x55, sizeof(status));
     assert_int_equal(crew_read(c, iov, SMALL + 1, status, 0), 0);
@@ -68,7 +68,7 @@ static void unmapped_range(void **state)
     assert_int_equal(rmem_open(getpid(), &r), 0);
     {
         _cleanup_(crew_freep) Crew *c = NULL;
-        assert_int_equal(crew_new(r, &c), 0);
+        assert_int_equal(crew_new(r, true, &c), 0);
         int status[3];
         assert_int_equal(crew_read(c, iov, 3, status, 0), 0);
         assert_int_equal(status[0], 0);
@@ -80,7 +80,7 @@ static void unmapped_range(void **state)
     {
         /* Without a status array, the failure is the answer. */
         _cleanup_(crew_freep) Crew *c = NULL;
-        assert_int_equal(crew_new(r, &c), 0);
+        assert_int_equal(crew_new(r, true, &c), 0);
         assert_int_equal(crew_read(c, iov, 3, NULL, 0), -EFAULT);
     }
     munmap(m, page);
@@ -97,7 +97,7 @@ static void deadline_passed(void **state)
     _cleanup_(rmem_freep) Rmem *r = NULL;
     _cleanup_(crew_freep) Crew *c = NULL;
     assert_int_equal(rmem_open(getpid(), &r), 0);
-    assert_int_equal(crew_new(r, &c), 0);
+    assert_int_equal(crew_new(r, true, &c), 0);
     assert_int_equal(crew_read(c, &iov, 1, NULL, 1e-9), -ETIMEDOUT);
     assert_int_equal(rmem_calls(r), 0);
     free(src);
@@ -111,11 +111,11 @@ static void unused(void **state)
     assert_int_equal(rmem_fake_new(&r), 0);
     for (int i = 0; i < 100; i++) {
         Crew *c = NULL;
-        assert_int_equal(crew_new(r, &c), 0);
+        assert_int_equal(crew_new(r, true, &c), 0);
         c = crew_free(c);
     }
     _cleanup_(crew_freep) Crew *c = NULL;
-    assert_int_equal(crew_new(r, &c), 0);
+    assert_int_equal(crew_new(r, true, &c), 0);
     assert_int_equal(crew_read(c, NULL, 0, NULL, 0), 0);
     assert_int_equal(rmem_calls(r), 0);
 }
