@@ -352,11 +352,11 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     static const char prefix[] = PYMEMD_PATH_PROCESSES;
     const char *rest = url + sizeof(prefix) - 1;
     if (*rest == 0 || strcmp(rest, "/") == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON *arr = cJSON_AddArrayToObject(o, "processes");
-        for (size_t i = 0; i < snap->n; i++)
-            cJSON_AddItemToArray(arr, json_process(&snap->samples[i]));
-        return send_json(c, o);
+        size_t len;
+        char *body = json_processes(snap->samples, snap->n, &len);
+        if (!body)
+            return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return send_owned(c, MHD_HTTP_OK, body, len, CONTENT_TYPE_JSON);
     }
     if (*rest != '/')
         return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 
+#include "util/strbuf.h"
+
 /* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
 static void add_i64(cJSON *o, const char *key, int64_t v)
 {
@@ -233,19 +235,55 @@ cJSON *json_process(const TargetSample *s)
     return p;
 }
 
+/* "processes": [...], each process rendered and printed on its own: one tree holding every
+ * target's census at once would be the largest allocation pymemd makes (100 targets: megabytes
+ * of nodes, freed a moment later). */
+static void append_processes(StrBuf *b, const TargetSample *samples, size_t n)
+{
+    strbuf_puts(b, "\"processes\":[");
+    for (size_t i = 0; i < n && !b->oom; i++) {
+        cJSON *p = json_process(&samples[i]);
+        char *text = p ? cJSON_PrintUnformatted(p) : NULL;
+        cJSON_Delete(p);
+        if (!text) {
+            b->oom = true;
+            break;
+        }
+        if (i)
+            strbuf_puts(b, ",");
+        strbuf_puts(b, text);
+        free(text);
+    }
+    strbuf_puts(b, "]");
+}
+
+char *json_processes(const TargetSample *samples, size_t n, size_t *ret_len)
+{
+    StrBuf b = {0};
+    strbuf_puts(&b, "{");
+    append_processes(&b, samples, n);
+    strbuf_puts(&b, "}");
+    return strbuf_finish(&b, ret_len);
+}
+
 char *json_document(const JsonDaemonInfo *info, const TargetSample *samples, size_t n)
 {
-    cJSON *doc = cJSON_CreateObject();
-    if (!doc)
+    cJSON *d = cJSON_CreateObject();
+    if (!d)
         return NULL;
-    cJSON *d = cJSON_AddObjectToObject(doc, "pymemd");
     cJSON_AddStringToObject(d, "version", info->version);
     cJSON_AddNumberToObject(d, "started_at", info->started_at);
     cJSON_AddNumberToObject(d, "interval_seconds", info->interval_seconds);
-    cJSON *procs = cJSON_AddArrayToObject(doc, "processes");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(procs, json_process(&samples[i]));
-    char *out = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    return out;
+    char *daemon = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (!daemon)
+        return NULL;
+    StrBuf b = {0};
+    strbuf_puts(&b, "{\"pymemd\":");
+    strbuf_puts(&b, daemon);
+    free(daemon);
+    strbuf_puts(&b, ",");
+    append_processes(&b, samples, n);
+    strbuf_puts(&b, "}");
+    return strbuf_finish(&b, NULL);
 }

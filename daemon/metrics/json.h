@@ -26,3 +26,6 @@ cJSON *json_growth(pid_t pid, const Census *from, const Census *to);
 /* {"pymemd": {...}, "processes": [...]}: the document of GET /metrics and `pymemd --once`.
  * Returns a malloc'd string the caller frees, or NULL on allocation failure. */
 char *json_document(const JsonDaemonInfo *info, const TargetSample *samples, size_t n);
+
+/* {"processes": [...]}, for GET /api/v1/processes: a malloc'd string and its length, or NULL. */
+char *json_processes(const TargetSample *samples, size_t n, size_t *ret_len);
