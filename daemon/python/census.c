@@ -240,25 +240,35 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The pages the walk used outside the arenas, for the next census to prefetch. */
-static void hints_update(CensusHints **hp, const View *v)
+/* The pages the walk used outside the arenas, for the next census to prefetch. With keep, the
+ * old hints stay too: a walk that did not finish saw only part of what the next one needs. */
+static void hints_update(CensusHints **hp, const View *v, bool keep)
 {
     CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
     if (!h)
         return;
     *hp = h;
-    uint64_t *pages = malloc((v->npages ? v->npages : 1) * sizeof(*pages));
+    size_t old = keep ? h->npages : 0;
+    uint64_t *pages = malloc((v->npages + old + 1) * sizeof(*pages));
     if (!pages)
         return;
     size_t n = 0, want = 0;
     for (size_t i = 0; i < v->cap; i++)
         if (v->pages[i].page && v->pages[i].used && v->pages[i].buf && want++ < MAX_HINTS)
             pages[n++] = v->pages[i].page;
+    bool complete = want == n;
+    for (size_t i = 0; i < old && n < MAX_HINTS; i++)
+        pages[n++] = h->pages[i];
     qsort(pages, n, sizeof(*pages), cmp_u64);
+    size_t u = 0; /* without duplicates */
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || pages[i] != pages[u - 1])
+            pages[u++] = pages[i];
+    n = u;
     free(h->pages);
     h->pages = pages;
     h->npages = n;
-    h->complete = want == n;
+    h->complete = complete;
 }
 
 static int cmp_region(const void *a, const void *b)
@@ -872,7 +882,7 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         sp.errlen = sizeof(scratch);
         buffer_reserve(&buf, (size_t)estimate);
         census_pass(&sp, false, &v, &types, &scout);
-        hints_update(hints, &v);
+        hints_update(hints, &v, false);
         pass_reset(&v, &types, &scout);
     }
     p.hints = *hints;
@@ -888,6 +898,8 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         pass_reset(&v, &types, c);
         p.budget = max_pause - c->pause_seconds;
         k = census_pass(&p, false, &v, &types, c);
+        if (k < 0) /* abandoned at max_census_pause, say: what it saw helps the next one */
+            hints_update(hints, &v, true);
     }
     buffer_release(&buf);
     if (k >= 0) {
@@ -895,7 +907,7 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
         k = collect_types(&types, c);
     }
     if (k >= 0)
-        hints_update(hints, &v);
+        hints_update(hints, &v, false);
     free(types.v);
     view_done(&v);
     if (k < 0) {
