@@ -36,7 +36,7 @@ typedef struct Census {
     double pause_seconds; /* how long the target was stopped (0 in non-blocking mode) */
     double walk_seconds;  /* how long the census took in all */
     double stop_seconds;  /* of the pause: stopping the threads */
-    double copy_seconds;  /* of the pause: copying the arenas */
+    double copy_seconds;  /* of the pause: copying the arenas and the hinted pages */
     bool frozen;          /* taken with the target stopped */
     int64_t total;        /* every object counted, frozen ones included */
     int64_t generation[CENSUS_GENERATIONS];
