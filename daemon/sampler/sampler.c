@@ -350,24 +350,20 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     malloc_trim(0);
 }
 
-static bool pending_requests(const Sampler *s)
+/* The oldest census request not served yet, or NULL. Called with the lock held. */
+static CensusRequest *next_request(const Sampler *s)
 {
-    for (const CensusRequest *r = s->requests; r; r = r->next)
+    for (CensusRequest *r = s->requests; r; r = r->next)
         if (!r->done)
-            return true;
-    return false;
+            return r;
+    return NULL;
 }
 
 /* Takes the censuses asked for since the last look, one per request, then publishes. */
 static void serve_requests(Sampler *s, const SamplerOptions *opt)
 {
     pthread_mutex_lock(&s->lock);
-    CensusRequest *todo = NULL;
-    for (CensusRequest *r = s->requests; r; r = r->next)
-        if (!r->done) {
-            todo = r;
-            break;
-        }
+    CensusRequest *todo = next_request(s);
     pthread_mutex_unlock(&s->lock);
     if (!todo)
         return;
@@ -391,12 +387,7 @@ static void serve_requests(Sampler *s, const SamplerOptions *opt)
         snprintf(todo->err, sizeof(todo->err), "%s", err);
         todo->done = true;
         pthread_cond_broadcast(&s->census_done);
-        todo = NULL;
-        for (CensusRequest *r = s->requests; r; r = r->next)
-            if (!r->done) {
-                todo = r;
-                break;
-            }
+        todo = next_request(s);
         pthread_mutex_unlock(&s->lock);
         if (!todo)
             return;
@@ -477,7 +468,7 @@ static void *run(void *arg)
             until = fmin(until, next_poll);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
-        if (wait > 0 && !s->stop && !s->reconfigured && !pending_requests(s)) {
+        if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
