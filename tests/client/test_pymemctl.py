@@ -63,8 +63,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(ROOT, "tests", "integration", "target.py")
 DOC = os.path.join(ROOT, "doc")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from pymemdtest import (CHILDREN, clean_env, free_port, pyenv_python, pyenv_root,  # noqa: E402
-                        read_line, short)
+from pymemdtest import (CHILDREN, captured, clean_env, free_port, pyenv_python,  # noqa: E402
+                        pyenv_root, read_line, short)
 
 INTERVAL = 0.3
 DISCOVERY_WAIT = 20.0
@@ -199,8 +199,7 @@ class Daemon(object):
         raise Fail("%s did not start: %s" % (name, short(self.stderr(), 400)))
 
     def stderr(self):
-        self.errf.seek(0)
-        return self.errf.read().decode("utf-8", "replace")
+        return captured(self.errf)
 
     def get(self, path, timeout=30):
         return http_get(self.port, path, timeout)

@@ -55,8 +55,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(ROOT, "tests", "integration", "target.py")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from pymemdtest import (CHILDREN, clean_env, free_port, pyenv_python, pyenv_root,  # noqa: E402
-                        read_line, short, version_key)
+from pymemdtest import (CHILDREN, captured, clean_env, free_port, pyenv_python,  # noqa: E402
+                        pyenv_root, read_line, short, version_key)
 
 CT_JSON = "application/json"
 CT_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -292,11 +292,7 @@ class Target(object):
             raise RuntimeError("%s printed no JSON: %s" % (self.label, short(line)))
 
     def stderr(self):
-        try:
-            self.errf.seek(0)
-            return self.errf.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
+        return captured(self.errf)
 
     def alive(self):
         return self.p.poll() is None
@@ -496,11 +492,7 @@ class Pymemd(object):
         raise Fail("%s: could not find a free port" % self.name)
 
     def stderr(self):
-        try:
-            self.errf.seek(0)
-            return self.errf.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
+        return captured(self.errf)
 
     def alive(self):
         return self.p is not None and self.p.poll() is None

@@ -62,8 +62,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "target.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pymemdtest import (CHILDREN, Stopping, clean_env, pyenv_root, read_line,  # noqa: E402
-                        short, version_key)
+from pymemdtest import (CHILDREN, Stopping, captured, clean_env, pyenv_root,  # noqa: E402
+                        read_line, short, version_key)
 
 SCENARIOS = [
     ("default", []),
@@ -369,11 +369,7 @@ class Target(object):
                 json.dump(self.truth, f, indent=1, sort_keys=True)
 
     def stderr(self):
-        try:
-            self.errf.seek(0)
-            return self.errf.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
+        return captured(self.errf)
 
     def close(self):
         CHILDREN.reap(self.p)

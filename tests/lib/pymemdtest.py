@@ -98,6 +98,15 @@ def short(text, n=300):
     return text if len(text) <= n else text[:n] + "..."
 
 
+def captured(f):
+    """All a child wrote to the temporary file f, as text; "" once f is closed."""
+    try:
+        f.seek(0)
+        return f.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+
+
 def version_key(name):
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
