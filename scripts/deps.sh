@@ -8,6 +8,7 @@ packages=(
     libsystemd-dev
     libcmocka-dev                           # unit tests
     python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
+    procps                                  # /bin/kill, the unit's ExecReload=
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
