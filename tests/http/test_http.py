@@ -1475,6 +1475,54 @@ def t_api_badpid(c, ctx):
         expect_error(c, r, "GET /api/v1/processes/%s" % s, (400, 404))
 
 
+def t_control_chars(c, ctx):
+    """libmicrohttpd decodes the path before the handler sees it, so %00 used to cut it short:
+    /api/v1/processes/PID%00 answered 200 with the process, /metrics%00.json the metrics."""
+    t = ctx.targets[0]
+    paths = ["/api/v1/processes/%d%%%02x" % (t.pid, b) for b in list(range(0x20)) + [0x7f]]
+    paths += ["/api/v1/processes/%d%%00x" % t.pid, "/api/v1/processes/%d%%00/objects" % t.pid,
+              "/metrics%00.json", "/metrics%00", "/metrics%0a", "/metrics%7F", "/healthz%00",
+              "/api/v1/processes%00", "/metrics?format=json%00", "/%00"]
+    for path in paths:
+        expect_error(c, ctx.main.get(path), "GET %s" % path, (400,))
+    for path in ("/api/v1/processes/%dabc" % t.pid, "/api/v1/processes/%d.5" % t.pid):
+        expect_error(c, ctx.main.get(path), "GET %s" % path, (400, 404))
+    # The same target and paths without the control character are served: the 400s above
+    # come from the character, not from the path.
+    c.eq("GET /api/v1/processes/%d: status" % t.pid, 200,
+         ctx.main.get("/api/v1/processes/%d" % t.pid).status)
+    c.eq("GET /metrics: status", 200, ctx.main.get("/metrics").status)
+
+
+def t_control_chars_census(c, ctx):
+    """.../objects%00x?fresh=1 must not take a census: on a pymemd that takes none by itself
+    (--census-interval 0), there is still none afterwards; ?fresh=1 proper takes one."""
+    # A target of its own, which the main pymemd does not watch: two tracers cannot stop one
+    # process at the same time, so a census of the main one must not meet ours.
+    tag, _ = make_tag()
+    t = Target("%s (census test)" % ctx.interps[0][0], target_argv(ctx.interps[0][1], tag), tag)
+    inst = Pymemd(ctx.exe, ["--pid", str(t.pid), "--interval", str(INTERVAL),
+                            "--census-interval", "0"], "pymemd (no periodic census)")
+    try:
+        inst.start()
+        wait_sampled(inst, [t.pid])
+        objects = "/api/v1/processes/%d/objects" % t.pid
+        for bad in ("%00x?fresh=1", "%00?fresh=1", "%0a?fresh=1", "?fresh=1%00"):
+            expect_error(c, inst.get(objects + bad, timeout=30), "GET %s%s" % (objects, bad),
+                         (400,))
+        r = inst.get(objects)
+        if expect_error(c, r, "GET %s after the rejected requests (no census)" % objects, (404,)):
+            msg = r.json().get("error", {}).get("message", "")
+            c.ok("no object census" in msg, "%s: expected \"no object census ...\", got %s" % (
+                objects, shown(msg)))
+        r = inst.get(objects + "?fresh=1", timeout=30)
+        c.eq("GET %s?fresh=1: status (the census the rejected requests did not take)" % objects,
+             200, r.status)
+    finally:
+        inst.close()
+        t.close()
+
+
 def t_api_census(c, ctx):
     t = ctx.targets[0]
     notes = []
@@ -2333,6 +2381,9 @@ def run(exe):
         case("GET /api/v1/processes/{pid}: %s" % t.label, t_api_one, ctx, t)
     case("unwatched pid -> 404 JSON error", t_api_unwatched, ctx)
     case("bad pid strings -> 400/404 JSON error", t_api_badpid, ctx)
+    case("control characters in the path (%00-%1f, %7f) -> 400 JSON error", t_control_chars,
+         ctx)
+    case("objects%00x?fresh=1 takes no census", t_control_chars_census, ctx)
     case("objects/growth answer JSON (no census yet is fine)", t_api_census, ctx)
     case("unknown paths -> 404 JSON error", t_404, ctx)
     case("other methods -> 405 JSON error + Allow", t_405, ctx)
