@@ -31,8 +31,8 @@ from pymemdtest import (CHILDREN, DISCOVERY_WAIT, NOT_AVAILABLE, RESULTS, STOP_L
                         TARGET, TARGET_TIMEOUT, Check, Fail, NotAvailable, Pymemd, Resp, Skip,
                         Target, captured, case, clean_env, debian_python, free_port,
                         make_tag, proc_state, pyenv_python, pyenv_root, raw_request, read_line,
-                        request, run_driver, say, short, shown, target_argv, version_key,
-                        wait_sampled)
+                        request, run_driver, sampled_after, say, short, shown, target_argv,
+                        version_key, wait_sampled)
 
 CT_JSON = "application/json"
 CT_TEXT = "text/plain; version=0.0.4; charset=utf-8"

@@ -79,13 +79,18 @@ def t_new_target(c, ctx):
     t0 = time.monotonic()
     t = Target("%s (started later)" % it[0], target_argv(it[1], tag), tag)
     ctx.late = t
+    # The truth holds from the moment it was printed. Discovery may have found the process
+    # while it was still starting, and a sample from then is "ok" with the values of that
+    # moment (thresholds 700, 10, 10): only a sample taken after the truth was read counts.
+    t_truth = time.time()
     obs = watch_pid(ctx.main, t.pid, DISCOVERY_WAIT + 5,
-                    stop=lambda p: p is not None and p.get("status") == "ok")
+                    stop=lambda p: p is not None and p.get("status") == "ok" and
+                    sampled_after(p, t_truth))
     last = obs[-1][1] if obs else None
-    if last is None or last.get("status") != "ok":
-        raise Fail("a new target (pid %d, %s) matching --match was not reported \"ok\" "
-                   "within %.0f s (last seen: %s)" % (t.pid, it[0], DISCOVERY_WAIT + 5,
-                                                     shown(last)))
+    if last is None or last.get("status") != "ok" or not sampled_after(last, t_truth):
+        raise Fail("a new target (pid %d, %s) matching --match was not reported \"ok\" in a "
+                   "sample taken after it printed its truth within %.0f s (last seen: %s)" % (
+                       t.pid, it[0], DISCOVERY_WAIT + 5, shown(last)))
     c.note("picked up after %.1f s" % (time.monotonic() - t0))
     json_expectations(c, "late target", t, last)
     _, ex = get_expo(c, ctx.main, "text")
@@ -191,11 +196,12 @@ def t_exec_in_place(c, ctx):
                    pass_fds=(r,))
     finally:
         os.close(r)
+    t_truth = time.time()
     try:
         v_old = t.truth["version"]
-        p = wait_sampled(ctx.main, [t.pid])
+        p = wait_sampled(ctx.main, [t.pid], after=t_truth)
         first = p.get(t.pid)
-        if (first or {}).get("status") != "ok":
+        if (first or {}).get("status") != "ok" or not sampled_after(first, t_truth):
             raise Fail("pid %d (%s) not sampled ok within %.0f s: %s" % (
                 t.pid, la, DISCOVERY_WAIT, shown(first)))
         json_expectations(c, "before exec", t, first)
@@ -207,9 +213,13 @@ def t_exec_in_place(c, ctx):
         t_after = time.time()
         v_new = t.truth["version"]
         c.eq("pid after exec (from the target itself)", t.pid, t.truth["pid"])
+        # The new image's truth holds from when it printed it: only a sample taken after
+        # that is compared with it (one from between the exec and the print is "ok" with the
+        # values of a starting interpreter).
         obs = watch_pid(ctx.main, t.pid, DISCOVERY_WAIT + 5,
                         stop=lambda p: p is not None and p.get("status") == "ok" and
-                        (p.get("python") or {}).get("version") == v_new)
+                        (p.get("python") or {}).get("version") == v_new and
+                        sampled_after(p, t_after))
         bad = []
         for when, p in obs:
             if p is None or p.get("status") != "ok":
@@ -224,7 +234,8 @@ def t_exec_in_place(c, ctx):
         c.ok(not bad, "; ".join(sorted(set(bad))[:3]))
         last = obs[-1][1] if obs else None
         if last is None or last.get("status") != "ok" or \
-                (last.get("python") or {}).get("version") != v_new:
+                (last.get("python") or {}).get("version") != v_new or \
+                not sampled_after(last, t_after):
             c.diffs.append("within %.0f s after exec of %s in place of %s (same pid %d, "
                            "same start_time), pymemd still reports %s" % (
                                DISCOVERY_WAIT + 5, v_new, v_old, t.pid,
@@ -282,11 +293,13 @@ def t_pid_reuse(c, ctx):
         if b is None:
             raise Skip("could not get pid %d again in 50 tries (other processes fork)" % pid)
         b_truth = json.loads(read_line(b, TARGET_TIMEOUT))
+        t_b_truth = time.time()
         c.eq("the second process' own pid", pid, b_truth["pid"])
         v_a, v_b = a.truth["version"], b_truth["version"]
+        # The second owner's values are compared in a sample taken after it printed them.
         obs = watch_pid(ctx.main, pid, DISCOVERY_WAIT + 5,
                         stop=lambda p: p is not None and p.get("status") == "ok" and
-                        p.get("start_time") != start_a)
+                        p.get("start_time") != start_a and sampled_after(p, t_b_truth))
         dup = []
         bad = []
         for when, p in obs:
@@ -306,7 +319,8 @@ def t_pid_reuse(c, ctx):
                     st, ver, v_b))
         c.ok(not bad, "; ".join(sorted(set(bad))[:3]))
         last = obs[-1][1] if obs else None
-        if last is None or last.get("status") != "ok" or last.get("start_time") == start_a:
+        if last is None or last.get("status") != "ok" or last.get("start_time") == start_a or \
+                not sampled_after(last, t_b_truth):
             c.diffs.append("within %.0f s the new process with the reused pid %d was not "
                            "reported ok with a new start_time (last: %s)" % (
                                DISCOVERY_WAIT + 5, pid, shown(last)))

@@ -640,26 +640,37 @@ class Pymemd(object):
             pass
 
 
-def wait_sampled(inst, pids, timeout=DISCOVERY_WAIT, want_ok=True):
+def sampled_after(proc, after):
+    """Whether PROCESS proc was sampled after the wall-clock time after (None: any time)."""
+    sa = (proc or {}).get("sampled_at")
+    return after is None or (isinstance(sa, (int, float)) and sa > after)
+
+
+def wait_sampled(inst, pids, timeout=DISCOVERY_WAIT, want_ok=True, after=None):
     """Poll /api/v1/processes until every pid is there with status ok (or
-    any status when not want_ok). Returns {pid: PROCESS} of the last poll."""
+    any status when not want_ok), in a sample taken after the wall-clock time after when
+    given: a target's truth holds from when it printed it, and a sample from before, while it
+    was starting, is "ok" with the values of that moment. Returns {pid: PROCESS} of the last
+    poll."""
     deadline = time.monotonic() + timeout
     last = {}
     while True:
         # Pymemd.start waited for the first snapshot: any error here is a failure.
         last = dict((p.get("pid"), p) for p in inst.processes() if isinstance(p, dict))
-        if all(pid in last and (not want_ok or last[pid].get("status") == "ok")
-               for pid in pids):
+        if all(pid in last and (not want_ok or last[pid].get("status") == "ok") and
+               sampled_after(last[pid], after) for pid in pids):
             return last
         if time.monotonic() > deadline:
             return last
         time.sleep(0.1)
 
 
-def wait_ok(inst, pids, timeout=DISCOVERY_WAIT):
-    """{pid: PROCESS} once every pid is sampled "ok"; Fail when not within timeout."""
-    last = wait_sampled(inst, pids, timeout)
-    if not all((last.get(pid) or {}).get("status") == "ok" for pid in pids):
+def wait_ok(inst, pids, timeout=DISCOVERY_WAIT, after=None):
+    """{pid: PROCESS} once every pid is sampled "ok" (after the time after, when given); Fail
+    when not within timeout."""
+    last = wait_sampled(inst, pids, timeout, after=after)
+    if not all((last.get(pid) or {}).get("status") == "ok" and sampled_after(last.get(pid), after)
+               for pid in pids):
         raise Fail("%s: targets %s not sampled ok within %.0f s: %s" % (
             inst.name, pids, timeout, short(json.dumps(last), 300)))
     return last
