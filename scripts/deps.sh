@@ -8,6 +8,7 @@ packages=(
     libsystemd-dev
     libcmocka-dev                           # unit tests
     python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
+    procps                                  # /bin/kill, the unit's ExecReload=
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
@@ -21,5 +22,5 @@ echo "deps.sh: installing ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -374,6 +374,46 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
 }
 
+static int hexval(char x)
+{
+    if (x >= '0' && x <= '9')
+        return x - '0';
+    if (x >= 'a' && x <= 'f')
+        return x - 'a' + 10;
+    if (x >= 'A' && x <= 'F')
+        return x - 'A' + 10;
+    return -1;
+}
+
+bool http_uri_has_control(const char *raw)
+{
+    for (const char *p = raw; *p; p++) {
+        unsigned char b = (unsigned char)*p;
+        if (b == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+            b = (unsigned char)(hexval(p[1]) * 16 + hexval(p[2]));
+            p += 2;
+        }
+        if (b < 0x20 || b == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* Where a request is in its life, kept in libmicrohttpd's per-request pointer (a pointer into
+ * req_states). It starts as what uri_logged returns, before the handler's first call. */
+enum { REQ_ANNOUNCED, REQ_ANNOUNCED_CONTROL, REQ_READ, REQ_READ_CONTROL, REQ_NSTATES };
+static char req_states[REQ_NSTATES];
+
+/* Sees the request target as the client sent it. The handler only gets it percent-decoded,
+ * where %00 has become the end of the string: "/metrics%00.json" would be served as
+ * "/metrics", "/api/v1/processes/PID%00x" as the process. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    return &req_states[http_uri_has_control(uri) ? REQ_ANNOUNCED_CONTROL : REQ_ANNOUNCED];
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -382,9 +422,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* The first call only announces the request. Answering before the request has been read
      * in full makes libmicrohttpd close the connection after the response; answering on the
      * next call keeps it alive for the client's next request (Prometheus reuses connections). */
-    static int seen;
-    if (*req_cls == NULL) {
-        *req_cls = &seen;
+    int state = *req_cls ? (int)((char *)*req_cls - req_states) : REQ_ANNOUNCED;
+    if (state == REQ_ANNOUNCED || state == REQ_ANNOUNCED_CONTROL) {
+        *req_cls = &req_states[state == REQ_ANNOUNCED ? REQ_READ : REQ_READ_CONTROL];
         return MHD_YES;
     }
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -404,6 +444,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r, CONTENT_TYPE_JSON);
     }
 
+    if (state == REQ_READ_CONTROL)
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "the request target holds a control character (%%00-%%1f or %%7f)");
     if (strcmp(url, PYMEMD_PATH_HEALTHZ) == 0)
         return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
     if (strcmp(url, "/") == 0)
@@ -522,11 +565,11 @@ int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, vo
     }
     /* Two polling threads on epoll: the machine class has two cores, and a handler only copies
      * a prepared body, so more threads would only add contention. */
-    h->mhd =
-        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
-                         h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
+        MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
         close(h->fd);

@@ -26,5 +26,9 @@ void http_stop(HttpServer *h);
 SnapFormat http_negotiate(const char *accept);
 /* Whether an Accept-Encoding header allows gzip (q > 0). */
 bool http_accepts_gzip(const char *accept_encoding);
+/* Whether a request target as the client sent it, before percent-decoding, holds a control
+ * character: raw, or encoded as %00-%1f or %7f. Such a request gets 400: decoded, %00 would
+ * cut the path the handler sees short ("/metrics%00.json" read as "/metrics"). */
+bool http_uri_has_control(const char *raw);
 /* Parses "HOST:PORT" into host (size hostlen) and port. -EINVAL when malformed. */
 int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port);

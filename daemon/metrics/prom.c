@@ -255,9 +255,10 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                    "Objects collected during gc", g_collected, false);
     per_generation(&b, fmt, s, n, "python_gc_objects_uncollectable_total", COUNTER,
                    "Uncollectable objects found during GC", g_uncollectable, false);
-    per_generation(&b, fmt, s, n, "python_gc_count", GAUGE,
-                   "gc.get_count(): allocations (gen 0) or younger collections since the last "
-                   "collection of this generation",
+    per_generation(&b, fmt, s, n, "python_gc_pending", GAUGE,
+                   "gc.get_count(): gen 0 tracked allocations minus deallocations since its last "
+                   "collection, older generations collections of the next younger one; a "
+                   "collection runs when it passes python_gc_threshold",
                    g_count, false);
     per_generation(&b, fmt, s, n, "python_gc_threshold", GAUGE, "gc.get_threshold()", g_threshold,
                    false);

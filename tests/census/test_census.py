@@ -21,14 +21,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from pymemdtest import free_port, pyenv_python, pyenv_root  # noqa: E402
-
-RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+import pymemdtest  # noqa: E402
+from pymemdtest import RESULTS, Pymemd, pyenv_python, pyenv_root, run_driver, wait_ok  # noqa: E402
 
 
 def report(kind, name, text=""):
-    RESULTS[kind] += 1
-    print("%-4s %s%s" % (kind, name, (": " + text) if text else ""), flush=True)
+    RESULTS.out(kind, name, text)
 
 
 def interpreters():
@@ -103,15 +101,44 @@ os.read(0, 1)
 '''
 
 
-class Target:
+# read(2) by machine: /proc/PID/syscall names the system call a blocked thread is in.
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)
+
+
+def wait_reading(pid, timeout=30):
+    """Waits until pid's main thread is blocked in read(0, ...) (RuntimeError after timeout)."""
+    want = "%d 0x0 " % READ_SYSCALL if READ_SYSCALL is not None else None
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            with open("/proc/%d/syscall" % pid) as f:
+                last = f.read()
+        except OSError as e:
+            raise RuntimeError("target %d: /proc/PID/syscall: %s" % (pid, e))
+        if want is None or last.startswith(want):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("target %d not blocked reading stdin after %.0f s (syscall %s)"
+                               % (pid, timeout, last.strip()))
+        time.sleep(0.01)
+
+
+class Target(pymemdtest.Target):
+    """TARGET in one of its modes, started and reaped by the shared harness; it prints
+    "ready" and then waits, blocked reading its stdin."""
+
     def __init__(self, py, mode, n=0):
-        self.errf = tempfile.TemporaryFile()
-        self.p = subprocess.Popen([py, "-c", TARGET, mode, str(n)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self.errf)
-        line = self.p.stdout.readline()
-        if line.strip() != b"ready":
-            raise RuntimeError("target did not start")
-        self.pid = self.p.pid
+        pymemdtest.Target.__init__(self, "%s %s" % (py, mode), [py, "-c", TARGET, mode, str(n)],
+                                   ready="ready")
+        self.wait_reading()
+
+    def wait_reading(self, timeout=30):
+        """Waits until the target's main thread is blocked reading its stdin: quiescent. A
+        line it printed is not enough: it still frees what it used to print it and sets up
+        the next read afterwards, and a census taken meanwhile sees a heap that then moves
+        (a later census needing pages the earlier one did not, so a second stop)."""
+        wait_reading(self.pid, timeout)
 
     def beats(self):
         self.errf.seek(0, 2)
@@ -120,13 +147,6 @@ class Target:
     def state(self):
         with open("/proc/%d/status" % self.pid) as f:
             return dict(l.split(":", 1) for l in f if ":" in l)
-
-    def close(self):
-        try:
-            self.p.kill()
-        except OSError:
-            pass
-        self.p.wait()
 
 
 def pymemd_once(pymemd, pid, conf=""):
@@ -279,35 +299,29 @@ def test_nonblocking_churn(pymemd, py):
         t.close()
 
 
-class Daemon:
+class Daemon(Pymemd):
     """A pymemd watching one target, taking censuses only when asked (?fresh=1)."""
 
     def __init__(self, pymemd, pid):
-        port = free_port()
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("census_interval = 0\ninterval = 0.2\n")
         self.conf = f.name
-        self.p = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(pid),
-                                   "--config", f.name, "--log-level", "error"])
-        self.base = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, pid)
-        end = time.monotonic() + 15
-        while True:
-            try:
-                if self.get("")["status"] == "ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > end:
-                raise RuntimeError("pymemd did not read the target")
-            time.sleep(0.2)
+        Pymemd.__init__(self, pymemd, ["--pid", str(pid), "--config", f.name,
+                                       "--log-level", "error"], "pymemd")
+        self.base = "/api/v1/processes/%d" % pid
+        try:
+            self.start()
+            wait_ok(self, [pid])
+        except BaseException:
+            self.close()
+            raise
 
-    def get(self, path):
-        import urllib.request
-        return json.loads(urllib.request.urlopen(self.base + path, timeout=60).read())
+    def api(self, path):
+        """The JSON of GET /api/v1/processes/PID<path> (Fail unless 200)."""
+        return self.json(self.base + path, timeout=60)
 
     def close(self):
-        self.p.terminate()
-        self.p.wait()
+        Pymemd.close(self)
         os.unlink(self.conf)
 
 
@@ -318,13 +332,14 @@ def test_growth(pymemd, py):
     d = None
     try:
         d = Daemon(pymemd, t.pid)
-        first = d.get("/objects?fresh=1")
+        first = d.api("/objects?fresh=1")
         t.p.stdin.write(b"500\n")
         t.p.stdin.flush()
         if t.p.stdout.readline().strip() != b"grown":
             raise RuntimeError("target did not grow")
-        second = d.get("/objects?fresh=1")
-        growth = d.get("/growth")
+        t.wait_reading()
+        second = d.api("/objects?fresh=1")
+        growth = d.api("/growth")
         top = growth["types"][0] if growth["types"] else {}
         per = [x for x in second["types"] if x["name"] == "Leak"]
         size = per[0]["bytes"] // per[0]["count"] if per and per[0]["count"] else None
@@ -359,12 +374,13 @@ def test_snapshot(pymemd, py):
     name = "snapshot census, and its fallback when the heap moved (%s)" % py
     try:
         d = Daemon(pymemd, t.pid)
-        first = d.get("/objects?fresh=1")
+        first = d.api("/objects?fresh=1")
         t.p.stdin.write(b"big 300\n")
         t.p.stdin.flush()
         truth = json.loads(t.p.stdout.readline())
-        second = d.get("/objects?fresh=1")
-        third = d.get("/objects?fresh=1")
+        t.wait_reading()
+        second = d.api("/objects?fresh=1")
+        third = d.api("/objects?fresh=1")
         problems = []
         for label, c, stops, after in (("first", first, 1, True), ("second", second, 2, False),
                                        ("third", third, 1, True)):
@@ -390,23 +406,24 @@ def test_snapshot(pymemd, py):
         t.close()
 
 
+def run(pymemd):
+    if os.geteuid() != 0:
+        report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
+        return
+    for py in interpreters():
+        for test in (test_twins, test_growth, test_snapshot, test_kill_daemon, test_target_dies,
+                     test_max_pause, test_nonblocking_churn):
+            try:
+                test(pymemd, py)
+            except Exception as e:  # a broken case is a failure, not a crash of the suite
+                report("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pymemd", required=True)
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
-    else:
-        for py in interpreters():
-            for test in (test_twins, test_growth, test_snapshot, test_kill_daemon, test_target_dies,
-                         test_max_pause, test_nonblocking_churn):
-                try:
-                    test(a.pymemd, py)
-                except Exception as e:  # a broken case is a failure, not a crash of the suite
-                    report("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
-    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"],
-                                                 RESULTS["SKIP"]))
-    return 1 if RESULTS["FAIL"] else 0
+    return run_driver("census tests: %s" % a.pymemd, run, a.pymemd)
 
 
 if __name__ == "__main__":

@@ -54,105 +54,36 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TARGET = os.path.join(ROOT, "tests", "integration", "target.py")
 DOC = os.path.join(ROOT, "doc")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from pymemdtest import (CHILDREN, captured, clean_env, free_port, pyenv_python,  # noqa: E402
-                        pyenv_root, read_line, short)
+from pymemdtest import (CHILDREN, RESULTS, Check, Fail, Pymemd, Skip, Target,  # noqa: E402
+                        case, clean_env, free_port, pyenv_python, pyenv_root,
+                        short, target_argv, wait_ok)
 
 INTERVAL = 0.3
 DISCOVERY_WAIT = 20.0
-TARGET_TIMEOUT = 30.0
 GEN0_TOLERANCE = 20  # the target allocates a little after printing its truth
 THRESHOLDS = [777, 55, 33]  # what target.py sets
 
 ARGS = None
 
 
-# --------------------------------------------------------------------------
-# Results
+class Daemon(Pymemd):
+    """The shared pymemd wrapper, started at once, whose fetch gives (status, body)."""
 
-class Results(object):
-    def __init__(self):
-        self.passed = self.failed = self.skipped = 0
+    def __init__(self, name, args):
+        Pymemd.__init__(self, ARGS.pymemd, args, name)
+        self.start()
 
-    def out(self, kind, name, text=""):
-        if kind == "PASS":
-            self.passed += 1
-        elif kind == "FAIL":
-            self.failed += 1
-        else:
-            self.skipped += 1
-        line = "%s %s" % (kind, name)
-        if text:
-            line += (" " if kind == "PASS" else ": ") + text
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+    def fetch(self, path, timeout=30):
+        r = self.get(path, {"Accept": "application/json"}, timeout=timeout)
+        return r.status, r.body
 
-
-RESULTS = Results()
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-class Check(object):
-    def __init__(self):
-        self.diffs = []
-        self.notes = []
-
-    def eq(self, what, expected, got):
-        if expected != got:
-            self.diffs.append("%s: expected %r, got %r" % (what, expected, got))
-        return expected == got
-
-    def ok(self, cond, text):
-        if not cond:
-            self.diffs.append(text)
-        return bool(cond)
-
-    def note(self, text):
-        self.notes.append(text)
-
-
-def case(name, fn, *args):
-    c = Check()
-    try:
-        fn(c, *args)
-    except Skip as e:
-        RESULTS.out("SKIP", name, str(e))
-        return
-    except Fail as e:
-        c.diffs.append(str(e))
-    except Exception as e:  # a bug in a case is a failure, not a crash of the run
-        tb = traceback.extract_tb(sys.exc_info()[2])
-        where = "%s:%d" % (os.path.basename(tb[-1].filename), tb[-1].lineno) if tb else "?"
-        c.diffs.append("%s: %s (at %s)" % (type(e).__name__, e, where))
-    if c.diffs:
-        RESULTS.out("FAIL", name, "; ".join(c.diffs))
-    else:
-        RESULTS.out("PASS", name, "(%s)" % "; ".join(c.notes) if c.notes else "")
-
-
-class Target(object):
-    def __init__(self, label, python, tag):
-        self.label = label
-        self.p = CHILDREN.spawn([python, TARGET, "--tag", tag], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env=clean_env(), cwd="/")
-        self.truth = json.loads(read_line(self.p, TARGET_TIMEOUT, error=Fail))
-        self.pid = int(self.truth["pid"])
+    def wait_ok(self, pids, timeout=DISCOVERY_WAIT):
+        return wait_ok(self, pids, timeout)
 
 
 def vmrss(pid):
@@ -161,70 +92,6 @@ def vmrss(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return None
-
-
-def http_get(port, path, timeout=30):
-    """(status, body bytes) of GET http://127.0.0.1:port/path."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
-                                 headers={"Accept": "application/json"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-class Daemon(object):
-    def __init__(self, name, args):
-        self.name = name
-        self.errf = tempfile.TemporaryFile()
-        for attempt in range(5):
-            self.port = free_port()
-            self.url = "http://127.0.0.1:%d" % self.port
-            self.p = CHILDREN.spawn([ARGS.pymemd, "--listen", "127.0.0.1:%d" % self.port] + args,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=self.errf)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.p.poll() is None:
-                try:
-                    if http_get(self.port, "/healthz", timeout=2)[0] == 200:
-                        return
-                except OSError:
-                    pass
-                time.sleep(0.05)
-            if self.p.poll() is None:
-                break
-            CHILDREN.reap(self.p)
-        raise Fail("%s did not start: %s" % (name, short(self.stderr(), 400)))
-
-    def stderr(self):
-        return captured(self.errf)
-
-    def get(self, path, timeout=30):
-        return http_get(self.port, path, timeout)
-
-    def json(self, path):
-        st, body = self.get(path)
-        if st != 200:
-            raise Fail("GET %s: HTTP %d %s" % (path, st, short(body, 200)))
-        return json.loads(body.decode("utf-8"))
-
-    def wait_ok(self, pids, timeout=DISCOVERY_WAIT):
-        deadline = time.monotonic() + timeout
-        last = {}
-        while time.monotonic() < deadline:
-            st, body = self.get("/api/v1/processes")
-            if st == 200:
-                last = dict((p["pid"], p) for p in json.loads(body)["processes"])
-                if all(last.get(pid, {}).get("status") == "ok" for pid in pids):
-                    return last
-            time.sleep(0.1)
-        raise Fail("%s: targets %s not sampled ok within %.0f s: %s" % (
-            self.name, pids, timeout, short(json.dumps(last), 300)))
-
-    def stop(self):
-        CHILDREN.reap(self.p)
 
 
 def ctl(*args, env=None, timeout=60, url=None):
@@ -458,9 +325,9 @@ def t_json_same(c, ctx):
     t = ctx.targets[0]
     for args, path in ((["ls"], "/api/v1/processes"),
                        (["show", str(t.pid)], "/api/v1/processes/%d" % t.pid)):
-        st, body = ctx.b.get(path)
+        st, body = ctx.b.fetch(path)
         rc, out, err = ctl_raw("--json", *args, url=ctx.b.url)
-        st2, body2 = ctx.b.get(path)
+        st2, body2 = ctx.b.fetch(path)
         c.eq("%s: exit status" % " ".join(args), 0, rc)
         if body != body2:
             c.note("daemon B's answer changed between requests; compared with both")
@@ -475,7 +342,7 @@ def t_json_same(c, ctx):
 def t_no_census(c, ctx):
     t = ctx.targets[0]
     for sub, args in (("objects", ["objects", str(t.pid)]), ("growth", ["growth", str(t.pid)])):
-        st, body = ctx.b.get("/api/v1/processes/%d/%s" % (t.pid, sub))
+        st, body = ctx.b.fetch("/api/v1/processes/%d/%s" % (t.pid, sub))
         if st == 200:
             raise Fail("daemon B (--census-interval 0) has a census for %s" % sub)
         msg = json.loads(body)["error"]["message"]
@@ -507,7 +374,7 @@ def census_check(c, out, census, top=None, by_bytes=False):
 
 def t_objects(c, ctx, t):
     path = "/api/v1/processes/%d/objects" % t.pid
-    st, body = ctx.a.get(path)
+    st, body = ctx.a.fetch(path)
     if st != 200:
         # No census (yet): the command must say the daemon's message and exit 1.
         msg = json.loads(body)["error"]["message"]
@@ -519,9 +386,9 @@ def t_objects(c, ctx, t):
     # A census may be taken between pymemctl's request and ours: retry until both
     # saw the same one.
     for attempt in range(3):
-        before = json.loads(ctx.a.get(path)[1])
+        before = json.loads(ctx.a.fetch(path)[1])
         rc, out, err = ctl("objects", str(t.pid), "--top", "0", url=ctx.a.url)
-        census = json.loads(ctx.a.get(path)[1])
+        census = json.loads(ctx.a.fetch(path)[1])
         if census["at"] == before["at"]:
             break
     c.eq("exit status", 0, rc)
@@ -530,10 +397,10 @@ def t_objects(c, ctx, t):
     c.ok(node and node[0]["count"] == 3000, "the census has no 3000 Node objects: %s" % node)
     c.ok(re.search(r"^Node\s+3,000\s", out, re.M), "no 'Node 3,000' row")
     for attempt in range(3):
-        before = json.loads(ctx.a.get(path)[1])
+        before = json.loads(ctx.a.fetch(path)[1])
         rc, out, err = ctl("objects", str(t.pid), "--top", "3", "--sort", "bytes",
                            url=ctx.a.url)
-        census = json.loads(ctx.a.get(path)[1])
+        census = json.loads(ctx.a.fetch(path)[1])
         if census["at"] == before["at"]:
             break
     c.eq("--sort bytes: exit status", 0, rc)
@@ -547,14 +414,14 @@ def t_objects_fresh(c, ctx, t):
     t0 = time.time()
     rc, out, err = ctl("objects", str(t.pid), "--fresh", "--top", "5", url=ctx.a.url)
     if rc != 0:
-        st, body = ctx.a.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+        st, body = ctx.a.fetch("/api/v1/processes/%d/objects?fresh=1" % t.pid)
         if st == 200:
             raise Fail("objects --fresh: exit %d (%s) though the daemon answers 200" % (
                 rc, short(err)))
         c.eq("--fresh without census support: exit status", 1, rc)
         c.note("no census: HTTP %d" % st)
         return
-    census = json.loads(ctx.a.get("/api/v1/processes/%d/objects" % t.pid)[1])
+    census = json.loads(ctx.a.fetch("/api/v1/processes/%d/objects" % t.pid)[1])
     c.ok(census["at"] >= t0 - 1, "census at %s is older than the request" % census["at"])
     c.ok(re.search(r"^census at \d\d:\d\d:\d\d \(", out, re.M), "no 'census at' line")
     rows = type_table(out)
@@ -563,7 +430,7 @@ def t_objects_fresh(c, ctx, t):
 
 def t_objects_json(c, ctx, t):
     path = "/api/v1/processes/%d/objects?top=4" % t.pid
-    st, body = ctx.a.get(path)
+    st, body = ctx.a.fetch(path)
     if st != 200:
         rc, out, err = ctl("--json", "objects", str(t.pid), "--top", "4", url=ctx.a.url)
         c.eq("exit status without a census", 1, rc)
@@ -571,7 +438,7 @@ def t_objects_json(c, ctx, t):
         return
     for attempt in range(3):
         rc, out, err = ctl_raw("--json", "objects", str(t.pid), "--top", "4", url=ctx.a.url)
-        st2, body2 = ctx.a.get(path)
+        st2, body2 = ctx.a.fetch(path)
         if out in (body, body2):
             break
         body = body2
@@ -584,8 +451,8 @@ def t_growth(c, ctx, t):
     path = "/api/v1/processes/%d/growth" % t.pid
     # Two censuses, so that there is a growth table whatever the census interval.
     for _ in range(2):
-        ctx.a.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
-    st, body = ctx.a.get(path)
+        ctx.a.fetch("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+    st, body = ctx.a.fetch(path)
     rc, out, err = ctl("growth", str(t.pid), url=ctx.a.url)
     if st != 200:
         msg = json.loads(body)["error"]["message"]
@@ -593,7 +460,7 @@ def t_growth(c, ctx, t):
         c.ok(msg in err, "stderr %r lacks the daemon's message %r" % (short(err), msg))
         c.note("no growth: HTTP %d" % st)
         return
-    g = json.loads(ctx.a.get(path)[1])
+    g = json.loads(ctx.a.fetch(path)[1])
     c.eq("exit status", 0, rc)
     c.ok(re.search(r"^pid %d: change between the censuses at " % t.pid, out, re.M),
          "no 'change between the censuses' line: %s" % short(out, 150))
@@ -605,7 +472,7 @@ def t_growth(c, ctx, t):
             c.eq("type", w["type"], name)
             c.eq("%s count" % name, delta(w["count"]), cells[0])
     rc, out, err = ctl_raw("--json", "growth", str(t.pid), url=ctx.a.url)
-    st2, body2 = ctx.a.get(path)
+    st2, body2 = ctx.a.fetch(path)
     c.ok(rc == 0 and out in (body, body2), "growth --json differs from GET %s" % path)
 
 
@@ -614,7 +481,7 @@ def t_unknown_pid(c, ctx):
     while pid in [t.pid for t in ctx.targets]:
         pid += 1
     for cmd in ("show", "objects", "growth"):
-        st, body = ctx.a.get("/api/v1/processes/%d%s" % (
+        st, body = ctx.a.fetch("/api/v1/processes/%d%s" % (
             pid, "" if cmd == "show" else "/" + cmd))
         msg = json.loads(body)["error"]["message"]
         rc, out, err = ctl(cmd, str(pid), url=ctx.a.url)
@@ -1371,7 +1238,8 @@ def main():
         pythons.append(("system-python3", "/usr/bin/python3"))
         for label, exe in pythons:
             try:
-                ctx.targets.append(Target(label, exe, ctx.tag))
+                ctx.targets.append(Target(label, target_argv([exe], ctx.tag), ctx.tag,
+                                          error=Fail))
             except (Fail, OSError, ValueError) as e:
                 RESULTS.out("SKIP", "target %s" % label, str(e))
         fake = Fake()

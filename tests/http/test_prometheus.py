@@ -44,7 +44,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-import test_http as th   # noqa: E402  (shared helpers: targets, pymemd, parsing)
+import httpcommon as th   # noqa: E402  (shared helpers: targets, pymemd, parsing)
 
 BUDGET = 60.0
 

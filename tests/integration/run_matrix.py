@@ -56,14 +56,14 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "target.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pymemdtest import (CHILDREN, Stopping, captured, clean_env, pyenv_root,  # noqa: E402
-                        read_line, short, version_key)
+import pymemdtest  # noqa: E402
+from pymemdtest import (CHILDREN, RESULTS, Stopping, clean_env, pyenv_root, say,  # noqa: E402
+                        short, version_key)
 
 SCENARIOS = [
     ("default", []),
@@ -81,15 +81,6 @@ RSS_TOLERANCE = 0.10
 DURATION_RTOL = 1e-9
 PTRACE_REASON = "needs CAP_SYS_PTRACE (or same uid with ptrace_scope 0)"
 NOBODY = 65534
-
-
-PRINT_LOCK = threading.Lock()
-
-
-def say(line):
-    with PRINT_LOCK:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------
@@ -339,44 +330,19 @@ def python_module(pid):
 # --------------------------------------------------------------------------
 # Running things
 
-class Target(object):
-    """A running target.py with its ground truth."""
+class Target(pymemdtest.Target):
+    """A running target.py with its ground truth (the shared harness's Target), under a tag of
+    its own; with keep_dir, the truth is saved there."""
 
     def __init__(self, interp, args, keep_dir=None, name=""):
         self.interp = interp
-        self.tag = "pymemd-test-%016x" % random.getrandbits(64)
-        self.errf = tempfile.TemporaryFile()
-        self.p = CHILDREN.spawn(interp.cmd + [TARGET] + args + ["--tag", self.tag],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=self.errf, env=clean_env(), cwd="/")
-        self.truth = None
-        self.pid = None
-        try:
-            try:
-                line = read_line(self.p, TARGET_TIMEOUT)
-                self.truth = json.loads(line)
-                self.pid = int(self.truth["pid"])
-            except RuntimeError as e:
-                raise RuntimeError("%s; stderr: %s" % (e, short(self.stderr(), 400)))
-            except (ValueError, KeyError, TypeError) as e:
-                raise RuntimeError("target printed no usable JSON (%r): %s" % (e, short(line)))
-        except BaseException:
-            self.close()
-            raise
+        tag = "pymemd-test-%016x" % random.getrandbits(64)
+        pymemdtest.Target.__init__(self, interp.label, interp.cmd + [TARGET] + args +
+                                   ["--tag", tag], tag)
         if keep_dir:
             with open(os.path.join(keep_dir, "%s.%d.truth.json" % (name, self.pid)),
                       "w") as f:
                 json.dump(self.truth, f, indent=1, sort_keys=True)
-
-    def stderr(self):
-        return captured(self.errf)
-
-    def close(self):
-        CHILDREN.reap(self.p)
-        try:
-            self.errf.close()
-        except OSError:
-            pass
 
 
 class PymemdRun(object):
@@ -726,25 +692,11 @@ def save(keep_dir, name, run):
 # --------------------------------------------------------------------------
 # Results
 
-class Results(object):
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.passed = self.failed = self.skipped = 0
-        self.by_interp = {}
-
-    def report(self, label, scenario, kind, text):
-        with self.lock:
-            if kind == "PASS":
-                self.passed += 1
-            elif kind == "FAIL":
-                self.failed += 1
-            else:
-                self.skipped += 1
-            self.by_interp.setdefault(label, []).append((scenario, kind, text))
-        say("%-22s %-9s %s" % (label, scenario, text))
-
-
-RESULTS = Results()
+def report(label, scenario, kind, text):
+    """One result: counted by the shared RESULTS, and kept per interpreter (RESULTS.by_group,
+    rows (scenario, kind, text)) for the summary."""
+    RESULTS.out(kind, scenario, text, group=label,
+                line="%-22s %-9s %s" % (label, scenario, text))
 
 
 def run_interp(interp, pymemd, keep_dir):
@@ -756,14 +708,14 @@ def run_interp(interp, pymemd, keep_dir):
         target = None
         name = "%s.%s" % (interp.label, scen)
         if timeouts >= 2:
-            RESULTS.report(interp.label, scen, "FAIL",
+            report(interp.label, scen, "FAIL",
                            "FAIL: not run: pymemd timed out twice in a row on %s" % interp.label)
             continue
         try:
             try:
                 target = Target(interp, args, keep_dir, name)
             except (RuntimeError, OSError) as e:
-                RESULTS.report(interp.label, scen, "FAIL", "FAIL: target: %s" % e)
+                report(interp.label, scen, "FAIL", "FAIL: target: %s" % e)
                 continue
             if info["module"] is None:
                 info["module"] = python_module(target.pid)
@@ -780,7 +732,7 @@ def run_interp(interp, pymemd, keep_dir):
                 if procs and procs[0].get("status") == "ok":
                     info["status_ok"] = True
                     info["ok_default"] = v.ok
-            RESULTS.report(interp.label, scen, "PASS" if v.ok else "FAIL", v.line())
+            report(interp.label, scen, "PASS" if v.ok else "FAIL", v.line())
         finally:
             if target is not None:
                 target.close()
@@ -1113,12 +1065,12 @@ def run_all(pymemd, opts, started):
         if not interps:
             say("no interpreter matches --only %s" % " ".join(opts.only))
     for why in source_skips:
-        RESULTS.report(why.split(":")[0], "(all)", "SKIP", "SKIP: " + why.split(": ", 1)[1])
+        report(why.split(":")[0], "(all)", "SKIP", "SKIP: " + why.split(": ", 1)[1])
 
     usable = []
     for it in interps:
         if it.skip:
-            RESULTS.report(it.label, "(all)", "SKIP", "SKIP: " + it.skip)
+            report(it.label, "(all)", "SKIP", "SKIP: " + it.skip)
         else:
             usable.append(it)
     say("interpreters: %s" % (", ".join("%s (%s)" % (it.label, " ".join(it.cmd))
@@ -1129,7 +1081,7 @@ def run_all(pymemd, opts, started):
     if not allowed:
         for it in usable:
             for scen, _ in SCENARIOS:
-                RESULTS.report(it.label, scen, "SKIP", "SKIP: " + why)
+                report(it.label, scen, "SKIP", "SKIP: " + why)
     else:
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs))
         try:
@@ -1145,7 +1097,7 @@ def run_all(pymemd, opts, started):
                     except Stopping:
                         pass
                     except Exception as e:   # a bug in this driver: say so
-                        RESULTS.report(it.label, "(all)", "FAIL",
+                        report(it.label, "(all)", "FAIL",
                                        "FAIL: driver error: %r" % (e,))
         except BaseException:
             CHILDREN.stop_all()
@@ -1186,14 +1138,14 @@ def run_all(pymemd, opts, started):
             kind, text = fn()
         except Stopping:
             raise KeyboardInterrupt()
-        RESULTS.report("misc", name, kind, text)
+        report("misc", name, kind, text)
 
     # Summary
     say("")
     say("== summary (%.1f s) ==" % (time.monotonic() - started))
     ran = []
     for it in usable:
-        rows = [r for r in RESULTS.by_interp.get(it.label, []) if r[1] != "SKIP"]
+        rows = [r for r in RESULTS.by_group.get(it.label, []) if r[1] != "SKIP"]
         if not rows:
             continue
         ran.append(it)
@@ -1208,7 +1160,7 @@ def run_all(pymemd, opts, started):
         notes = ("; " + "; ".join(it.notes)) if it.notes else ""
         say("ran:     %-22s %s (%s%s) %d/%d passed%s%s" % (
             it.label, it.version, " ".join(it.cmd), build, npass, len(rows), extra, notes))
-    for label, rows in RESULTS.by_interp.items():
+    for label, rows in RESULTS.by_group.items():
         if label == "misc":
             continue
         if any(r[1] != "SKIP" for r in rows):

@@ -1,19 +1,29 @@
 """What the test drivers share: the children they start, the interpreters they find, small
-text and network helpers. Standard library only; runs on the system python3.
+text and network helpers, and the one test harness (Results, Fail/Skip, Check and case, the
+Target running tests/integration/target.py, the Pymemd daemon with its one readiness wait,
+run_driver). Standard library only; runs on the system python3.
 
 A driver finds it with:
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 """
+import gzip
+import http.client
+import json
 import os
+import random
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+import traceback
 
 
 class Stopping(Exception):
@@ -175,3 +185,524 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------
+# The harness every driver shares: results, checks, targets, pymemd daemons.
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET = os.path.join(os.path.dirname(HERE), "integration", "target.py")
+DISCOVERY_WAIT = 15.0   # discovery_interval defaults to 5 s: be generous
+TARGET_TIMEOUT = 30.0   # seconds for a target to print its ground truth
+STOP_LIMIT = 2.0        # SIGTERM/SIGINT -> exit 0 within this many seconds
+
+
+PRINT_LOCK = threading.Lock()   # one line at a time, whichever thread prints
+
+
+class Results(object):
+    """The PASS/FAIL/SKIP counts of a driver, printed as they come; summary() is its last
+    line."""
+
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.lock = threading.Lock()
+        self.failures = []
+        self.by_group = {}
+
+    def out(self, kind, name, text="", group=None, line=None):
+        """Counts one check and prints it: "KIND name: text" (or line). With group, the check
+        is also kept in by_group[group] as (name, kind, text), for a driver's own table."""
+        with self.lock, PRINT_LOCK:
+            if kind == "PASS":
+                self.passed += 1
+            elif kind == "FAIL":
+                self.failed += 1
+                self.failures.append(name)
+            else:
+                self.skipped += 1
+            if group is not None:
+                self.by_group.setdefault(group, []).append((name, kind, text))
+            if line is None:
+                line = "%s %s" % (kind, name)
+                if text:
+                    line += (": " if kind != "PASS" else " ") + text
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def summary(self):
+        return "%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped)
+
+
+RESULTS = Results()
+
+
+def say(text):
+    with PRINT_LOCK:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+class Check(object):
+    """Collects differences; a case passes when it collected none."""
+
+    def __init__(self):
+        self.diffs = []
+        self.notes = []
+
+    def eq(self, what, expected, got):
+        if type(expected) is not type(got) and not (
+                isinstance(expected, (int, float)) and isinstance(got, (int, float))
+                and not isinstance(expected, bool) and not isinstance(got, bool)):
+            self.diffs.append("%s: expected %s, got %s" % (what, shown(expected), shown(got)))
+        elif expected != got:
+            self.diffs.append("%s: expected %s, got %s" % (what, shown(expected), shown(got)))
+        return expected == got
+
+    def ok(self, cond, text):
+        if not cond:
+            self.diffs.append(text)
+        return bool(cond)
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def shown(v):
+    if isinstance(v, (bytes, str)):
+        return json.dumps(short(v, 200) if isinstance(v, bytes) else v)[:260]
+    try:
+        return short(json.dumps(v), 200)
+    except (TypeError, ValueError):
+        return short(repr(v), 200)
+
+
+def case(name, fn, *args):
+    c = Check()
+    try:
+        # A case marked needs_read is skipped once the driver's context says pymemd may not
+        # read the targets (ctx.denied).
+        ctx = args[0] if args else None
+        if getattr(ctx, "denied", None) and getattr(fn, "needs_read", False):
+            raise Skip("pymemd may not read the targets: %s" % short(ctx.denied, 120))
+        fn(c, *args)
+    except Skip as e:
+        RESULTS.out("SKIP", name, str(e))
+        return None
+    except Fail as e:
+        c.diffs.append(str(e))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        tb = traceback.extract_tb(sys.exc_info()[2])
+        where = "%s:%d" % (os.path.basename(tb[-1].filename), tb[-1].lineno) if tb else "?"
+        c.diffs.append("%s: %s (at %s)" % (type(e).__name__, e, where))
+    if c.diffs:
+        RESULTS.out("FAIL", name, "; ".join(c.diffs))
+        return False
+    RESULTS.out("PASS", name, "(%s)" % "; ".join(c.notes) if c.notes else "")
+    return True
+
+
+
+def debian_python():
+    """(label, argv) of the newest usable Debian interpreter of the manifest
+    written by tests/integration/debian-pythons.sh, or (None, reason)."""
+    cache = os.environ.get("PYMEMD_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "pymemd")
+    manifest = os.path.join(cache, "debian", "interpreters.tsv")
+    if not os.path.exists(manifest):
+        return None, "manifest %s is missing" % manifest
+    best = None
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 3 or line.lstrip().startswith("#") or fields[1] == "skip":
+                continue
+            label, version, rest = fields[0], fields[1], "\t".join(fields[2:])
+            cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
+            if not cmd or not os.path.exists(cmd[0]):
+                continue
+            if not label.startswith("debian"):
+                label = "debian-" + label
+            if best is None or version_key(version) > version_key(best[2]):
+                best = (label, cmd, version)
+    if best is None:
+        return None, "manifest %s lists no usable interpreter" % manifest
+    return best[0], best[1]
+
+
+class Target(object):
+    """A running target (tests/integration/target.py, possibly through a wrapper, or any
+    script) in its own session, its stderr kept. Its first line is its ground truth, one JSON
+    object with its "pid" (self.truth); with ready, it is that word instead (self.truth None,
+    self.pid the child's). error is the exception raised when it prints neither in time."""
+
+    def __init__(self, label, argv, tag=None, pass_fds=(), env=None, ready=None,
+                 error=RuntimeError, timeout=None):
+        self.label = label
+        self.tag = tag
+        self.error = error
+        self.timeout = TARGET_TIMEOUT if timeout is None else timeout
+        self.errf = tempfile.TemporaryFile()
+        self.p = CHILDREN.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=self.errf, env=env or clean_env(), cwd="/",
+                                pass_fds=pass_fds)
+        self.truth = None
+        self.pid = None
+        try:
+            if ready is None:
+                self.truth = self.next_truth()
+                try:
+                    self.pid = int(self.truth["pid"])
+                except (KeyError, TypeError, ValueError) as e:
+                    raise self.error("%s printed no usable JSON (%r): %s" % (
+                        self.label, e, short(json.dumps(self.truth))))
+            else:
+                line = self.next_line()
+                if line.strip() != ready:
+                    raise self.error("%s printed %s, not %s; stderr: %s" % (
+                        self.label, short(line), ready, short(self.stderr(), 400)))
+                self.pid = self.p.pid
+        except BaseException:
+            self.close()
+            raise
+
+    def next_line(self):
+        try:
+            return read_line(self.p, self.timeout)
+        except RuntimeError as e:
+            raise self.error("%s %s; stderr: %s" % (self.label, e, short(self.stderr(), 400)))
+
+    def next_truth(self):
+        line = self.next_line()
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise self.error("%s printed no JSON: %s" % (self.label, short(line)))
+
+    def stderr(self):
+        return captured(self.errf)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def close(self):
+        CHILDREN.reap(self.p)
+        try:
+            self.errf.close()
+        except OSError:
+            pass
+
+
+def target_argv(cmd, tag, extra=()):
+    return list(cmd) + [TARGET, "--tag", tag] + list(extra)
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+        return chr(data[data.rindex(b")") + 2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+
+class Resp(object):
+    def __init__(self, status, reason, headers, body, version=11):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.raw = body                 # as received (maybe gzip)
+        self.version = version
+
+    def h(self, name):
+        vals = [v for k, v in self.headers if k.lower() == name.lower()]
+        return ", ".join(vals) if vals else None
+
+    @property
+    def body(self):
+        if (self.h("Content-Encoding") or "").strip().lower() == "gzip":
+            return gzip.decompress(self.raw)
+        return self.raw
+
+    def text(self):
+        return self.body.decode("utf-8")      # strict: must be UTF-8
+
+    def json(self, strict=True):
+        if strict:
+            return json.loads(self.text())
+        return json.loads(self.body.decode("utf-8", "replace"))
+
+    def describe(self):
+        return "%d %s, Content-Type %s, body %s" % (
+            self.status, self.reason, shown(self.h("Content-Type")), shown(short(self.raw, 160)))
+
+
+def request(port, method, path, headers=None, body=None, timeout=10.0, conn=None):
+    """One request; headers is a list of (name, value) or a dict. No
+    Accept-Encoding and no Accept unless given. Returns a Resp."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        items = headers.items() if isinstance(headers, dict) else (headers or [])
+        for k, v in items:
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        data = r.read()
+        return Resp(r.status, r.reason, r.getheaders(), data, r.version)
+    finally:
+        if own:
+            conn.close()
+
+
+def raw_request(port, data, timeout=5.0):
+    """Send raw bytes, read until the server closes or timeout; returns the
+    (status or None, raw bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            m = re.match(rb"HTTP/1\.[01] \d{3}[^\r\n]*\r\n(.*?)\r\n\r\n", buf, re.S)
+            if m:
+                cl = re.search(rb"(?im)^content-length:\s*(\d+)", m.group(1))
+                if cl and len(buf) >= m.end() + int(cl.group(1)):
+                    break
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
+        return (int(m.group(1)) if m else None), buf
+    finally:
+        s.close()
+
+
+
+NOT_AVAILABLE = "not available in this build"
+
+
+class NotAvailable(Exception):
+    pass
+
+
+class Pymemd(object):
+    def __init__(self, exe, args, name):
+        self.exe = exe
+        self.name = name
+        self.port = None
+        self.p = None
+        self.errf = tempfile.TemporaryFile()
+        self.args = args
+        self.started_at = None
+
+    def start(self, port=None, ready_timeout=10.0):
+        """Start on a free port (retried if the port was taken meanwhile)."""
+        for attempt in range(5):
+            self.port = port or free_port()
+            argv = [self.exe, "--listen", "127.0.0.1:%d" % self.port] + list(self.args)
+            self.errf.seek(0)
+            self.errf.truncate()
+            self.started_at = time.time()
+            self.p = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=self.errf)
+            self.argv = argv
+            deadline = time.monotonic() + ready_timeout
+            while time.monotonic() < deadline:
+                if self.p.poll() is not None:
+                    err = self.stderr()
+                    if NOT_AVAILABLE in err:
+                        raise NotAvailable(short(err, 300))
+                    if port is None and re.search(r"in use|taken|EADDRINUSE", err, re.I) \
+                            and attempt < 4:
+                        break      # someone took the port meanwhile: another one
+                    raise Fail("%s exited with status %s before serving: %s" % (
+                        self.name, self.p.returncode, short(err, 400) or "(no stderr)"))
+                if self.ready():
+                    return self
+                time.sleep(0.05)
+            else:
+                raise Fail("%s did not answer GET /healthz and GET /metrics with 200 within "
+                           "%.0f s (stderr: %s)" % (self.name, ready_timeout,
+                                                    short(self.stderr(), 300)))
+        raise Fail("%s: could not find a free port" % self.name)
+
+    def ready(self):
+        """The one readiness test of every driver: /healthz and /metrics both answer 200.
+        /healthz alone has answered before the first snapshot could be served (a scrape then
+        got 503 "the first sample is not taken yet"); after this, no request may get a 503."""
+        try:
+            return all(request(self.port, "GET", path, timeout=2).status == 200
+                       for path in ("/healthz", "/metrics"))
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def stderr(self):
+        return captured(self.errf)
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def need(self):
+        if not self.alive():
+            raise Fail("%s is not running (exit status %s; stderr: %s)" % (
+                self.name, None if self.p is None else self.p.returncode,
+                short(self.stderr()[-600:], 600) or "(empty)"))
+
+    def get(self, path, headers=None, **kw):
+        self.need()
+        try:
+            return request(self.port, "GET", path, headers, **kw)
+        except (OSError, http.client.HTTPException) as e:
+            raise Fail("GET %s: %s: %s%s" % (path, type(e).__name__, e,
+                                            "" if self.alive() else
+                                            "; pymemd died: exit %s, stderr: %s" % (
+                                                self.p.returncode,
+                                                short(self.stderr()[-400:], 400))))
+
+    def req(self, method, path, headers=None, body=None, **kw):
+        self.need()
+        try:
+            return request(self.port, method, path, headers, body=body, **kw)
+        except (OSError, http.client.HTTPException) as e:
+            raise Fail("%s %s: %s: %s" % (method, path, type(e).__name__, e))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def json(self, path, **kw):
+        """The JSON of GET path, which must answer 200 (Fail otherwise)."""
+        r = self.get(path, {"Accept": "application/json"}, **kw)
+        if r.status != 200:
+            raise Fail("GET %s: %s" % (path, r.describe()))
+        return r.json(strict=False)
+
+    def doc(self):
+        r = self.get("/metrics?format=json")
+        if r.status != 200:
+            raise Fail("GET /metrics?format=json: %s" % r.describe())
+        return r.json(strict=False)
+
+    def processes(self):
+        r = self.get("/api/v1/processes")
+        if r.status != 200:
+            raise Fail("GET /api/v1/processes: %s" % r.describe())
+        d = r.json(strict=False)     # strict UTF-8 is checked by the cases themselves
+        if not isinstance(d, dict) or not isinstance(d.get("processes"), list):
+            raise Fail("GET /api/v1/processes: no \"processes\" list: %s" % short(r.raw, 200))
+        return d["processes"]
+
+    def stop(self, sig=signal.SIGTERM, limit=STOP_LIMIT):
+        """Send sig; return (exit status or None, seconds). Kills it if it
+        did not exit within 10 s."""
+        if self.p is None:
+            return None, 0.0
+        t0 = time.monotonic()
+        try:
+            self.p.send_signal(sig)
+        except OSError:
+            pass
+        try:
+            self.p.wait(timeout=max(limit, 10.0))
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - t0
+        rc = self.p.returncode
+        CHILDREN.reap(self.p)
+        return rc, took
+
+    def close(self):
+        if self.p is not None:
+            CHILDREN.reap(self.p)
+        try:
+            self.errf.close()
+        except OSError:
+            pass
+
+
+def sampled_after(proc, after):
+    """Whether PROCESS proc was sampled after the wall-clock time after (None: any time)."""
+    sa = (proc or {}).get("sampled_at")
+    return after is None or (isinstance(sa, (int, float)) and sa > after)
+
+
+def wait_sampled(inst, pids, timeout=DISCOVERY_WAIT, want_ok=True, after=None):
+    """Poll /api/v1/processes until every pid is there with status ok (or
+    any status when not want_ok), in a sample taken after the wall-clock time after when
+    given: a target's truth holds from when it printed it, and a sample from before, while it
+    was starting, is "ok" with the values of that moment. Returns {pid: PROCESS} of the last
+    poll."""
+    deadline = time.monotonic() + timeout
+    last = {}
+    while True:
+        # Pymemd.start waited for the first snapshot: any error here is a failure.
+        last = dict((p.get("pid"), p) for p in inst.processes() if isinstance(p, dict))
+        if all(pid in last and (not want_ok or last[pid].get("status") == "ok") and
+               sampled_after(last[pid], after) for pid in pids):
+            return last
+        if time.monotonic() > deadline:
+            return last
+        time.sleep(0.1)
+
+
+def wait_ok(inst, pids, timeout=DISCOVERY_WAIT, after=None):
+    """{pid: PROCESS} once every pid is sampled "ok" (after the time after, when given); Fail
+    when not within timeout."""
+    last = wait_sampled(inst, pids, timeout, after=after)
+    if not all((last.get(pid) or {}).get("status") == "ok" and sampled_after(last.get(pid), after)
+               for pid in pids):
+        raise Fail("%s: targets %s not sampled ok within %.0f s: %s" % (
+            inst.name, pids, timeout, short(json.dumps(last), 300)))
+    return last
+
+
+def make_tag(prefix="pymemdhttp"):
+    """A tag and a regex matching it but not itself (so that neither pymemd's
+    own command line nor anything else holding the regex matches)."""
+    tag = "%s%012x" % (prefix, random.getrandbits(48))
+    regex = "%s[%s]%s" % (tag[:5], tag[5], tag[6:])
+    return tag, regex
+
+
+def run_driver(title, run, *args):
+    """Runs run(*args) with SIGTERM/SIGINT turned into a failure of the run, kills every
+    child on every path, prints the failures and the closing "N passed, M failed, K skipped";
+    returns the exit status (1 if anything failed)."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    t0 = time.monotonic()
+    say(title)
+    try:
+        run(*args)
+    except KeyboardInterrupt:
+        say("interrupted: killing all children")
+        RESULTS.out("FAIL", "run", "interrupted")
+    finally:
+        CHILDREN.stop_all()
+    say("(%.1f s)" % (time.monotonic() - t0))
+    if RESULTS.failures:
+        say("failed: %s" % ", ".join(RESULTS.failures))
+    say(RESULTS.summary())
+    return 1 if RESULTS.failed else 0

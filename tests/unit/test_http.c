@@ -82,6 +82,49 @@ static void listen_addresses(void **state)
         assert_int_equal(http_parse_listen(bad[i], host, sizeof(host), &port), -EINVAL);
 }
 
+static void control_characters(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "/metrics%00.json",
+        "/api/v1/processes/123%00",
+        "/api/v1/processes/123/objects%00x?fresh=1",
+        "/api/v1/processes/1%0a",
+        "/api/v1/processes/1%1F",
+        "/api/v1/processes/1%1f",
+        "/metrics%7f",
+        "/metrics%7F",
+        "/metrics?format=json%00",
+        "/metrics?x=%09",
+        "/metr\tics",
+        "/metrics\x7f",
+        "%01",
+        "/metrics%%00", /* a lone "%", then "%00" */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (!http_uri_has_control(bad[i]))
+            fail_msg("not caught: %s", bad[i]);
+    }
+    static const char *const good[] = {
+        "/",
+        "/metrics",
+        "/metrics?format=openmetrics",
+        "/api/v1/processes/123",
+        "/api/v1/processes/123/referrers?type=my%20mod.Session",
+        "/api/v1/processes/123abc", /* 400 from the pid parser, not from here */
+        "/metrics%20",              /* a space is not a control character */
+        "/metrics%80%ff",           /* bytes above ASCII are not either */
+        "/metrics%2",               /* a broken escape is left as it is */
+        "/metrics%0",
+        "/metrics%g0",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (http_uri_has_control(good[i]))
+            fail_msg("caught, but harmless: %s", good[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -89,6 +132,7 @@ int main(void)
         cmocka_unit_test(other_clients),
         cmocka_unit_test(gzip),
         cmocka_unit_test(listen_addresses),
+        cmocka_unit_test(control_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@ else
     echo "generate.sh: no $cache/debian/headers.tsv; run tests/integration/debian-pythons.sh for 3.14/3.15" >&2
 fi
 
-declare -A table_of   # name -> file
+declare -A table_of=()   # name -> file
 for s in "${sources[@]}"; do
     IFS='|' read -r label inc platinc <<<"$s"
     flags=(-w -I"$inc" -I"$inc/internal")
