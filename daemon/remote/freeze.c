@@ -180,6 +180,12 @@ size_t freeze_collect(void)
     return keep;
 }
 
+void freeze_forget(void)
+{
+    free(leftovers.v);
+    leftovers = (TraceeList){0};
+}
+
 /* A leftover with this tid, taken off the list: it is still ours, and seizing it again would
  * fail. */
 static bool take_leftover(pid_t tid, Tracee *ret)

@@ -49,3 +49,7 @@ size_t freeze_threads(const Freeze *f);
 /* Lets go of the leftovers of earlier freezes that have reported since (see above), without
  * blocking. Returns how many are still waited for: while there are some, call again soon. */
 size_t freeze_collect(void);
+
+/* Forgets the leftovers without letting them go: for a tracer thread about to exit, whose exit
+ * makes the kernel detach every tracee it still has (and collect the dead ones). */
+void freeze_forget(void);

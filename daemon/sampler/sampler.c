@@ -505,6 +505,8 @@ static void *run(void *arg)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    freeze_collect();
+    freeze_forget(); /* this thread's exit lets go of what is left */
     return NULL;
 }
 

@@ -1823,9 +1823,12 @@ def t_exec_in_place(c, ctx):
         t_after = time.time()
         v_new = t.truth["version"]
         c.eq("pid after exec (from the target itself)", t.pid, t.truth["pid"])
+        # A sample of the new image taken while it was still starting (before target.py set its
+        # thresholds) is right for its moment: compare with a sample taken after the new truth.
         obs = watch_pid(ctx.main, t.pid, DISCOVERY_WAIT + 5,
                         stop=lambda p: p is not None and p.get("status") == "ok" and
-                        (p.get("python") or {}).get("version") == v_new)
+                        (p.get("python") or {}).get("version") == v_new and
+                        (p.get("sampled_at") or 0) > t_after)
         bad = []
         for when, p in obs:
             if p is None or p.get("status") != "ok":
