@@ -15,7 +15,8 @@
   the first sample taken after the new image printed its own values reports exactly those,
   and within one interval; a census after the exec is of the new image;
 - a pid reused by an unrelated process before the next sample: a census asked for then is
-  refused, never taken of the new process and served as the old one.
+  refused, never taken of the new process and served as the old one;
+- a shell set aside as not Python that exec()s Python in place is watched once it does.
 
 Prints PASS/FAIL/SKIP lines and ends with "N passed, M failed, K skipped". Standard library
 only; every process started is killed and reaped on every path.
@@ -667,6 +668,37 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
         CHILDREN.reap(t)
 
 
+def test_shell_execs_python(pymemd, py):
+    """A process discovered while it was a shell (not Python, so set aside) that then exec()s
+    Python in place, as `exec python3 app.py` at the end of a start script does: watched."""
+    name = "a shell that exec()s Python in place is watched once it does (%s)" % py
+    tag = "ptrace-sh-%d" % random.randrange(1 << 30)
+    script = plain_target("FromShell", 321)
+    t = CHILDREN.spawn(["/bin/sh", "-c", 'read x; exec "$0" -c "$1" "$2"', py, script, tag],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
+    d = None
+    try:
+        d = Daemon(pymemd, "census_interval = 0\ninterval = 0.1\ndiscovery_interval = 0.1\n",
+                   ["--match", tag])
+        # Ten discoveries see the shell and set it aside as not Python.
+        time.sleep(1.0)
+        seen = d.process(t.pid)
+        t.stdin.write(b"go\n")
+        t.stdin.flush()
+        truth = json.loads(read_line(t, 60))
+        try:
+            p = d.wait_ok(t.pid, timeout=10, cond=lambda p: thresholds(p) == truth["threshold"])
+        except RuntimeError as e:
+            report("FAIL", name, "%s (while a shell: %s)" % (e, short(json.dumps(seen), 100)))
+            return
+        report("PASS", name, "CPython %s, thresholds %s" % (
+            (p.get("python") or {}).get("version"), thresholds(p)))
+    finally:
+        if d:
+            d.close()
+        CHILDREN.reap(t)
+
+
 # --- 5. a pid reused before the next sample -------------------------------------------------
 
 def spawn_at(pid, argv, tries=200):
@@ -742,7 +774,8 @@ def main():
                   (test_signals_not_lost, (a.pymemd, SYSTEM_PY, a.sigcount)),
                   (test_stop_signal_kept, (a.pymemd, SYSTEM_PY, a.sigcount)),
                   (test_traced_by_other, (a.pymemd, SYSTEM_PY)),
-                  (test_pid_reuse, (a.pymemd, SYSTEM_PY))]
+                  (test_pid_reuse, (a.pymemd, SYSTEM_PY)),
+                  (test_shell_execs_python, (a.pymemd, SYSTEM_PY))]
         if newest:
             tests += [(test_signals_not_lost, (a.pymemd, newest, a.sigcount)),
                       (test_traced_by_other, (a.pymemd, newest))]
