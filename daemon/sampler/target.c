@@ -361,13 +361,18 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     if (k >= 0 && !procstamp_same_image(&before, &after)) {
         /* exec() while being read: what was read may be of either image, or of both. */
         s.have_py = s.have_python = s.have_memory = false;
-        s.status = TARGET_ERROR;
-        snprintf(s.error, sizeof(s.error),
-                 "process %d exec()ed another program while being read; read again at the "
-                 "next sample",
-                 t->pid);
-        if (procstamp_same_process(&before, &after))
+        if (!procstamp_same_process(&before, &after)) {
+            s.status = TARGET_GONE;
+            snprintf(s.error, sizeof(s.error), "process %d has exited (its pid was reused)",
+                     t->pid);
+        } else {
+            s.status = TARGET_ERROR;
+            snprintf(s.error, sizeof(s.error),
+                     "process %d exec()ed another program while being read; read again at the "
+                     "next sample",
+                     t->pid);
             new_stamp(t, &after, &s.id, &s);
+        }
     }
 
 done:
