@@ -12,6 +12,7 @@ packages=(
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
+    strace                                  # safety tests: a target another tracer holds
 )
 missing=()
 for p in "${packages[@]}"; do

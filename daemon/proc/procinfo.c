@@ -25,6 +25,7 @@
 #include "proc/procinfo.h"
 #include "util/utf8.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libproc2/pids.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Three contexts, each asking only for what its call needs: libproc2 picks the files it reads
@@ -473,6 +475,128 @@ int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
 
     *ret = id;
     id.cmdline = id.exe = NULL;
+    return 0;
+}
+
+/* Stat fields (numbered as in proc(5)) the stamp is made of. */
+enum {
+    STAT_STATE = 3,
+    STAT_STARTTIME = 22,
+    STAT_STARTCODE = 26,
+    STAT_STARTSTACK = 28,
+    STAT_START_BRK = 47,
+};
+
+int procinfo_stamp(pid_t pid, ProcStamp *ret)
+{
+    /* 52 fields of at most 20 digits and a comm of at most 64 bytes fit. */
+    char path[64], buf[2048];
+
+    if (pid <= 0 || !ret)
+        return -EINVAL;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return is_gone(-errno) ? -ESRCH : -errno;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof(buf) - 1);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return is_gone(-errno) ? -ESRCH : -errno;
+    buf[n] = 0;
+
+    /* The comm (field 2) may hold any byte, ')' and blanks included: the fields start after
+     * the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -EIO;
+    ProcStamp st = {0};
+    p++;
+    for (int field = STAT_STATE; field <= STAT_START_BRK; field++) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return -EIO;
+        if (field == STAT_STATE && (*p == 'Z' || *p == 'X'))
+            return -ESRCH;
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (field == STAT_STARTTIME)
+            st.start_ticks = v;
+        else if (field == STAT_STARTCODE)
+            st.start_code = v;
+        else if (field == STAT_STARTSTACK)
+            st.start_stack = v;
+        else if (field == STAT_START_BRK)
+            st.start_brk = v;
+        p = field == STAT_STATE ? p + 1 : end;
+    }
+
+    /* stat() follows the link to the executable itself, even once it is deleted on disk. Not
+     * allowed (no ptrace access) or no executable (a kernel thread): 0, the same every time. */
+    struct stat sb;
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    if (stat(path, &sb) == 0) {
+        st.exe_dev = sb.st_dev;
+        st.exe_ino = sb.st_ino;
+    }
+    *ret = st;
+    return 0;
+}
+
+bool procstamp_same_process(const ProcStamp *a, const ProcStamp *b)
+{
+    return a->start_ticks == b->start_ticks;
+}
+
+bool procstamp_same_image(const ProcStamp *a, const ProcStamp *b)
+{
+    return procstamp_same_process(a, b) && a->exe_dev == b->exe_dev && a->exe_ino == b->exe_ino &&
+           a->start_code == b->start_code && a->start_stack == b->start_stack &&
+           a->start_brk == b->start_brk;
+}
+
+static const ScanKey tracer_keys[] = {{"TracerPid", false}};
+
+int procinfo_tracer(pid_t tid, pid_t *ret)
+{
+    int64_t tracer;
+
+    if (tid <= 0 || !ret)
+        return -EINVAL;
+    int r = scan_proc_file(tid, "status", tracer_keys, 1, &tracer);
+    if (r < 0)
+        return is_gone(r) ? -ESRCH : r;
+    *ret = tracer > 0 ? (pid_t)tracer : 0;
+    return 0;
+}
+
+int procinfo_tracer_any(pid_t pid, pid_t *ret)
+{
+    char path[64];
+
+    if (pid <= 0 || !ret)
+        return -EINVAL;
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return is_gone(-errno) ? -ESRCH : -errno;
+    struct dirent *de;
+    pid_t found = 0;
+    while (!found && (de = readdir(d))) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        char file[64];
+        int64_t tracer;
+        snprintf(file, sizeof(file), "task/%ld/status", tid);
+        if (scan_proc_file(pid, file, tracer_keys, 1, &tracer) >= 0 && tracer > 0)
+            found = (pid_t)tracer;
+    }
+    closedir(d);
+    *ret = found;
     return 0;
 }
 

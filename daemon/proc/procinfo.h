@@ -41,6 +41,35 @@ DEFINE_CLEANUP_FUNC(ProcInfo *, procinfo_free)
 int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret);
 void procidentity_done(ProcIdentity *id);
 
+/* What tells one process, and one program image of it, from another. A pid is reused once its
+ * process is reaped; pid and start time together name one process. exec() keeps both (and with
+ * a multi-threaded process the pid too) while it replaces the whole program, so the image is
+ * told by the executable's file and by where the kernel placed its stack, code and heap: with
+ * address space randomisation (the default) each exec draws new ones, even of the same
+ * executable with the same arguments. */
+typedef struct ProcStamp {
+    uint64_t start_ticks;      /* stat field 22 */
+    uint64_t exe_dev, exe_ino; /* of the file /proc/PID/exe names; 0 when it cannot be read */
+    uint64_t start_code, start_stack, start_brk; /* stat fields 26, 28, 47; fixed per image */
+} ProcStamp;
+
+/* Reads pid's stamp from /proc/PID/stat and /proc/PID/exe: a few microseconds, no libproc2
+ * (any thread may call it). -ESRCH when the process is gone or a zombie (a zombie has no image
+ * left to read). */
+int procinfo_stamp(pid_t pid, ProcStamp *ret);
+/* Same process: the pid was not reused in between. */
+bool procstamp_same_process(const ProcStamp *a, const ProcStamp *b);
+/* Same process and same program image: it did not exec() in between. */
+bool procstamp_same_image(const ProcStamp *a, const ProcStamp *b);
+
+/* Who ptrace()s thread tid (any thread's id; a process's own is its leader's): *ret is the
+ * tracer's thread id, 0 for none. Threads of the calling process count too; the caller decides
+ * what its own tracing means. -ESRCH when tid is gone. */
+int procinfo_tracer(pid_t tid, pid_t *ret);
+/* The same for every thread of process pid (strace without -f, or `gdb -p TID`, traces one
+ * thread only): the first tracer found, 0 for none. Reads one file per thread. */
+int procinfo_tracer_any(pid_t pid, pid_t *ret);
+
 /* RSS, VMS, anonymous, swap (status), PSS (smaps_rollup), peak RSS (VmHWM). A field that cannot
  * be read (e.g. smaps_rollup without permission) is -1; -ESRCH when the process is gone. */
 int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret);

@@ -708,6 +708,7 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
 typedef struct Pass {
     Rmem *r;
     pid_t pid;
+    const ProcStamp *expect;
     CensusMode mode;
     const PyLoc *loc;
     uint64_t gc, obmalloc;
@@ -738,12 +739,18 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {
         deadline = pause_start + p->budget;
-        k = freeze_process(p->pid, deadline, &fz);
+        k = freeze_process(p->pid, p->expect, deadline, &fz);
         if (k == -ETIMEDOUT) {
             set_err(p->err, p->errlen,
                     "abandoned: a thread did not stop within max_census_pause (%gs); the process "
                     "was resumed",
                     p->max_pause);
+            return k;
+        }
+        if (k == -ESTALE) {
+            set_err(p->err, p->errlen,
+                    "refused: once stopped, the process was no longer the one watched (its pid "
+                    "was reused, or it exec()ed another program); it was resumed unread");
             return k;
         }
         if (k < 0) {
@@ -839,11 +846,12 @@ static void pass_reset(View *v, TypeTable *types, Census *c)
     c->snapshot = false;
 }
 
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                CensusHints **hints, Census **ret, char *err, size_t errlen)
+int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
+                double max_pause, CensusHints **hints, Census **ret, char *err, size_t errlen)
 {
     Pass p = {.r = r,
               .pid = pid,
+              .expect = expect,
               .mode = mode,
               .max_pause = max_pause,
               .err = err,

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc/procinfo.h"
 #include "python/locate.h"
 #include "python/pyread.h"
 #include "remote/rmem.h"
@@ -61,14 +62,16 @@ typedef enum CensusMode {
 } CensusMode;
 
 /* Takes a census of the interpreter reader pr has located (pr must have sampled once). *hints
- * (NULL at first) is what the previous census of this process learnt, updated. Gives up
- * when the target would stay stopped longer than max_pause seconds. Returns 0 with *ret (the
- * caller frees it with census_free), or -errno with a sentence in err: -EBUSY (the GC is
- * collecting), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
- * not hold together: a torn non-blocking walk or a corrupt target), -ESRCH, -EPERM. The target
- * is never left stopped. */
-int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
-                CensusHints **hints, Census **ret, char *err, size_t errlen);
+ * (NULL at first) is what the previous census of this process learnt, updated. In freeze mode,
+ * expect (if not NULL) is checked once the target is stopped, before it is read (see
+ * freeze_process). Gives up when the target would stay stopped longer than max_pause seconds.
+ * Returns 0 with *ret (the caller frees it with census_free), or -errno with a sentence in err:
+ * -EBUSY (the GC is collecting, or another tracer holds the process), -ETIMEDOUT (abandoned at
+ * max_pause; the target was resumed), -EIO (the lists did not hold together: a torn
+ * non-blocking walk or a corrupt target), -ESTALE (not the expected process), -ESRCH, -EPERM.
+ * The target is never left stopped. */
+int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
+                double max_pause, CensusHints **hints, Census **ret, char *err, size_t errlen);
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

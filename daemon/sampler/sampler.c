@@ -10,11 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "remote/freeze.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 /* Back-off for a failing target: the first retry after one interval, doubling up to this. */
 #define BACKOFF_MAX 60.0
+/* How often threads a census could not let go at once are looked at (freeze_collect). */
+#define FREEZE_COLLECT_INTERVAL 0.005
 
 typedef struct Watched {
     Target *t;
@@ -31,10 +34,12 @@ typedef struct Watched {
     LogRateLimit rl;
 } Watched;
 
-/* A process found not to be Python, remembered so discovery does not inspect it again. */
+/* A process found not to be Python, remembered so discovery does not inspect it again, until
+ * it exec()s another program (a shell script's `exec python3 app.py`). */
 typedef struct Ignored {
     pid_t pid;
     uint64_t start_ticks;
+    char *exe; /* NULL when it could not be read */
 } Ignored;
 
 /* A census asked for over HTTP (?fresh=1), served by the sampler thread. */
@@ -117,21 +122,27 @@ static Watched *find_watched(Sampler *s, pid_t pid)
     return NULL;
 }
 
-static bool is_ignored(const Sampler *s, pid_t pid, uint64_t start)
+static bool is_ignored(const Sampler *s, const ProcIdentity *id)
 {
-    for (size_t i = 0; i < s->nignored; i++)
-        if (s->ignored[i].pid == pid && s->ignored[i].start_ticks == start)
+    for (size_t i = 0; i < s->nignored; i++) {
+        const Ignored *g = &s->ignored[i];
+        if (g->pid == id->pid && g->start_ticks == id->start_ticks &&
+            (g->exe && id->exe ? strcmp(g->exe, id->exe) == 0 : g->exe == id->exe))
             return true;
+    }
     return false;
 }
 
-static void ignore(Sampler *s, pid_t pid, uint64_t start)
+static void ignore(Sampler *s, const ProcIdentity *id)
 {
     Ignored *n = realloc(s->ignored, (s->nignored + 1) * sizeof(*n));
     if (!n)
         return;
     s->ignored = n;
-    s->ignored[s->nignored++] = (Ignored){pid, start};
+    char *exe = id->exe ? strdup(id->exe) : NULL;
+    if (id->exe && !exe)
+        return;
+    s->ignored[s->nignored++] = (Ignored){id->pid, id->start_ticks, exe};
 }
 
 static int watch(Sampler *s, pid_t pid, bool explicit_pid)
@@ -193,6 +204,8 @@ static void discover(Sampler *s, const SamplerOptions *opt)
             alive = pids[j] == s->ignored[i].pid;
         if (alive)
             s->ignored[keep++] = s->ignored[i];
+        else
+            free(s->ignored[i].exe);
     }
     s->nignored = keep;
 
@@ -204,8 +217,8 @@ static void discover(Sampler *s, const SamplerOptions *opt)
         if (procinfo_identity(s->pi, pids[i], &id) < 0)
             continue;
         /* Kernel threads have neither a command line nor an executable. */
-        bool take = !is_ignored(s, pids[i], id.start_ticks) &&
-                    sampler_selects(opt->all, s->re, s->nre, &id) && (id.cmdline || id.exe);
+        bool take = !is_ignored(s, &id) && sampler_selects(opt->all, s->re, s->nre, &id) &&
+                    (id.cmdline || id.exe);
         procidentity_done(&id);
         if (take)
             watch(s, pids[i], false);
@@ -260,7 +273,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
         bool not_python = t.status != TARGET_GONE && !targetsample_maybe_python(&t);
         if (!w->explicit_pid && (t.status == TARGET_GONE || not_python)) {
             if (not_python && t.have_identity)
-                ignore(s, t.pid, t.id.start_ticks);
+                ignore(s, &t.id);
             else if (t.status == TARGET_GONE && w->logged)
                 log_info("pid %d: exited; no longer watched", t.pid);
             targetsample_done(&t);
@@ -276,6 +289,12 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             watch(s, pid, true);
             continue;
         }
+        if (t.new_image) {
+            /* exec() in place: the censuses were of the old program. */
+            w->census = census_free(w->census);
+            w->prev_census = census_free(w->prev_census);
+            w->census_error[0] = 0;
+        }
         log_transition(w, &t);
         if (t.status == TARGET_OK) {
             w->backoff = 0;
@@ -287,6 +306,10 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
                     log_warn("pid %d: census: %s", t.pid, err);
                 w->next_census = now + opt->census_interval;
             }
+        } else if (t.settling) {
+            /* A program image starting up: look again at the next interval. */
+            w->backoff = 0;
+            w->retry_at = 0;
         } else {
             w->backoff = w->backoff ? fmin(w->backoff * 2, BACKOFF_MAX) : opt->interval;
             w->retry_at = now + w->backoff;
@@ -466,6 +489,10 @@ static void *run(void *arg)
         double until = fmin(next_sample, next_discovery);
         if (opt.gc_poll_interval > 0)
             until = fmin(until, next_poll);
+        /* Threads of a census this thread could not let go yet (killed, or abandoned before
+         * they stopped): the target's parent waits for them, so look again soon. */
+        if (freeze_collect() > 0)
+            until = fmin(until, clock_mono() + FREEZE_COLLECT_INTERVAL);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
         if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s)) {
@@ -478,6 +505,8 @@ static void *run(void *arg)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    freeze_collect();
+    freeze_forget(); /* this thread's exit lets go of what is left */
     return NULL;
 }
 
@@ -579,6 +608,8 @@ void sampler_stop(Sampler *s)
     while (s->nw)
         unwatch(s, s->nw - 1);
     free(s->w);
+    for (size_t i = 0; i < s->nignored; i++)
+        free(s->ignored[i].exe);
     free(s->ignored);
     free_regexes(s);
     free_copies(s);

@@ -1,17 +1,22 @@
 #include "sampler/target.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/clock.h"
+#include "util/utf8.h"
 
 struct Target {
     pid_t pid;
-    uint64_t start_ticks;
-    char *exe; /* as first seen: a change means the process exec()ed another program */
+    bool have_stamp;
+    ProcStamp stamp;           /* the process and program image the last sample read */
+    double image_since;        /* monotonic seconds: when that image started, or was first seen */
+    bool was_python;           /* the process was a readable Python at some sample */
     CensusHints *census_hints; /* what the last census learnt for the next */
     Rmem *rmem;
     bool located;
@@ -41,7 +46,7 @@ void targetsample_done(TargetSample *s)
 
 bool targetsample_maybe_python(const TargetSample *s)
 {
-    if (s->have_python)
+    if (s->have_python || s->settling)
         return true;
     if (s->status != TARGET_DENIED || !s->have_identity)
         return false;
@@ -69,21 +74,110 @@ Target *target_free(Target *t)
         return NULL;
     pyreader_free(t->reader);
     rmem_free(t->rmem);
-    free(t->exe);
     censushints_free(t->census_hints);
     free(t);
     return NULL;
 }
 
+/* Whether the pid still names the process and program image the last sample read. */
+static int check_identity(const Target *t, char *err, size_t errlen)
+{
+    ProcStamp now;
+    if (procinfo_stamp(t->pid, &now) < 0) {
+        snprintf(err, errlen, "process %d has exited", t->pid);
+        return -ESRCH;
+    }
+    if (!procstamp_same_process(&t->stamp, &now)) {
+        snprintf(err, errlen,
+                 "process %d has exited and its pid was reused by another process; census "
+                 "refused (nothing of the new process was stopped or read)",
+                 t->pid);
+        return -ESRCH;
+    }
+    if (!procstamp_same_image(&t->stamp, &now)) {
+        snprintf(err, errlen,
+                 "process %d exec()ed another program since it was last sampled; census refused "
+                 "until the new program is sampled",
+                 t->pid);
+        return -ESTALE;
+    }
+    return 0;
+}
+
+/* /proc/PID/comm of the tracer, for the on-call who has to find it. */
+static void comm_of(pid_t pid, char *buf, size_t size)
+{
+    char path[64], raw[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    snprintf(buf, size, "?");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, raw, sizeof(raw) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    raw[n] = 0;
+    raw[strcspn(raw, "\n")] = 0;
+    utf8_sanitize(buf, size, raw);
+}
+
+/* A process has one tracer at a time: one that a debugger or strace holds cannot be stopped
+ * for a census, and must not be taken from them. Only the leader is looked at before a census
+ * (one file); all threads when stopping one was refused. A thread of pymemd's own (a thread the
+ * previous census could not let go yet) does not count: the next freeze takes it back. */
+static int check_tracer(const Target *t, bool every_thread, char *err, size_t errlen)
+{
+    pid_t tracer = 0;
+    int k = every_thread ? procinfo_tracer_any(t->pid, &tracer) : procinfo_tracer(t->pid, &tracer);
+    if (k < 0 || tracer <= 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", tracer);
+    if (access(path, F_OK) == 0)
+        return 0;
+    char name[64];
+    comm_of(tracer, name, sizeof(name));
+    snprintf(err, errlen,
+             "traced by pid %d (%s): census refused (a process has one tracer at a time, and "
+             "stopping it for a census needs to be that tracer; its counters are still read)",
+             tracer, name);
+    return -EBUSY;
+}
+
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen)
 {
-    if (!t->reader) {
+    if (!t->reader || !t->have_stamp) {
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_hints, ret, err,
-                       errlen);
+    /* The last sample may be an interval old: a pid reused or an exec() since must not get the
+     * process stopped, nor its memory walked, as the one watched. */
+    int k = check_identity(t, err, errlen);
+    if (k < 0)
+        return k;
+    if (mode == CENSUS_FREEZE && (k = check_tracer(t, false, err, errlen)) < 0)
+        return k;
+    Census *c = NULL;
+    k = census_take(t->reader, t->rmem, t->pid, &t->stamp, mode, max_pause, &t->census_hints, &c,
+                    err, errlen);
+    if (mode == CENSUS_FREEZE && (k == -EBUSY || k == -EPERM)) {
+        int traced = check_tracer(t, true, err, errlen);
+        k = traced < 0 ? traced : k;
+    }
+    if (k == -ESTALE) {
+        check_identity(t, err, errlen); /* say which: reused, or exec()ed */
+    } else if (k >= 0 && mode == CENSUS_NONBLOCKING && (k = check_identity(t, err, errlen)) < 0) {
+        /* Not stopped, the process could have changed under the walk: it counts only if it is
+         * still the one watched. */
+        census_free(c);
+        return k;
+    }
+    if (k < 0)
+        return k;
+    *ret = c;
+    return 0;
 }
 
 void target_poll_gc(Target *t)
@@ -102,7 +196,7 @@ pid_t target_pid(const Target *t)
 
 uint64_t target_start_ticks(const Target *t)
 {
-    return t->start_ticks;
+    return t->have_stamp ? t->stamp.start_ticks : 0;
 }
 
 /* Turns an -errno from reading the target into its status and a sentence for the on-call. */
@@ -144,9 +238,20 @@ static void forget_interpreter(Target *t)
     t->located = false;
 }
 
+/* Whether what the interpreter was located as is final. Located while the image settles, it
+ * may not be: a runtime not set up yet does not match its layout table ("unsupported"), a
+ * libpython not mapped yet is "not Python", and a version read before the interpreter fills
+ * in its own version string is inexact. */
+static bool located_final(const Target *t, bool settling)
+{
+    return !settling || (t->loc.status == PYLOC_OK && t->loc.version_exact);
+}
+
 static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, TargetSample *s)
 {
     int k;
+    if (t->located && !located_final(t, s->settling))
+        forget_interpreter(t);
     if (!t->located) {
         k = pyloc_locate(cache, t->pid, t->rmem, &t->loc);
         if (k < 0) {
@@ -170,6 +275,9 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
     if (loc->status != PYLOC_OK) {
         s->status = loc->status == PYLOC_DENIED ? TARGET_DENIED : TARGET_UNSUPPORTED;
         snprintf(s->error, sizeof(s->error), "%s", loc->reason);
+        /* Only a process known for Python is waited for: every program starting up would
+         * otherwise be watched for seconds. */
+        s->settling = s->settling && (t->was_python || s->have_python);
         return;
     }
     k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
@@ -184,9 +292,27 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         return;
     }
     s->have_py = true;
+    t->was_python = true;
     if (!s->py.pymalloc_ok)
         snprintf(s->pymalloc_error, sizeof(s->pymalloc_error), "%s",
                  loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable");
+}
+
+/* Takes in the stamp of a new sample: a new program image (exec() in place keeps the pid and
+ * the start time) means everything learnt of the old one goes. */
+static void new_stamp(Target *t, const ProcStamp *st, const ProcIdentity *id, TargetSample *s)
+{
+    if (!t->have_stamp) {
+        /* Its age is the process's, which the start time tells. */
+        t->image_since = clock_mono() - fmax(0.0, clock_real() - id->start_time);
+    } else if (!procstamp_same_image(&t->stamp, st)) {
+        forget_interpreter(t);
+        t->image_since = clock_mono();
+        s->new_image = true;
+    }
+    t->stamp = *st;
+    t->have_stamp = true;
+    s->settling = clock_mono() - t->image_since < TARGET_SETTLE_SECONDS;
 }
 
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
@@ -206,33 +332,48 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
         s.busy_ratio = (double)busy / polls;
     s.sampled_at = clock_real();
 
-    int k = procinfo_identity(pi, t->pid, &s.id);
+    /* The stamp is read before everything else and again after: when both agree, all read in
+     * between (identity, memory, the interpreter) is of one process and one program image. */
+    ProcStamp before, after;
+    int k = procinfo_stamp(t->pid, &before);
+    if (k >= 0)
+        k = procinfo_identity(pi, t->pid, &s.id);
     if (k < 0) {
         set_error(&s, k, "reading /proc");
         goto done;
     }
     s.have_identity = true;
-    if (t->start_ticks && t->start_ticks != s.id.start_ticks) {
+    if (t->have_stamp && !procstamp_same_process(&t->stamp, &before)) {
         /* Same pid, another process: the one this target watched is gone. */
         s.status = TARGET_GONE;
         snprintf(s.error, sizeof(s.error), "process %d has exited (its pid was reused)", t->pid);
         goto done;
     }
-    t->start_ticks = s.id.start_ticks;
-    /* exec() keeps the pid and the start time but replaces the whole program: a new executable
-     * means the interpreter (if any) must be found again. */
-    if (s.id.exe && (!t->exe || strcmp(t->exe, s.id.exe) != 0)) {
-        if (t->exe)
-            forget_interpreter(t);
-        free(t->exe);
-        t->exe = strdup(s.id.exe);
-    }
+    new_stamp(t, &before, &s.id, &s);
 
     if (procinfo_memory(pi, t->pid, &s.mem) >= 0)
         s.have_memory = true;
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
+
+    k = procinfo_stamp(t->pid, &after);
+    if (k >= 0 && !procstamp_same_image(&before, &after)) {
+        /* exec() while being read: what was read may be of either image, or of both. */
+        s.have_py = s.have_python = s.have_memory = false;
+        if (!procstamp_same_process(&before, &after)) {
+            s.status = TARGET_GONE;
+            snprintf(s.error, sizeof(s.error), "process %d has exited (its pid was reused)",
+                     t->pid);
+        } else {
+            s.status = TARGET_ERROR;
+            snprintf(s.error, sizeof(s.error),
+                     "process %d exec()ed another program while being read; read again at the "
+                     "next sample",
+                     t->pid);
+            new_stamp(t, &after, &s.id, &s);
+        }
+    }
 
 done:
     s.sample_seconds = clock_mono() - t0;

@@ -51,6 +51,14 @@ typedef struct TargetSample {
     Census *prev_census;    /* the one before, for growth (a reference, or NULL) */
     char census_error[300]; /* why the latest census attempt failed, when it did */
 
+    /* The program image is new (the process started or exec()ed moments ago) and what it runs
+     * may still be setting up: a reading that fails is retried at the next interval, and a
+     * process that was Python is not given up as not Python yet. */
+    bool settling;
+    /* This sample found another program image than the last one (exec() in place): nothing
+     * learnt about the previous image, its censuses included, applies any more. */
+    bool new_image;
+
     double sampled_at;     /* epoch seconds */
     double sample_seconds; /* wall time this sample took */
 } TargetSample;
@@ -73,13 +81,21 @@ int target_new(pid_t pid, Target **ret);
 Target *target_free(Target *t);
 DEFINE_CLEANUP_FUNC(Target *, target_free)
 
+/* How long a program image settles (see TargetSample.settling): CPython sets up its runtime
+ * in milliseconds; a large program, its threads and imports, in a few seconds. */
+#define TARGET_SETTLE_SECONDS 10.0
+
 pid_t target_pid(const Target *t);
 /* Whether the process behind the pid is still the one this target first saw (a pid can be
  * reused; the start time tells them apart). 0 until the first sample. */
 uint64_t target_start_ticks(const Target *t);
 
-/* Takes a census of the target (which must have sampled ok once). Returns 0 with *ret (a
- * reference for the caller), or -errno with the reason in err. Never leaves it stopped. */
+/* Takes a census of the target (which must have sampled ok once). Before anything is stopped
+ * or read, and again once the process is stopped, its identity is checked against the last
+ * sample: a pid reused since (-ESRCH) or a process that exec()ed since (-ESTALE) is neither
+ * stopped long nor read. A process another tracer holds (a debugger, strace) is not stopped:
+ * -EBUSY, "traced by pid N (name)". Returns 0 with *ret (a reference for the caller), or -errno
+ * with the reason in err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
 

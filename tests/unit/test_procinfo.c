@@ -755,6 +755,130 @@ static void child_gone(void **state)
     assert_int_equal(m.rss, 7);
 }
 
+/* ---- stamps: what tells a process, and a program image of it, apart ------------------------- */
+
+static bool aslr_on(void)
+{
+    FILE *fp = fopen("/proc/sys/kernel/randomize_va_space", "r");
+    int v = 0;
+    if (fp) {
+        if (fscanf(fp, "%d", &v) != 1)
+            v = 0;
+        fclose(fp);
+    }
+    return v > 0;
+}
+
+static void stamp_self(void **state)
+{
+    ProcInfo *p = *state;
+    ProcStamp a, b;
+    ProcIdentity id;
+    assert_int_equal(procinfo_stamp(getpid(), &a), 0);
+    assert_int_equal(procinfo_stamp(getpid(), &b), 0);
+    assert_true(procstamp_same_image(&a, &b));
+    assert_int_equal(procinfo_identity(p, getpid(), &id), 0);
+    assert_int_equal(a.start_ticks, id.start_ticks);
+    procidentity_done(&id);
+    struct stat sb;
+    assert_int_equal(stat("/proc/self/exe", &sb), 0);
+    assert_int_equal(a.exe_dev, (uint64_t)sb.st_dev);
+    assert_int_equal(a.exe_ino, (uint64_t)sb.st_ino);
+    /* Our own stack and heap lie where the stamp says they start. */
+    int local;
+    assert_true(a.start_stack >= (uint64_t)(uintptr_t)&local);
+    assert_true(a.start_code != 0 && a.start_brk != 0);
+    /* Another process: another start, or at least another image. */
+    ProcStamp init;
+    if (procinfo_stamp(1, &init) == 0)
+        assert_false(procstamp_same_image(&a, &init));
+}
+
+/* A shell that says "a", reads a line, exec()s `shell` (itself, or another program) that says
+ * "b": the same process before and after, another image. */
+static void exec_in_place(const char *shell, bool same_exe)
+{
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    char script[256];
+    snprintf(script, sizeof(script), "echo a; read x; exec %s -c 'echo b; read y'", shell);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        /* Only the ends it uses: our end of its stdin must be the only writer, so closing it
+         * ends the shell's last read. */
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    char c[2];
+    assert_int_equal(read(out[0], c, 2), 2);
+    ProcStamp before, after;
+    assert_int_equal(procinfo_stamp(pid, &before), 0);
+    assert_int_equal(write(in[1], "\n", 1), 1);
+    assert_int_equal(read(out[0], c, 2), 2); /* the new image is running */
+    assert_int_equal(procinfo_stamp(pid, &after), 0);
+    assert_true(procstamp_same_process(&before, &after));
+    assert_int_equal(before.exe_dev == after.exe_dev && before.exe_ino == after.exe_ino, same_exe);
+    /* The same executable again: told apart by where its stack and heap went, which only
+     * address space randomisation makes differ. */
+    if (!same_exe || aslr_on())
+        assert_false(procstamp_same_image(&before, &after));
+    close(in[1]);
+    close(out[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
+static void stamp_exec_same_executable(void **state)
+{
+    exec_in_place("/bin/sh", true);
+}
+
+static void stamp_exec_other_executable(void **state)
+{
+    struct stat a, b;
+    if (stat("/bin/sh", &a) < 0 || stat("/bin/bash", &b) < 0 ||
+        (a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+        skip();
+    exec_in_place("/bin/bash", false);
+}
+
+/* A zombie has no image: -ESRCH, as for a process that is gone. */
+static void stamp_zombie(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    siginfo_t si;
+    /* WNOWAIT: waits for the exit without reaping, so the zombie stays. */
+    assert_int_equal(waitid(P_PID, pid, &si, WEXITED | WNOWAIT), 0);
+    ProcStamp st;
+    assert_int_equal(procinfo_stamp(pid, &st), -ESRCH);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(procinfo_stamp(pid, &st), -ESRCH);
+}
+
+static void tracer_none(void **state)
+{
+    pid_t t = -1;
+    assert_int_equal(procinfo_tracer(getpid(), &t), 0);
+    assert_int_equal(t, 0);
+    t = -1;
+    assert_int_equal(procinfo_tracer_any(getpid(), &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(procinfo_tracer_any(INT_MAX, &t), -ESRCH);
+}
+
 int main(void)
 {
     const char *env = getenv(CHILD_ENV);
@@ -774,6 +898,11 @@ int main(void)
         cmocka_unit_test(pss_unreadable),
         cmocka_unit_test_setup_teardown(bad_arguments, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(child_gone, pi_setup, pi_teardown),
+        cmocka_unit_test_setup_teardown(stamp_self, pi_setup, pi_teardown),
+        cmocka_unit_test(stamp_exec_same_executable),
+        cmocka_unit_test(stamp_exec_other_executable),
+        cmocka_unit_test(stamp_zombie),
+        cmocka_unit_test(tracer_none),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
