@@ -26,6 +26,11 @@ typedef struct Watched {
     Census *census, *prev_census; /* the latest two, references */
     char census_error[300];
     double next_census;         /* monotonic */
+    uint64_t censuses;          /* attempted, of this process */
+    bool over_budget;           /* the last census needed more than max_census_pause */
+    unsigned budget_skips;      /* scheduled censuses skipped since, for that reason */
+    double sampled_mono;        /* when last sampled (monotonic; 0: never) */
+    unsigned round;             /* the sampling round that last visited it */
     TargetStatus logged_status; /* to log transitions only */
     bool logged;
     LogRateLimit rl;
@@ -42,20 +47,38 @@ typedef struct CensusRequest {
     pid_t pid;
     bool done;
     int result;
+    double retry_after;
     char err[300];
     struct CensusRequest *next;
 } CensusRequest;
+
+/* The last census of a pid that counts against census_min_interval: a successful one, or a
+ * failed on-demand one. Kept under the lock, so HTTP threads can answer from it without waking
+ * the sampler. */
+typedef struct CensusGate {
+    pid_t pid;
+    double at; /* monotonic */
+    int result;
+    char err[300];
+} CensusGate;
+
+/* Back-off of scheduled censuses of a target whose last census needed more than
+ * max_census_pause: one try in this many intervals. */
+#define BUDGET_RETRY_EVERY 10
 
 struct Sampler {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_cond_t census_done; /* signalled when a request is done */
-    CensusRequest *requests;    /* guarded by lock */
+    CensusRequest *requests;    /* guarded by lock, oldest first */
+    CensusGate *gates;          /* guarded by lock */
+    size_t ngates;
     bool stop;
     SamplerOptions opt; /* guarded by lock */
     pid_t *pids;        /* the copies opt points into */
     char **match_src;
+    char *census_match_src;
     bool reconfigured; /* guarded by lock */
     SnapshotHolder *holder;
     _Atomic double heartbeat;
@@ -63,6 +86,9 @@ struct Sampler {
     /* Owned by the thread. */
     regex_t *re; /* compiled from opt.matches when the thread takes new options */
     size_t nre;
+    regex_t census_re; /* compiled from opt.census_match, when set */
+    bool have_census_re;
+    unsigned round; /* sampling rounds so far */
     ProcInfo *pi;
     PyElfCache *cache;
     Watched *w;
@@ -84,8 +110,19 @@ bool sampler_selects(bool all, const regex_t *re, size_t nre, const ProcIdentity
     return false;
 }
 
+bool sampler_census_selects(const regex_t *census_re, bool explicit_pid, const regex_t *re,
+                            size_t nre, const ProcIdentity *id)
+{
+    if (census_re)
+        return sampler_selects(false, census_re, 1, id);
+    return explicit_pid || sampler_selects(false, re, nre, id);
+}
+
 static void free_regexes(Sampler *s)
 {
+    if (s->have_census_re)
+        regfree(&s->census_re);
+    s->have_census_re = false;
     for (size_t i = 0; i < s->nre; i++)
         regfree(&s->re[i]);
     free(s->re);
@@ -107,6 +144,81 @@ static void compile_regexes(Sampler *s)
         else
             log_warn("match \"%s\" does not compile; ignored", s->opt.matches[i]);
     }
+    const char *cm = s->opt.census_match;
+    if (cm && *cm) {
+        s->have_census_re = regcomp(&s->census_re, cm, REG_EXTENDED | REG_NOSUB) == 0;
+        if (!s->have_census_re)
+            log_warn("census_match \"%s\" does not compile; nothing is censused on schedule", cm);
+    }
+}
+
+/* ---- census gates (with the lock held) --------------------------------------------------- */
+
+static CensusGate *gate_find(Sampler *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->ngates; i++)
+        if (s->gates[i].pid == pid)
+            return &s->gates[i];
+    return NULL;
+}
+
+static void gate_record(Sampler *s, pid_t pid, double at, int result, const char *err)
+{
+    CensusGate *g = gate_find(s, pid);
+    if (!g) {
+        CensusGate *n = realloc(s->gates, (s->ngates + 1) * sizeof(*n));
+        if (!n)
+            return; /* no gate: the next request takes a census, which is still correct */
+        s->gates = n;
+        g = &s->gates[s->ngates++];
+    }
+    *g = (CensusGate){.pid = pid, .at = at, .result = result};
+    snprintf(g->err, sizeof(g->err), "%s", err);
+}
+
+static void gate_drop(Sampler *s, pid_t pid)
+{
+    CensusGate *g = gate_find(s, pid);
+    if (g)
+        *g = s->gates[--s->ngates];
+}
+
+/* Whether a request for pid is answered without a census: inside census_min_interval of the
+ * last census. Then *ret_result is 1 (serve the latest) or -EAGAIN with *ret_retry and the
+ * reason the last failed in err. */
+static bool gate_answers(Sampler *s, pid_t pid, double now, int *ret_result, double *ret_retry,
+                         char *err, size_t errlen)
+{
+    double window = s->opt.census_min_interval;
+    const CensusGate *g = gate_find(s, pid);
+    if (window <= 0 || !g || now - g->at >= window)
+        return false;
+    *ret_retry = window - (now - g->at);
+    if (g->result >= 0) {
+        *ret_result = 1;
+        err[0] = 0;
+    } else {
+        *ret_result = -EAGAIN;
+        snprintf(err, errlen,
+                 "the census of process %d %.1fs ago failed (%s); census_min_interval (%gs) "
+                 "allows the next in %.1fs",
+                 pid, now - g->at, g->err, window, *ret_retry);
+    }
+    return true;
+}
+
+/* Answers every waiting request for pid. */
+static void finish_requests(Sampler *s, pid_t pid, int result, double retry, const char *err)
+{
+    for (CensusRequest *r = s->requests; r; r = r->next) {
+        if (r->done || r->pid != pid)
+            continue;
+        r->result = result;
+        r->retry_after = retry;
+        snprintf(r->err, sizeof(r->err), "%s", err);
+        r->done = true;
+    }
+    pthread_cond_broadcast(&s->census_done);
 }
 
 static Watched *find_watched(Sampler *s, pid_t pid)
@@ -134,7 +246,7 @@ static void ignore(Sampler *s, pid_t pid, uint64_t start)
     s->ignored[s->nignored++] = (Ignored){pid, start};
 }
 
-static int watch(Sampler *s, pid_t pid, bool explicit_pid)
+static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit_pid)
 {
     Watched *n = realloc(s->w, (s->nw + 1) * sizeof(*n));
     if (!n)
@@ -145,6 +257,7 @@ static int watch(Sampler *s, pid_t pid, bool explicit_pid)
     int k = target_new(pid, &w->t);
     if (k < 0)
         return k;
+    target_set_pss_policy(w->t, opt->pss_interval, opt->pss_max_rss);
     s->nw++;
     return 0;
 }
@@ -152,6 +265,9 @@ static int watch(Sampler *s, pid_t pid, bool explicit_pid)
 static void unwatch(Sampler *s, size_t i)
 {
     Watched *w = &s->w[i];
+    pthread_mutex_lock(&s->lock);
+    gate_drop(s, target_pid(w->t));
+    pthread_mutex_unlock(&s->lock);
     census_free(w->census);
     census_free(w->prev_census);
     if (w->have_last)
@@ -165,7 +281,7 @@ static void discover(Sampler *s, const SamplerOptions *opt)
 {
     for (size_t i = 0; i < opt->npids; i++)
         if (!find_watched(s, opt->pids[i]))
-            watch(s, opt->pids[i], true);
+            watch(s, opt, opt->pids[i], true);
     /* Explicit targets no longer named (after a reload) go. */
     for (size_t i = 0; i < s->nw;) {
         bool named = false;
@@ -208,7 +324,7 @@ static void discover(Sampler *s, const SamplerOptions *opt)
                     sampler_selects(opt->all, s->re, s->nre, &id) && (id.cmdline || id.exe);
         procidentity_done(&id);
         if (take)
-            watch(s, pids[i], false);
+            watch(s, opt, pids[i], false);
     }
     free(pids);
 }
@@ -229,34 +345,60 @@ static void log_transition(Watched *w, const TargetSample *t)
 }
 
 /* Takes a census of one watched target and keeps it with the previous one. */
-static int census_one(Watched *w, const SamplerOptions *opt, char *err, size_t errlen)
+static int census_one(Watched *w, const SamplerOptions *opt, double max_pause, char *err,
+                      size_t errlen)
 {
     Census *c = NULL;
+    w->censuses++;
     int k = target_census(w->t, opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          opt->max_census_pause, &c, err, errlen);
+                          max_pause, &c, err, errlen);
     if (k < 0) {
         snprintf(w->census_error, sizeof(w->census_error), "%s", err);
+        if (k == -ETIMEDOUT)
+            w->over_budget = true;
         return k;
     }
     w->census_error[0] = 0;
+    w->over_budget = c->frozen && c->pause_seconds > opt->max_census_pause;
+    w->budget_skips = 0;
     census_free(w->prev_census);
     w->prev_census = w->census;
     w->census = c;
     return 0;
 }
 
-/* Samples every target that is due; drops the gone and the non-Python ones found by discovery. */
+/* The watched target sampled longest ago that this round has not visited, or NULL. */
+static Watched *next_to_sample(Sampler *s)
+{
+    Watched *best = NULL;
+    for (size_t i = 0; i < s->nw; i++) {
+        Watched *w = &s->w[i];
+        if (w->round != s->round && (!best || w->sampled_mono < best->sampled_mono))
+            best = w;
+    }
+    return best;
+}
+
+/* Samples every target that is due, oldest-sampled first, within one interval: a round that
+ * takes longer leaves the rest for the next round, which starts with them, so one slow target
+ * cannot make every other one stale. A target whose own read took longer than the interval is
+ * backed off, with the reason in its error. Drops the gone and the non-Python ones found by
+ * discovery. */
 static void sample_all(Sampler *s, const SamplerOptions *opt)
 {
-    double now = clock_mono();
-    for (size_t i = 0; i < s->nw;) {
-        Watched *w = &s->w[i];
-        if (w->retry_at > now && w->have_last) {
-            i++;
+    double now = clock_mono(), deadline = now + opt->interval;
+    s->round++;
+    for (Watched *w; (w = next_to_sample(s));) {
+        size_t i = (size_t)(w - s->w);
+        w->round = s->round;
+        if (w->retry_at > now && w->have_last)
             continue;
-        }
+        if (clock_mono() > deadline && w->have_last)
+            break;
+        bool was_ok = w->have_last && w->last.status == TARGET_OK;
         TargetSample t;
         target_sample(w->t, s->cache, s->pi, false, &t);
+        w->sampled_mono = clock_mono();
         bool not_python = t.status != TARGET_GONE && !targetsample_maybe_python(&t);
         if (!w->explicit_pid && (t.status == TARGET_GONE || not_python)) {
             if (not_python && t.have_identity)
@@ -273,20 +415,23 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             pid_t pid = t.pid;
             targetsample_done(&t);
             unwatch(s, i);
-            watch(s, pid, true);
+            watch(s, opt, pid, true);
+            s->w[s->nw - 1].round = s->round;
             continue;
         }
         log_transition(w, &t);
-        if (t.status == TARGET_OK) {
+        if (t.status == TARGET_OK && was_ok && t.sample_seconds > opt->interval) {
+            /* Not the first read (which finds the interpreter): this process is slow to read
+             * every time, and must not hold up the others. */
+            w->backoff = w->backoff ? fmin(w->backoff * 2, BACKOFF_MAX) : opt->interval;
+            w->retry_at = now + w->backoff;
+            snprintf(t.error, sizeof(t.error),
+                     "reading this process took %.2fs, longer than the interval (%gs): it is "
+                     "sampled again in %gs so that the other targets stay fresh",
+                     t.sample_seconds, opt->interval, w->backoff);
+        } else if (t.status == TARGET_OK) {
             w->backoff = 0;
             w->retry_at = 0;
-            if (opt->census_interval > 0 && now >= w->next_census) {
-                char err[300];
-                if (census_one(w, opt, err, sizeof(err)) < 0 &&
-                    log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
-                    log_warn("pid %d: census: %s", t.pid, err);
-                w->next_census = now + opt->census_interval;
-            }
         } else {
             w->backoff = w->backoff ? fmin(w->backoff * 2, BACKOFF_MAX) : opt->interval;
             w->retry_at = now + w->backoff;
@@ -295,7 +440,6 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             targetsample_done(&w->last);
         w->last = t;
         w->have_last = true;
-        i++;
     }
 }
 
@@ -306,6 +450,7 @@ static int copy_sample(const Watched *w, TargetSample *out)
     *out = *in;
     out->census = census_ref(w->census);
     out->prev_census = census_ref(w->prev_census);
+    out->censuses = w->censuses;
     snprintf(out->census_error, sizeof(out->census_error), "%s", w->census_error);
     if (!in->have_identity)
         return 0;
@@ -359,47 +504,135 @@ static CensusRequest *next_request(const Sampler *s)
     return NULL;
 }
 
-/* Takes the censuses asked for since the last look, one per request, then publishes. */
-static void serve_requests(Sampler *s, const SamplerOptions *opt)
+static bool census_scheduled_for(const Sampler *s, const Watched *w)
 {
-    pthread_mutex_lock(&s->lock);
-    CensusRequest *todo = next_request(s);
-    pthread_mutex_unlock(&s->lock);
-    if (!todo)
-        return;
-    bool any = false;
-    for (;;) {
-        Watched *w = find_watched(s, todo->pid);
-        int k;
-        char err[300] = "";
-        if (!w || !w->have_last || w->last.status != TARGET_OK) {
-            k = -ENOENT;
-            snprintf(err, sizeof(err), "process %d is not a watched, readable Python process",
-                     todo->pid);
-        } else {
-            k = census_one(w, opt, err, sizeof(err));
-            any = any || k >= 0;
-        }
-        if (any)
-            publish(s, opt);
-        pthread_mutex_lock(&s->lock);
-        todo->result = k;
-        snprintf(todo->err, sizeof(todo->err), "%s", err);
-        todo->done = true;
-        pthread_cond_broadcast(&s->census_done);
-        todo = next_request(s);
-        pthread_mutex_unlock(&s->lock);
-        if (!todo)
-            return;
-    }
+    if (!w->last.have_identity)
+        return false;
+    if (s->opt.census_match && *s->opt.census_match && !s->have_census_re)
+        return false; /* a pattern that did not compile selects nobody */
+    return sampler_census_selects(s->have_census_re ? &s->census_re : NULL, w->explicit_pid, s->re,
+                                  s->nre, &w->last.id);
 }
 
-int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen)
+/* Answers the census requests that need no census (inside census_min_interval, or for a pid
+ * that is not a readable target), then takes at most one census for the oldest of the rest
+ * and answers every request for that pid with it. Returns whether a census was taken. */
+static bool serve_requests(Sampler *s, const SamplerOptions *opt)
+{
+    pthread_mutex_lock(&s->lock);
+    CensusRequest *todo;
+    pid_t pid = 0;
+    while ((todo = next_request(s))) {
+        pid = todo->pid;
+        int result;
+        double retry = 0;
+        char err[300] = "";
+        const Watched *w = find_watched(s, pid);
+        if (!w || !w->have_last || w->last.status != TARGET_OK) {
+            snprintf(err, sizeof(err), "process %d is not a watched, readable Python process", pid);
+            finish_requests(s, pid, -ENOENT, 0, err);
+        } else if (gate_answers(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
+            finish_requests(s, pid, result, retry, err);
+        } else {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!todo)
+        return false;
+
+    Watched *w = find_watched(s, pid);
+    char err[300] = "";
+    double at = clock_mono();
+    int k = census_one(w, opt, opt->max_census_pause_on_demand, err, sizeof(err));
+    if (k >= 0)
+        publish(s, opt);
+    pthread_mutex_lock(&s->lock);
+    gate_record(s, pid, at, k, err);
+    finish_requests(s, pid, k, 0, err);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* Takes the scheduled census most overdue, if any is due; at most one per call. */
+static bool scheduled_census(Sampler *s, const SamplerOptions *opt)
+{
+    if (opt->census_interval <= 0)
+        return false;
+    double now = clock_mono();
+    Watched *due = NULL;
+    for (size_t i = 0; i < s->nw; i++) {
+        Watched *w = &s->w[i];
+        if (!w->have_last || w->last.status != TARGET_OK || now < w->next_census)
+            continue;
+        if (!census_scheduled_for(s, w)) {
+            if (!w->census)
+                snprintf(w->census_error, sizeof(w->census_error),
+                         "not censused on schedule (census_match%s); ?fresh=1 takes one",
+                         opt->census_match && *opt->census_match
+                             ? " does not match it"
+                             : " is not set, and only targets named by pid or match are");
+            w->next_census = now + opt->census_interval;
+            continue;
+        }
+        if (!due || w->next_census < due->next_census)
+            due = w;
+    }
+    if (!due)
+        return false;
+    due->next_census = now + opt->census_interval;
+    if (due->over_budget && ++due->budget_skips < BUDGET_RETRY_EVERY) {
+        snprintf(due->census_error, sizeof(due->census_error),
+                 "scheduled census skipped: the last one needed to stop the process longer than "
+                 "max_census_pause (%gs); tried again every %d census intervals; ?fresh=1 may "
+                 "stop it up to max_census_pause_on_demand (%gs)",
+                 opt->max_census_pause, BUDGET_RETRY_EVERY, opt->max_census_pause_on_demand);
+        return false;
+    }
+    char err[300];
+    double at = clock_mono();
+    int k = census_one(due, opt, opt->max_census_pause, err, sizeof(err));
+    if (k < 0) {
+        if (log_ratelimit_ok(&due->rl, clock_mono(), 60.0, 5))
+            log_warn("pid %d: census: %s", target_pid(due->t), err);
+        return true;
+    }
+    publish(s, opt);
+    pthread_mutex_lock(&s->lock);
+    gate_record(s, target_pid(due->t), at, k, "");
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* Whether a scheduled census is due now (so the loop comes round again without sleeping). */
+static bool census_due(const Sampler *s, const SamplerOptions *opt)
+{
+    if (opt->census_interval <= 0)
+        return false;
+    double now = clock_mono();
+    for (size_t i = 0; i < s->nw; i++)
+        if (s->w[i].have_last && s->w[i].last.status == TARGET_OK && now >= s->w[i].next_census)
+            return true;
+    return false;
+}
+
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
+                       size_t errlen)
 {
     CensusRequest req = {.pid = pid};
     pthread_mutex_lock(&s->lock);
-    req.next = s->requests;
-    s->requests = &req;
+    /* Inside census_min_interval the answer is known here, without waking the sampler. */
+    int result;
+    double retry;
+    if (gate_answers(s, pid, clock_mono(), &result, &retry, err, errlen)) {
+        pthread_mutex_unlock(&s->lock);
+        *ret_retry_after = retry;
+        return result;
+    }
+    CensusRequest **tail = &s->requests;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &req;
     pthread_cond_signal(&s->wake);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -422,6 +655,7 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t 
         return -ETIMEDOUT;
     }
     snprintf(err, errlen, "%s", req.err);
+    *ret_retry_after = req.retry_after;
     return req.result;
 }
 
@@ -436,6 +670,8 @@ static void *run(void *arg)
         if (s->reconfigured) {
             s->reconfigured = false;
             compile_regexes(s);
+            for (size_t i = 0; i < s->nw; i++)
+                target_set_pss_policy(s->w[i].t, s->opt.pss_interval, s->opt.pss_max_rss);
             next_discovery = next_sample = clock_mono();
         }
         SamplerOptions opt = s->opt;
@@ -460,15 +696,22 @@ static void *run(void *arg)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
-        serve_requests(s, &opt);
-        atomic_store(&s->heartbeat, clock_mono());
+        /* Sampling comes first: a census (at most one per turn) only when no sample is due. */
+        if (clock_mono() < next_sample && !serve_requests(s, &opt))
+            scheduled_census(s, &opt);
+        /* The heartbeat (which feeds the systemd watchdog) moves only while the sampler keeps
+         * its schedule: a turn that ends more than an interval behind proves nothing. */
+        now = clock_mono();
+        if (now < next_sample + opt.interval)
+            atomic_store(&s->heartbeat, now);
 
-        double until = fmin(next_sample, next_discovery);
+        /* Wake at least once a second, so the heartbeat stays fresh with long intervals. */
+        double until = fmin(fmin(next_sample, next_discovery), now + 1.0);
         if (opt.gc_poll_interval > 0)
             until = fmin(until, next_poll);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
-        if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s)) {
+        if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s) && !census_due(s, &opt)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
@@ -487,8 +730,10 @@ static void free_copies(Sampler *s)
         free(s->match_src[i]);
     free(s->match_src);
     free(s->pids);
+    free(s->census_match_src);
     s->match_src = NULL;
     s->pids = NULL;
+    s->census_match_src = NULL;
 }
 
 /* Deep-copies the options; the previous copies go only once the new ones exist. */
@@ -496,7 +741,8 @@ static int set_options(Sampler *s, const SamplerOptions *opt)
 {
     pid_t *pids = calloc(opt->npids ? opt->npids : 1, sizeof(*pids));
     char **src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*src));
-    bool ok = pids && src;
+    char *cm = strdup(opt->census_match ? opt->census_match : "");
+    bool ok = pids && src && cm;
     for (size_t i = 0; ok && i < opt->nmatches; i++)
         ok = (src[i] = strdup(opt->matches[i])) != NULL;
     if (!ok) {
@@ -504,6 +750,7 @@ static int set_options(Sampler *s, const SamplerOptions *opt)
             free(src[i]);
         free(src);
         free(pids);
+        free(cm);
         return -ENOMEM;
     }
     if (opt->npids)
@@ -511,9 +758,11 @@ static int set_options(Sampler *s, const SamplerOptions *opt)
     free_copies(s);
     s->pids = pids;
     s->match_src = src;
+    s->census_match_src = cm;
     s->opt = *opt;
     s->opt.pids = pids;
     s->opt.matches = (const char *const *)src;
+    s->opt.census_match = cm;
     return 0;
 }
 
@@ -580,6 +829,7 @@ void sampler_stop(Sampler *s)
         unwatch(s, s->nw - 1);
     free(s->w);
     free(s->ignored);
+    free(s->gates);
     free_regexes(s);
     free_copies(s);
     pyelfcache_free(s->cache);

@@ -22,6 +22,11 @@ struct Target {
     unsigned polls, busy;
     unsigned ring_polls[TARGET_BUSY_WINDOW], ring_busy[TARGET_BUSY_WINDOW];
     unsigned ring_at;
+    /* PSS at its own cadence (target_set_pss_policy): the last read and when it was made. */
+    double pss_interval;
+    uint64_t pss_max_rss;
+    int64_t pss;
+    double pss_at, pss_mono;
 };
 
 const char *target_status_name(TargetStatus s)
@@ -59,6 +64,8 @@ int target_new(pid_t pid, Target **ret)
         return k;
     }
     t->pid = pid;
+    t->pss = -1;
+    t->pss_interval = -1; /* every sample, until a policy is set */
     *ret = t;
     return 0;
 }
@@ -84,6 +91,46 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
     }
     return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_hints, ret, err,
                        errlen);
+}
+
+void target_set_pss_policy(Target *t, double interval, uint64_t max_rss)
+{
+    t->pss_interval = interval;
+    t->pss_max_rss = max_rss;
+}
+
+/* Fills s->mem.pss by the policy: a fresh read when due, else the last one with its time. */
+static void sample_pss(Target *t, TargetSample *s)
+{
+    s->mem.pss = -1;
+    if (t->pss_interval == 0) {
+        snprintf(s->pss_error, sizeof(s->pss_error), "not read: pss_interval is 0");
+        return;
+    }
+    if (t->pss_max_rss && s->mem.rss >= 0 && (uint64_t)s->mem.rss > t->pss_max_rss) {
+        /* A value from when the process was smaller would mislead more than none. */
+        t->pss = -1;
+        t->pss_at = 0;
+        snprintf(s->pss_error, sizeof(s->pss_error),
+                 "not read: RSS (%.0f MiB) is above pss_max_rss (%.0f MiB), and reading "
+                 "smaps_rollup would stall the process while the kernel walks its page tables",
+                 (double)s->mem.rss / 1048576.0, (double)t->pss_max_rss / 1048576.0);
+        return;
+    }
+    double now = clock_mono();
+    if (t->pss_at == 0 || t->pss_interval < 0 || now - t->pss_mono >= t->pss_interval) {
+        int64_t v = -1;
+        procinfo_pss(t->pid, &v); /* a vanished process shows in the next identity read */
+        t->pss = v;
+        t->pss_at = clock_real();
+        t->pss_mono = now;
+    }
+    s->mem.pss = t->pss;
+    if (t->pss >= 0)
+        s->pss_at = t->pss_at;
+    else
+        snprintf(s->pss_error, sizeof(s->pss_error),
+                 "/proc/%d/smaps_rollup is not readable (needs ptrace access)", t->pid);
 }
 
 void target_poll_gc(Target *t)
@@ -228,8 +275,10 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
         t->exe = strdup(s.id.exe);
     }
 
-    if (procinfo_memory(pi, t->pid, &s.mem) >= 0)
+    if (procinfo_memory_status(pi, t->pid, &s.mem) >= 0) {
         s.have_memory = true;
+        sample_pss(t, &s);
+    }
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);

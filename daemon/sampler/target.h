@@ -40,7 +40,9 @@ typedef struct TargetSample {
     bool shared;
 
     bool have_memory;
-    ProcMemory mem;
+    ProcMemory mem;      /* mem.pss: the latest read, which may be older than this sample */
+    double pss_at;       /* epoch seconds of the smaps_rollup read mem.pss comes from; 0: none */
+    char pss_error[160]; /* why mem.pss is -1, when it is */
 
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
@@ -50,6 +52,7 @@ typedef struct TargetSample {
     Census *census;         /* the latest census, a reference (NULL: none yet) */
     Census *prev_census;    /* the one before, for growth (a reference, or NULL) */
     char census_error[300]; /* why the latest census attempt failed, when it did */
+    uint64_t censuses;      /* censuses attempted of this process since it is watched */
 
     double sampled_at;     /* epoch seconds */
     double sample_seconds; /* wall time this sample took */
@@ -82,6 +85,11 @@ uint64_t target_start_ticks(const Target *t);
  * reference for the caller), or -errno with the reason in err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
+
+/* When smaps_rollup (PSS) is read: at most every `interval` seconds (0: never; the value of the
+ * last read is kept in between, with its time), and not while the RSS is above max_rss bytes
+ * (0: no limit). A new target reads it every sample, without a limit. */
+void target_set_pss_policy(Target *t, double interval, uint64_t max_rss);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
  * estimate of the next sample. Silently does nothing for a target that is not readable. */
