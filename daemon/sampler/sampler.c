@@ -52,9 +52,9 @@ typedef struct CensusRequest {
     struct CensusRequest *next;
 } CensusRequest;
 
-/* The last census of a pid that counts against census_min_interval: a successful one, or a
- * failed on-demand one. Kept under the lock, so HTTP threads can answer from it without waking
- * the sampler. */
+/* The last census of a pid that ?fresh=1 caused, which opens the census_min_interval window
+ * (scheduled ones do not: census_interval bounds them). Kept under the lock, so HTTP threads can
+ * answer from it without waking the sampler. */
 typedef struct CensusGate {
     pid_t pid;
     double at; /* monotonic */
@@ -246,6 +246,14 @@ static void ignore(Sampler *s, pid_t pid, uint64_t start)
     s->ignored[s->nignored++] = (Ignored){pid, start};
 }
 
+/* How long one target's interpreter-state read may take: the interval, but at least a second
+ * (a healthy read takes well under a millisecond; this only stops walks that would take
+ * seconds, such as a huge or forged list, from making every other target stale). */
+static double read_budget(const SamplerOptions *opt)
+{
+    return fmax(opt->interval, 1.0);
+}
+
 static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit_pid)
 {
     Watched *n = realloc(s->w, (s->nw + 1) * sizeof(*n));
@@ -258,6 +266,7 @@ static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit
     if (k < 0)
         return k;
     target_set_pss_policy(w->t, opt->pss_interval, opt->pss_max_rss);
+    target_set_read_budget(w->t, read_budget(opt));
     s->nw++;
     return 0;
 }
@@ -545,8 +554,7 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
     char err[300] = "";
     double at = clock_mono();
     int k = census_one(w, opt, opt->max_census_pause_on_demand, err, sizeof(err));
-    if (k >= 0)
-        publish(s, opt);
+    publish(s, opt); /* the census, or its error and the attempt counted */
     pthread_mutex_lock(&s->lock);
     gate_record(s, pid, at, k, err);
     finish_requests(s, pid, k, 0, err);
@@ -589,18 +597,13 @@ static bool scheduled_census(Sampler *s, const SamplerOptions *opt)
                  opt->max_census_pause, BUDGET_RETRY_EVERY, opt->max_census_pause_on_demand);
         return false;
     }
+    due->budget_skips = 0;
     char err[300];
-    double at = clock_mono();
     int k = census_one(due, opt, opt->max_census_pause, err, sizeof(err));
-    if (k < 0) {
-        if (log_ratelimit_ok(&due->rl, clock_mono(), 60.0, 5))
-            log_warn("pid %d: census: %s", target_pid(due->t), err);
-        return true;
-    }
+    if (k < 0 && log_ratelimit_ok(&due->rl, clock_mono(), 60.0, 5))
+        log_warn("pid %d: census: %s", target_pid(due->t), err);
+    /* Scheduled censuses do not open the ?fresh=1 window: census_interval bounds them. */
     publish(s, opt);
-    pthread_mutex_lock(&s->lock);
-    gate_record(s, target_pid(due->t), at, k, "");
-    pthread_mutex_unlock(&s->lock);
     return true;
 }
 
@@ -663,6 +666,7 @@ static void *run(void *arg)
 {
     Sampler *s = arg;
     double next_sample = clock_mono(), next_discovery = next_sample, next_poll = next_sample;
+    bool census_waited = false; /* the last turn had a census to take but sampled instead */
 
     pthread_mutex_lock(&s->lock);
     compile_regexes(s);
@@ -670,8 +674,10 @@ static void *run(void *arg)
         if (s->reconfigured) {
             s->reconfigured = false;
             compile_regexes(s);
-            for (size_t i = 0; i < s->nw; i++)
+            for (size_t i = 0; i < s->nw; i++) {
                 target_set_pss_policy(s->w[i].t, s->opt.pss_interval, s->opt.pss_max_rss);
+                target_set_read_budget(s->w[i].t, read_budget(&s->opt));
+            }
             next_discovery = next_sample = clock_mono();
         }
         SamplerOptions opt = s->opt;
@@ -696,9 +702,20 @@ static void *run(void *arg)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
-        /* Sampling comes first: a census (at most one per turn) only when no sample is due. */
-        if (clock_mono() < next_sample && !serve_requests(s, &opt))
-            scheduled_census(s, &opt);
+        /* Sampling comes first: a census (at most one per turn) when no sample is due. When
+         * sampling alone fills the time (rounds as long as the interval), every other turn
+         * may still take one, so neither starves the other. */
+        pthread_mutex_lock(&s->lock);
+        bool census_work = next_request(s) != NULL;
+        pthread_mutex_unlock(&s->lock);
+        census_work = census_work || census_due(s, &opt);
+        if (census_work && (clock_mono() < next_sample || census_waited)) {
+            if (!serve_requests(s, &opt))
+                scheduled_census(s, &opt);
+            census_waited = false;
+        } else {
+            census_waited = census_work;
+        }
         /* The heartbeat (which feeds the systemd watchdog) moves only while the sampler keeps
          * its schedule: a turn that ends more than an interval behind proves nothing. */
         now = clock_mono();

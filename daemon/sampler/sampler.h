@@ -55,10 +55,11 @@ void sampler_stop(Sampler *s);
 /* Asks for a census of a watched pid (GET .../objects?fresh=1) and waits at most `timeout`
  * seconds. Returns 0 when a census was taken and published for this request (or for another
  * request for the same pid waiting at the same time); 1 when the latest census is younger than
- * census_min_interval and the published snapshot's census is the answer; -EAGAIN when the last
- * attempt inside that window failed: *ret_retry_after is the seconds until a new one may be
- * taken and err says why the last failed; -ENOENT (not watched or not readable Python),
- * -ETIMEDOUT, or the census' own error with its sentence in err. */
+ * census_min_interval of the last census ?fresh=1 caused and the published snapshot's (latest)
+ * census is the answer; -EAGAIN when the last attempt inside that window failed: *ret_retry_after
+ * is the seconds until a new one may be taken and err says why the last failed; -ENOENT (not
+ * watched or not readable Python), -ETIMEDOUT, or the census' own error with its sentence in err.
+ */
 int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
                        size_t errlen);
 

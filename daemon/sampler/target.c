@@ -27,6 +27,7 @@ struct Target {
     uint64_t pss_max_rss;
     int64_t pss;
     double pss_at, pss_mono;
+    double read_budget; /* seconds the interpreter-state read of a sample may take; 0: no limit */
 };
 
 const char *target_status_name(TargetStatus s)
@@ -91,6 +92,11 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
     }
     return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_hints, ret, err,
                        errlen);
+}
+
+void target_set_read_budget(Target *t, double seconds)
+{
+    t->read_budget = seconds;
 }
 
 void target_set_pss_policy(Target *t, double interval, uint64_t max_rss)
@@ -169,6 +175,13 @@ static void set_error(TargetSample *s, int err, const char *what)
                  "or with CAP_SYS_PTRACE (and check kernel.yama.ptrace_scope)",
                  s->pid, what);
         break;
+    case -ETIMEDOUT:
+        s->status = TARGET_ERROR;
+        snprintf(s->error, sizeof(s->error),
+                 "abandoned: %s took longer than this sample's budget; tried again later, with "
+                 "back-off, so that the other targets stay fresh",
+                 what);
+        break;
     case -EBUSY:
         s->status = TARGET_ERROR;
         snprintf(s->error, sizeof(s->error),
@@ -219,9 +232,14 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         snprintf(s->error, sizeof(s->error), "%s", loc->reason);
         return;
     }
+    /* The budget covers the read of the interpreter's state, not finding the interpreter
+     * (ELF files, once per process). */
+    if (t->read_budget > 0)
+        rmem_set_deadline(t->rmem, clock_mono() + t->read_budget);
     k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
     if (k == -EAGAIN)
         k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
+    rmem_set_deadline(t->rmem, 0);
     if (k < 0) {
         set_error(s, k, "reading the interpreter state");
         /* Structures that no longer hold together may be a new program image (exec() of the

@@ -86,6 +86,11 @@ uint64_t target_start_ticks(const Target *t);
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
 
+/* Bounds the read of the interpreter's state in each sample to `seconds` (0: no limit, the
+ * default): a read that takes longer is abandoned, the sample's status is "error" with the
+ * reason. */
+void target_set_read_budget(Target *t, double seconds);
+
 /* When smaps_rollup (PSS) is read: at most every `interval` seconds (0: never; the value of the
  * last read is kept in between, with its time), and not while the RSS is above max_rss bytes
  * (0: no limit). A new target reads it every sample, without a limit. */

@@ -285,7 +285,8 @@ class Daemon:
     def __init__(self, pymemd, pid):
         port = free_port()
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-            f.write("census_interval = 0\ninterval = 0.2\n")
+            # Every ?fresh=1 here must take a census of its own.
+            f.write("census_interval = 0\ninterval = 0.2\ncensus_min_interval = 0\n")
         self.conf = f.name
         self.p = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(pid),
                                    "--config", f.name, "--log-level", "error"])
