@@ -1,5 +1,6 @@
 #include "sampler/sampler.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <math.h>
@@ -30,6 +31,10 @@ typedef struct Watched {
     bool over_budget;           /* the last census needed more than max_census_pause */
     unsigned budget_skips;      /* scheduled censuses skipped since, for that reason */
     double sampled_mono;        /* when last sampled (monotonic; 0: never) */
+    bool census_busy;           /* the census worker has its Target: not sampled meanwhile */
+    double census_done;         /* monotonic end of its last census: the next waits for a
+                                 * sample after it, so back-to-back censuses cannot keep a
+                                 * target from being sampled */
     unsigned round;             /* the sampling round that last visited it */
     TargetStatus logged_status; /* to log transitions only */
     bool logged;
@@ -62,6 +67,22 @@ typedef struct CensusGate {
     char err[300];
 } CensusGate;
 
+/* The one census in flight, run by the census worker thread so that its walk (seconds for a
+ * big heap) never holds up sampling. Guarded by the lock. */
+typedef enum JobState { JOB_IDLE, JOB_QUEUED, JOB_DONE } JobState;
+typedef struct CensusJob {
+    JobState state;
+    Target *t; /* borrowed from a Watched marked census_busy: it is not freed meanwhile */
+    pid_t pid;
+    CensusMode mode;
+    double max_pause;
+    bool on_demand;
+    double started; /* monotonic */
+    int result;
+    Census *census; /* the result, a reference */
+    char err[300];
+} CensusJob;
+
 /* Back-off of scheduled censuses of a target whose last census needed more than
  * max_census_pause: one try in this many intervals. */
 #define BUDGET_RETRY_EVERY 10
@@ -74,6 +95,11 @@ struct Sampler {
     CensusRequest *requests;    /* guarded by lock, oldest first */
     CensusGate *gates;          /* guarded by lock */
     size_t ngates;
+    CensusJob job;           /* guarded by lock */
+    unsigned requests_added; /* guarded by lock: bumped by every new request */
+    unsigned requests_seen;  /* what serve_requests last looked at (the thread's) */
+    pthread_t worker;
+    pthread_cond_t worker_wake;
     bool stop;
     SamplerOptions opt; /* guarded by lock */
     pid_t *pids;        /* the copies opt points into */
@@ -296,8 +322,8 @@ static void discover(Sampler *s, const SamplerOptions *opt)
         bool named = false;
         for (size_t j = 0; j < opt->npids && !named; j++)
             named = opt->pids[j] == target_pid(s->w[i].t);
-        if (s->w[i].explicit_pid && !named)
-            unwatch(s, i);
+        if (s->w[i].explicit_pid && !named && !s->w[i].census_busy)
+            unwatch(s, i); /* a busy one goes at the next look, once its census is in */
         else
             s->w[i++].explicit_pid = named;
     }
@@ -353,27 +379,97 @@ static void log_transition(Watched *w, const TargetSample *t)
     w->logged_status = t->status;
 }
 
-/* Takes a census of one watched target and keeps it with the previous one. */
-static int census_one(Watched *w, const SamplerOptions *opt, double max_pause, char *err,
-                      size_t errlen)
+static void publish(Sampler *s, const SamplerOptions *opt);
+
+/* Hands a census of w to the worker. Called with the lock not held, no job in flight. */
+static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool on_demand)
 {
-    Census *c = NULL;
+    w->census_busy = true;
     w->censuses++;
-    int k = target_census(w->t, opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          max_pause, &c, err, errlen);
-    if (k < 0) {
-        snprintf(w->census_error, sizeof(w->census_error), "%s", err);
-        if (k == -ETIMEDOUT)
-            w->over_budget = true;
-        return k;
+    pthread_mutex_lock(&s->lock);
+    s->job = (CensusJob){
+        .state = JOB_QUEUED,
+        .t = w->t,
+        .pid = target_pid(w->t),
+        .mode = opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+        .max_pause = on_demand ? opt->max_census_pause_on_demand : opt->max_census_pause,
+        .on_demand = on_demand,
+        .started = clock_mono(),
+    };
+    pthread_cond_signal(&s->worker_wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *census_worker(void *arg)
+{
+    Sampler *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        if (s->job.state != JOB_QUEUED) {
+            pthread_cond_wait(&s->worker_wake, &s->lock);
+            continue;
+        }
+        CensusJob j = s->job;
+        pthread_mutex_unlock(&s->lock);
+        Census *c = NULL;
+        char err[300] = "";
+        int k = target_census(j.t, j.mode, j.max_pause, &c, err, sizeof(err));
+        pthread_mutex_lock(&s->lock);
+        s->job.result = k;
+        s->job.census = c;
+        snprintf(s->job.err, sizeof(s->job.err), "%s", err);
+        s->job.state = JOB_DONE;
+        pthread_cond_signal(&s->wake);
     }
-    w->census_error[0] = 0;
-    w->over_budget = c->frozen && c->pause_seconds > opt->max_census_pause;
-    w->budget_skips = 0;
-    census_free(w->prev_census);
-    w->prev_census = w->census;
-    w->census = c;
-    return 0;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Takes a finished census into its Watched, publishes, and answers the requests it serves.
+ * Returns whether there was one. */
+static bool census_collect(Sampler *s, const SamplerOptions *opt)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->job.state != JOB_DONE) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    CensusJob j = s->job;
+    s->job = (CensusJob){.state = JOB_IDLE};
+    pthread_mutex_unlock(&s->lock);
+
+    Watched *w = NULL;
+    for (size_t i = 0; i < s->nw && !w; i++)
+        if (s->w[i].t == j.t)
+            w = &s->w[i];
+    assert(w); /* a busy target is never dropped */
+    w->census_busy = false;
+    w->census_done = clock_mono();
+    if (j.result < 0) {
+        snprintf(w->census_error, sizeof(w->census_error), "%s", j.err);
+        if (j.result == -ETIMEDOUT)
+            w->over_budget = true;
+        if (!j.on_demand && log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
+            log_warn("pid %d: census: %s", j.pid, j.err);
+    } else {
+        w->census_error[0] = 0;
+        w->over_budget = j.census->frozen && j.census->pause_seconds > opt->max_census_pause;
+        w->budget_skips = 0;
+        census_free(w->prev_census);
+        w->prev_census = w->census;
+        w->census = j.census;
+    }
+    publish(s, opt); /* the census, or its error and the attempt counted */
+    pthread_mutex_lock(&s->lock);
+    /* An on-demand census opens the census_min_interval window; a scheduled one does not
+     * (census_interval bounds those), but when it succeeded it answers whoever waits for this
+     * pid. A failed scheduled one leaves them waiting for an on-demand try with its budget. */
+    if (j.on_demand)
+        gate_record(s, j.pid, j.started, j.result, j.err);
+    if (j.on_demand || j.result >= 0)
+        finish_requests(s, j.pid, j.result, 0, j.err);
+    pthread_mutex_unlock(&s->lock);
+    return true;
 }
 
 /* The watched target sampled longest ago that this round has not visited, or NULL. */
@@ -400,7 +496,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
     for (Watched *w; (w = next_to_sample(s));) {
         size_t i = (size_t)(w - s->w);
         w->round = s->round;
-        if (w->retry_at > now && w->have_last)
+        if ((w->retry_at > now || w->census_busy) && w->have_last)
             continue;
         if (clock_mono() > deadline && w->have_last)
             break;
@@ -504,13 +600,12 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     malloc_trim(0);
 }
 
-/* The oldest census request not served yet, or NULL. Called with the lock held. */
-static CensusRequest *next_request(const Sampler *s)
+/* Whether a census of w may start now: readable, not in a census, and sampled since its last
+ * one. */
+static bool census_ready(const Watched *w)
 {
-    for (CensusRequest *r = s->requests; r; r = r->next)
-        if (!r->done)
-            return r;
-    return NULL;
+    return w->have_last && w->last.status == TARGET_OK && !w->census_busy &&
+           w->sampled_mono > w->census_done;
 }
 
 static bool census_scheduled_for(const Sampler *s, const Watched *w)
@@ -524,15 +619,18 @@ static bool census_scheduled_for(const Sampler *s, const Watched *w)
 }
 
 /* Answers the census requests that need no census (inside census_min_interval, or for a pid
- * that is not a readable target), then takes at most one census for the oldest of the rest
- * and answers every request for that pid with it. Returns whether a census was taken. */
+ * that is not a readable target); with no census in flight, starts one for the oldest of the
+ * rest. Returns whether it started one. */
 static bool serve_requests(Sampler *s, const SamplerOptions *opt)
 {
     pthread_mutex_lock(&s->lock);
-    CensusRequest *todo;
-    pid_t pid = 0;
-    while ((todo = next_request(s))) {
-        pid = todo->pid;
+    s->requests_seen = s->requests_added;
+    bool idle = s->job.state == JOB_IDLE;
+    pid_t busy_pid = idle ? 0 : s->job.pid, start = 0;
+    for (CensusRequest *r = s->requests; r; r = r->next) {
+        if (r->done || r->pid == busy_pid)
+            continue; /* answered when the census in flight ends */
+        pid_t pid = r->pid;
         int result;
         double retry = 0;
         char err[300] = "";
@@ -542,36 +640,32 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
             finish_requests(s, pid, -ENOENT, 0, err);
         } else if (gate_answers(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
             finish_requests(s, pid, result, retry, err);
-        } else {
-            break;
+        } else if (idle && !start && census_ready(w)) {
+            start = pid; /* the others wait: for the worker, or for a sample first */
         }
     }
     pthread_mutex_unlock(&s->lock);
-    if (!todo)
+    if (!start)
         return false;
-
-    Watched *w = find_watched(s, pid);
-    char err[300] = "";
-    double at = clock_mono();
-    int k = census_one(w, opt, opt->max_census_pause_on_demand, err, sizeof(err));
-    publish(s, opt); /* the census, or its error and the attempt counted */
-    pthread_mutex_lock(&s->lock);
-    gate_record(s, pid, at, k, err);
-    finish_requests(s, pid, k, 0, err);
-    pthread_mutex_unlock(&s->lock);
+    census_start(s, find_watched(s, start), opt, true);
     return true;
 }
 
-/* Takes the scheduled census most overdue, if any is due; at most one per call. */
-static bool scheduled_census(Sampler *s, const SamplerOptions *opt)
+/* Starts the scheduled census most overdue, if one is due and none is in flight. */
+static void scheduled_census(Sampler *s, const SamplerOptions *opt)
 {
     if (opt->census_interval <= 0)
-        return false;
+        return;
+    pthread_mutex_lock(&s->lock);
+    bool idle = s->job.state == JOB_IDLE;
+    pthread_mutex_unlock(&s->lock);
+    if (!idle)
+        return;
     double now = clock_mono();
     Watched *due = NULL;
     for (size_t i = 0; i < s->nw; i++) {
         Watched *w = &s->w[i];
-        if (!w->have_last || w->last.status != TARGET_OK || now < w->next_census)
+        if (!census_ready(w) || now < w->next_census)
             continue;
         if (!census_scheduled_for(s, w)) {
             if (!w->census)
@@ -587,7 +681,7 @@ static bool scheduled_census(Sampler *s, const SamplerOptions *opt)
             due = w;
     }
     if (!due)
-        return false;
+        return;
     due->next_census = now + opt->census_interval;
     if (due->over_budget && ++due->budget_skips < BUDGET_RETRY_EVERY) {
         snprintf(due->census_error, sizeof(due->census_error),
@@ -595,16 +689,10 @@ static bool scheduled_census(Sampler *s, const SamplerOptions *opt)
                  "max_census_pause (%gs); tried again every %d census intervals; ?fresh=1 may "
                  "stop it up to max_census_pause_on_demand (%gs)",
                  opt->max_census_pause, BUDGET_RETRY_EVERY, opt->max_census_pause_on_demand);
-        return false;
+        return;
     }
     due->budget_skips = 0;
-    char err[300];
-    int k = census_one(due, opt, opt->max_census_pause, err, sizeof(err));
-    if (k < 0 && log_ratelimit_ok(&due->rl, clock_mono(), 60.0, 5))
-        log_warn("pid %d: census: %s", target_pid(due->t), err);
-    /* Scheduled censuses do not open the ?fresh=1 window: census_interval bounds them. */
-    publish(s, opt);
-    return true;
+    census_start(s, due, opt, false);
 }
 
 /* Whether a scheduled census is due now (so the loop comes round again without sleeping). */
@@ -614,7 +702,7 @@ static bool census_due(const Sampler *s, const SamplerOptions *opt)
         return false;
     double now = clock_mono();
     for (size_t i = 0; i < s->nw; i++)
-        if (s->w[i].have_last && s->w[i].last.status == TARGET_OK && now >= s->w[i].next_census)
+        if (census_ready(&s->w[i]) && now >= s->w[i].next_census)
             return true;
     return false;
 }
@@ -636,6 +724,7 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
     while (*tail)
         tail = &(*tail)->next;
     *tail = &req;
+    s->requests_added++;
     pthread_cond_signal(&s->wake);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -666,7 +755,6 @@ static void *run(void *arg)
 {
     Sampler *s = arg;
     double next_sample = clock_mono(), next_discovery = next_sample, next_poll = next_sample;
-    bool census_waited = false; /* the last turn had a census to take but sampled instead */
 
     pthread_mutex_lock(&s->lock);
     compile_regexes(s);
@@ -698,24 +786,15 @@ static void *run(void *arg)
         }
         if (opt.gc_poll_interval > 0 && now >= next_poll) {
             for (size_t i = 0; i < s->nw; i++)
-                if (s->w[i].have_last && s->w[i].last.status == TARGET_OK)
+                if (s->w[i].have_last && s->w[i].last.status == TARGET_OK && !s->w[i].census_busy)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
-        /* Sampling comes first: a census (at most one per turn) when no sample is due. When
-         * sampling alone fills the time (rounds as long as the interval), every other turn
-         * may still take one, so neither starves the other. */
-        pthread_mutex_lock(&s->lock);
-        bool census_work = next_request(s) != NULL;
-        pthread_mutex_unlock(&s->lock);
-        census_work = census_work || census_due(s, &opt);
-        if (census_work && (clock_mono() < next_sample || census_waited)) {
-            if (!serve_requests(s, &opt))
-                scheduled_census(s, &opt);
-            census_waited = false;
-        } else {
-            census_waited = census_work;
-        }
+        /* Censuses run on the worker, one at a time, so they never hold up sampling here:
+         * take a finished one in, then start the next (on demand before scheduled). */
+        census_collect(s, &opt);
+        if (!serve_requests(s, &opt))
+            scheduled_census(s, &opt);
         /* The heartbeat (which feeds the systemd watchdog) moves only while the sampler keeps
          * its schedule: a turn that ends more than an interval behind proves nothing. */
         now = clock_mono();
@@ -728,7 +807,13 @@ static void *run(void *arg)
             until = fmin(until, next_poll);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
-        if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s) && !census_due(s, &opt)) {
+        /* Sleep unless there is census work that can be done now: a finished census, or a new
+         * request or a due census with the worker idle. The worker's end and new requests
+         * wake us; requests seen already wait for the worker or for a sample. */
+        bool idle = s->job.state == JOB_IDLE;
+        bool work = s->job.state == JOB_DONE ||
+                    (idle && (s->requests_added != s->requests_seen || census_due(s, &opt)));
+        if (wait > 0 && !s->stop && !s->reconfigured && !work) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
@@ -804,8 +889,21 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
     pthread_cond_init(&s->census_done, &ca);
+    pthread_cond_init(&s->worker_wake, &ca);
     pthread_condattr_destroy(&ca);
+    if ((k = pthread_create(&s->worker, NULL, census_worker, s)) != 0) {
+        pyelfcache_free(s->cache);
+        procinfo_free(s->pi);
+        free_copies(s);
+        free(s);
+        return -k;
+    }
     if ((k = pthread_create(&s->thread, NULL, run, s)) != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->worker_wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->worker, NULL);
         pyelfcache_free(s->cache);
         procinfo_free(s->pi);
         free_copies(s);
@@ -839,9 +937,13 @@ void sampler_stop(Sampler *s)
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
+    pthread_cond_signal(&s->worker_wake);
     pthread_cond_broadcast(&s->census_done);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    /* The worker finishes the census it runs (never leaving the target stopped) first. */
+    pthread_join(s->worker, NULL);
+    census_free(s->job.census);
     while (s->nw)
         unwatch(s, s->nw - 1);
     free(s->w);
@@ -853,6 +955,7 @@ void sampler_stop(Sampler *s)
     procinfo_free(s->pi);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->census_done);
+    pthread_cond_destroy(&s->worker_wake);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -410,7 +410,7 @@ def test_census_match(exe, py, tmp):
         d.write_conf(conf + "census_match = %s$\n" % tag)
         os.kill(d.p.pid, signal.SIGHUP)
         end = time.monotonic() + 15
-        while time.monotonic() < end and not d.process(t.pid).get("censuses_total"):
+        while time.monotonic() < end and not d.process(t.pid).get("objects"):
             time.sleep(0.1)
         p = d.process(t.pid)
         if not p.get("censuses_total") or not p.get("objects"):
@@ -449,20 +449,31 @@ def test_budget(exe, py, tmp):
                    "max_census_pause = 0.001\n", tmp)
         d.wait_ready()
         d.wait_ok(t.pid)
+        # The first census (its scouting walk of the running heap takes a while) ends with an
+        # error; from then on the schedule only skips, for 9 intervals.
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not d.process(t.pid).get("objects_error"):
+            time.sleep(0.05)
+        first = d.process(t.pid)
         t0 = time.monotonic()
-        errors = set()
-        while time.monotonic() - t0 < 2.5:
+        errors = set([(first.get("objects_error") or "")[:40]])
+        while time.monotonic() - t0 < 1.8:
             p = d.process(t.pid)
             errors.add((p.get("objects_error") or "")[:40])
             time.sleep(0.1)
         p = d.process(t.pid)
+        d.close()
+        d = None
+        # pymemd gone: whatever it did, the target runs.
         with open("/proc/%d/status" % t.pid) as f:
             state = [x for x in f if x.startswith("State:")][0].split()[1]
         problems = []
         # The first census is abandoned at 1 ms; the next 9 due ones (every 0.3 s) are skipped.
+        if "abandoned" not in (first.get("objects_error") or ""):
+            problems.append("first census: %r" % first.get("objects_error"))
         if p["censuses_total"] != 1:
-            problems.append("censuses_total %d in 2.5 s (expected 1: one abandoned, then "
-                            "skipped)" % p["censuses_total"])
+            problems.append("censuses_total %d, 1.8 s after the first (expected 1: one "
+                            "abandoned, then skipped)" % p["censuses_total"])
         if p["objects"] is not None:
             problems.append("a census fitted 1 ms: %s" % short(json.dumps(p["objects"]), 80))
         if "scheduled census skipped" not in (p.get("objects_error") or ""):
@@ -472,7 +483,7 @@ def test_budget(exe, py, tmp):
         if problems:
             report("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "1 census in 2.5 s; objects_error: %s" % short(
+            report("PASS", name, "1 census, then 1.8 s of skips; objects_error: %s" % short(
                 p["objects_error"], 100))
     finally:
         if d:
