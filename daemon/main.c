@@ -257,6 +257,7 @@ static int run_once(const Config *o, double started_at)
             sampler_census_selects(have_census_re ? &census_re : NULL, explicit_pid, re,
                                    o->nmatches, &s.id)) {
             s.censuses++;
+            target_census_prepare(t);
             target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
                           o->max_census_pause, &s.census, s.census_error, sizeof(s.census_error));
         }

@@ -31,7 +31,7 @@ typedef struct Watched {
     bool over_budget;           /* the last census needed more than max_census_pause */
     unsigned budget_skips;      /* scheduled censuses skipped since, for that reason */
     double sampled_mono;        /* when last sampled (monotonic; 0: never) */
-    bool census_busy;           /* the census worker has its Target: not sampled meanwhile */
+    bool census_busy;           /* the census worker has its Target: not dropped meanwhile */
     double census_done;         /* monotonic end of its last census: the next waits for a
                                  * sample after it, so back-to-back censuses cannot keep a
                                  * target from being sampled */
@@ -386,6 +386,7 @@ static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool
 {
     w->census_busy = true;
     w->censuses++;
+    target_census_prepare(w->t); /* on failure target_census says why */
     pthread_mutex_lock(&s->lock);
     s->job = (CensusJob){
         .state = JOB_QUEUED,
@@ -496,7 +497,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
     for (Watched *w; (w = next_to_sample(s));) {
         size_t i = (size_t)(w - s->w);
         w->round = s->round;
-        if ((w->retry_at > now || w->census_busy) && w->have_last)
+        if (w->retry_at > now && w->have_last)
             continue;
         if (clock_mono() > deadline && w->have_last)
             break;
@@ -505,7 +506,9 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
         target_sample(w->t, s->cache, s->pi, false, &t);
         w->sampled_mono = clock_mono();
         bool not_python = t.status != TARGET_GONE && !targetsample_maybe_python(&t);
-        if (!w->explicit_pid && (t.status == TARGET_GONE || not_python)) {
+        /* A target the census worker holds is dropped (or started over) once the census is
+         * in: it ends soon, the process being gone. */
+        if (!w->explicit_pid && (t.status == TARGET_GONE || not_python) && !w->census_busy) {
             if (not_python && t.have_identity)
                 ignore(s, t.pid, t.id.start_ticks);
             else if (t.status == TARGET_GONE && w->logged)
@@ -515,7 +518,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             continue;
         }
         if (w->explicit_pid && t.status == TARGET_GONE && t.have_identity &&
-            target_start_ticks(w->t) != t.id.start_ticks) {
+            target_start_ticks(w->t) != t.id.start_ticks && !w->census_busy) {
             /* The pid now names another process: start over with a fresh target for it. */
             pid_t pid = t.pid;
             targetsample_done(&t);
@@ -786,7 +789,7 @@ static void *run(void *arg)
         }
         if (opt.gc_poll_interval > 0 && now >= next_poll) {
             for (size_t i = 0; i < s->nw; i++)
-                if (s->w[i].have_last && s->w[i].last.status == TARGET_OK && !s->w[i].census_busy)
+                if (s->w[i].have_last && s->w[i].last.status == TARGET_OK)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }

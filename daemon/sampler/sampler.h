@@ -10,10 +10,11 @@
  * Schedule: each turn of the loop samples when a sample is due (oldest-sampled target first; a
  * round that outlasts the interval leaves the rest for the next round, which starts with them).
  * Censuses run one at a time on a worker thread, so their walks never hold up sampling: an
- * on-demand one (?fresh=1) before a scheduled one; the target being censused is not sampled
- * meanwhile and is sampled again before its next census. Censuses of one target that ?fresh=1 may cause are at least census_min_interval apart;
- * inside that window a request is answered from the latest census (or, when the last attempt
- * failed, told when to retry), and requests for one pid waiting together share one census. */
+ * on-demand one (?fresh=1) before a scheduled one; the target being censused is sampled all
+ * the same (the census reads through a reader of its own). Censuses of one target that ?fresh=1 may
+ * cause are at least census_min_interval apart; inside that window a request is answered from the
+ * latest census (or, when the last attempt failed, told when to retry), and requests for one pid
+ * waiting together share one census. */
 #pragma once
 
 #include <regex.h>

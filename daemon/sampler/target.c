@@ -12,7 +12,12 @@ struct Target {
     pid_t pid;
     uint64_t start_ticks;
     char *exe; /* as first seen: a change means the process exec()ed another program */
+    /* The census's own: it runs on another thread than sampling, so it reads through its own
+     * reader and Rmem, made by target_census_prepare() from what sampling found. */
     CensusHints *census_hints; /* what the last census learnt for the next */
+    PyReader *census_reader;
+    Rmem *census_rmem;
+    unsigned interp_gen, census_gen; /* forget_interpreter() bumps the first: hints are stale */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -76,22 +81,42 @@ Target *target_free(Target *t)
     if (!t)
         return NULL;
     pyreader_free(t->reader);
+    pyreader_free(t->census_reader);
     rmem_free(t->rmem);
+    rmem_free(t->census_rmem);
     free(t->exe);
     censushints_free(t->census_hints);
     free(t);
     return NULL;
 }
 
+int target_census_prepare(Target *t)
+{
+    t->census_reader = pyreader_free(t->census_reader);
+    if (!t->reader)
+        return -EINVAL;
+    if (t->census_gen != t->interp_gen) {
+        /* Another program image, or one found afresh: what the last census learnt is void. */
+        t->census_hints = censushints_free(t->census_hints);
+        t->census_gen = t->interp_gen;
+    }
+    int k = 0;
+    if (!t->census_rmem)
+        k = rmem_open(t->pid, &t->census_rmem);
+    if (k >= 0)
+        k = pyreader_census_copy(t->reader, &t->census_reader);
+    return k;
+}
+
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen)
 {
-    if (!t->reader) {
+    if (!t->census_reader || !t->census_rmem) {
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    return census_take(t->reader, t->rmem, t->pid, mode, max_pause, &t->census_hints, ret, err,
-                       errlen);
+    return census_take(t->census_reader, t->census_rmem, t->pid, mode, max_pause, &t->census_hints,
+                       ret, err, errlen);
 }
 
 void target_set_read_budget(Target *t, double seconds)
@@ -200,7 +225,7 @@ static void set_error(TargetSample *s, int err, const char *what)
 static void forget_interpreter(Target *t)
 {
     t->reader = pyreader_free(t->reader);
-    t->census_hints = censushints_free(t->census_hints);
+    t->interp_gen++; /* the census hints go at the next target_census_prepare() */
     t->located = false;
 }
 

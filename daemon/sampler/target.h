@@ -81,8 +81,15 @@ pid_t target_pid(const Target *t);
  * reused; the start time tells them apart). 0 until the first sample. */
 uint64_t target_start_ticks(const Target *t);
 
-/* Takes a census of the target (which must have sampled ok once). Returns 0 with *ret (a
- * reference for the caller), or -errno with the reason in err. Never leaves it stopped. */
+/* Gets the target ready for target_census(), from what its last sample found; called by the
+ * thread that samples it, while no census of it runs. -EINVAL when it is not a readable Python
+ * process, -EAGAIN before its first good sample. */
+int target_census_prepare(Target *t);
+
+/* Takes a census of the target (prepared as above). It may run on another thread than
+ * target_sample() and target_poll_gc() of the same target: it uses only what
+ * target_census_prepare() made for it. Returns 0 with *ret (a reference for the caller), or
+ * -errno with the reason in err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
 
