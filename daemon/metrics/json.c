@@ -234,8 +234,8 @@ cJSON *json_process(const TargetSample *s)
         cJSON_AddItemToObject(p, "objects", json_census(s->census, 0));
     else
         cJSON_AddNullToObject(p, "objects");
-    if (s->census_error[0])
-        cJSON_AddStringToObject(p, "objects_error", s->census_error);
+    /* Always present, so that the key set does not depend on how the last census went. */
+    add_str_or_null(p, "objects_error", s->census_error);
     /* How often pymemd stopped (or, non-blocking, walked) this process for a census. */
     cJSON_AddNumberToObject(p, "censuses_total", (double)s->censuses);
     cJSON_AddNumberToObject(p, "sampled_at", s->sampled_at);
