@@ -47,6 +47,14 @@ typedef struct Ignored {
     uint64_t start_ticks;
 } Ignored;
 
+/* A deep copy of SamplerOptions: opt points into the other fields. */
+typedef struct OptCopy {
+    SamplerOptions opt;
+    pid_t *pids;
+    char **match_src;
+    char *census_match_src;
+} OptCopy;
+
 /* A census asked for over HTTP (?fresh=1), served by the sampler thread. */
 typedef struct CensusRequest {
     pid_t pid;
@@ -101,10 +109,8 @@ struct Sampler {
     pthread_t worker;
     pthread_cond_t worker_wake;
     bool stop;
-    SamplerOptions opt; /* guarded by lock */
-    pid_t *pids;        /* the copies opt points into */
-    char **match_src;
-    char *census_match_src;
+    OptCopy cur;       /* guarded by lock; the thread reads it freely (only it replaces it) */
+    OptCopy pending;   /* from sampler_reconfigure(), taken in by the thread; guarded by lock */
     bool reconfigured; /* guarded by lock */
     SnapshotHolder *holder;
     _Atomic double heartbeat;
@@ -122,6 +128,39 @@ struct Sampler {
     Ignored *ignored;
     size_t nignored;
 };
+
+static void optcopy_free(OptCopy *c)
+{
+    for (size_t i = 0; c->match_src && i < c->opt.nmatches; i++)
+        free(c->match_src[i]);
+    free(c->match_src);
+    free(c->pids);
+    free(c->census_match_src);
+    *c = (OptCopy){0};
+}
+
+/* Deep-copies the options into *ret (whose opt points into its own copies). */
+static int optcopy_make(const SamplerOptions *opt, OptCopy *ret)
+{
+    OptCopy c = {.opt = *opt};
+    c.pids = calloc(opt->npids ? opt->npids : 1, sizeof(*c.pids));
+    c.match_src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*c.match_src));
+    c.census_match_src = strdup(opt->census_match ? opt->census_match : "");
+    bool ok = c.pids && c.match_src && c.census_match_src;
+    for (size_t i = 0; ok && i < opt->nmatches; i++)
+        ok = (c.match_src[i] = strdup(opt->matches[i])) != NULL;
+    if (!ok) {
+        optcopy_free(&c);
+        return -ENOMEM;
+    }
+    if (opt->npids)
+        memcpy(c.pids, opt->pids, opt->npids * sizeof(*c.pids));
+    c.opt.pids = c.pids;
+    c.opt.matches = (const char *const *)c.match_src;
+    c.opt.census_match = c.census_match_src;
+    *ret = c;
+    return 0;
+}
 
 bool sampler_selects(bool all, const regex_t *re, size_t nre, const ProcIdentity *id)
 {
@@ -161,16 +200,16 @@ static void free_regexes(Sampler *s)
 static void compile_regexes(Sampler *s)
 {
     free_regexes(s);
-    s->re = calloc(s->opt.nmatches ? s->opt.nmatches : 1, sizeof(*s->re));
+    s->re = calloc(s->cur.opt.nmatches ? s->cur.opt.nmatches : 1, sizeof(*s->re));
     if (!s->re)
         return;
-    for (size_t i = 0; i < s->opt.nmatches; i++) {
-        if (regcomp(&s->re[s->nre], s->opt.matches[i], REG_EXTENDED | REG_NOSUB) == 0)
+    for (size_t i = 0; i < s->cur.opt.nmatches; i++) {
+        if (regcomp(&s->re[s->nre], s->cur.opt.matches[i], REG_EXTENDED | REG_NOSUB) == 0)
             s->nre++;
         else
-            log_warn("match \"%s\" does not compile; ignored", s->opt.matches[i]);
+            log_warn("match \"%s\" does not compile; ignored", s->cur.opt.matches[i]);
     }
-    const char *cm = s->opt.census_match;
+    const char *cm = s->cur.opt.census_match;
     if (cm && *cm) {
         s->have_census_re = regcomp(&s->census_re, cm, REG_EXTENDED | REG_NOSUB) == 0;
         if (!s->have_census_re)
@@ -215,7 +254,7 @@ static void gate_drop(Sampler *s, pid_t pid)
 static bool gate_answers(Sampler *s, pid_t pid, double now, int *ret_result, double *ret_retry,
                          char *err, size_t errlen)
 {
-    double window = s->opt.census_min_interval;
+    double window = s->cur.opt.census_min_interval;
     const CensusGate *g = gate_find(s, pid);
     if (window <= 0 || !g || now - g->at >= window)
         return false;
@@ -615,7 +654,7 @@ static bool census_scheduled_for(const Sampler *s, const Watched *w)
 {
     if (!w->last.have_identity)
         return false;
-    if (s->opt.census_match && *s->opt.census_match && !s->have_census_re)
+    if (s->cur.opt.census_match && *s->cur.opt.census_match && !s->have_census_re)
         return false; /* a pattern that did not compile selects nobody */
     return sampler_census_selects(s->have_census_re ? &s->census_re : NULL, w->explicit_pid, s->re,
                                   s->nre, &w->last.id);
@@ -764,14 +803,18 @@ static void *run(void *arg)
     while (!s->stop) {
         if (s->reconfigured) {
             s->reconfigured = false;
+            /* The options of the last turn are no longer in use here: replace them. */
+            optcopy_free(&s->cur);
+            s->cur = s->pending;
+            s->pending = (OptCopy){0};
             compile_regexes(s);
             for (size_t i = 0; i < s->nw; i++) {
-                target_set_pss_policy(s->w[i].t, s->opt.pss_interval, s->opt.pss_max_rss);
-                target_set_read_budget(s->w[i].t, read_budget(&s->opt));
+                target_set_pss_policy(s->w[i].t, s->cur.opt.pss_interval, s->cur.opt.pss_max_rss);
+                target_set_read_budget(s->w[i].t, read_budget(&s->cur.opt));
             }
             next_discovery = next_sample = clock_mono();
         }
-        SamplerOptions opt = s->opt;
+        SamplerOptions opt = s->cur.opt;
         pthread_mutex_unlock(&s->lock);
 
         double now = clock_mono();
@@ -829,58 +872,16 @@ static void *run(void *arg)
     return NULL;
 }
 
-static void free_copies(Sampler *s)
-{
-    for (size_t i = 0; s->match_src && i < s->opt.nmatches; i++)
-        free(s->match_src[i]);
-    free(s->match_src);
-    free(s->pids);
-    free(s->census_match_src);
-    s->match_src = NULL;
-    s->pids = NULL;
-    s->census_match_src = NULL;
-}
-
-/* Deep-copies the options; the previous copies go only once the new ones exist. */
-static int set_options(Sampler *s, const SamplerOptions *opt)
-{
-    pid_t *pids = calloc(opt->npids ? opt->npids : 1, sizeof(*pids));
-    char **src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*src));
-    char *cm = strdup(opt->census_match ? opt->census_match : "");
-    bool ok = pids && src && cm;
-    for (size_t i = 0; ok && i < opt->nmatches; i++)
-        ok = (src[i] = strdup(opt->matches[i])) != NULL;
-    if (!ok) {
-        for (size_t i = 0; src && i < opt->nmatches; i++)
-            free(src[i]);
-        free(src);
-        free(pids);
-        free(cm);
-        return -ENOMEM;
-    }
-    if (opt->npids)
-        memcpy(pids, opt->pids, opt->npids * sizeof(*pids));
-    free_copies(s);
-    s->pids = pids;
-    s->match_src = src;
-    s->census_match_src = cm;
-    s->opt = *opt;
-    s->opt.pids = pids;
-    s->opt.matches = (const char *const *)src;
-    s->opt.census_match = cm;
-    return 0;
-}
-
 int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **ret)
 {
     Sampler *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     int k;
-    if ((k = set_options(s, opt)) < 0 || (k = procinfo_new(&s->pi)) < 0 ||
+    if ((k = optcopy_make(opt, &s->cur)) < 0 || (k = procinfo_new(&s->pi)) < 0 ||
         (k = pyelfcache_new(&s->cache)) < 0) {
         procinfo_free(s->pi);
-        free_copies(s);
+        optcopy_free(&s->cur);
         free(s);
         return k;
     }
@@ -897,7 +898,7 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     if ((k = pthread_create(&s->worker, NULL, census_worker, s)) != 0) {
         pyelfcache_free(s->cache);
         procinfo_free(s->pi);
-        free_copies(s);
+        optcopy_free(&s->cur);
         free(s);
         return -k;
     }
@@ -909,7 +910,7 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
         pthread_join(s->worker, NULL);
         pyelfcache_free(s->cache);
         procinfo_free(s->pi);
-        free_copies(s);
+        optcopy_free(&s->cur);
         free(s);
         return -k;
     }
@@ -919,13 +920,19 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
 
 int sampler_reconfigure(Sampler *s, const SamplerOptions *opt)
 {
+    /* Copied here, taken in by the thread at its next turn: the options it runs with stay
+     * valid until then. */
+    OptCopy c;
+    int k = optcopy_make(opt, &c);
+    if (k < 0)
+        return k;
     pthread_mutex_lock(&s->lock);
-    int k = set_options(s, opt);
-    if (k >= 0)
-        s->reconfigured = true;
+    optcopy_free(&s->pending);
+    s->pending = c;
+    s->reconfigured = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
-    return k;
+    return 0;
 }
 
 double sampler_heartbeat(Sampler *s)
@@ -953,7 +960,8 @@ void sampler_stop(Sampler *s)
     free(s->ignored);
     free(s->gates);
     free_regexes(s);
-    free_copies(s);
+    optcopy_free(&s->cur);
+    optcopy_free(&s->pending);
     pyelfcache_free(s->cache);
     procinfo_free(s->pi);
     pthread_cond_destroy(&s->wake);

@@ -168,7 +168,9 @@ class Daemon(object):
 
     def stderr(self):
         self.errf.seek(0)
-        return short(self.errf.read(), 400)
+        text = self.errf.read().decode("utf-8", "replace")
+        # The end says most: a sanitizer report, or the last warnings.
+        return short(text[-1500:], 1500)
 
     def get(self, path, timeout=30, conn=None):
         """(status, headers dict (lower-case names), body bytes)."""
@@ -178,6 +180,11 @@ class Daemon(object):
             r = c.getresponse()
             body = r.read()
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
+        except (OSError, http.client.HTTPException) as e:
+            if self.p.poll() is None:
+                raise
+            raise Fail("GET %s: %s; pymemd exited (%s): %s" % (
+                path, e, self.p.returncode, self.stderr()))
         finally:
             if conn is None:
                 c.close()
