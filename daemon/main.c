@@ -58,9 +58,15 @@ static void usage(FILE *out)
             "  -l, --listen HOST:PORT   HTTP address (default 127.0.0.1:9100; 9100 is also\n"
             "                           node_exporter's port: pick another if it runs here)\n"
             "  -i, --interval SECONDS   sampling interval (default 1)\n"
-            "      --census-interval SECONDS  object census interval (default 60, 0 disables)\n"
+            "      --census-interval SECONDS  object census interval (default 60, 0 disables);\n"
+            "                           on schedule only processes named by --pid/--match\n"
+            "                           (or census_match), each stopped at most\n"
+            "                           max_census_pause (0.05 s); ?fresh=1 censuses at most\n"
+            "                           every census_min_interval (10 s) per process\n"
             "  -c, --config FILE        configuration file (flags override it; SIGHUP re-reads\n"
-            "                           it); every key is described in config/pymemd.conf\n"
+            "                           it); every key is described in config/pymemd.conf:\n"
+            "                           census_match, max_census_pause[_on_demand],\n"
+            "                           census_min_interval, pss_interval, pss_max_rss, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version\n"
@@ -195,6 +201,9 @@ static int run_once(const Config *o, double started_at)
         return 1;
     for (size_t i = 0; i < o->nmatches; i++)
         regcomp(&re[i], o->matches[i], REG_EXTENDED | REG_NOSUB); /* checked by config */
+    regex_t census_re;
+    bool have_census_re =
+        o->census_match[0] && regcomp(&census_re, o->census_match, REG_EXTENDED | REG_NOSUB) == 0;
 
     /* The explicit pids first, then those the patterns or --all select. */
     pid_t *listed = NULL;
@@ -235,6 +244,7 @@ static int run_once(const Config *o, double started_at)
         _cleanup_(target_freep) Target *t = NULL;
         if (target_new(pid, &t) < 0)
             continue;
+        target_set_pss_policy(t, o->pss_interval, o->pss_max_rss);
         TargetSample s;
         target_sample(t, cache, pi, true, &s);
         /* Explicit pids are always reported; discovered ones only when they are Python. */
@@ -242,15 +252,23 @@ static int run_once(const Config *o, double started_at)
             targetsample_done(&s);
             continue;
         }
-        if (s.status == TARGET_OK && o->census_interval > 0)
+        /* The census follows the daemon's schedule policy (census_match). */
+        if (s.status == TARGET_OK && o->census_interval > 0 && s.have_identity &&
+            sampler_census_selects(have_census_re ? &census_re : NULL, explicit_pid, re,
+                                   o->nmatches, &s.id)) {
+            s.censuses++;
+            target_census_prepare(t);
             target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
                           o->max_census_pause, &s.census, s.census_error, sizeof(s.census_error));
+        }
         samples[n++] = s;
     }
     free(listed);
     for (size_t i = 0; i < o->nmatches; i++)
         regfree(&re[i]);
     free(re);
+    if (have_census_re)
+        regfree(&census_re);
 
     JsonDaemonInfo info = {PYMEMD_VERSION, started_at, o->interval};
     char *doc = json_document(&info, samples, n);
@@ -287,6 +305,11 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .discovery_interval = c->discovery_interval,
         .census_interval = c->census_interval,
         .max_census_pause = c->max_census_pause,
+        .max_census_pause_on_demand = c->max_census_pause_on_demand,
+        .census_min_interval = c->census_min_interval,
+        .census_match = c->census_match,
+        .pss_interval = c->pss_interval,
+        .pss_max_rss = c->pss_max_rss,
         .census_nonblocking = c->census_nonblocking,
         .top_types = c->top_types,
         .version = PYMEMD_VERSION,
@@ -295,11 +318,11 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
 }
 
 /* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
- * state); a census may stop a target for up to max_census_pause, so the wait allows that and
- * the walk. */
-static int census_now(void *ctx, pid_t pid, char *err, size_t errlen)
+ * state); a census may stop a target for up to max_census_pause_on_demand, so the wait allows
+ * that and the walk. */
+static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, size_t errlen)
 {
-    return sampler_census_now(ctx, pid, 30.0, err, errlen);
+    return sampler_census_now(ctx, pid, 30.0, ret_retry_after, err, errlen);
 }
 
 /* SIGHUP: reads the configuration again. A bad file keeps the running configuration. */
@@ -358,27 +381,49 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
     }
     log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
-    sd_notify(0, "READY=1\nSTATUS=serving");
 
     uint64_t wd_usec = 0;
     bool wd = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     double tick = wd ? (double)wd_usec / 2e6 : 1.0;
+    /* Ready (READY=1, and /healthz 200) once the first snapshot is published, so that no
+     * scrape after readiness gets "the first sample is not taken yet". Until then the loop
+     * below looks every 10 ms. */
+    bool ready = false, hup_pending = false;
+    double last_wd = 0;
     for (;;) {
-        struct timespec ts = {(time_t)tick, (long)((tick - (double)(time_t)tick) * 1e9)};
+        if (!ready) {
+            Snapshot *first = holder_get(&holder);
+            if (first) {
+                snapshot_unref(first);
+                ready = true;
+                sd_notify(0, "READY=1\nSTATUS=serving");
+                if (hup_pending)
+                    reload(cl, cfg, sampler, started_at);
+            }
+        }
+        double wait = ready ? tick : MIN(tick, 0.01);
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
         siginfo_t si;
         int sig = sigtimedwait(&set, &si, &ts);
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("signal %d: stopping", sig);
             break;
         }
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP && ready) {
             reload(cl, cfg, sampler, started_at);
             continue;
         }
-        /* The watchdog is fed only while the sampler thread keeps coming round. */
-        double stale = MAX(10.0, 3 * cfg->interval);
-        if (wd && clock_mono() - sampler_heartbeat(sampler) < stale)
+        if (sig == SIGHUP) {
+            /* Not ready yet: RELOADING=1 ... READY=1 now would announce readiness early. */
+            hup_pending = true;
+            continue;
+        }
+        /* The watchdog is fed only while the sampler thread keeps its schedule. */
+        double stale = MAX(10.0, 3 * cfg->interval), now = clock_mono();
+        if (wd && now - last_wd >= tick && now - sampler_heartbeat(sampler) < stale) {
             sd_notify(0, "WATCHDOG=1");
+            last_wd = now;
+        }
     }
     sd_notify(0, "STOPPING=1");
     http_stop(http);

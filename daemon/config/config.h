@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define CONFIG_LINE_MAX 4096
@@ -39,9 +40,19 @@ typedef struct Config {
     double discovery_interval; /* seconds between looks for new processes, 0.1..3600 */
     int log_level;             /* a LogLevel, 0 (error) to 3 (debug) */
     unsigned top_types;        /* object types exported to Prometheus before "other", 1..1000 */
-    double max_census_pause;   /* seconds a census may keep a target stopped, 0.001..60 */
-    bool census_nonblocking;   /* take censuses without stopping the target (may come out
-                                *   inconsistent: then reported as such, not as numbers) */
+    double max_census_pause;   /* seconds a scheduled census may keep a target stopped,
+                                *   0.001..60 */
+    double max_census_pause_on_demand; /* the same for ?fresh=1 censuses, 0.001..60 */
+    double census_min_interval;        /* seconds between two censuses of one target that ?fresh=1
+                                        *   may cause; inside it the latest is served. 0 (off) or
+                                        *   0.1..3600 */
+    char census_match[1024]; /* POSIX extended regex (known to compile): who is censused on
+                              *   schedule; "" = the targets named by pid or match */
+    double pss_interval;     /* seconds between reads of smaps_rollup; 0 (off) or
+                              *   0.01..86400 */
+    uint64_t pss_max_rss;    /* PSS is not read above this RSS (bytes); 0: no limit */
+    bool census_nonblocking; /* take censuses without stopping the target (may come out
+                              *   inconsistent: then reported as such, not as numbers) */
 } Config;
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without

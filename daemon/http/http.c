@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "metrics/prom.h"
 #include "pymemd/api.h"
+#include "util/clock.h"
 #include "util/strbuf.h"
 
 #define CONTENT_TYPE_JSON "application/json"
@@ -185,15 +187,14 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
     return queue(c, status, r, content_type);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
-    _printf_(3, 4);
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+/* A JSON error, with one extra header when hname is not NULL (Retry-After). */
+static enum MHD_Result send_error_v(struct MHD_Connection *c, unsigned status, const char *hname,
+                                    const char *hvalue, const char *fmt, va_list ap) _printf_(5, 0);
+static enum MHD_Result send_error_v(struct MHD_Connection *c, unsigned status, const char *hname,
+                                    const char *hvalue, const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddNumberToObject(e, "code", status);
     cJSON_AddStringToObject(e, "message", msg);
@@ -201,7 +202,42 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
     cJSON_Delete(o);
     if (!body)
         return MHD_NO;
-    return send_owned(c, status, body, strlen(body), CONTENT_TYPE_JSON);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    if (hname)
+        MHD_add_response_header(r, hname, hvalue);
+    return queue(c, status, r, CONTENT_TYPE_JSON);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+    _printf_(3, 4);
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(c, status, NULL, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* 429 Too Many Requests with Retry-After: whole seconds, rounded up (RFC 9110 10.2.3). */
+static enum MHD_Result send_too_many(struct MHD_Connection *c, double retry_after, const char *fmt,
+                                     ...) _printf_(3, 4);
+static enum MHD_Result send_too_many(struct MHD_Connection *c, double retry_after, const char *fmt,
+                                     ...)
+{
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%.0f", ceil(retry_after > 0 ? retry_after : 1));
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r =
+        send_error_v(c, MHD_HTTP_TOO_MANY_REQUESTS, MHD_HTTP_HEADER_RETRY_AFTER, secs, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 static void unref_cb(void *cls)
@@ -230,13 +266,31 @@ static enum MHD_Result send_snapshot_body(struct MHD_Connection *c, Snapshot *sn
     return queue(c, MHD_HTTP_OK, r, content_types[f]);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, cJSON *o)
+/* A JSON body; age >= 0 adds an Age header (seconds since the census it shows was taken, for
+ * a ?fresh=1 answered with an earlier census). */
+static enum MHD_Result send_json_age(struct MHD_Connection *c, cJSON *o, double age)
 {
     char *body = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!body)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    return send_owned(c, MHD_HTTP_OK, body, strlen(body), CONTENT_TYPE_JSON);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    if (age >= 0) {
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%.0f", floor(age));
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, secs);
+    }
+    return queue(c, MHD_HTTP_OK, r, CONTENT_TYPE_JSON);
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, cJSON *o)
+{
+    return send_json_age(c, o, -1);
 }
 
 /* ---- routes ---------------------------------------------------------------------------- */
@@ -317,12 +371,18 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     if (top < 0)
         return send_error(c, MHD_HTTP_BAD_REQUEST, "top must be a positive whole number");
     Snapshot *fresh = NULL;
-    if (!growth && query_flag(c, "fresh")) {
+    bool reused = false;
+    if (query_flag(c, "fresh")) {
         char err[300] = "";
-        int k = h->census ? h->census(h->census_ctx, pid, err, sizeof(err)) : -ENOTSUP;
+        double retry = 0;
+        int k = h->census ? h->census(h->census_ctx, pid, &retry, err, sizeof(err)) : -ENOTSUP;
+        if (k == -EAGAIN)
+            return send_too_many(c, retry, "%s", err);
         if (k < 0)
             return send_error(c, k == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE,
                               "census of process %d failed: %s", pid, err[0] ? err : strerror(-k));
+        /* 1: a census younger than census_min_interval answers instead of a new one. */
+        reused = k == 1;
         fresh = holder_get(h->holder);
         snap = fresh ? fresh : snap;
     }
@@ -337,10 +397,11 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     else if (growth && !t->prev_census)
         r = send_error(c, MHD_HTTP_NOT_FOUND,
                        "growth needs two censuses of process %d; one has been taken", pid);
-    else if (growth)
-        r = send_json(c, json_growth(pid, t->prev_census, t->census));
     else
-        r = send_json(c, json_census(t->census, (size_t)top));
+        r = send_json_age(c,
+                          growth ? json_growth(pid, t->prev_census, t->census)
+                                 : json_census(t->census, (size_t)top),
+                          reused ? fmax(0, clock_real() - t->census->at) : -1);
     if (fresh)
         snapshot_unref(fresh);
     return r;
@@ -447,8 +508,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (state == REQ_READ_CONTROL)
         return send_error(c, MHD_HTTP_BAD_REQUEST,
                           "the request target holds a control character (%%00-%%1f or %%7f)");
-    if (strcmp(url, PYMEMD_PATH_HEALTHZ) == 0)
+    if (strcmp(url, PYMEMD_PATH_HEALTHZ) == 0) {
+        /* Ready only once the first snapshot is published: every scrape after a 200 here is
+         * served, never a 503. */
+        Snapshot *first = holder_get(h->holder);
+        if (!first)
+            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "starting: the first sample is not taken yet");
+        snapshot_unref(first);
         return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
+    }
     if (strcmp(url, "/") == 0)
         return send_static(c, MHD_HTTP_OK, landing_page, "text/html; charset=utf-8");
 

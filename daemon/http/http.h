@@ -9,9 +9,12 @@
 
 typedef struct HttpServer HttpServer;
 
-/* Takes a census of pid now and publishes it (GET .../objects?fresh=1). Returns 0 or -errno
- * with a sentence in err. */
-typedef int (*HttpCensusFn)(void *ctx, pid_t pid, char *err, size_t errlen);
+/* Asks for a census of pid now (GET .../objects?fresh=1), published in the holder's snapshot
+ * before it returns. Returns 0 (taken), 1 (not taken: the latest census is recent enough and
+ * is the answer), -EAGAIN (rate-limited: *ret_retry_after seconds to wait, the reason in err),
+ * or -errno with a sentence in err. */
+typedef int (*HttpCensusFn)(void *ctx, pid_t pid, double *ret_retry_after, char *err,
+                            size_t errlen);
 
 /* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder; census (with ctx)
  * serves fresh censuses, or is NULL. On failure returns -errno with a sentence for the

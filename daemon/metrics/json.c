@@ -35,6 +35,12 @@ static void add_memory(cJSON *p, const TargetSample *s)
     add_i64(m, "anon_bytes", s->mem.anon);
     add_i64(m, "swap_bytes", s->mem.swap);
     add_i64(m, "pss_bytes", s->mem.pss);
+    /* PSS is read at its own cadence (pss_interval): when, and why not when it is null. */
+    if (s->mem.pss >= 0)
+        cJSON_AddNumberToObject(m, "pss_read_at", s->pss_at);
+    else
+        cJSON_AddNullToObject(m, "pss_read_at");
+    add_str_or_null(m, "pss_error", s->pss_error);
     add_i64(m, "peak_rss_bytes", s->mem.peak_rss);
 }
 
@@ -228,8 +234,10 @@ cJSON *json_process(const TargetSample *s)
         cJSON_AddItemToObject(p, "objects", json_census(s->census, 0));
     else
         cJSON_AddNullToObject(p, "objects");
-    if (s->census_error[0])
-        cJSON_AddStringToObject(p, "objects_error", s->census_error);
+    /* Always present, so that the key set does not depend on how the last census went. */
+    add_str_or_null(p, "objects_error", s->census_error);
+    /* How often pymemd stopped (or, non-blocking, walked) this process for a census. */
+    cJSON_AddNumberToObject(p, "censuses_total", (double)s->censuses);
     cJSON_AddNumberToObject(p, "sampled_at", s->sampled_at);
     cJSON_AddNumberToObject(p, "sample_seconds", s->sample_seconds);
     return p;

@@ -199,6 +199,11 @@ static double v_census_pause(const TargetSample *s)
     return s->census ? s->census->pause_seconds : -1;
 }
 
+static double v_censuses(const TargetSample *s)
+{
+    return s->have_py ? (double)s->censuses : -1;
+}
+
 /* python_objects and python_objects_bytes: the top types of each target, then "other". */
 static void objects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, unsigned top,
                     bool bytes)
@@ -297,6 +302,10 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
     objects(&b, fmt, s, n, top_types, true);
     per_target(&b, fmt, s, n, "pymemd_census_pause_seconds", GAUGE,
                "How long the latest census kept the target stopped", v_census_pause);
+    per_target(&b, fmt, s, n, "pymemd_censuses_total", COUNTER,
+               "Object censuses pymemd attempted of the target (each stops it at most twice; "
+               "failed ones included)",
+               v_censuses);
     if (fmt == PROM_OPENMETRICS)
         strbuf_puts(&b, "# EOF\n");
     return strbuf_finish(&b, ret_len);

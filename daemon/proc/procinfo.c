@@ -275,10 +275,10 @@ static int64_t status_value(const struct pids_stack *s, int rel, int64_t seen)
     return kib_to_bytes(s->head[rel].result.ul_int);
 }
 
-int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret)
+int procinfo_memory_status(ProcInfo *p, pid_t pid, ProcMemory *ret)
 {
     struct pids_stack *s;
-    int64_t st[ARRAY_SIZE(status_keys)], pss;
+    int64_t st[ARRAY_SIZE(status_keys)];
     int r;
 
     if (!p || pid <= 0 || !ret)
@@ -295,23 +295,40 @@ int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret)
     if (st[ST_TGID] >= 0 && st[ST_TGID] != pid)
         return -ESRCH;
 
-    r = scan_proc_file(pid, "smaps_rollup", rollup_keys, ARRAY_SIZE(rollup_keys), &pss);
-    /* Only a failed open says the process is gone: reading a zombie's rollup fails with ESRCH
-     * after a successful open, and that is a PSS the kernel does not give, not a missing
-     * process. Any other failure (EACCES, EPERM) leaves PSS at -1 too. */
-    if (r == -ENOENT)
-        return -ESRCH;
-    if (r < 0)
-        pss = -1;
-
     *ret = (ProcMemory){
         .rss = status_value(s, MEM_RSS, st[ST_VMRSS]),
         .vms = status_value(s, MEM_SIZE, st[ST_VMSIZE]),
         .anon = status_value(s, MEM_ANON, st[ST_RSSANON]),
         .swap = status_value(s, MEM_SWAP, st[ST_VMSWAP]),
-        .pss = pss,
+        .pss = -1,
         .peak_rss = st[ST_VMHWM],
     };
+    return 0;
+}
+
+int procinfo_pss(pid_t pid, int64_t *ret)
+{
+    int64_t pss;
+    int r = scan_proc_file(pid, "smaps_rollup", rollup_keys, ARRAY_SIZE(rollup_keys), &pss);
+    /* Only a failed open says the process is gone: reading a zombie's rollup fails with ESRCH
+     * after a successful open, and that is a PSS the kernel does not give, not a missing
+     * process. Any other failure (EACCES, EPERM) leaves PSS at -1 too. */
+    if (r == -ENOENT)
+        return -ESRCH;
+    *ret = r < 0 ? -1 : pss;
+    return 0;
+}
+
+int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret)
+{
+    ProcMemory m;
+    int r = procinfo_memory_status(p, pid, &m);
+    if (r < 0)
+        return r;
+    r = procinfo_pss(pid, &m.pss);
+    if (r < 0)
+        return r;
+    *ret = m;
     return 0;
 }
 

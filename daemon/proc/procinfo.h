@@ -73,6 +73,13 @@ int procinfo_tracer_any(pid_t pid, pid_t *ret);
 /* RSS, VMS, anonymous, swap (status), PSS (smaps_rollup), peak RSS (VmHWM). A field that cannot
  * be read (e.g. smaps_rollup without permission) is -1; -ESRCH when the process is gone. */
 int procinfo_memory(ProcInfo *p, pid_t pid, ProcMemory *ret);
+/* The same without PSS (ret->pss is -1): /proc/PID/status only, which costs the target
+ * nothing. smaps_rollup is the costly file: the kernel walks the target's page tables under its
+ * mmap lock (~100 ms per 4 GiB of RSS), so the sampler reads it at its own cadence. */
+int procinfo_memory_status(ProcInfo *p, pid_t pid, ProcMemory *ret);
+/* PSS from /proc/PID/smaps_rollup into *ret: bytes, or -1 when the kernel does not give it
+ * (no permission, a zombie). -ESRCH when the process is gone. */
+int procinfo_pss(pid_t pid, int64_t *ret);
 
 /* Every process (not thread) on the host, ascending. The caller frees *ret. */
 int procinfo_list(ProcInfo *p, pid_t **ret, size_t *ret_n);

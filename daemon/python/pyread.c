@@ -331,6 +331,20 @@ int pyreader_bases(const PyReader *pr, RAddr *ret_gc, RAddr *ret_obmalloc, const
     return 0;
 }
 
+int pyreader_census_copy(const PyReader *pr, PyReader **ret)
+{
+    if (!pr->interp)
+        return -EAGAIN;
+    PyReader *c;
+    int k = pyreader_new(&pr->loc, &c);
+    if (k < 0)
+        return k;
+    c->interp = pr->interp;
+    c->obmalloc = pr->obmalloc;
+    *ret = c;
+    return 0;
+}
+
 int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret)
 {
     if (!pr->interp)

@@ -58,6 +58,11 @@ int pyreader_poll_collecting(PyReader *pr, Rmem *r, bool *ret);
  * -EAGAIN until the first sample has found the interpreter. */
 int pyreader_bases(const PyReader *pr, RAddr *ret_gc, RAddr *ret_obmalloc, const PyLoc **ret_loc);
 
+/* A second reader of the same interpreter for a census on another thread: the location and
+ * the addresses the first has found, nothing it caches. -EAGAIN until pr has sampled once. The
+ * caller owns *ret. */
+int pyreader_census_copy(const PyReader *pr, PyReader **ret);
+
 /* A live pymalloc arena: [address, used_end) holds the pools carved from it so far. */
 typedef struct PyArena {
     uint64_t address, used_end;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "util/clock.h"
+
 typedef struct FakeRegion {
     RAddr addr;
     uint8_t *buf;
@@ -21,6 +23,7 @@ struct Rmem {
     FakeRegion *regions;
     size_t nregions;
     bool fake;
+    double deadline; /* monotonic; reads after it fail with -ETIMEDOUT. 0: none */
 };
 
 /* process_vm_readv takes at most IOV_MAX iovecs per call (1024 on Linux). */
@@ -131,10 +134,17 @@ static int live_readv(Rmem *r, const RmemIov *iov, size_t n)
     return 0;
 }
 
+void rmem_set_deadline(Rmem *r, double deadline)
+{
+    r->deadline = deadline;
+}
+
 int rmem_readv(Rmem *r, const RmemIov *iov, size_t n)
 {
     if (n == 0)
         return 0;
+    if (r->deadline > 0 && clock_mono() > r->deadline)
+        return -ETIMEDOUT;
     if (!r->fake)
         return live_readv(r, iov, n);
     atomic_fetch_add_explicit(&r->calls, 1, memory_order_relaxed);

@@ -38,8 +38,14 @@ DEFINE_CLEANUP_FUNC(Rmem *, rmem_free)
 
 pid_t rmem_pid(const Rmem *r);
 
+/* After `deadline` (monotonic seconds; 0: none, the default) every read fails with -ETIMEDOUT:
+ * the sampler gives each target's sample a time budget this way, so that a target whose walk
+ * would take seconds is abandoned for that sample instead of delaying every other one. */
+void rmem_set_deadline(Rmem *r, double deadline);
+
 /* Reads every iov in as few system calls as the kernel allows. All or nothing: 0 when every
- * byte was read, otherwise -errno and the buffers hold undefined bytes. */
+ * byte was read, otherwise -errno (-ETIMEDOUT past the deadline) and the buffers hold undefined
+ * bytes. */
 int rmem_readv(Rmem *r, const RmemIov *iov, size_t n);
 int rmem_read(Rmem *r, RAddr addr, void *buf, size_t len);
 int rmem_read_u64(Rmem *r, RAddr addr, uint64_t *ret);

@@ -1,5 +1,6 @@
 #include "sampler/sampler.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <math.h>
@@ -29,6 +30,15 @@ typedef struct Watched {
     Census *census, *prev_census; /* the latest two, references */
     char census_error[300];
     double next_census;         /* monotonic */
+    uint64_t censuses;          /* attempted, of this process */
+    bool over_budget;           /* the last census needed more than max_census_pause */
+    unsigned budget_skips;      /* scheduled censuses skipped since, for that reason */
+    double sampled_mono;        /* when last sampled (monotonic; 0: never) */
+    bool census_busy;           /* the census worker has its Target: not dropped meanwhile */
+    double census_done;         /* monotonic end of its last census: the next waits for a
+                                 * sample after it, so back-to-back censuses cannot keep a
+                                 * target from being sampled */
+    unsigned round;             /* the sampling round that last visited it */
     TargetStatus logged_status; /* to log transitions only */
     bool logged;
     LogRateLimit rl;
@@ -42,25 +52,70 @@ typedef struct Ignored {
     char *exe; /* NULL when it could not be read */
 } Ignored;
 
+/* A deep copy of SamplerOptions: opt points into the other fields. */
+typedef struct OptCopy {
+    SamplerOptions opt;
+    pid_t *pids;
+    char **match_src;
+    char *census_match_src;
+} OptCopy;
+
 /* A census asked for over HTTP (?fresh=1), served by the sampler thread. */
 typedef struct CensusRequest {
     pid_t pid;
     bool done;
     int result;
+    double retry_after;
     char err[300];
     struct CensusRequest *next;
 } CensusRequest;
+
+/* The last census of a pid that ?fresh=1 caused, which opens the census_min_interval window
+ * (scheduled ones do not: census_interval bounds them). Kept under the lock, so HTTP threads can
+ * answer from it without waking the sampler. */
+typedef struct CensusGate {
+    pid_t pid;
+    double at; /* monotonic */
+    int result;
+    char err[300];
+} CensusGate;
+
+/* The one census in flight, run by the census worker thread so that its walk (seconds for a
+ * big heap) never holds up sampling. Guarded by the lock. */
+typedef enum JobState { JOB_IDLE, JOB_QUEUED, JOB_DONE } JobState;
+typedef struct CensusJob {
+    JobState state;
+    Target *t; /* borrowed from a Watched marked census_busy: it is not freed meanwhile */
+    pid_t pid;
+    CensusMode mode;
+    double max_pause;
+    bool on_demand;
+    double started; /* monotonic */
+    int result;
+    Census *census; /* the result, a reference */
+    char err[300];
+} CensusJob;
+
+/* Back-off of scheduled censuses of a target whose last census needed more than
+ * max_census_pause: one try in this many intervals. */
+#define BUDGET_RETRY_EVERY 10
 
 struct Sampler {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_cond_t census_done; /* signalled when a request is done */
-    CensusRequest *requests;    /* guarded by lock */
+    CensusRequest *requests;    /* guarded by lock, oldest first */
+    CensusGate *gates;          /* guarded by lock */
+    size_t ngates;
+    CensusJob job;           /* guarded by lock */
+    unsigned requests_added; /* guarded by lock: bumped by every new request */
+    unsigned requests_seen;  /* what serve_requests last looked at (the thread's) */
+    pthread_t worker;
+    pthread_cond_t worker_wake;
     bool stop;
-    SamplerOptions opt; /* guarded by lock */
-    pid_t *pids;        /* the copies opt points into */
-    char **match_src;
+    OptCopy cur;       /* guarded by lock; the thread reads it freely (only it replaces it) */
+    OptCopy pending;   /* from sampler_reconfigure(), taken in by the thread; guarded by lock */
     bool reconfigured; /* guarded by lock */
     SnapshotHolder *holder;
     _Atomic double heartbeat;
@@ -68,6 +123,9 @@ struct Sampler {
     /* Owned by the thread. */
     regex_t *re; /* compiled from opt.matches when the thread takes new options */
     size_t nre;
+    regex_t census_re; /* compiled from opt.census_match, when set */
+    bool have_census_re;
+    unsigned round; /* sampling rounds so far */
     ProcInfo *pi;
     PyElfCache *cache;
     Watched *w;
@@ -75,6 +133,39 @@ struct Sampler {
     Ignored *ignored;
     size_t nignored;
 };
+
+static void optcopy_free(OptCopy *c)
+{
+    for (size_t i = 0; c->match_src && i < c->opt.nmatches; i++)
+        free(c->match_src[i]);
+    free(c->match_src);
+    free(c->pids);
+    free(c->census_match_src);
+    *c = (OptCopy){0};
+}
+
+/* Deep-copies the options into *ret (whose opt points into its own copies). */
+static int optcopy_make(const SamplerOptions *opt, OptCopy *ret)
+{
+    OptCopy c = {.opt = *opt};
+    c.pids = calloc(opt->npids ? opt->npids : 1, sizeof(*c.pids));
+    c.match_src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*c.match_src));
+    c.census_match_src = strdup(opt->census_match ? opt->census_match : "");
+    bool ok = c.pids && c.match_src && c.census_match_src;
+    for (size_t i = 0; ok && i < opt->nmatches; i++)
+        ok = (c.match_src[i] = strdup(opt->matches[i])) != NULL;
+    if (!ok) {
+        optcopy_free(&c);
+        return -ENOMEM;
+    }
+    if (opt->npids)
+        memcpy(c.pids, opt->pids, opt->npids * sizeof(*c.pids));
+    c.opt.pids = c.pids;
+    c.opt.matches = (const char *const *)c.match_src;
+    c.opt.census_match = c.census_match_src;
+    *ret = c;
+    return 0;
+}
 
 bool sampler_selects(bool all, const regex_t *re, size_t nre, const ProcIdentity *id)
 {
@@ -89,8 +180,19 @@ bool sampler_selects(bool all, const regex_t *re, size_t nre, const ProcIdentity
     return false;
 }
 
+bool sampler_census_selects(const regex_t *census_re, bool explicit_pid, const regex_t *re,
+                            size_t nre, const ProcIdentity *id)
+{
+    if (census_re)
+        return sampler_selects(false, census_re, 1, id);
+    return explicit_pid || sampler_selects(false, re, nre, id);
+}
+
 static void free_regexes(Sampler *s)
 {
+    if (s->have_census_re)
+        regfree(&s->census_re);
+    s->have_census_re = false;
     for (size_t i = 0; i < s->nre; i++)
         regfree(&s->re[i]);
     free(s->re);
@@ -103,15 +205,90 @@ static void free_regexes(Sampler *s)
 static void compile_regexes(Sampler *s)
 {
     free_regexes(s);
-    s->re = calloc(s->opt.nmatches ? s->opt.nmatches : 1, sizeof(*s->re));
+    s->re = calloc(s->cur.opt.nmatches ? s->cur.opt.nmatches : 1, sizeof(*s->re));
     if (!s->re)
         return;
-    for (size_t i = 0; i < s->opt.nmatches; i++) {
-        if (regcomp(&s->re[s->nre], s->opt.matches[i], REG_EXTENDED | REG_NOSUB) == 0)
+    for (size_t i = 0; i < s->cur.opt.nmatches; i++) {
+        if (regcomp(&s->re[s->nre], s->cur.opt.matches[i], REG_EXTENDED | REG_NOSUB) == 0)
             s->nre++;
         else
-            log_warn("match \"%s\" does not compile; ignored", s->opt.matches[i]);
+            log_warn("match \"%s\" does not compile; ignored", s->cur.opt.matches[i]);
     }
+    const char *cm = s->cur.opt.census_match;
+    if (cm && *cm) {
+        s->have_census_re = regcomp(&s->census_re, cm, REG_EXTENDED | REG_NOSUB) == 0;
+        if (!s->have_census_re)
+            log_warn("census_match \"%s\" does not compile; nothing is censused on schedule", cm);
+    }
+}
+
+/* ---- census gates (with the lock held) --------------------------------------------------- */
+
+static CensusGate *gate_find(Sampler *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->ngates; i++)
+        if (s->gates[i].pid == pid)
+            return &s->gates[i];
+    return NULL;
+}
+
+static void gate_record(Sampler *s, pid_t pid, double at, int result, const char *err)
+{
+    CensusGate *g = gate_find(s, pid);
+    if (!g) {
+        CensusGate *n = realloc(s->gates, (s->ngates + 1) * sizeof(*n));
+        if (!n)
+            return; /* no gate: the next request takes a census, which is still correct */
+        s->gates = n;
+        g = &s->gates[s->ngates++];
+    }
+    *g = (CensusGate){.pid = pid, .at = at, .result = result};
+    snprintf(g->err, sizeof(g->err), "%s", err);
+}
+
+static void gate_drop(Sampler *s, pid_t pid)
+{
+    CensusGate *g = gate_find(s, pid);
+    if (g)
+        *g = s->gates[--s->ngates];
+}
+
+/* Whether a request for pid is answered without a census: inside census_min_interval of the
+ * last census. Then *ret_result is 1 (serve the latest) or -EAGAIN with *ret_retry and the
+ * reason the last failed in err. */
+static bool gate_answers(Sampler *s, pid_t pid, double now, int *ret_result, double *ret_retry,
+                         char *err, size_t errlen)
+{
+    double window = s->cur.opt.census_min_interval;
+    const CensusGate *g = gate_find(s, pid);
+    if (window <= 0 || !g || now - g->at >= window)
+        return false;
+    *ret_retry = window - (now - g->at);
+    if (g->result >= 0) {
+        *ret_result = 1;
+        err[0] = 0;
+    } else {
+        *ret_result = -EAGAIN;
+        snprintf(err, errlen,
+                 "the census of process %d %.1fs ago failed (%s); census_min_interval (%gs) "
+                 "allows the next in %.1fs",
+                 pid, now - g->at, g->err, window, *ret_retry);
+    }
+    return true;
+}
+
+/* Answers every waiting request for pid. */
+static void finish_requests(Sampler *s, pid_t pid, int result, double retry, const char *err)
+{
+    for (CensusRequest *r = s->requests; r; r = r->next) {
+        if (r->done || r->pid != pid)
+            continue;
+        r->result = result;
+        r->retry_after = retry;
+        snprintf(r->err, sizeof(r->err), "%s", err);
+        r->done = true;
+    }
+    pthread_cond_broadcast(&s->census_done);
 }
 
 static Watched *find_watched(Sampler *s, pid_t pid)
@@ -145,7 +322,15 @@ static void ignore(Sampler *s, const ProcIdentity *id)
     s->ignored[s->nignored++] = (Ignored){id->pid, id->start_ticks, exe};
 }
 
-static int watch(Sampler *s, pid_t pid, bool explicit_pid)
+/* How long one target's interpreter-state read may take: the interval, but at least a second
+ * (a healthy read takes well under a millisecond; this only stops walks that would take
+ * seconds, such as a huge or forged list, from making every other target stale). */
+static double read_budget(const SamplerOptions *opt)
+{
+    return fmax(opt->interval, 1.0);
+}
+
+static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit_pid)
 {
     Watched *n = realloc(s->w, (s->nw + 1) * sizeof(*n));
     if (!n)
@@ -156,6 +341,8 @@ static int watch(Sampler *s, pid_t pid, bool explicit_pid)
     int k = target_new(pid, &w->t);
     if (k < 0)
         return k;
+    target_set_pss_policy(w->t, opt->pss_interval, opt->pss_max_rss);
+    target_set_read_budget(w->t, read_budget(opt));
     s->nw++;
     return 0;
 }
@@ -163,6 +350,9 @@ static int watch(Sampler *s, pid_t pid, bool explicit_pid)
 static void unwatch(Sampler *s, size_t i)
 {
     Watched *w = &s->w[i];
+    pthread_mutex_lock(&s->lock);
+    gate_drop(s, target_pid(w->t));
+    pthread_mutex_unlock(&s->lock);
     census_free(w->census);
     census_free(w->prev_census);
     if (w->have_last)
@@ -176,14 +366,14 @@ static void discover(Sampler *s, const SamplerOptions *opt)
 {
     for (size_t i = 0; i < opt->npids; i++)
         if (!find_watched(s, opt->pids[i]))
-            watch(s, opt->pids[i], true);
+            watch(s, opt, opt->pids[i], true);
     /* Explicit targets no longer named (after a reload) go. */
     for (size_t i = 0; i < s->nw;) {
         bool named = false;
         for (size_t j = 0; j < opt->npids && !named; j++)
             named = opt->pids[j] == target_pid(s->w[i].t);
-        if (s->w[i].explicit_pid && !named)
-            unwatch(s, i);
+        if (s->w[i].explicit_pid && !named && !s->w[i].census_busy)
+            unwatch(s, i); /* a busy one goes at the next look, once its census is in */
         else
             s->w[i++].explicit_pid = named;
     }
@@ -221,7 +411,7 @@ static void discover(Sampler *s, const SamplerOptions *opt)
                     (id.cmdline || id.exe);
         procidentity_done(&id);
         if (take)
-            watch(s, pids[i], false);
+            watch(s, opt, pids[i], false);
     }
     free(pids);
 }
@@ -241,37 +431,157 @@ static void log_transition(Watched *w, const TargetSample *t)
     w->logged_status = t->status;
 }
 
-/* Takes a census of one watched target and keeps it with the previous one. */
-static int census_one(Watched *w, const SamplerOptions *opt, char *err, size_t errlen)
+static void publish(Sampler *s, const SamplerOptions *opt);
+
+/* Hands a census of w to the worker. Called with the lock not held, no job in flight. */
+static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool on_demand)
 {
-    Census *c = NULL;
-    int k = target_census(w->t, opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          opt->max_census_pause, &c, err, errlen);
-    if (k < 0) {
-        snprintf(w->census_error, sizeof(w->census_error), "%s", err);
-        return k;
-    }
-    w->census_error[0] = 0;
-    census_free(w->prev_census);
-    w->prev_census = w->census;
-    w->census = c;
-    return 0;
+    w->census_busy = true;
+    w->censuses++;
+    target_census_prepare(w->t); /* on failure target_census says why */
+    pthread_mutex_lock(&s->lock);
+    s->job = (CensusJob){
+        .state = JOB_QUEUED,
+        .t = w->t,
+        .pid = target_pid(w->t),
+        .mode = opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+        .max_pause = on_demand ? opt->max_census_pause_on_demand : opt->max_census_pause,
+        .on_demand = on_demand,
+        .started = clock_mono(),
+    };
+    pthread_cond_signal(&s->worker_wake);
+    pthread_mutex_unlock(&s->lock);
 }
 
-/* Samples every target that is due; drops the gone and the non-Python ones found by discovery. */
-static void sample_all(Sampler *s, const SamplerOptions *opt)
+static void *census_worker(void *arg)
 {
-    double now = clock_mono();
-    for (size_t i = 0; i < s->nw;) {
-        Watched *w = &s->w[i];
-        if (w->retry_at > now && w->have_last) {
-            i++;
+    Sampler *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        if (s->job.state != JOB_QUEUED) {
+            /* This thread is the tracer of every census (ptrace tracers are threads): threads
+             * it could not let go yet (killed, or abandoned before they stopped) are its to
+             * collect, and the target's parent waits for them, so look again soon. */
+            pthread_mutex_unlock(&s->lock);
+            size_t left = freeze_collect();
+            pthread_mutex_lock(&s->lock);
+            if (s->stop || s->job.state == JOB_QUEUED)
+                continue;
+            if (left == 0) {
+                pthread_cond_wait(&s->worker_wake, &s->lock);
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (long)(FREEZE_COLLECT_INTERVAL * 1e9);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->worker_wake, &s->lock, &ts);
             continue;
         }
+        CensusJob j = s->job;
+        pthread_mutex_unlock(&s->lock);
+        Census *c = NULL;
+        char err[300] = "";
+        int k = target_census(j.t, j.mode, j.max_pause, &c, err, sizeof(err));
+        pthread_mutex_lock(&s->lock);
+        s->job.result = k;
+        s->job.census = c;
+        snprintf(s->job.err, sizeof(s->job.err), "%s", err);
+        s->job.state = JOB_DONE;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    freeze_collect();
+    freeze_forget(); /* this thread's exit lets go of what is left */
+    return NULL;
+}
+
+/* Takes a finished census into its Watched, publishes, and answers the requests it serves.
+ * Returns whether there was one. */
+static bool census_collect(Sampler *s, const SamplerOptions *opt)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->job.state != JOB_DONE) {
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    CensusJob j = s->job;
+    s->job = (CensusJob){.state = JOB_IDLE};
+    pthread_mutex_unlock(&s->lock);
+
+    Watched *w = NULL;
+    for (size_t i = 0; i < s->nw && !w; i++)
+        if (s->w[i].t == j.t)
+            w = &s->w[i];
+    assert(w); /* a busy target is never dropped */
+    w->census_busy = false;
+    w->census_done = clock_mono();
+    if (j.result < 0) {
+        snprintf(w->census_error, sizeof(w->census_error), "%s", j.err);
+        if (j.result == -ETIMEDOUT)
+            w->over_budget = true;
+        if (!j.on_demand && log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
+            log_warn("pid %d: census: %s", j.pid, j.err);
+    } else {
+        w->census_error[0] = 0;
+        w->over_budget = j.census->frozen && j.census->pause_seconds > opt->max_census_pause;
+        w->budget_skips = 0;
+        census_free(w->prev_census);
+        w->prev_census = w->census;
+        w->census = j.census;
+    }
+    publish(s, opt); /* the census, or its error and the attempt counted */
+    pthread_mutex_lock(&s->lock);
+    /* An on-demand census opens the census_min_interval window; a scheduled one does not
+     * (census_interval bounds those), but when it succeeded it answers whoever waits for this
+     * pid. A failed scheduled one leaves them waiting for an on-demand try with its budget. */
+    if (j.on_demand)
+        gate_record(s, j.pid, j.started, j.result, j.err);
+    if (j.on_demand || j.result >= 0)
+        finish_requests(s, j.pid, j.result, 0, j.err);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* The watched target sampled longest ago that this round has not visited, or NULL. */
+static Watched *next_to_sample(Sampler *s)
+{
+    Watched *best = NULL;
+    for (size_t i = 0; i < s->nw; i++) {
+        Watched *w = &s->w[i];
+        if (w->round != s->round && (!best || w->sampled_mono < best->sampled_mono))
+            best = w;
+    }
+    return best;
+}
+
+/* Samples every target that is due, oldest-sampled first, within one interval: a round that
+ * takes longer leaves the rest for the next round, which starts with them, so one slow target
+ * cannot make every other one stale. A target whose own read took longer than the interval is
+ * backed off, with the reason in its error. Drops the gone and the non-Python ones found by
+ * discovery. */
+static void sample_all(Sampler *s, const SamplerOptions *opt)
+{
+    double now = clock_mono(), deadline = now + opt->interval;
+    s->round++;
+    for (Watched *w; (w = next_to_sample(s));) {
+        size_t i = (size_t)(w - s->w);
+        w->round = s->round;
+        if (w->retry_at > now && w->have_last)
+            continue;
+        if (clock_mono() > deadline && w->have_last)
+            break;
+        bool was_ok = w->have_last && w->last.status == TARGET_OK;
         TargetSample t;
         target_sample(w->t, s->cache, s->pi, false, &t);
+        w->sampled_mono = clock_mono();
         bool not_python = t.status != TARGET_GONE && !targetsample_maybe_python(&t);
-        if (!w->explicit_pid && (t.status == TARGET_GONE || not_python)) {
+        /* A target the census worker holds is dropped (or started over) once the census is
+         * in: it ends soon, the process being gone. */
+        if (!w->explicit_pid && (t.status == TARGET_GONE || not_python) && !w->census_busy) {
             if (not_python && t.have_identity)
                 ignore(s, &t.id);
             else if (t.status == TARGET_GONE && w->logged)
@@ -281,12 +591,13 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             continue;
         }
         if (w->explicit_pid && t.status == TARGET_GONE && t.have_identity &&
-            target_start_ticks(w->t) != t.id.start_ticks) {
+            target_start_ticks(w->t) != t.id.start_ticks && !w->census_busy) {
             /* The pid now names another process: start over with a fresh target for it. */
             pid_t pid = t.pid;
             targetsample_done(&t);
             unwatch(s, i);
-            watch(s, pid, true);
+            watch(s, opt, pid, true);
+            s->w[s->nw - 1].round = s->round;
             continue;
         }
         if (t.new_image) {
@@ -296,16 +607,18 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             w->census_error[0] = 0;
         }
         log_transition(w, &t);
-        if (t.status == TARGET_OK) {
+        if (t.status == TARGET_OK && was_ok && t.sample_seconds > opt->interval) {
+            /* Not the first read (which finds the interpreter): this process is slow to read
+             * every time, and must not hold up the others. */
+            w->backoff = w->backoff ? fmin(w->backoff * 2, BACKOFF_MAX) : opt->interval;
+            w->retry_at = now + w->backoff;
+            snprintf(t.error, sizeof(t.error),
+                     "reading this process took %.2fs, longer than the interval (%gs): it is "
+                     "sampled again in %gs so that the other targets stay fresh",
+                     t.sample_seconds, opt->interval, w->backoff);
+        } else if (t.status == TARGET_OK) {
             w->backoff = 0;
             w->retry_at = 0;
-            if (opt->census_interval > 0 && now >= w->next_census) {
-                char err[300];
-                if (census_one(w, opt, err, sizeof(err)) < 0 &&
-                    log_ratelimit_ok(&w->rl, clock_mono(), 60.0, 5))
-                    log_warn("pid %d: census: %s", t.pid, err);
-                w->next_census = now + opt->census_interval;
-            }
         } else if (t.settling) {
             /* A program image starting up: look again at the next interval. */
             w->backoff = 0;
@@ -318,7 +631,6 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             targetsample_done(&w->last);
         w->last = t;
         w->have_last = true;
-        i++;
     }
 }
 
@@ -329,6 +641,7 @@ static int copy_sample(const Watched *w, TargetSample *out)
     *out = *in;
     out->census = census_ref(w->census);
     out->prev_census = census_ref(w->prev_census);
+    out->censuses = w->censuses;
     snprintf(out->census_error, sizeof(out->census_error), "%s", w->census_error);
     if (!in->have_identity)
         return 0;
@@ -373,56 +686,131 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     malloc_trim(0);
 }
 
-/* The oldest census request not served yet, or NULL. Called with the lock held. */
-static CensusRequest *next_request(const Sampler *s)
+/* Whether a census of w may start now: readable, not in a census, and sampled since its last
+ * one. */
+static bool census_ready(const Watched *w)
 {
-    for (CensusRequest *r = s->requests; r; r = r->next)
-        if (!r->done)
-            return r;
-    return NULL;
+    return w->have_last && w->last.status == TARGET_OK && !w->census_busy &&
+           w->sampled_mono > w->census_done;
 }
 
-/* Takes the censuses asked for since the last look, one per request, then publishes. */
-static void serve_requests(Sampler *s, const SamplerOptions *opt)
+static bool census_scheduled_for(const Sampler *s, const Watched *w)
+{
+    if (!w->last.have_identity)
+        return false;
+    if (s->cur.opt.census_match && *s->cur.opt.census_match && !s->have_census_re)
+        return false; /* a pattern that did not compile selects nobody */
+    return sampler_census_selects(s->have_census_re ? &s->census_re : NULL, w->explicit_pid, s->re,
+                                  s->nre, &w->last.id);
+}
+
+/* Answers the census requests that need no census (inside census_min_interval, or for a pid
+ * that is not a readable target); with no census in flight, starts one for the oldest of the
+ * rest. Returns whether it started one. */
+static bool serve_requests(Sampler *s, const SamplerOptions *opt)
 {
     pthread_mutex_lock(&s->lock);
-    CensusRequest *todo = next_request(s);
-    pthread_mutex_unlock(&s->lock);
-    if (!todo)
-        return;
-    bool any = false;
-    for (;;) {
-        Watched *w = find_watched(s, todo->pid);
-        int k;
+    s->requests_seen = s->requests_added;
+    bool idle = s->job.state == JOB_IDLE;
+    pid_t busy_pid = idle ? 0 : s->job.pid, start = 0;
+    for (CensusRequest *r = s->requests; r; r = r->next) {
+        if (r->done || r->pid == busy_pid)
+            continue; /* answered when the census in flight ends */
+        pid_t pid = r->pid;
+        int result;
+        double retry = 0;
         char err[300] = "";
+        const Watched *w = find_watched(s, pid);
         if (!w || !w->have_last || w->last.status != TARGET_OK) {
-            k = -ENOENT;
-            snprintf(err, sizeof(err), "process %d is not a watched, readable Python process",
-                     todo->pid);
-        } else {
-            k = census_one(w, opt, err, sizeof(err));
-            any = any || k >= 0;
+            snprintf(err, sizeof(err), "process %d is not a watched, readable Python process", pid);
+            finish_requests(s, pid, -ENOENT, 0, err);
+        } else if (gate_answers(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
+            finish_requests(s, pid, result, retry, err);
+        } else if (idle && !start && census_ready(w)) {
+            start = pid; /* the others wait: for the worker, or for a sample first */
         }
-        if (any)
-            publish(s, opt);
-        pthread_mutex_lock(&s->lock);
-        todo->result = k;
-        snprintf(todo->err, sizeof(todo->err), "%s", err);
-        todo->done = true;
-        pthread_cond_broadcast(&s->census_done);
-        todo = next_request(s);
-        pthread_mutex_unlock(&s->lock);
-        if (!todo)
-            return;
     }
+    pthread_mutex_unlock(&s->lock);
+    if (!start)
+        return false;
+    census_start(s, find_watched(s, start), opt, true);
+    return true;
 }
 
-int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen)
+/* Starts the scheduled census most overdue, if one is due and none is in flight. */
+static void scheduled_census(Sampler *s, const SamplerOptions *opt)
+{
+    if (opt->census_interval <= 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    bool idle = s->job.state == JOB_IDLE;
+    pthread_mutex_unlock(&s->lock);
+    if (!idle)
+        return;
+    double now = clock_mono();
+    Watched *due = NULL;
+    for (size_t i = 0; i < s->nw; i++) {
+        Watched *w = &s->w[i];
+        if (!census_ready(w) || now < w->next_census)
+            continue;
+        if (!census_scheduled_for(s, w)) {
+            if (!w->census)
+                snprintf(w->census_error, sizeof(w->census_error),
+                         "not censused on schedule (census_match%s); ?fresh=1 takes one",
+                         opt->census_match && *opt->census_match
+                             ? " does not match it"
+                             : " is not set, and only targets named by pid or match are");
+            w->next_census = now + opt->census_interval;
+            continue;
+        }
+        if (!due || w->next_census < due->next_census)
+            due = w;
+    }
+    if (!due)
+        return;
+    due->next_census = now + opt->census_interval;
+    if (due->over_budget && ++due->budget_skips < BUDGET_RETRY_EVERY) {
+        snprintf(due->census_error, sizeof(due->census_error),
+                 "scheduled census skipped: the last one needed to stop the process longer than "
+                 "max_census_pause (%gs); tried again every %d census intervals; ?fresh=1 may "
+                 "stop it up to max_census_pause_on_demand (%gs)",
+                 opt->max_census_pause, BUDGET_RETRY_EVERY, opt->max_census_pause_on_demand);
+        return;
+    }
+    due->budget_skips = 0;
+    census_start(s, due, opt, false);
+}
+
+/* Whether a scheduled census is due now (so the loop comes round again without sleeping). */
+static bool census_due(const Sampler *s, const SamplerOptions *opt)
+{
+    if (opt->census_interval <= 0)
+        return false;
+    double now = clock_mono();
+    for (size_t i = 0; i < s->nw; i++)
+        if (census_ready(&s->w[i]) && now >= s->w[i].next_census)
+            return true;
+    return false;
+}
+
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
+                       size_t errlen)
 {
     CensusRequest req = {.pid = pid};
     pthread_mutex_lock(&s->lock);
-    req.next = s->requests;
-    s->requests = &req;
+    /* Inside census_min_interval the answer is known here, without waking the sampler. */
+    int result;
+    double retry;
+    if (gate_answers(s, pid, clock_mono(), &result, &retry, err, errlen)) {
+        pthread_mutex_unlock(&s->lock);
+        *ret_retry_after = retry;
+        return result;
+    }
+    CensusRequest **tail = &s->requests;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &req;
+    s->requests_added++;
     pthread_cond_signal(&s->wake);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -445,6 +833,7 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t 
         return -ETIMEDOUT;
     }
     snprintf(err, errlen, "%s", req.err);
+    *ret_retry_after = req.retry_after;
     return req.result;
 }
 
@@ -458,10 +847,18 @@ static void *run(void *arg)
     while (!s->stop) {
         if (s->reconfigured) {
             s->reconfigured = false;
+            /* The options of the last turn are no longer in use here: replace them. */
+            optcopy_free(&s->cur);
+            s->cur = s->pending;
+            s->pending = (OptCopy){0};
             compile_regexes(s);
+            for (size_t i = 0; i < s->nw; i++) {
+                target_set_pss_policy(s->w[i].t, s->cur.opt.pss_interval, s->cur.opt.pss_max_rss);
+                target_set_read_budget(s->w[i].t, read_budget(&s->cur.opt));
+            }
             next_discovery = next_sample = clock_mono();
         }
-        SamplerOptions opt = s->opt;
+        SamplerOptions opt = s->cur.opt;
         pthread_mutex_unlock(&s->lock);
 
         double now = clock_mono();
@@ -483,19 +880,30 @@ static void *run(void *arg)
                     target_poll_gc(s->w[i].t);
             next_poll = now + opt.gc_poll_interval;
         }
-        serve_requests(s, &opt);
-        atomic_store(&s->heartbeat, clock_mono());
+        /* Censuses run on the worker, one at a time, so they never hold up sampling here:
+         * take a finished one in, then start the next (on demand before scheduled). */
+        census_collect(s, &opt);
+        if (!serve_requests(s, &opt))
+            scheduled_census(s, &opt);
+        /* The heartbeat (which feeds the systemd watchdog) moves only while the sampler keeps
+         * its schedule: a turn that ends more than an interval behind proves nothing. */
+        now = clock_mono();
+        if (now < next_sample + opt.interval)
+            atomic_store(&s->heartbeat, now);
 
-        double until = fmin(next_sample, next_discovery);
+        /* Wake at least once a second, so the heartbeat stays fresh with long intervals. */
+        double until = fmin(fmin(next_sample, next_discovery), now + 1.0);
         if (opt.gc_poll_interval > 0)
             until = fmin(until, next_poll);
-        /* Threads of a census this thread could not let go yet (killed, or abandoned before
-         * they stopped): the target's parent waits for them, so look again soon. */
-        if (freeze_collect() > 0)
-            until = fmin(until, clock_mono() + FREEZE_COLLECT_INTERVAL);
         double wait = until - clock_mono();
         pthread_mutex_lock(&s->lock);
-        if (wait > 0 && !s->stop && !s->reconfigured && !next_request(s)) {
+        /* Sleep unless there is census work that can be done now: a finished census, or a new
+         * request or a due census with the worker idle. The worker's end and new requests
+         * wake us; requests seen already wait for the worker or for a sample. */
+        bool idle = s->job.state == JOB_IDLE;
+        bool work = s->job.state == JOB_DONE ||
+                    (idle && (s->requests_added != s->requests_seen || census_due(s, &opt)));
+        if (wait > 0 && !s->stop && !s->reconfigured && !work) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + wait;
@@ -505,45 +913,7 @@ static void *run(void *arg)
         }
     }
     pthread_mutex_unlock(&s->lock);
-    freeze_collect();
-    freeze_forget(); /* this thread's exit lets go of what is left */
     return NULL;
-}
-
-static void free_copies(Sampler *s)
-{
-    for (size_t i = 0; s->match_src && i < s->opt.nmatches; i++)
-        free(s->match_src[i]);
-    free(s->match_src);
-    free(s->pids);
-    s->match_src = NULL;
-    s->pids = NULL;
-}
-
-/* Deep-copies the options; the previous copies go only once the new ones exist. */
-static int set_options(Sampler *s, const SamplerOptions *opt)
-{
-    pid_t *pids = calloc(opt->npids ? opt->npids : 1, sizeof(*pids));
-    char **src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*src));
-    bool ok = pids && src;
-    for (size_t i = 0; ok && i < opt->nmatches; i++)
-        ok = (src[i] = strdup(opt->matches[i])) != NULL;
-    if (!ok) {
-        for (size_t i = 0; src && i < opt->nmatches; i++)
-            free(src[i]);
-        free(src);
-        free(pids);
-        return -ENOMEM;
-    }
-    if (opt->npids)
-        memcpy(pids, opt->pids, opt->npids * sizeof(*pids));
-    free_copies(s);
-    s->pids = pids;
-    s->match_src = src;
-    s->opt = *opt;
-    s->opt.pids = pids;
-    s->opt.matches = (const char *const *)src;
-    return 0;
 }
 
 int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **ret)
@@ -552,10 +922,10 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     if (!s)
         return -ENOMEM;
     int k;
-    if ((k = set_options(s, opt)) < 0 || (k = procinfo_new(&s->pi)) < 0 ||
+    if ((k = optcopy_make(opt, &s->cur)) < 0 || (k = procinfo_new(&s->pi)) < 0 ||
         (k = pyelfcache_new(&s->cache)) < 0) {
         procinfo_free(s->pi);
-        free_copies(s);
+        optcopy_free(&s->cur);
         free(s);
         return k;
     }
@@ -567,11 +937,24 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
     pthread_cond_init(&s->census_done, &ca);
+    pthread_cond_init(&s->worker_wake, &ca);
     pthread_condattr_destroy(&ca);
-    if ((k = pthread_create(&s->thread, NULL, run, s)) != 0) {
+    if ((k = pthread_create(&s->worker, NULL, census_worker, s)) != 0) {
         pyelfcache_free(s->cache);
         procinfo_free(s->pi);
-        free_copies(s);
+        optcopy_free(&s->cur);
+        free(s);
+        return -k;
+    }
+    if ((k = pthread_create(&s->thread, NULL, run, s)) != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->worker_wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->worker, NULL);
+        pyelfcache_free(s->cache);
+        procinfo_free(s->pi);
+        optcopy_free(&s->cur);
         free(s);
         return -k;
     }
@@ -581,13 +964,19 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
 
 int sampler_reconfigure(Sampler *s, const SamplerOptions *opt)
 {
+    /* Copied here, taken in by the thread at its next turn: the options it runs with stay
+     * valid until then. */
+    OptCopy c;
+    int k = optcopy_make(opt, &c);
+    if (k < 0)
+        return k;
     pthread_mutex_lock(&s->lock);
-    int k = set_options(s, opt);
-    if (k >= 0)
-        s->reconfigured = true;
+    optcopy_free(&s->pending);
+    s->pending = c;
+    s->reconfigured = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
-    return k;
+    return 0;
 }
 
 double sampler_heartbeat(Sampler *s)
@@ -602,21 +991,28 @@ void sampler_stop(Sampler *s)
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
+    pthread_cond_signal(&s->worker_wake);
     pthread_cond_broadcast(&s->census_done);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    /* The worker finishes the census it runs (never leaving the target stopped) first. */
+    pthread_join(s->worker, NULL);
+    census_free(s->job.census);
     while (s->nw)
         unwatch(s, s->nw - 1);
     free(s->w);
     for (size_t i = 0; i < s->nignored; i++)
         free(s->ignored[i].exe);
     free(s->ignored);
+    free(s->gates);
     free_regexes(s);
-    free_copies(s);
+    optcopy_free(&s->cur);
+    optcopy_free(&s->pending);
     pyelfcache_free(s->cache);
     procinfo_free(s->pi);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->census_done);
+    pthread_cond_destroy(&s->worker_wake);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -5,7 +5,16 @@
  * Python target's `collecting` flag for the GC busy-ratio estimate. Targets that exit are
  * dropped (explicit --pid ones stay, reported "gone"); a pid reused by another process starts a
  * new target. A target that fails is retried with exponential back-off and its last error stays
- * visible meanwhile. */
+ * visible meanwhile.
+ *
+ * Schedule: each turn of the loop samples when a sample is due (oldest-sampled target first; a
+ * round that outlasts the interval leaves the rest for the next round, which starts with them).
+ * Censuses run one at a time on a worker thread, so their walks never hold up sampling: an
+ * on-demand one (?fresh=1) before a scheduled one; the target being censused is sampled all
+ * the same (the census reads through a reader of its own). Censuses of one target that ?fresh=1 may
+ * cause are at least census_min_interval apart; inside that window a request is answered from the
+ * latest census (or, when the last attempt failed, told when to retry), and requests for one pid
+ * waiting together share one census. */
 #pragma once
 
 #include <regex.h>
@@ -20,13 +29,18 @@ typedef struct SamplerOptions {
     const char *const *matches; /* POSIX extended regex sources, checked to compile */
     size_t nmatches;
     bool all;
-    double interval;           /* seconds between samples */
-    double gc_poll_interval;   /* seconds between polls of `collecting`; 0: off */
-    double discovery_interval; /* seconds between looks for new processes */
-    double census_interval;    /* seconds between object censuses of each target; 0: none */
-    double max_census_pause;   /* longest a census may keep a target stopped */
-    bool census_nonblocking;   /* take censuses without stopping the target */
-    unsigned top_types;        /* object types per target in Prometheus output */
+    double interval;                   /* seconds between samples */
+    double gc_poll_interval;           /* seconds between polls of `collecting`; 0: off */
+    double discovery_interval;         /* seconds between looks for new processes */
+    double census_interval;            /* seconds between object censuses of each target; 0: none */
+    double max_census_pause;           /* longest a scheduled census may keep a target stopped */
+    double max_census_pause_on_demand; /* the same for a census asked for over HTTP */
+    double census_min_interval; /* seconds between censuses ?fresh=1 may cause; 0: no limit */
+    const char *census_match;   /* regex: who is censused on schedule; "": --pid/--match ones */
+    double pss_interval;        /* seconds between smaps_rollup reads; 0: never */
+    uint64_t pss_max_rss;       /* no smaps_rollup read above this RSS; 0: no limit */
+    bool census_nonblocking;    /* take censuses without stopping the target */
+    unsigned top_types;         /* object types per target in Prometheus output */
     const char *version;
     double started_at;
 } SamplerOptions;
@@ -40,10 +54,22 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
 int sampler_reconfigure(Sampler *s, const SamplerOptions *opt);
 /* Stops and joins the thread, frees everything. NULL-safe. */
 void sampler_stop(Sampler *s);
-/* Takes a census of a watched pid now, in the sampler thread, and publishes a snapshot with it
- * before returning; waits at most `timeout` seconds. Returns 0, -ENOENT (not watched or not
- * readable Python), -ETIMEDOUT, or the census' own error with its sentence in err. */
-int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen);
+/* Asks for a census of a watched pid (GET .../objects?fresh=1) and waits at most `timeout`
+ * seconds. Returns 0 when a census was taken and published for this request (or for another
+ * request for the same pid waiting at the same time); 1 when the latest census is younger than
+ * census_min_interval of the last census ?fresh=1 caused and the published snapshot's (latest)
+ * census is the answer; -EAGAIN when the last attempt inside that window failed: *ret_retry_after
+ * is the seconds until a new one may be taken and err says why the last failed; -ENOENT (not
+ * watched or not readable Python), -ETIMEDOUT, or the census' own error with its sentence in err.
+ */
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
+                       size_t errlen);
+
+/* Whether a target is censused on schedule: census_match ("" when not set) against its name
+ * and command line, or, with no census_match, whether --pid or --match selected it (--all
+ * alone does not: it would stop every Python program on the host, build tools included). */
+bool sampler_census_selects(const regex_t *census_re, bool explicit_pid, const regex_t *re,
+                            size_t nre, const ProcIdentity *id);
 
 /* Monotonic time of the last finished loop iteration: the watchdog checks it moves. */
 double sampler_heartbeat(Sampler *s);

@@ -17,7 +17,14 @@ struct Target {
     ProcStamp stamp;           /* the process and program image the last sample read */
     double image_since;        /* monotonic seconds: when that image started, or was first seen */
     bool was_python;           /* the process was a readable Python at some sample */
+    /* The census's own: it runs on another thread than sampling, so it reads through its own
+     * reader and Rmem, and checks the identity it is given, all made by target_census_prepare()
+     * from what sampling found. */
+    ProcStamp census_stamp;
     CensusHints *census_hints; /* what the last census learnt for the next */
+    PyReader *census_reader;
+    Rmem *census_rmem;
+    unsigned interp_gen, census_gen; /* forget_interpreter() bumps the first: hints are stale */
     Rmem *rmem;
     bool located;
     PyLoc loc;
@@ -27,6 +34,12 @@ struct Target {
     unsigned polls, busy;
     unsigned ring_polls[TARGET_BUSY_WINDOW], ring_busy[TARGET_BUSY_WINDOW];
     unsigned ring_at;
+    /* PSS at its own cadence (target_set_pss_policy): the last read and when it was made. */
+    double pss_interval;
+    uint64_t pss_max_rss;
+    int64_t pss;
+    double pss_at, pss_mono;
+    double read_budget; /* seconds the interpreter-state read of a sample may take; 0: no limit */
 };
 
 const char *target_status_name(TargetStatus s)
@@ -64,6 +77,8 @@ int target_new(pid_t pid, Target **ret)
         return k;
     }
     t->pid = pid;
+    t->pss = -1;
+    t->pss_interval = -1; /* every sample, until a policy is set */
     *ret = t;
     return 0;
 }
@@ -73,32 +88,34 @@ Target *target_free(Target *t)
     if (!t)
         return NULL;
     pyreader_free(t->reader);
+    pyreader_free(t->census_reader);
     rmem_free(t->rmem);
+    rmem_free(t->census_rmem);
     censushints_free(t->census_hints);
     free(t);
     return NULL;
 }
 
 /* Whether the pid still names the process and program image the last sample read. */
-static int check_identity(const Target *t, char *err, size_t errlen)
+static int check_identity(pid_t pid, const ProcStamp *stamp, char *err, size_t errlen)
 {
     ProcStamp now;
-    if (procinfo_stamp(t->pid, &now) < 0) {
-        snprintf(err, errlen, "process %d has exited", t->pid);
+    if (procinfo_stamp(pid, &now) < 0) {
+        snprintf(err, errlen, "process %d has exited", pid);
         return -ESRCH;
     }
-    if (!procstamp_same_process(&t->stamp, &now)) {
+    if (!procstamp_same_process(stamp, &now)) {
         snprintf(err, errlen,
                  "process %d has exited and its pid was reused by another process; census "
                  "refused (nothing of the new process was stopped or read)",
-                 t->pid);
+                 pid);
         return -ESRCH;
     }
-    if (!procstamp_same_image(&t->stamp, &now)) {
+    if (!procstamp_same_image(stamp, &now)) {
         snprintf(err, errlen,
                  "process %d exec()ed another program since it was last sampled; census refused "
                  "until the new program is sampled",
-                 t->pid);
+                 pid);
         return -ESTALE;
     }
     return 0;
@@ -126,10 +143,10 @@ static void comm_of(pid_t pid, char *buf, size_t size)
  * for a census, and must not be taken from them. Only the leader is looked at before a census
  * (one file); all threads when stopping one was refused. A thread of pymemd's own (a thread the
  * previous census could not let go yet) does not count: the next freeze takes it back. */
-static int check_tracer(const Target *t, bool every_thread, char *err, size_t errlen)
+static int check_tracer(pid_t pid, bool every_thread, char *err, size_t errlen)
 {
     pid_t tracer = 0;
-    int k = every_thread ? procinfo_tracer_any(t->pid, &tracer) : procinfo_tracer(t->pid, &tracer);
+    int k = every_thread ? procinfo_tracer_any(pid, &tracer) : procinfo_tracer(pid, &tracer);
     if (k < 0 || tracer <= 0)
         return 0;
     char path[64];
@@ -145,30 +162,49 @@ static int check_tracer(const Target *t, bool every_thread, char *err, size_t er
     return -EBUSY;
 }
 
+int target_census_prepare(Target *t)
+{
+    t->census_reader = pyreader_free(t->census_reader);
+    if (!t->reader || !t->have_stamp)
+        return -EINVAL;
+    t->census_stamp = t->stamp;
+    if (t->census_gen != t->interp_gen) {
+        /* Another program image, or one found afresh: what the last census learnt is void. */
+        t->census_hints = censushints_free(t->census_hints);
+        t->census_gen = t->interp_gen;
+    }
+    int k = 0;
+    if (!t->census_rmem)
+        k = rmem_open(t->pid, &t->census_rmem);
+    if (k >= 0)
+        k = pyreader_census_copy(t->reader, &t->census_reader);
+    return k;
+}
+
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen)
 {
-    if (!t->reader || !t->have_stamp) {
+    if (!t->census_reader || !t->census_rmem) {
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
     /* The last sample may be an interval old: a pid reused or an exec() since must not get the
      * process stopped, nor its memory walked, as the one watched. */
-    int k = check_identity(t, err, errlen);
+    int k = check_identity(t->pid, &t->census_stamp, err, errlen);
     if (k < 0)
         return k;
-    if (mode == CENSUS_FREEZE && (k = check_tracer(t, false, err, errlen)) < 0)
+    if (mode == CENSUS_FREEZE && (k = check_tracer(t->pid, false, err, errlen)) < 0)
         return k;
     Census *c = NULL;
-    k = census_take(t->reader, t->rmem, t->pid, &t->stamp, mode, max_pause, &t->census_hints, &c,
+    k = census_take(t->census_reader, t->census_rmem, t->pid, &t->census_stamp, mode, max_pause, &t->census_hints, &c,
                     err, errlen);
     if (mode == CENSUS_FREEZE && (k == -EBUSY || k == -EPERM)) {
-        int traced = check_tracer(t, true, err, errlen);
+        int traced = check_tracer(t->pid, true, err, errlen);
         k = traced < 0 ? traced : k;
     }
     if (k == -ESTALE) {
-        check_identity(t, err, errlen); /* say which: reused, or exec()ed */
-    } else if (k >= 0 && mode == CENSUS_NONBLOCKING && (k = check_identity(t, err, errlen)) < 0) {
+        check_identity(t->pid, &t->census_stamp, err, errlen); /* say which: reused, or exec()ed */
+    } else if (k >= 0 && mode == CENSUS_NONBLOCKING && (k = check_identity(t->pid, &t->census_stamp, err, errlen)) < 0) {
         /* Not stopped, the process could have changed under the walk: it counts only if it is
          * still the one watched. */
         census_free(c);
@@ -178,6 +214,51 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
         return k;
     *ret = c;
     return 0;
+}
+
+void target_set_read_budget(Target *t, double seconds)
+{
+    t->read_budget = seconds;
+}
+
+void target_set_pss_policy(Target *t, double interval, uint64_t max_rss)
+{
+    t->pss_interval = interval;
+    t->pss_max_rss = max_rss;
+}
+
+/* Fills s->mem.pss by the policy: a fresh read when due, else the last one with its time. */
+static void sample_pss(Target *t, TargetSample *s)
+{
+    s->mem.pss = -1;
+    if (t->pss_interval == 0) {
+        snprintf(s->pss_error, sizeof(s->pss_error), "not read: pss_interval is 0");
+        return;
+    }
+    if (t->pss_max_rss && s->mem.rss >= 0 && (uint64_t)s->mem.rss > t->pss_max_rss) {
+        /* A value from when the process was smaller would mislead more than none. */
+        t->pss = -1;
+        t->pss_at = 0;
+        snprintf(s->pss_error, sizeof(s->pss_error),
+                 "not read: RSS (%.0f MiB) is above pss_max_rss (%.0f MiB), and reading "
+                 "smaps_rollup would stall the process while the kernel walks its page tables",
+                 (double)s->mem.rss / 1048576.0, (double)t->pss_max_rss / 1048576.0);
+        return;
+    }
+    double now = clock_mono();
+    if (t->pss_at == 0 || t->pss_interval < 0 || now - t->pss_mono >= t->pss_interval) {
+        int64_t v = -1;
+        procinfo_pss(t->pid, &v); /* a vanished process shows in the next identity read */
+        t->pss = v;
+        t->pss_at = clock_real();
+        t->pss_mono = now;
+    }
+    s->mem.pss = t->pss;
+    if (t->pss >= 0)
+        s->pss_at = t->pss_at;
+    else
+        snprintf(s->pss_error, sizeof(s->pss_error),
+                 "/proc/%d/smaps_rollup is not readable (needs ptrace access)", t->pid);
 }
 
 void target_poll_gc(Target *t)
@@ -216,6 +297,13 @@ static void set_error(TargetSample *s, int err, const char *what)
                  "or with CAP_SYS_PTRACE (and check kernel.yama.ptrace_scope)",
                  s->pid, what);
         break;
+    case -ETIMEDOUT:
+        s->status = TARGET_ERROR;
+        snprintf(s->error, sizeof(s->error),
+                 "abandoned: %s took longer than this sample's budget; tried again later, with "
+                 "back-off, so that the other targets stay fresh",
+                 what);
+        break;
     case -EBUSY:
         s->status = TARGET_ERROR;
         snprintf(s->error, sizeof(s->error),
@@ -234,7 +322,7 @@ static void set_error(TargetSample *s, int err, const char *what)
 static void forget_interpreter(Target *t)
 {
     t->reader = pyreader_free(t->reader);
-    t->census_hints = censushints_free(t->census_hints);
+    t->interp_gen++; /* the census hints go at the next target_census_prepare() */
     t->located = false;
 }
 
@@ -280,9 +368,14 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         s->settling = s->settling && (t->was_python || s->have_python);
         return;
     }
+    /* The budget covers the read of the interpreter's state, not finding the interpreter
+     * (ELF files, once per process). */
+    if (t->read_budget > 0)
+        rmem_set_deadline(t->rmem, clock_mono() + t->read_budget);
     k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
     if (k == -EAGAIN)
         k = pyreader_sample(t->reader, t->rmem, clock_mono(), force_frozen, &s->py);
+    rmem_set_deadline(t->rmem, 0);
     if (k < 0) {
         set_error(s, k, "reading the interpreter state");
         /* Structures that no longer hold together may be a new program image (exec() of the
@@ -351,8 +444,10 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     }
     new_stamp(t, &before, &s.id, &s);
 
-    if (procinfo_memory(pi, t->pid, &s.mem) >= 0)
+    if (procinfo_memory_status(pi, t->pid, &s.mem) >= 0) {
         s.have_memory = true;
+        sample_pss(t, &s);
+    }
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);

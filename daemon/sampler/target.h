@@ -40,7 +40,9 @@ typedef struct TargetSample {
     bool shared;
 
     bool have_memory;
-    ProcMemory mem;
+    ProcMemory mem;      /* mem.pss: the latest read, which may be older than this sample */
+    double pss_at;       /* epoch seconds of the smaps_rollup read mem.pss comes from; 0: none */
+    char pss_error[160]; /* why mem.pss is -1, when it is */
 
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
@@ -50,6 +52,7 @@ typedef struct TargetSample {
     Census *census;         /* the latest census, a reference (NULL: none yet) */
     Census *prev_census;    /* the one before, for growth (a reference, or NULL) */
     char census_error[300]; /* why the latest census attempt failed, when it did */
+    uint64_t censuses;      /* censuses attempted of this process since it is watched */
 
     /* The program image is new (the process started or exec()ed moments ago) and what it runs
      * may still be setting up: a reading that fails is retried at the next interval, and a
@@ -90,14 +93,31 @@ pid_t target_pid(const Target *t);
  * reused; the start time tells them apart). 0 until the first sample. */
 uint64_t target_start_ticks(const Target *t);
 
-/* Takes a census of the target (which must have sampled ok once). Before anything is stopped
- * or read, and again once the process is stopped, its identity is checked against the last
- * sample: a pid reused since (-ESRCH) or a process that exec()ed since (-ESTALE) is neither
- * stopped long nor read. A process another tracer holds (a debugger, strace) is not stopped:
- * -EBUSY, "traced by pid N (name)". Returns 0 with *ret (a reference for the caller), or -errno
- * with the reason in err. Never leaves it stopped. */
+/* Gets the target ready for target_census(), from what its last sample found; called by the
+ * thread that samples it, while no census of it runs. -EINVAL when it is not a readable Python
+ * process, -EAGAIN before its first good sample. */
+int target_census_prepare(Target *t);
+
+/* Takes a census of the target (prepared as above). It may run on another thread than
+ * target_sample() and target_poll_gc() of the same target: it uses only what
+ * target_census_prepare() made for it. Before anything is stopped or read, and again once the
+ * process is stopped, its identity is checked against the sample it was prepared from: a pid
+ * reused since (-ESRCH) or a process that exec()ed since (-ESTALE) is neither stopped long nor
+ * read. A process another tracer holds (a debugger, strace) is not stopped: -EBUSY, "traced by
+ * pid N (name)". Returns 0 with *ret (a reference for the caller), or -errno with the reason in
+ * err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
+
+/* Bounds the read of the interpreter's state in each sample to `seconds` (0: no limit, the
+ * default): a read that takes longer is abandoned, the sample's status is "error" with the
+ * reason. */
+void target_set_read_budget(Target *t, double seconds);
+
+/* When smaps_rollup (PSS) is read: at most every `interval` seconds (0: never; the value of the
+ * last read is kept in between, with its time), and not while the RSS is above max_rss bytes
+ * (0: no limit). A new target reads it every sample, without a limit. */
+void target_set_pss_policy(Target *t, double interval, uint64_t max_rss);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
  * estimate of the next sample. Silently does nothing for a target that is not readable. */

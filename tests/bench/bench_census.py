@@ -53,7 +53,7 @@ def main():
         "objects", "own_ms", "pause_ms", "total_ms", "pause/own", "total/own", "stop_ms",
         "copy_ms", "copy_MB", "pages", "cold_ms"))
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        f.write("max_census_pause = 60\ncensus_interval = 0\n")
+        f.write("max_census_pause_on_demand = 60\ncensus_interval = 0\ncensus_min_interval = 0\n")
         conf = f.name
     for n in (int(x) for x in a.sizes.split(",")):
         p = subprocess.Popen([py, "-c", TARGET, str(n)], stdin=subprocess.PIPE,

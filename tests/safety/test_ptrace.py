@@ -226,7 +226,7 @@ sys.stdin.readline()
 def test_killed_released(pymemd, py, rounds=10, threads=2000, objects=200000):
     name = "a target SIGKILLed mid-census is reapable by its parent at once (%s, %d threads)" % (
         py, threads)
-    conf = "census_interval = 0\ninterval = 0.1\nmax_census_pause = 5\n"
+    conf = "census_interval = 0\ninterval = 0.1\nmax_census_pause = 5\ncensus_min_interval = 0\n"
     d = None
     bad, caught, notes = [], 0, []
     delays = [0, 0.0005, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.3]
@@ -365,7 +365,7 @@ def test_signals_not_lost(pymemd, py, sigcount, total=100000, seconds=25):
     d = None
     clients = []
     try:
-        d = Daemon(pymemd, "census_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
+        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
         d.wait_ok(t.pid)
         clients = [Fresh(d, t.pid) for _ in range(2)]
         for c in clients:
@@ -425,7 +425,7 @@ def test_stop_signal_kept(pymemd, py, sigcount, rounds=150):
     d = None
     clients = []
     try:
-        d = Daemon(pymemd, "census_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
+        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
         d.wait_ok(t.pid)
         clients = [Fresh(d, t.pid) for _ in range(2)]
         for c in clients:
@@ -512,7 +512,7 @@ def test_traced_by_other(pymemd, py):
         if not wait_for(lambda: proc_status(t.pid, "TracerPid") == str(s.pid), 10, step=0.01):
             raise RuntimeError("strace did not attach (TracerPid %s)" %
                                proc_status(t.pid, "TracerPid"))
-        d = Daemon(pymemd, "census_interval = 0.3\ninterval = 0.1\n", ["--pid", str(t.pid)])
+        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.3\ninterval = 0.1\n", ["--pid", str(t.pid)])
         problems = []
         p = d.wait_ok(t.pid)
         if thresholds(p) != truth["threshold"] or collections(p) != truth["collections"]:
@@ -610,7 +610,7 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
     d = None
     try:
         truth = json.loads(read_line(t, 60))
-        d = Daemon(pymemd, "census_interval = 0\ninterval = %g\n" % interval,
+        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = %g\n" % interval,
                    ["--pid", str(t.pid)])
         problems = []
         p = d.wait_ok(t.pid, cond=lambda p: thresholds(p) == truth["threshold"])
@@ -678,7 +678,7 @@ def test_shell_execs_python(pymemd, py):
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
     d = None
     try:
-        d = Daemon(pymemd, "census_interval = 0\ninterval = 0.1\ndiscovery_interval = 0.1\n",
+        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 0.1\ndiscovery_interval = 0.1\n",
                    ["--match", tag])
         # Ten discoveries see the shell and set it aside as not Python.
         time.sleep(1.0)
@@ -727,7 +727,7 @@ def test_pid_reuse(pymemd, py):
         read_line(a, 60)
         pid = a.pid
         # Samples 30 s apart: the reuse happens between two of them.
-        d = Daemon(pymemd, "census_interval = 0\ninterval = 30\n", ["--pid", str(pid)])
+        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 30\n", ["--pid", str(pid)])
         pa = d.wait_ok(pid)
         CHILDREN.reap(a)
         b = spawn_at(pid, [py, "-c", plain_target("OnlyB", 555)])

@@ -39,6 +39,11 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_int_equal(a->top_types, b->top_types);
     assert_true(a->max_census_pause == b->max_census_pause);
     assert_int_equal(a->census_nonblocking, b->census_nonblocking);
+    assert_true(a->max_census_pause_on_demand == b->max_census_pause_on_demand);
+    assert_true(a->census_min_interval == b->census_min_interval);
+    assert_string_equal(a->census_match, b->census_match);
+    assert_true(a->pss_interval == b->pss_interval);
+    assert_true(a->pss_max_rss == b->pss_max_rss);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -108,7 +113,12 @@ static void defaults(void **state)
     assert_true(c.discovery_interval == 5.0);
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
     assert_int_equal(c.top_types, 20);
-    assert_true(c.max_census_pause == 1.0);
+    assert_true(c.max_census_pause == 0.05);
+    assert_true(c.max_census_pause_on_demand == 1.0);
+    assert_true(c.census_min_interval == 10.0);
+    assert_string_equal(c.census_match, "");
+    assert_true(c.pss_interval == 30.0);
+    assert_true(c.pss_max_rss == 4ULL << 30);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -192,6 +202,22 @@ static void seconds_keys(void **state)
         {"max_census_pause", "0.0009", false},
         {"max_census_pause", "60.01", false},
         {"max_census_pause", "0", false},
+        {"max_census_pause_on_demand", "0.001", true},
+        {"max_census_pause_on_demand", "60", true},
+        {"max_census_pause_on_demand", "0", false},
+        {"max_census_pause_on_demand", "61", false},
+        {"census_min_interval", "0", true},
+        {"census_min_interval", "0.1", true},
+        {"census_min_interval", "3600", true},
+        {"census_min_interval", "0.05", false},
+        {"census_min_interval", "3601", false},
+        {"census_min_interval", "-1", false},
+        {"pss_interval", "0", true},
+        {"pss_interval", "0.01", true},
+        {"pss_interval", "86400", true},
+        {"pss_interval", "0.001", false},
+        {"pss_interval", "86401", false},
+        {"pss_interval", "x", false},
     };
     run_cases(cases, ARRAY_SIZE(cases));
 
@@ -210,6 +236,85 @@ static void seconds_keys(void **state)
     assert_true(c.discovery_interval == 7.0);
     assert_true(c.max_census_pause == 0.25);
     config_done(&c);
+}
+
+/* census_match: one regex, checked to compile; "" (quoted in a file) sets the default back. */
+static void census_match_key(void **state)
+{
+    (void)state;
+    static const Case cases[] = {
+        {"census_match", "^gunicorn: worker", true},
+        {"census_match", ".", true},
+        {"census_match", "", true},
+        {"census_match", "(unclosed", false},
+        {"census_match", "a{2,1}", false},
+    };
+    run_cases(cases, ARRAY_SIZE(cases));
+
+    char err[512];
+    Config c;
+    config_init(&c);
+    assert_int_equal(config_set(&c, "census_match", "^celery", err, sizeof(err)), 0);
+    assert_string_equal(c.census_match, "^celery");
+    assert_int_equal(config_set(&c, "census-match", "worker$", err, sizeof(err)), 0);
+    assert_string_equal(c.census_match, "worker$");
+    assert_int_equal(config_set(&c, "census_match", "(x", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "census_match: \"(x\" is not a valid regular expression"));
+    assert_string_equal(c.census_match, "worker$");
+    /* Longer than the field: refused, not cut. */
+    char big[2048];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    assert_int_equal(config_set(&c, "census_match", big, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is longer than 1023 bytes"));
+    assert_string_equal(c.census_match, "worker$");
+
+    const char text[] = "census_match = \"\"\n";
+    char *path = write_tmp(text, strlen(text));
+    assert_int_equal(config_load_file(&c, path, err, sizeof(err)), 0);
+    assert_string_equal(c.census_match, "");
+    unlink(path);
+    free(path);
+    config_done(&c);
+}
+
+/* pss_max_rss: bytes, with K/M/G/T for powers of 1024; 0 means no limit. */
+static void size_key(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        uint64_t bytes;
+    } good[] = {
+        {"0", 0},
+        {"4096", 4096},
+        {"1K", 1024},
+        {"1k", 1024},
+        {"512M", 512ULL << 20},
+        {"4G", 4ULL << 30},
+        {"4GiB", 4ULL << 30},
+        {"4GB", 4ULL << 30},
+        {"2T", 2ULL << 40},
+        {"16777215T", 16777215ULL << 40},
+    };
+    static const char *const bad[] = {
+        "", "-1", "4X", "G", "4 G", "1.5G", "4Gb2", "0x10", "16777216T", "99999999999999999999999"};
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        Config c;
+        config_init(&c);
+        char err[512] = "";
+        if (config_set(&c, "pss_max_rss", good[i].value, err, sizeof(err)) != 0)
+            fail_msg("pss_max_rss = %s: %s", good[i].value, err);
+        assert_true(c.pss_max_rss == good[i].bytes);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        Config c;
+        config_init(&c);
+        char err[512] = "";
+        assert_int_equal(config_set(&c, "pss_max_rss", bad[i], err, sizeof(err)), -EINVAL);
+        assert_true(strncmp(err, "pss_max_rss: ", 13) == 0);
+        assert_true(c.pss_max_rss == 4ULL << 30);
+    }
 }
 
 static void other_scalar_keys(void **state)
@@ -812,6 +917,11 @@ static void shipped_conf_defaults(void **state)
         "top_types",
         "max_census_pause",
         "census_nonblocking",
+        "max_census_pause_on_demand",
+        "census_min_interval",
+        "census_match",
+        "pss_interval",
+        "pss_max_rss",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
@@ -842,7 +952,8 @@ static void shipped_conf_defaults(void **state)
         line += n;
     }
     *o = '\0';
-    assert_int_equal(shown, ARRAY_SIZE(all_keys) - 2); /* pid and match have no default */
+    /* pid, match and census_match have no default value to show */
+    assert_int_equal(shown, ARRAY_SIZE(all_keys) - 3);
 
     config_init(&c);
     char *tmp = write_tmp(uncommented, strlen(uncommented));
@@ -888,6 +999,8 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(seconds_keys),
         cmocka_unit_test(other_scalar_keys),
+        cmocka_unit_test(census_match_key),
+        cmocka_unit_test(size_key),
         cmocka_unit_test(listen_key),
         cmocka_unit_test(pid_key),
         cmocka_unit_test(match_key),

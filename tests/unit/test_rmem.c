@@ -47,6 +47,25 @@ static void fake_regions(void **state)
 static const char live_string[] = "pymemd reads this";
 static volatile uint64_t live_words[3000];
 
+/* A deadline in the past fails every read with -ETIMEDOUT and costs no read; 0 lifts it. */
+static void deadline(void **state)
+{
+    _cleanup_(rmem_freep) Rmem *r = NULL;
+    uint8_t a[16] = {1, 2, 3}, out[16];
+    assert_int_equal(rmem_fake_new(&r), 0);
+    assert_int_equal(rmem_fake_add(r, 0x1000, a, sizeof(a)), 0);
+    rmem_set_deadline(r, 1.0); /* one second after the monotonic clock's start: long past */
+    uint64_t calls = rmem_calls(r);
+    assert_int_equal(rmem_read(r, 0x1000, out, sizeof(out)), -ETIMEDOUT);
+    assert_int_equal(rmem_calls(r), calls);
+    rmem_set_deadline(r, 0);
+    assert_int_equal(rmem_read(r, 0x1000, out, sizeof(out)), 0);
+    assert_memory_equal(out, a, sizeof(a));
+    /* A deadline far ahead changes nothing. */
+    rmem_set_deadline(r, 1e12);
+    assert_int_equal(rmem_read(r, 0x1000, out, sizeof(out)), 0);
+}
+
 static void live_self(void **state)
 {
     _cleanup_(rmem_freep) Rmem *r = NULL;
@@ -106,10 +125,8 @@ static void live_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(fake_regions),
-        cmocka_unit_test(live_self),
-        cmocka_unit_test(live_unmapped),
-        cmocka_unit_test(live_gone),
+        cmocka_unit_test(fake_regions),  cmocka_unit_test(deadline),  cmocka_unit_test(live_self),
+        cmocka_unit_test(live_unmapped), cmocka_unit_test(live_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
