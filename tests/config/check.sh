@@ -74,9 +74,9 @@ else
     echo "$out" | indent
     if [[ $rc -ne 0 ]]; then
         fail "systemd-sysusers $sysusers: exit status $rc"
-    elif echo "$out" | grep -q '^-:[0-9]'; then
+    elif grep -q '^-:[0-9]' <<<"$out"; then
         fail "systemd-sysusers $sysusers: warnings about the file (lines starting with -:LINE:)"
-    elif [[ -z $unit_user ]] || ! echo "$out" | grep -q "user '$unit_user'"; then
+    elif [[ -z $unit_user ]] || ! grep -q "user '$unit_user'" <<<"$out"; then
         fail "systemd-sysusers $sysusers: does not create User=${unit_user:-(none)} of $unit"
     else
         pass "systemd-sysusers $sysusers creates user $unit_user"
@@ -280,7 +280,7 @@ fi
 # reported, never judged. --offline appeared in systemd 250.
 if ! have systemd-analyze; then
     skip "systemd-analyze security --offline: systemd-analyze not installed"
-elif ! systemd-analyze --help 2>/dev/null | grep -q -- '--offline'; then
+elif ! grep -q -- '--offline' <<<"$(systemd-analyze --help 2>/dev/null)"; then
     skip "systemd-analyze security --offline: not supported by $(systemd-analyze --version | head -n 1)"
 elif [[ ! -x $binary ]]; then
     fail "systemd-analyze security --offline: pymemd binary $binary not found"
