@@ -122,6 +122,10 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             return 0;
         case 'V':
             printf("pymemd %s\n", PYMEMD_VERSION);
+            /* What the integration matrix verified live (python/verified.c). */
+            printf("verified live against CPython:\n");
+            for (size_t i = 0; i < pylayout_nverified; i++)
+                printf("  %s\n", pylayout_verified[i]);
             return 0;
         default:
             usage(stderr);
