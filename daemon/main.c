@@ -63,7 +63,7 @@ static void usage(FILE *out)
             "                           it); every key is described in config/pymemd.conf\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "  -h, --help               this text\n"
-            "  -V, --version            print the version\n"
+            "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
             "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
 }
