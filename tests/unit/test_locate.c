@@ -70,16 +70,25 @@ static size_t find_binaries(Binary *out)
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, "root-", 5) != 0 || strchr(e->d_name, '.'))
             continue;
+        /* The interpreters, their -nopie builds and the shared libpython of embedding hosts. */
+        static const struct {
+            const char *dir, *suffix;
+        } kinds[] = {{"usr/bin/python", ""},
+                     {"usr/bin/python", "-nopie"},
+                     {"usr/lib/x86_64-linux-gnu/libpython", ".so.1.0"}};
         for (int minor = 13; minor < 20; minor++)
-            for (int dbg = 0; dbg < 2; dbg++) {
-                snprintf(path, sizeof(path), "%s/%s/usr/bin/python3.%d%s", debian, e->d_name, minor,
-                         dbg ? "d" : "");
-                if (access(path, F_OK) != 0)
-                    continue;
-                snprintf(label, sizeof(label), "Debian %s 3.%d%s", e->d_name + 5, minor,
-                         dbg ? " debug" : "");
-                add_binary(out, &n, label, path, dbg);
-            }
+            for (int dbg = 0; dbg < 2; dbg++)
+                for (size_t kind = 0; kind < sizeof(kinds) / sizeof(kinds[0]); kind++) {
+                    char rel[96];
+                    snprintf(rel, sizeof(rel), "%s3.%d%s%s", kinds[kind].dir, minor, dbg ? "d" : "",
+                             kinds[kind].suffix);
+                    snprintf(path, sizeof(path), "%s/%s/%s", debian, e->d_name, rel);
+                    if (access(path, F_OK) != 0)
+                        continue;
+                    snprintf(label, sizeof(label), "Debian %s %s", e->d_name + 5,
+                             strrchr(rel, '/') + 1);
+                    add_binary(out, &n, label, path, dbg);
+                }
     }
     closedir(d);
     return n;
