@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "elf/elffile.h"
 #include "proc/maps.h"
@@ -532,15 +533,18 @@ int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
 }
 
 /* The low bits of _gc_prev (and, during a collection, of _gc_next) are flags (pycore_gc.h). */
-#define GC_LINK_MASK        (~(uint64_t)3)
-#define LIST_CHECK_ATTEMPTS 4
-#define INTERP_WALK_MAX     256
+#define GC_LINK_MASK    (~(uint64_t)3)
+#define INTERP_WALK_MAX 256
 
 /* Whether the GC list whose head is at `head` is a well-formed circular doubly linked list as far
- * as a few links show: head->next->prev == head, head->prev->next == head, and two more steps
- * forward agree. The target keeps running, so a check that fails is read again a few times: a
- * mutator changes a link now and then, a wrong layout never gives agreeing links. */
-static bool gc_list_well_formed(Rmem *r, const Maps *maps, RAddr head)
+ * as a few links show: empty (the head points at itself both ways), or head->next->prev == head
+ * (and two more steps forward agree), or head->prev->next == head. The target keeps running: a
+ * busy one appends to generation 0 and collects all the time, so one side agreeing is enough and
+ * a check that fails is read again. Under a wrong layout the links are not pointers at all and
+ * never agree. The links are read without consulting the maps taken at the start: a busy heap
+ * maps new arenas all the time, and a read of an unmapped address just fails. */
+#define LIST_CHECK_ATTEMPTS 16
+static bool gc_list_well_formed(Rmem *r, RAddr head)
 {
     for (int attempt = 0; attempt < LIST_CHECK_ATTEMPTS; attempt++) {
         uint64_t h[2];
@@ -549,28 +553,50 @@ static bool gc_list_well_formed(Rmem *r, const Maps *maps, RAddr head)
         uint64_t next = h[0] & GC_LINK_MASK, prev = h[1] & GC_LINK_MASK;
         if (next == head && prev == head)
             return true;
-        if (next == head || prev == head || !maps_readable(maps, next, 16) ||
-            !maps_readable(maps, prev, 16))
-            continue;
-        uint64_t n[2], p[2];
-        RmemIov iov[] = {{next, n, sizeof(n)}, {prev, p, sizeof(p)}};
-        if (rmem_readv(r, iov, ARRAY_SIZE(iov)) < 0)
-            continue;
-        if ((n[1] & GC_LINK_MASK) != head || (p[0] & GC_LINK_MASK) != head)
-            continue;
-        /* Two more steps forward: each node's successor names it as predecessor. */
-        bool ok = true;
-        uint64_t at = next, succ = n[0] & GC_LINK_MASK;
-        for (int step = 0; step < 2 && ok && succ != head; step++) {
-            uint64_t s[2];
-            ok = maps_readable(maps, succ, 16) && rmem_read(r, succ, s, sizeof(s)) >= 0 &&
-                 (s[1] & GC_LINK_MASK) == at;
-            at = succ;
-            succ = s[0] & GC_LINK_MASK;
+        if (next != head) {
+            uint64_t n[2];
+            bool ok = rmem_read(r, next, n, sizeof(n)) >= 0 && (n[1] & GC_LINK_MASK) == head;
+            uint64_t at = next, succ = n[0] & GC_LINK_MASK;
+            for (int step = 0; step < 2 && ok && succ != head; step++) {
+                uint64_t sn[2];
+                ok = rmem_read(r, succ, sn, sizeof(sn)) >= 0 && (sn[1] & GC_LINK_MASK) == at;
+                at = succ;
+                succ = sn[0] & GC_LINK_MASK;
+            }
+            if (ok)
+                return true;
         }
-        if (ok)
+        if (prev != head) {
+            uint64_t p[2];
+            if (rmem_read(r, prev, p, sizeof(p)) >= 0 && (p[0] & GC_LINK_MASK) == head)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Rounds of the structural check, a pause apart, before a target that is always collecting is
+ * left for the next sample: at most about 50 ms, once per process. */
+#define CHECK_ROUNDS         50
+#define CHECK_ROUND_PAUSE_NS 1000000
+#define CHECK_FAILED_ROUNDS  10
+
+/* Whether a collection ran between two reads of the GC state: every collection of generation g
+ * bumps the count of generation g+1 (or, for the oldest, resets its own), and up to 3.14 the
+ * stats array in the state counts collections. */
+static bool collections_moved(const PyLayout *l, const uint8_t *a, const uint8_t *b)
+{
+    for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
+        uint32_t off = l->gc.generations + g * l->gc.generation_size + l->gc.generation_count;
+        if (g > 0 && memcmp(a + off, b + off, sizeof(int)) != 0)
             return true;
     }
+    if (l->gc.stats_kind == PYGCS_ARRAY && l->gc.stats + l->gc.stats_size <= l->gc.size)
+        for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
+            uint32_t off = l->gc.stats + g * l->gc.stats_entry_size + l->gc.stat_collections;
+            if (memcmp(a + off, b + off, 8) != 0)
+                return true;
+        }
     return false;
 }
 
@@ -600,34 +626,74 @@ int pyloc_check_layout(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *ma
     }
 
     RAddr gc = l->runtime.gc != PYL_NONE ? runtime + l->runtime.gc : main_interp + l->interp.gc;
-    uint8_t buf[2048];
-    if (l->gc.size > sizeof(buf) || rmem_read(r, gc, buf, l->gc.size) < 0) {
-        snprintf(why, whylen, "the GC state is not readable");
+    uint8_t buf[2048], after[2048];
+    if (l->gc.size > sizeof(buf)) {
+        snprintf(why, whylen, "the GC state is larger than pymemd reads");
         return -ENXIO;
     }
-    int enabled, collecting;
-    memcpy(&enabled, buf + l->gc.enabled, sizeof(enabled));
-    memcpy(&collecting, buf + l->gc.collecting, sizeof(collecting));
-    if ((enabled != 0 && enabled != 1) || (collecting != 0 && collecting != 1)) {
-        snprintf(why, whylen, "the GC flags are not 0 or 1 (enabled %d, collecting %d)", enabled,
-                 collecting);
-        return -ENXIO;
+    /* While a collection runs, the lists are being spliced and _gc_prev holds reference counts
+     * (gc_refs), so links do not agree: a round counts against the layout only when no
+     * collection ran, that is the flag was clear and the GC state's collection counters did not
+     * move between the two reads around it. Objects freed by the thousand (a big container
+     * dropped) unlink from the lists as fast as they are read, so one good round confirms the
+     * layout and only CHECK_FAILED_ROUNDS bad ones, a pause apart, refuse it; under a wrong
+     * layout no round is ever good. A target that never lets a round count is a transient state
+     * (-EAGAIN: located again on the next sample), not a verdict. */
+    bool judged = false;
+    int failed = -1, failed_rounds = 0;
+    for (int round = 0; round < CHECK_ROUNDS && !judged; round++) {
+        if (round > 0)
+            nanosleep(&(struct timespec){0, CHECK_ROUND_PAUSE_NS}, NULL);
+        if (rmem_read(r, gc, buf, l->gc.size) < 0) {
+            snprintf(why, whylen, "the GC state is not readable");
+            return -ENXIO;
+        }
+        int enabled, collecting;
+        memcpy(&enabled, buf + l->gc.enabled, sizeof(enabled));
+        memcpy(&collecting, buf + l->gc.collecting, sizeof(collecting));
+        if ((enabled != 0 && enabled != 1) || (collecting != 0 && collecting != 1)) {
+            snprintf(why, whylen, "the GC flags are not 0 or 1 (enabled %d, collecting %d)",
+                     enabled, collecting);
+            return -ENXIO;
+        }
+        if (collecting)
+            continue;
+        int bad = -1;
+        for (uint32_t g = 0; g <= l->gc.ngenerations && bad < 0; g++) {
+            /* The generations, then the permanent generation (gc.freeze()). */
+            uint32_t off = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
+                                                  : l->gc.permanent_generation;
+            int threshold;
+            memcpy(&threshold, buf + off + l->gc.generation_threshold, sizeof(threshold));
+            if (threshold < 0) {
+                snprintf(why, whylen, "generation %u has a negative threshold (%d)", g, threshold);
+                return -ENXIO;
+            }
+            if (!gc_list_well_formed(r, gc + off))
+                bad = (int)g;
+        }
+        if (bad < 0) {
+            judged = true;
+            break;
+        }
+        if (rmem_read(r, gc, after, l->gc.size) < 0) {
+            snprintf(why, whylen, "the GC state is not readable");
+            return -ENXIO;
+        }
+        memcpy(&collecting, after + l->gc.collecting, sizeof(collecting));
+        if (collecting == 0 && !collections_moved(l, buf, after))
+            failed = bad;
+        if (failed >= 0 && ++failed_rounds >= CHECK_FAILED_ROUNDS) {
+            snprintf(why, whylen, "%s %d is not a well-formed GC list",
+                     (uint32_t)failed < l->gc.ngenerations ? "generation"
+                                                           : "permanent generation, after",
+                     failed);
+            return -ENXIO;
+        }
     }
-    for (uint32_t g = 0; g <= l->gc.ngenerations; g++) {
-        /* The generations, then the permanent generation (gc.freeze()). */
-        uint32_t off = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
-                                              : l->gc.permanent_generation;
-        int threshold;
-        memcpy(&threshold, buf + off + l->gc.generation_threshold, sizeof(threshold));
-        if (threshold < 0) {
-            snprintf(why, whylen, "generation %u has a negative threshold (%d)", g, threshold);
-            return -ENXIO;
-        }
-        if (!gc_list_well_formed(r, maps, gc + off)) {
-            snprintf(why, whylen, "%s %u is not a well-formed GC list",
-                     g < l->gc.ngenerations ? "generation" : "permanent generation, after", g);
-            return -ENXIO;
-        }
+    if (!judged) {
+        snprintf(why, whylen, "the GC was collecting throughout the check");
+        return -EAGAIN;
     }
     if (l->gc.stats_kind == PYGCS_RING) {
         /* 3.15: the stats live behind a pointer, each ring's cursor within its length. */
@@ -674,10 +740,11 @@ static bool obmalloc_state_checks_out(const PyLayout *l, Rmem *r, const Maps *ma
         return false;
     }
     /* The arena table starts at 16 entries and doubles (new_arena(), Objects/obmalloc.c). */
+    /* The arena table is malloc'd and grows by realloc: it may be newer than the maps. */
+    uint8_t first[64];
     if (narenas > highwater || highwater > maxarenas || (int64_t)raw < 0 ||
-        (maxarenas &&
-         (!arenas ||
-          !maps_readable(maps, arenas, (uint64_t)maxarenas * l->obmalloc.arena_object_size)))) {
+        (maxarenas && (!arenas || l->obmalloc.arena_object_size > sizeof(first) ||
+                       rmem_read(r, arenas, first, l->obmalloc.arena_object_size) < 0))) {
         snprintf(why, whylen,
                  "its counters do not hold together (arenas %" PRIu64 ", high-water %" PRIu64
                  ", table of %u)",
@@ -750,7 +817,7 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
     const PyLayout *chosen = NULL;
     PyLayout l, chosen_l;
     int changed = 0;
-    size_t ok = 0, bad_image = 0;
+    size_t ok = 0, bad_image = 0, busy = 0;
     char refusals[512] = "";
     size_t rlen = 0;
     for (size_t i = 0; i < n; i++) {
@@ -774,6 +841,8 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
             int c = pyloc_check_layout(&l, r, loc->runtime, maps, why, sizeof(why));
             if (c == -ESRCH || c == -EPERM)
                 return c;
+            if (c == -EAGAIN)
+                busy++;
             if (c >= 0) {
                 ok++;
                 if (!chosen) {
@@ -799,6 +868,8 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
                    loc->version, names);
         return 0;
     }
+    if (!chosen && busy > 0)
+        return -EAGAIN; /* the GC never stood still: try again on the next sample */
     if (!chosen) {
         if (bad_image == n)
             set_status(loc, PYLOC_UNSUPPORTED,

@@ -433,6 +433,12 @@ static void the_live_target_picks_between_two_layouts(void **state)
         assert_non_null(strstr(loc.layout.source, which[w]));
         assert_int_equal(loc.layout.gc.generations, t->gc.generations);
         assert_true(loc.obmalloc_ok);
+        /* A busy target: an object is being linked in, its predecessor not yet updated. One side
+         * of the list agreeing is enough. */
+        put64(f.heap, 64 + 8, HEAP_ADDR + 128);
+        choose(&f, 0x030d12f0, false, &loc);
+        assert_int_equal(loc.status, PYLOC_OK);
+        assert_non_null(strstr(loc.layout.source, which[w]));
         fake_free(&f);
     }
 }
@@ -442,8 +448,10 @@ static void a_layout_that_does_not_check_out_is_refused_naming_both(void **state
     const PyLayout *t = table_for(0x030d12f0, false, "Debian");
     Fake f;
     fake_new(&f, t, 0x030d12f0);
-    /* The middle object of generation 0 names the wrong predecessor. */
-    put64(f.heap, 64 + 8, HEAP_ADDR + 128);
+    /* Generation 0's first object names another predecessor than the head, its last another
+     * successor: a list neither way. */
+    put64(f.heap, 0 + 8, HEAP_ADDR + 128);
+    put64(f.heap, 128, HEAP_ADDR + 64);
     PyLoc loc;
     choose(&f, 0x030d12f0, false, &loc);
     assert_int_equal(loc.status, PYLOC_UNSUPPORTED);
@@ -458,6 +466,18 @@ static void a_layout_that_does_not_check_out_is_refused_naming_both(void **state
     choose(&f, 0x030d12f0, false, &loc);
     assert_int_equal(loc.status, PYLOC_UNSUPPORTED);
     assert_non_null(strstr(loc.reason, "main interpreter"));
+    fake_free(&f);
+
+    /* A collection that never ends (links mid-splice): not a verdict, try again later. */
+    fake_new(&f, t, 0x030d12f0);
+    put64(f.heap, 0 + 8, HEAP_ADDR + 128);
+    put32(f.is, t->interp.gc + t->gc.collecting, 1);
+    const PyLayout *cands[8];
+    const char *why;
+    size_t n = pylayout_find(0x030d12f0, false, false, cands, 8, &why);
+    memset(&loc, 0, sizeof(loc));
+    loc.runtime = RT_ADDR;
+    assert_int_equal(pyloc_choose_layout(&loc, cands, n, f.rt, 2048, f.r, f.maps), -EAGAIN);
     fake_free(&f);
 
     /* GC flags out of range. */
