@@ -63,7 +63,7 @@ static void usage(FILE *out)
             "                           it); every key is described in config/pymemd.conf\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "  -h, --help               this text\n"
-            "  -V, --version            print the version\n"
+            "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
             "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
 }
@@ -122,6 +122,10 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             return 0;
         case 'V':
             printf("pymemd %s\n", PYMEMD_VERSION);
+            /* What the integration matrix verified live (python/verified.c). */
+            printf("verified live against CPython:\n");
+            for (size_t i = 0; i < pylayout_nverified; i++)
+                printf("  %s\n", pylayout_verified[i]);
             return 0;
         default:
             usage(stderr);

@@ -1,9 +1,14 @@
 /* pylayout: what pymemd knows about one CPython version's memory layout, as data.
  *
- * One table per CPython minor version (or per layout family where a patch release changed the
- * layout, as 3.14.5 did), generated from that version's own headers by python/gen/ and checked
- * in as python/layouts.c. Readers take a PyLayout and never compare version numbers: the only
- * code that does is pylayout_find().
+ * One table per CPython minor version and build (release or debug), or per layout family where a
+ * patch release or a distribution changed fields pymemd reads (3.14.5 restored the generational
+ * GC; Debian's 3.13 aligns PyGC_Head to 4; 3.15.0's GC stats lack update_seq), generated from
+ * that version's own headers by python/gen/ and checked in as python/layouts.c. Readers take a
+ * PyLayout and never compare version numbers: the only code that does is pylayout_find().
+ *
+ * On 3.13+ a table is only the starting point: pyloc_apply_debug_offsets() replaces every value
+ * the target's own _Py_DebugOffsets carries, and the struct sizes it reports bound reads. The
+ * table supplies the rest (GC generations, stats, pymalloc), and the live target confirms it.
  *
  * Offsets are byte offsets; PYL_NONE marks a field the version does not have. */
 #pragma once
@@ -33,6 +38,8 @@ typedef struct PyLayout {
     uint32_t hex_min; /* PY_VERSION_HEX range this table serves, inclusive */
     uint32_t hex_max;
     const char *source; /* the headers it was generated from, e.g. "pyenv 3.11.7" */
+    bool debug;         /* a Py_DEBUG build (python3.Xd): the interpreter state grows */
+    bool free_threaded; /* a Py_GIL_DISABLED build (python3.Xt) */
 
     struct {
         uint32_t size;
@@ -165,6 +172,15 @@ typedef struct PyLayout {
         uint32_t gc_collecting;
         uint32_t gc_generation_stats_size; /* 3.15+ */
         uint32_t gc_generation_stats;      /* 3.15+ */
+        uint32_t pyobject_size;
+        uint32_t pyobject_ob_type;
+        uint32_t type_size;
+        uint32_t type_tp_name;
+        uint32_t type_tp_flags;
+        uint32_t list_size;
+        uint32_t list_ob_size; /* PyVarObject's ob_size, as a list has it */
+        uint32_t iframe_size;
+        uint32_t iframe_executable;
     } debug_offsets;
 } PyLayout;
 
@@ -172,23 +188,18 @@ typedef struct PyLayout {
 extern const PyLayout pylayout_tables[];
 extern const size_t pylayout_ntables;
 
-/* What a 3.13+ target's own _Py_DebugOffsets say about its struct sizes: enough to tell apart
- * layouts that patch releases changed (3.13.5 realigned PyGC_Head; 3.14.5 restored the
- * generational GC). Zero: unknown. */
-typedef struct PyLayoutFingerprint {
-    uint64_t runtime_size;
-    uint64_t interp_size;
-    uint64_t gc_size;
-} PyLayoutFingerprint;
+/* Finds the tables that may describe a target of PY_VERSION_HEX `hexversion` and the given build:
+ * every table of its minor version (and patch range) for that build, at most `max`, into ret.
+ * Which one the target really has is decided by its debug offsets and the structural checks of
+ * python/locate.c, never by this function. Returns how many were found, or 0 with a static
+ * English reason in *ret_reason when the version or build is not supported: never a guess. */
+size_t pylayout_find(uint32_t hexversion, bool debug, bool free_threaded, const PyLayout **ret,
+                     size_t max, const char **ret_reason);
 
-/* Finds the table for a PY_VERSION_HEX. fp is what the target's debug offsets report (NULL
- * before 3.13); free_threaded whether the target says it is. Returns NULL with a static English
- * reason in *ret_reason when the version is not supported: never a guess. */
-const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp,
-                              bool free_threaded, const char **ret_reason);
-
-/* Reads the fingerprint out of a _Py_DebugOffsets image laid out as table t describes. */
-PyLayoutFingerprint pylayout_fingerprint(const PyLayout *t, const uint8_t *dbg, size_t len);
+/* The CPython versions and builds this pymemd was verified against live, one per line, as
+ * "3.13.5 Debian trixie, static" (python/verified.c, checked by the integration matrix). */
+extern const char *const pylayout_verified[];
+extern const size_t pylayout_nverified;
 
 /* Formats a PY_VERSION_HEX as "3.11.2", "3.15.0a3" etc. into buf. */
 void pylayout_format_version(uint32_t hexversion, char *buf, size_t size);

@@ -1097,6 +1097,48 @@ def main():
         CHILDREN.stop_all()
 
 
+def build_key(it):
+    """How `pymemd --version` names an interpreter: "3.13.18", "3.13.18 debug"."""
+    where = " ".join([it.label, it.path or ""] + list(it.cmd))
+    if re.search(r"3\.\d+d\b", where):
+        return "%s debug" % it.version
+    if re.search(r"3\.\d+t\b", where):
+        return "%s free-threaded" % it.version
+    return it.version
+
+
+def misc_verified(pymemd, usable, infos):
+    """`pymemd --version` lists the interpreters verified live (python/verified.c): every
+    interpreter read with status "ok" and all scenarios passing in this run must be listed, so
+    the list cannot fall behind the matrix; a listed one that failed here is a failure above."""
+    r = subprocess.run([pymemd, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=30)
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or "verified live against CPython:" not in lines:
+        return "FAIL", "FAIL: pymemd --version lists no verified interpreters: %r" % r.stdout
+    listed = set()
+    for line in lines[lines.index("verified live against CPython:") + 1:]:
+        words = line.replace(",", " ").split()
+        if words:
+            listed.add(words[0] + (" " + words[1] if len(words) > 1 and
+                                   words[1] in ("debug", "free-threaded") else ""))
+    missing, seen = [], set()
+    for it in usable:
+        rows = RESULTS.by_interp.get(it.label, [])
+        if not infos.get(it.label, {}).get("status_ok") or not rows or \
+                any(kind != "PASS" for _, kind, _ in rows):
+            continue
+        key = build_key(it)
+        seen.add(key)
+        if key not in listed:
+            missing.append("%s (%s)" % (key, it.label))
+    if missing:
+        return "FAIL", ("FAIL: passed here but not in pymemd --version (add to "
+                        "daemon/python/verified.c): %s" % ", ".join(missing))
+    return "PASS", "PASS: %d verified here; listed but not run here: %s" % (
+        len(seen), ", ".join(sorted(listed - seen)) or "none")
+
+
 def run_all(pymemd, opts, started):
     if not opts.no_debian_fetch:
         fetch_debian()
@@ -1181,6 +1223,7 @@ def run_all(pymemd, opts, started):
         # The newest and the oldest interpreter read: one from memory alone, one denied.
         ends = [pick[0]] + [it for it in pick if it.hexversion < 0x030D0000][:1]
         misc.append(("ptrace-only", lambda: misc_ptrace_only(pymemd, ends, opts.keep_dir)))
+    misc.append(("verified-list", lambda: misc_verified(pymemd, usable, infos)))
     for name, fn in misc:
         try:
             kind, text = fn()

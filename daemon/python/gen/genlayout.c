@@ -10,6 +10,7 @@
 #define Py_BUILD_CORE 1
 #include <Python.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,12 @@ static void print_gc(void)
            GC_OLD_STATS_SIZE, offsetof(struct gc_stats, old[0].index),
            offsetof(struct gc_stats, old[1].items), GC_OLD_STATS_SIZE,
            offsetof(struct gc_stats, old[1].index));
+#if defined(GENLAYOUT_HAVE_GC_STATS_UPDATE_SEQ)
     FIELD("stats_seq", offsetof(struct gc_stats, update_seq));
+#else
+    /* 3.15.0 has no update_seq (added before 3.15.2); generate.sh feature-tests it. */
+    NONE("stats_seq");
+#endif
     FIELD("stat_collections", offsetof(struct gc_generation_stats, collections));
     FIELD("stat_collected", offsetof(struct gc_generation_stats, collected));
     FIELD("stat_uncollectable", offsetof(struct gc_generation_stats, uncollectable));
@@ -335,6 +341,15 @@ static void print_debug_offsets(void)
     NONE("gc_generation_stats_size");
     NONE("gc_generation_stats");
 #endif
+    FIELD("pyobject_size", offsetof(D, pyobject.size));
+    FIELD("pyobject_ob_type", offsetof(D, pyobject.ob_type));
+    FIELD("type_size", offsetof(D, type_object.size));
+    FIELD("type_tp_name", offsetof(D, type_object.tp_name));
+    FIELD("type_tp_flags", offsetof(D, type_object.tp_flags));
+    FIELD("list_size", offsetof(D, list_object.size));
+    FIELD("list_ob_size", offsetof(D, list_object.ob_size));
+    FIELD("iframe_size", offsetof(D, interpreter_frame.size));
+    FIELD("iframe_executable", offsetof(D, interpreter_frame.executable));
 #else
     FIELD("size", 0);
 #endif
@@ -360,12 +375,27 @@ int main(int argc, char **argv)
     char name[32];
     snprintf(name, sizeof(name), "%u.%u", major, minor);
 #endif
+    /* Debug and free-threaded builds have layouts of their own, named like their binaries. */
+#if defined(Py_GIL_DISABLED)
+    const bool free_threaded = true;
+    strcat(name, "t");
+#else
+    const bool free_threaded = false;
+#endif
+#if defined(Py_DEBUG)
+    const bool debug = true;
+    strcat(name, "d");
+#else
+    const bool debug = false;
+#endif
 
     printf("{\n");
     printf("    .name = \"%s\",\n", name);
     printf("    .hex_min = 0x%08x,\n", hex_min);
     printf("    .hex_max = 0x%08x,\n", (major << 24) | (minor << 16) | 0xffff);
     printf("    .source = \"%s\",\n", source);
+    printf("    .debug = %s,\n", debug ? "true" : "false");
+    printf("    .free_threaded = %s,\n", free_threaded ? "true" : "false");
     print_runtime();
     print_interp();
     print_gc();
