@@ -18,11 +18,6 @@ const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp
 {
     uint32_t minor_hex = hexversion & 0xffff0000u;
 
-    if (free_threaded) {
-        *ret_reason = "free-threaded CPython builds are not supported (no GC lists to read, "
-                      "mimalloc heaps instead of pymalloc)";
-        return NULL;
-    }
     if (minor_hex < 0x03080000u) {
         *ret_reason = "CPython older than 3.8 is not supported";
         return NULL;
@@ -39,6 +34,10 @@ const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp
         const PyLayout *t = &pylayout_tables[i];
         if (hexversion < t->hex_min || hexversion > t->hex_max)
             continue;
+        /* A free-threaded build has tables of its own ("3.13t"); the flag is the target's word
+         * (its debug offsets), so the two kinds never stand in for each other. */
+        if (t->gc.free_threaded != free_threaded)
+            continue;
         candidates++;
         /* With debug offsets, the sizes the target reports must be the table's: that is what
          * picks between layouts of one minor version, and what refuses an unknown one. */
@@ -53,6 +52,11 @@ const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp
     }
     if (found)
         return found;
+    if (!candidates && free_threaded) {
+        *ret_reason = "no layout table for this free-threaded CPython version (pymemd reads "
+                      "free-threaded 3.13 only)";
+        return NULL;
+    }
     *ret_reason = candidates ? "the target's struct sizes match no known layout of its version "
                                "(a patch release pymemd has no table for)"
                              : "no layout table for this CPython version (newer than pymemd knows)";

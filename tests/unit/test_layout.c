@@ -21,8 +21,8 @@ static void every_table_is_found_by_its_own_version(void **state)
         const PyLayout *t = &pylayout_tables[i];
         const char *why = NULL;
         PyLayoutFingerprint fp = fp_of(t);
-        const PyLayout *got =
-            pylayout_find(t->hex_min | 0xf0, t->debug_offsets.size ? &fp : NULL, false, &why);
+        const PyLayout *got = pylayout_find(t->hex_min | 0xf0, t->debug_offsets.size ? &fp : NULL,
+                                            t->gc.free_threaded, &why);
         assert_ptr_equal(got, t);
     }
 }
@@ -52,7 +52,17 @@ static void tables_hold_together(void **state)
                             t->gc.stats_size);
         }
         /* pymalloc's geometry: pools tile an arena. */
-        assert_int_equal(t->obmalloc.arena_size % t->obmalloc.pool_size, 0);
+        if (t->obmalloc.kind != PYOBM_NONE)
+            assert_int_equal(t->obmalloc.arena_size % t->obmalloc.pool_size, 0);
+        /* Free-threaded: the per-thread count lies in _PyThreadStateImpl, past PyThreadState;
+         * there is no pymalloc. Other builds have neither. */
+        if (t->gc.free_threaded) {
+            assert_true(t->tstate.alloc_count >= t->tstate.size);
+            assert_true(t->tstate.alloc_count + 8 <= t->tstate.impl_size);
+            assert_int_equal(t->obmalloc.kind, PYOBM_NONE);
+        } else {
+            assert_int_equal(t->tstate.alloc_count, 0);
+        }
     }
 }
 
@@ -69,8 +79,10 @@ static void unsupported_versions_say_why(void **state)
     why = NULL;
     assert_null(pylayout_find(0x030e0af0, &inc, false, &why));
     assert_non_null(strstr(why, "incremental"));
+    /* Free-threaded builds other than 3.13t have no table; a build's kind is never taken for
+     * the other's. */
     why = NULL;
-    assert_null(pylayout_find(0x030d00f0, NULL, true, &why));
+    assert_null(pylayout_find(0x030e0af0, NULL, true, &why));
     assert_non_null(strstr(why, "free-threaded"));
     why = NULL;
     assert_null(pylayout_find(0x031000f0, NULL, false, &why));
@@ -80,6 +92,41 @@ static void unsupported_versions_say_why(void **state)
     why = NULL;
     assert_null(pylayout_find(0x030d07f0, &odd, false, &why));
     assert_non_null(strstr(why, "match no known layout"));
+}
+
+/* The free-threaded 3.13 table is found only for a target that says it is free-threaded, and a
+ * default build's sizes never pick it (nor the reverse). */
+static void free_threaded_has_its_own_table(void **state)
+{
+    const PyLayout *ft = NULL, *plain = NULL;
+    for (size_t i = 0; i < pylayout_ntables; i++) {
+        const PyLayout *t = &pylayout_tables[i];
+        if (t->hex_min >> 16 != 0x030d)
+            continue;
+        if (t->gc.free_threaded)
+            ft = t;
+        else
+            plain = t;
+    }
+    if (!ft) {
+        skip(); /* generated without upstream-pythons.sh's 3.13t */
+        return;
+    }
+    assert_non_null(plain);
+    assert_string_equal(ft->name, "3.13t");
+    const char *why = NULL;
+    PyLayoutFingerprint fp = fp_of(ft);
+    assert_ptr_equal(pylayout_find(0x030d0ff0, &fp, true, &why), ft);
+    for (size_t i = 0; i < pylayout_ntables; i++) {
+        const PyLayout *t = &pylayout_tables[i];
+        if (t->hex_min >> 16 != 0x030d)
+            continue;
+        fp = fp_of(t);
+        const PyLayout *as_default = pylayout_find(0x030d0ff0, &fp, false, &why);
+        const PyLayout *as_ft = pylayout_find(0x030d0ff0, &fp, true, &why);
+        assert_false(as_default && as_default->gc.free_threaded);
+        assert_true(!as_ft || as_ft == ft);
+    }
 }
 
 static void format_version(void **state)
@@ -99,6 +146,7 @@ int main(void)
         cmocka_unit_test(every_table_is_found_by_its_own_version),
         cmocka_unit_test(tables_hold_together),
         cmocka_unit_test(unsupported_versions_say_why),
+        cmocka_unit_test(free_threaded_has_its_own_table),
         cmocka_unit_test(format_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,8 @@
 #   - pyenv builds: $(pyenv root)/versions/3.X.Y/include/python3.X
 #   - Debian's 3.13/3.14/3.15 headers, unpacked by tests/integration/debian-pythons.sh
 #     (listed in $PYMEMD_CACHE_DIR/debian/headers.tsv)
+#   - upstream 3.13 and free-threaded 3.13t, built by tests/integration/upstream-pythons.sh
+#     (listed in $PYMEMD_CACHE_DIR/upstream/headers.tsv; a free-threaded build's table is "3.13t")
 # When two sources describe the same minor version (pyenv 3.13.0 and Debian 3.13.x), their tables
 # must agree, or the script stops: a patch release that moved a field needs a table of its own.
 #
@@ -33,6 +35,17 @@ else
     echo "generate.sh: no $cache/debian/headers.tsv; run tests/integration/debian-pythons.sh for 3.14/3.15" >&2
 fi
 
+# Upstream 3.13 built from python.org's tarball by tests/integration/upstream-pythons.sh, default
+# and free-threaded: the source's Include/ with each build's own pyconfig.h.
+if [ -f "$cache/upstream/headers.tsv" ]; then
+    while IFS=$'\t' read -r label version inc platinc; do
+        case $label in *t) version=${version}t ;; esac
+        [ -f "$inc/Python.h" ] && [ -f "$platinc/pyconfig.h" ] && sources+=("upstream $version|$inc|$platinc")
+    done < "$cache/upstream/headers.tsv"
+else
+    echo "generate.sh: no $cache/upstream/headers.tsv; run tests/integration/upstream-pythons.sh for upstream 3.13 and 3.13t" >&2
+fi
+
 declare -A table_of   # name -> file
 for s in "${sources[@]}"; do
     IFS='|' read -r label inc platinc <<<"$s"
@@ -43,6 +56,9 @@ for s in "${sources[@]}"; do
     # 3.15 with -D_Py_TIER2=3 -D_Py_JIT, which change struct sizes.
     minor=$(basename "$inc")
     sysconf=$(ls "$(dirname "$(dirname "$inc")")/lib/$minor"/_sysconfigdata_*.py 2>/dev/null | head -1 || true)
+    # A build tree keeps it under build/lib.<platform>/ (upstream-pythons.sh's builds).
+    [ -z "$sysconf" ] && [ -n "$platinc" ] &&
+        sysconf=$(ls "$platinc"/build/lib.*/_sysconfigdata_*.py 2>/dev/null | head -1 || true)
     if [ -n "$sysconf" ]; then
         while read -r def; do flags+=("$def"); done < <(/usr/bin/python3 - "$sysconf" <<'PY'
 import sys

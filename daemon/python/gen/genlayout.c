@@ -28,6 +28,9 @@
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_obmalloc.h"
 #endif
+#ifdef Py_GIL_DISABLED
+#include "internal/pycore_tstate.h" /* _PyThreadStateImpl and its GC allocation count */
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_debug_offsets.h"
 #include "internal/pycore_interp_structs.h"
@@ -109,12 +112,24 @@ static void print_interp(void)
     BEGIN("tstate");
     FIELD("size", sizeof(PyThreadState));
     FIELD("next", offsetof(PyThreadState, next));
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded: every thread state is a _PyThreadStateImpl whose gc.alloc_count holds the
+     * GC allocations minus deallocations of that thread not yet added to generation 0's count
+     * (Python/gc_free_threading.c, record_allocation: flushed every 512). */
+    FIELD("impl_size", sizeof(_PyThreadStateImpl));
+    FIELD("alloc_count", offsetof(_PyThreadStateImpl, gc.alloc_count));
+#endif
     END();
 }
 
 static void print_gc(void)
 {
     BEGIN("gc");
+#ifdef Py_GIL_DISABLED
+    /* The free-threaded GC keeps no object lists: the generation heads stay zero, objects are
+     * found by walking mimalloc's heaps, and frozen objects carry a bit in their header. */
+    printf("        .free_threaded = true,\n");
+#endif
     FIELD("size", sizeof(struct _gc_runtime_state));
     FIELD("enabled", GC_OF(enabled));
     FIELD("generations", GC_OF(generations));
@@ -169,7 +184,11 @@ static void print_gc(void)
 static void print_obmalloc(void)
 {
     BEGIN("obmalloc");
-#if PY_VERSION_HEX >= 0x030C0000
+#if defined(Py_GIL_DISABLED)
+    /* Free-threaded builds allocate every object with mimalloc: pymalloc is not used, and the
+     * interpreter's obmalloc state, though declared, holds no arenas. */
+    printf("        .kind = PYOBM_NONE,\n");
+#elif PY_VERSION_HEX >= 0x030C0000
 #if PY_VERSION_HEX >= 0x030D0000
     printf("        .kind = PYOBM_POINTER,\n");
 #else
@@ -359,6 +378,10 @@ int main(int argc, char **argv)
 #else
     char name[32];
     snprintf(name, sizeof(name), "%u.%u", major, minor);
+#endif
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded builds have a table of their own, "3.13t" as python.org names them. */
+    strcat(name, "t");
 #endif
 
     printf("{\n");
