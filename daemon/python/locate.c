@@ -490,6 +490,32 @@ int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
     return changed;
 }
 
+/* The free-threaded GC state (gc.free_threaded) has the default build's fields but keeps no
+ * lists: its generation and permanent heads are never linked (Python/gc_free_threading.c), so
+ * they must be zero where the default build's would point at themselves. The per-thread
+ * allocation count must lie past the PyThreadState the target declares. gc: the state's bytes. */
+static bool ft_gc_plausible(const PyLayout *l, const uint8_t *gc, char *why, size_t whylen)
+{
+    if (l->tstate.alloc_count < l->tstate.size || l->tstate.alloc_count + 8 > l->tstate.impl_size) {
+        snprintf(why, whylen, "thread allocation count at %u is outside _PyThreadStateImpl",
+                 l->tstate.alloc_count);
+        return false;
+    }
+    for (uint32_t g = 0; g <= l->gc.ngenerations; g++) {
+        uint32_t at = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
+                                             : l->gc.permanent_generation;
+        uint64_t links[2];
+        int threshold;
+        memcpy(links, gc + at, sizeof(links));
+        memcpy(&threshold, gc + at + l->gc.generation_threshold, sizeof(threshold));
+        if (links[0] != 0 || links[1] != 0 || threshold < 0) {
+            snprintf(why, whylen, "free-threaded generation %u head is not unused", g);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Up to 3.10 the version may come from the file name alone: before trusting a table, check that
  * the structures it describes are there. Also a cheap sanity check for every version. */
 static bool structure_plausible(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps,
@@ -513,6 +539,8 @@ static bool structure_plausible(const PyLayout *l, Rmem *r, RAddr runtime, const
         snprintf(why, whylen, "GC 'enabled' flag is %d, not 0 or 1", enabled);
         return false;
     }
+    if (l->gc.free_threaded)
+        return ft_gc_plausible(l, buf, why, whylen);
     for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
         const uint8_t *gen = buf + l->gc.generations + g * l->gc.generation_size;
         int threshold;
@@ -534,6 +562,13 @@ static void locate_obmalloc(PyLoc *loc, const ElfFacts *facts, uint64_t bias)
     const PyLayout *l = &loc->layout;
     if (l->obmalloc.kind == PYOBM_EMBEDDED || l->obmalloc.kind == PYOBM_POINTER) {
         loc->obmalloc_ok = true;
+        return;
+    }
+    if (l->gc.free_threaded) {
+        snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+                 "free-threaded CPython allocates objects with mimalloc: there is no pymalloc "
+                 "(its sys.getallocatedblocks() counts mimalloc blocks, which pymemd does not "
+                 "read)");
         return;
     }
     if (l->obmalloc.kind != PYOBM_SYMBOLS)
@@ -697,7 +732,7 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
         if (loc.hexversion >= pylayout_tables[i].hex_min &&
             loc.hexversion <= pylayout_tables[i].hex_max)
             any = &pylayout_tables[i];
-    if (any && any->debug_offsets.size > 0 && !free_threaded) {
+    if (any && any->debug_offsets.size > 0) {
         if (any->debug_offsets.size > sizeof(dbgbuf))
             return -EINVAL;
         k = rmem_read(r, loc.runtime, dbgbuf, any->debug_offsets.size);

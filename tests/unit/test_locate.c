@@ -31,11 +31,16 @@ static size_t find_binaries(Binary *out, size_t max)
     if (!pyenv)
         snprintf(root, sizeof(root), "%s/.pyenv", home);
     const char *cache = getenv("PYMEMD_CACHE_DIR");
-    char croot[400];
+    char croot[400], uroot[400];
     if (cache)
         snprintf(croot, sizeof(croot), "%s/debian", cache);
     else
         snprintf(croot, sizeof(croot), "%s/.cache/pymemd/debian", home);
+    /* tests/integration/upstream-pythons.sh's builds of python.org's 3.13 tarball. */
+    if (cache)
+        snprintf(uroot, sizeof(uroot), "%s/upstream", cache);
+    else
+        snprintf(uroot, sizeof(uroot), "%s/.cache/pymemd/upstream", home);
     struct {
         const char *label, *base, *rel;
     } cand[] = {
@@ -43,6 +48,8 @@ static size_t find_binaries(Binary *out, size_t max)
         {"Debian 3.13", croot, "/root-trixie/usr/bin/python3.13"},
         {"Debian 3.14", croot, "/root-sid/usr/bin/python3.14"},
         {"Debian 3.15", croot, "/root-sid/usr/bin/python3.15"},
+        {"upstream 3.13", uroot, "/build-default/python"},
+        {"upstream 3.13t", uroot, "/build-freethreaded/python"},
     };
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]) && n < max; i++) {
         snprintf(out[n].path, sizeof(out[n].path), "%s%s", cand[i].base, cand[i].rel);
@@ -96,7 +103,9 @@ static void real_images_match_tables(void **state)
         assert_non_null(any);
         PyLayoutFingerprint fp = pylayout_fingerprint(any, img, sizeof(img));
         const char *why = NULL;
-        const PyLayout *t = pylayout_find(hex, &fp, false, &why);
+        uint64_t ft; /* after the cookie and the version, in every version's debug offsets */
+        memcpy(&ft, img + 16, 8);
+        const PyLayout *t = pylayout_find(hex, &fp, ft != 0, &why);
         if (!t)
             fail_msg("%s (%08x): %s", bins[i].label, hex, why);
         PyLayout l = *t;
@@ -162,11 +171,52 @@ static void corrupt_images_are_refused(void **state)
     assert_int_equal(l.tstate.next, next);
 }
 
+/* The free-threaded 3.13t binary's own debug offsets: its flag is set, they pick the 3.13t table
+ * (whose GC state is the free-threaded one) and agree with it, and its thread states are larger
+ * than the PyThreadState they declare, with the allocation count in between. */
+static void free_threaded_image(void **state)
+{
+    Binary bins[8];
+    size_t n = find_binaries(bins, 8), i;
+    for (i = 0; i < n && strcmp(bins[i].label, "upstream 3.13t") != 0; i++)
+        ;
+    if (i == n)
+        skip();
+    uint8_t img[2048];
+    uint32_t hex;
+    assert_int_equal(load_image(bins[i].path, img, sizeof(img), &hex), 0);
+    assert_memory_equal(img, "xdebugpy", 8);
+    const PyLayout *any = NULL;
+    for (size_t t = 0; t < pylayout_ntables && !any; t++)
+        if (hex >= pylayout_tables[t].hex_min && hex <= pylayout_tables[t].hex_max)
+            any = &pylayout_tables[t];
+    assert_non_null(any);
+    uint64_t ft;
+    memcpy(&ft, img + 16, 8);
+    assert_int_equal(ft, 1);
+    PyLayoutFingerprint fp = pylayout_fingerprint(any, img, sizeof(img));
+    const char *why = NULL;
+    const PyLayout *t = pylayout_find(hex, &fp, true, &why);
+    if (!t)
+        fail_msg("3.13t (%08x): %s", hex, why);
+    assert_true(t->gc.free_threaded);
+    assert_string_equal(t->name, "3.13t");
+    assert_int_equal(t->debug_offsets.free_threaded, 16);
+    PyLayout l = *t;
+    assert_int_equal(pyloc_apply_debug_offsets(&l, img, sizeof(img)), 0);
+    assert_true(l.tstate.size <= l.tstate.alloc_count);
+    assert_true(l.tstate.alloc_count + 8 <= l.tstate.impl_size);
+    /* Read as if it were a default build, the image never gets the free-threaded table. */
+    const PyLayout *d = pylayout_find(hex, &fp, false, &why);
+    assert_false(d && d->gc.free_threaded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(real_images_match_tables),
         cmocka_unit_test(corrupt_images_are_refused),
+        cmocka_unit_test(free_threaded_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
