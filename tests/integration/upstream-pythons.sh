@@ -140,6 +140,9 @@ mirror() {
     return 1
 }
 
+# first GLOB-RESULTS...: the first existing file a glob gave, or nothing.
+first() { [[ -e "$1" ]] && echo "$1"; return 0; }
+
 # Short reason out of apt's output: the most specific error line.
 apt_reason() {
     local r
@@ -216,8 +219,8 @@ EOF
         return 1
     fi
     local dsc orig name sum want
-    dsc="$(ls "$APTD"/src/"${SRCPKG}"_*.dsc 2>/dev/null | head -n 1 || true)"
-    orig="$(ls "$APTD"/src/"${SRCPKG}"_*.orig.tar.xz 2>/dev/null | head -n 1 || true)"
+    dsc="$(first "$APTD"/src/"${SRCPKG}"_*.dsc)"
+    orig="$(first "$APTD"/src/"${SRCPKG}"_*.orig.tar.xz)"
     if [[ -z "$dsc" || -z "$orig" ]]; then
         FETCH_REASON="apt-get source $SRCPKG gave no .dsc or no .orig.tar.xz"
         return 1
@@ -316,7 +319,7 @@ for entry in "${BUILDS[@]}"; do
 done
 
 if ((${#pending[@]})); then
-    TARBALL="$(ls "$CACHE"/src/*.orig.tar.xz 2>/dev/null | head -n 1 || true)"
+    TARBALL="$(first "$CACHE"/src/*.orig.tar.xz)"
     if ((REFRESH)) || [[ -z "$TARBALL" ]]; then
         fetch_source || TARBALL=""
     fi
