@@ -566,9 +566,8 @@ static void locate_obmalloc(PyLoc *loc, const ElfFacts *facts, uint64_t bias)
     }
     if (l->gc.free_threaded) {
         snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
-                 "free-threaded CPython allocates objects with mimalloc: there is no pymalloc "
-                 "(its sys.getallocatedblocks() counts mimalloc blocks, which pymemd does not "
-                 "read)");
+                 "free-threaded CPython allocates with mimalloc: there is no pymalloc (its "
+                 "sys.getallocatedblocks() counts mimalloc blocks, not read here)");
         return;
     }
     if (l->obmalloc.kind != PYOBM_SYMBOLS)
