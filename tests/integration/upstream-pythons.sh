@@ -13,8 +13,8 @@
 #     fetched it).  The tarball's SHA-256 is then checked again against the .dsc's own
 #     Checksums-Sha256; the Debian patches (.debian.tar.xz) are deleted unread.
 #   * Out-of-tree builds from one unpacked source, side by side, each under `nice`:
-#       build-default/      ./configure && make python sharedmods
-#       build-freethreaded/ ./configure --disable-gil && make python sharedmods
+#       build-3.13/   ./configure && make python sharedmods
+#       build-3.13t/  ./configure --disable-gil && make python sharedmods
 #     (`sharedmods`: the stdlib's extension modules -- _random, _socket, _json, _ctypes ... --
 #     that the test targets import; the binaries run from their build trees.)
 #     About 4-5 minutes each on 2 idle cores; much longer on a busy machine.
@@ -24,12 +24,13 @@
 #                      label <TAB> skip    <TAB> reason          (one that does not)
 #     labels: upstream-3.13 (default build), upstream-3.13t (free-threaded); the version is
 #     platform.python_version(), e.g. 3.13.15.
-#   headers.tsv        label <TAB> version <TAB> include_dir <TAB> platform_include_dir
-#                      (the source's Include/ and the build's pyconfig.h directory; read by
-#                      daemon/python/gen/generate.sh)
+#   headers.tsv        minor <TAB> version <TAB> include_dir <TAB> platform_include_dir <TAB> label
+#                      (the source's Include/ and the build tree, which holds the build's
+#                      pyconfig.h; a free-threaded build's tree is named ...t, as its headers
+#                      would be installed; read by daemon/python/gen/generate.sh)
 #   src/Python-X.Y.Z/  the unpacked source; src/*.orig.tar.xz and *.dsc kept as fetched
-#   build-<kind>/      the build trees (python, pyconfig.h, build/lib.*/ extension modules)
-#   log/               configure/make output of the last build of each kind
+#   build-<name>/      the build trees (python, pyconfig.h, build/lib.*/ extension modules)
+#   log/               configure/make output of the last build of each
 #
 # Idempotent: builds that are there and run are left alone (no network, no compiler).  A failed
 # fetch or build is a visible skip, never a failure (the script exits 0 unless misused), and is
@@ -58,10 +59,10 @@ SUITE=forky
 SRCPKG=python3.13
 APT_TIMEOUT=300 # seconds, hard bound on any one apt-get call
 
-# label kind configure-options...
+# label build-name configure-options...
 BUILDS=(
-    "upstream-3.13 default"
-    "upstream-3.13t freethreaded --disable-gil"
+    "upstream-3.13 3.13"
+    "upstream-3.13t 3.13t --disable-gil"
 )
 
 mkdir -p "$CACHE/state" "$CACHE/log" "$CACHE/src"
@@ -362,7 +363,9 @@ for entry in "${BUILDS[@]}"; do
         py="$CACHE/build-$kind/python"
         src="$(sed -n 's/^srcdir=[[:space:]]*//p' "$CACHE/build-$kind/Makefile" | head -n 1)"
         printf '%s\t%s\t%s\n' "$label" "${VERSION[$label]}" "$py" >>"$tsv"
-        printf '%s\t%s\t%s\t%s\n' "$label" "${VERSION[$label]}" "$src/Include" "$CACHE/build-$kind" >>"$hdr"
+        v="${VERSION[$label]}"
+        printf '%s\t%s\t%s\t%s\t%s\n' "${v%.*}" "$v" "$src/Include" "$CACHE/build-$kind" \
+            "upstream $v${kind##*[0-9]}" >>"$hdr"
         log "$label: ok $(printf %-8s "${VERSION[$label]}") $py"
     else
         r="$(printf '%s' "${REASON[$label]:-unknown failure}" | tr '\t\n' '  ' | sed -E 's/ +$//')"

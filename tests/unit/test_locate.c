@@ -48,8 +48,8 @@ static size_t find_binaries(Binary *out, size_t max)
         {"Debian 3.13", croot, "/root-trixie/usr/bin/python3.13"},
         {"Debian 3.14", croot, "/root-sid/usr/bin/python3.14"},
         {"Debian 3.15", croot, "/root-sid/usr/bin/python3.15"},
-        {"upstream 3.13", uroot, "/build-default/python"},
-        {"upstream 3.13t", uroot, "/build-freethreaded/python"},
+        {"upstream 3.13", uroot, "/build-3.13/python"},
+        {"upstream 3.13t", uroot, "/build-3.13t/python"},
     };
     for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]) && n < max; i++) {
         snprintf(out[n].path, sizeof(out[n].path), "%s%s", cand[i].base, cand[i].rel);

@@ -38,9 +38,8 @@ fi
 # Upstream 3.13 built from python.org's tarball by tests/integration/upstream-pythons.sh, default
 # and free-threaded: the source's Include/ with each build's own pyconfig.h.
 if [ -f "$cache/upstream/headers.tsv" ]; then
-    while IFS=$'\t' read -r label version inc platinc; do
-        case $label in *t) version=${version}t ;; esac
-        [ -f "$inc/Python.h" ] && [ -f "$platinc/pyconfig.h" ] && sources+=("upstream $version|$inc|$platinc")
+    while IFS=$'\t' read -r minor version inc platinc label; do
+        [ -f "$inc/Python.h" ] && [ -f "$platinc/pyconfig.h" ] && sources+=("${label:-upstream $version}|$inc|$platinc")
     done < "$cache/upstream/headers.tsv"
 else
     echo "generate.sh: no $cache/upstream/headers.tsv; run tests/integration/upstream-pythons.sh for upstream 3.13 and 3.13t" >&2
