@@ -15,9 +15,9 @@
 #   * Out-of-tree builds from one unpacked source, side by side, each under `nice`:
 #       build-3.13/   ./configure && make python sharedmods
 #       build-3.13t/  ./configure --disable-gil && make python sharedmods
-#     (`sharedmods`: the stdlib's extension modules -- _random, _socket, _json, _ctypes ... --
-#     that the test targets import; the binaries run from their build trees.)
-#     About 4-5 minutes each on 2 idle cores; much longer on a busy machine.
+#     with only the extension modules the test targets import (MODULES below) and without
+#     optimisation (OPT below): neither changes a struct.  The binaries run from their build
+#     trees.  A few minutes each on 2 idle cores; longer on a busy machine.
 #
 # Output, in ${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/upstream:
 #   interpreters.tsv   label <TAB> version <TAB> python path     (one line per build that works)
@@ -38,7 +38,8 @@
 # at once with --refresh (which also rebuilds working builds).
 #
 # Environment: PYMEMD_CACHE_DIR, PYMEMD_DEBIAN_MIRROR (default: the Debian mirror named in the
-# machine's apt sources), PYMEMD_UPSTREAM_RETRY_AFTER, PYMEMD_UPSTREAM_JOBS (make -j, default 2).
+# machine's apt sources), PYMEMD_UPSTREAM_RETRY_AFTER, PYMEMD_UPSTREAM_JOBS (make -j, default 2),
+# PYMEMD_UPSTREAM_OPT (compiler flags, default "-DNDEBUG -g -O0 -Wall").
 set -euo pipefail
 
 usage() { echo "usage: $0 [--refresh]" >&2; exit 2; }
@@ -58,6 +59,13 @@ MACHINE_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 SUITE=forky
 SRCPKG=python3.13
 APT_TIMEOUT=300 # seconds, hard bound on any one apt-get call
+# Compiler flags replacing configure's OPT (-DNDEBUG -g -O3 -Wall): no optimisation, so that a
+# cold build takes minutes, not an hour, on a busy 2-core machine. Code generation only: every
+# struct, and so every offset pymemd reads, is the same at any -O.
+OPT="${PYMEMD_UPSTREAM_OPT:--DNDEBUG -g -O0 -Wall}"
+# The extension modules built besides the core (all others are left out): what target.py,
+# ft_target.py and the smoke test import (random needs math, _random and _sha2).
+MODULES=(math _random _sha2 _bisect _heapq _json _struct select fcntl _posixsubprocess)
 
 # label build-name configure-options...
 BUILDS=(
@@ -79,11 +87,12 @@ log() { echo "upstream-pythons: $*" >&2; }
 declare -A STATUS=() VERSION=() REASON=()
 
 CHECK_PY='
-import gc, sys, threading, json, ctypes, platform, tempfile, socket, sysconfig
+import gc, sys, threading, json, platform, tempfile, sysconfig, subprocess
 t = threading.Thread(target=lambda: None); t.start(); t.join()
 gc.collect()
 assert json.loads(json.dumps({"a": [1]})) == {"a": [1]}
-assert ctypes.sizeof(ctypes.c_void_p) == 8
+with tempfile.TemporaryFile() as f:
+    f.write(b"x")
 print(platform.python_version())
 print(int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))))
 '
@@ -275,8 +284,13 @@ build() {
     rm -rf "$new" "$CACHE/state/$kind.build-failed"
     mkdir -p "$new"
     log "$kind: configuring and building (${*:-no options}) in $new, log in $out"
+    # Only the extension modules the tests' targets import (SHAREDMODS, set on make's command
+    # line, replaces the Makefile's list of all of them); named with the build's own suffix.
     if ! (cd "$new" && nice -n 10 "$SRCDIR/configure" "$@" &&
-              nice -n 10 make -j"$JOBS" python sharedmods) >"$out" 2>&1; then
+              ext="$(sed -n 's/^EXT_SUFFIX=[[:space:]]*//p' Makefile)" && [[ -n "$ext" ]] &&
+              nice -n 10 make -j"$JOBS" OPT="$OPT" \
+                  SHAREDMODS="$(printf "Modules/%s$ext " "${MODULES[@]}")" python sharedmods) \
+        >"$out" 2>&1; then
         echo "build failed: $(grep -E '(error|Error)' "$out" | tail -n 1 | cut -c1-160) (log: $out)" \
             >"$CACHE/state/$kind.build-failed"
         rm -rf "$new"
