@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh || exit 1
 tests/integration/debian-pythons.sh ||
     echo "test.sh: Debian interpreters unavailable; the matrix lists them as skipped" >&2
+tests/integration/upstream-pythons.sh ||
+    echo "test.sh: upstream 3.13/3.13t builds unavailable; the matrix lists them as skipped" >&2
 
 werror=false
 [ "${CI:-}" = true ] && werror=true

@@ -855,6 +855,11 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pa
     }
     if (p.loc->layout.gc.size > 4096)
         return -EINVAL;
+    if (p.loc->layout.free_threaded) {
+        /* No generation lists to walk: its objects live in mimalloc's heaps. */
+        set_err(err, errlen, "object census of free-threaded builds is not supported yet");
+        return -EOPNOTSUPP;
+    }
     double t0 = clock_mono();
     Census *c = calloc(1, sizeof(*c));
     if (!c)

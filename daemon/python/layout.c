@@ -26,6 +26,8 @@ size_t pylayout_find(uint32_t hexversion, bool debug, bool free_threaded, const 
         if (hexversion < t->hex_min || hexversion > t->hex_max)
             continue;
         of_version++;
+        /* Debug and free-threaded builds have tables of their own ("3.13d", "3.13t"); the flags
+         * are the target's word (its debug offsets), so the kinds never stand in for each other. */
         if (t->debug != debug || t->free_threaded != free_threaded)
             continue;
         if (n < max)
@@ -36,8 +38,8 @@ size_t pylayout_find(uint32_t hexversion, bool debug, bool free_threaded, const 
     if (of_version == 0)
         *ret_reason = "no layout table for this CPython version (newer than pymemd knows)";
     else if (free_threaded)
-        *ret_reason = "free-threaded CPython builds of this version are not supported (no GC "
-                      "lists to read, mimalloc heaps instead of pymalloc)";
+        *ret_reason = "no layout table for this free-threaded CPython version (pymemd reads "
+                      "free-threaded 3.13 only)";
     else if (debug)
         *ret_reason = "no layout table for debug builds (Py_DEBUG) of this CPython version";
     else

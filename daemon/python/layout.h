@@ -63,10 +63,19 @@ typedef struct PyLayout {
     struct {
         uint32_t size;
         uint32_t next;
+        /* Free-threaded builds (free_threaded): each thread state is a _PyThreadStateImpl of
+         * impl_size bytes whose gc.alloc_count (Py_ssize_t) is the thread's share of generation
+         * 0's count not yet added to it. 0 in other builds. */
+        uint32_t impl_size;
+        uint32_t alloc_count;
     } tstate;
 
     /* struct _gc_runtime_state and its pieces. */
     struct {
+        /* On a free-threaded build (free_threaded above; Python/gc_free_threading.c, 3.13t) the
+         * same struct, but the generation and permanent heads are unused (zero), frozen objects
+         * are marked in their headers, and generation 0's count lags behind each thread's
+         * tstate.alloc_count. */
         uint32_t size;
         uint32_t enabled;     /* int */
         uint32_t generations; /* struct gc_generation[ngenerations] */

@@ -600,6 +600,35 @@ static bool collections_moved(const PyLayout *l, const uint8_t *a, const uint8_t
     return false;
 }
 
+/* The free-threaded GC state (free_threaded) has the default build's fields but keeps no
+ * lists: its generation and permanent heads are never linked (Python/gc_free_threading.c), so
+ * each is unused: zero, or an empty list pointing at itself. The per-thread allocation count must
+ * lie past the PyThreadState the target declares and inside the _PyThreadStateImpl the table
+ * declares. gc: the state's bytes, read at `at`. */
+static int ft_gc_checks(const PyLayout *l, const uint8_t *gc, RAddr at, char *why, size_t whylen)
+{
+    if (l->tstate.alloc_count < l->tstate.size || l->tstate.alloc_count + 8 > l->tstate.impl_size) {
+        snprintf(why, whylen, "the thread allocation count at %u is outside _PyThreadStateImpl",
+                 l->tstate.alloc_count);
+        return -ENXIO;
+    }
+    for (uint32_t g = 0; g <= l->gc.ngenerations; g++) {
+        uint32_t off = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
+                                              : l->gc.permanent_generation;
+        uint64_t links[2];
+        int threshold;
+        memcpy(links, gc + off, sizeof(links));
+        memcpy(&threshold, gc + off + l->gc.generation_threshold, sizeof(threshold));
+        bool unused = (links[0] == 0 && links[1] == 0) || ((links[0] & GC_LINK_MASK) == at + off &&
+                                                           (links[1] & GC_LINK_MASK) == at + off);
+        if (!unused || threshold < 0) {
+            snprintf(why, whylen, "free-threaded generation %u head is not unused", g);
+            return -ENXIO;
+        }
+    }
+    return 0;
+}
+
 int pyloc_check_layout(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps, char *why,
                        size_t whylen)
 {
@@ -656,6 +685,8 @@ int pyloc_check_layout(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *ma
                      enabled, collecting);
             return -ENXIO;
         }
+        if (l->free_threaded)
+            return ft_gc_checks(l, buf, gc, why, whylen);
         if (collecting)
             continue;
         int bad = -1;
@@ -889,6 +920,10 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
     loc->status = PYLOC_OK;
     if (chosen_l.obmalloc.kind == PYOBM_EMBEDDED || chosen_l.obmalloc.kind == PYOBM_POINTER)
         locate_obmalloc_state(loc, r, maps);
+    else if (chosen_l.free_threaded)
+        snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+                 "free-threaded CPython allocates with mimalloc: there is no pymalloc (its "
+                 "sys.getallocatedblocks() counts mimalloc blocks, not read here)");
     return 0;
 }
 

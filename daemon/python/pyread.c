@@ -12,6 +12,11 @@
 #define GC_STATE_MAX   4096
 #define OBM_WINDOW_MAX 4096
 #define STATS_MAX      8192
+/* Free-threaded: a thread adds its allocation count to the global one when it reaches ±512
+ * (LOCAL_ALLOC_COUNT_THRESHOLD, Python/gc_free_threading.c); a little headroom for the thread
+ * that is between reaching it and adding it. */
+#define FT_ALLOC_COUNT_MAX 4096
+#define FT_COUNT_ATTEMPTS  4
 
 struct PyReader {
     PyLoc loc;      /* a copy: the layout and addresses */
@@ -120,6 +125,71 @@ static int count_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, s
             return k;
     }
     *ret = threads;
+    return 0;
+}
+
+/* Free-threaded builds (free_threaded): counts the thread states like count_threads() and
+ * sums their gc.alloc_count, the GC allocations minus deallocations each thread has not yet
+ * added to generation 0's count (it adds them every 512, Python/gc_free_threading.c). */
+static int ft_walk_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, size_t nextra,
+                           int64_t *ret_threads, int64_t *ret_unflushed)
+{
+    const PyLayout *l = &pr->loc.layout;
+    uint64_t next = 0, tstate = head;
+    int64_t alloc = 0, threads = 0, unflushed = 0;
+    RmemIov iov[4];
+    size_t n = 0;
+    if (head) {
+        iov[n++] = (RmemIov){head + l->tstate.next, &next, 8};
+        iov[n++] = (RmemIov){head + l->tstate.alloc_count, &alloc, 8};
+    }
+    for (size_t i = 0; i < nextra && n < ARRAY_SIZE(iov); i++)
+        iov[n++] = extra[i];
+    int k = rmem_readv(r, iov, n);
+    while (k >= 0 && tstate) {
+        /* One thread's count stays within ±512 of zero; more is not an alloc_count. */
+        if (++threads > MAX_THREADS || alloc < -FT_ALLOC_COUNT_MAX || alloc > FT_ALLOC_COUNT_MAX)
+            return -EIO;
+        unflushed += alloc;
+        tstate = next;
+        if (tstate) {
+            RmemIov t[2] = {{tstate + l->tstate.next, &next, 8},
+                            {tstate + l->tstate.alloc_count, &alloc, 8}};
+            k = rmem_readv(r, t, 2);
+        }
+    }
+    if (k < 0)
+        return k;
+    *ret_threads = threads;
+    *ret_unflushed = unflushed;
+    return 0;
+}
+
+/* The free-threaded part of a sample: threads, and generation 0's count as the global count plus
+ * every thread's unflushed share. A thread that flushes while the list is walked would be
+ * counted twice or not at all, so the global count is read again after the walk and the walk
+ * repeated (a few times at most) until it did not move. gc: the GC state's bytes, whose
+ * generation 0 count is updated to the value the walk agrees with. */
+static int ft_sample_threads(PyReader *pr, Rmem *r, uint8_t *gc, uint64_t head, RmemIov *extra,
+                             size_t nextra, PySample *s, int64_t *ret_unflushed)
+{
+    const PyLayout *l = &pr->loc.layout;
+    uint32_t at = l->gc.generations + l->gc.generation_count;
+    int64_t unflushed = 0;
+    for (int attempt = 0; attempt < FT_COUNT_ATTEMPTS; attempt++) {
+        int k =
+            ft_walk_threads(pr, r, head, extra, attempt == 0 ? nextra : 0, &s->threads, &unflushed);
+        if (k < 0)
+            return k;
+        int32_t before = get_i32(gc, at), after;
+        k = rmem_read(r, gc_address(pr) + at, &after, sizeof(after));
+        if (k < 0)
+            return k;
+        if (after == before)
+            break;
+        memcpy(gc + at, &after, sizeof(after));
+    }
+    *ret_unflushed = unflushed;
     return 0;
 }
 
@@ -407,7 +477,11 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
             return -EIO;
         extra[nextra++] = (RmemIov){p, ring, l->gc.stats_size};
     }
-    k = count_threads(pr, r, tstate_head, extra, nextra, &s.threads);
+    int64_t unflushed = 0;
+    if (l->free_threaded)
+        k = ft_sample_threads(pr, r, gc, tstate_head, extra, nextra, &s, &unflushed);
+    else
+        k = count_threads(pr, r, tstate_head, extra, nextra, &s.threads);
     if (k < 0)
         return k;
     s.garbage = (int64_t)garbage_len;
@@ -416,6 +490,14 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     k = parse_generations(l, gc, l->gc.stats_kind == PYGCS_RING ? ring : gc + l->gc.stats, &s);
     if (k < 0)
         return k;
+    if (l->free_threaded) {
+        /* What a collection would see: the global count and the threads' unflushed shares (the
+         * target's own gc.get_count() adds only the calling thread's). Frozen objects are a bit
+         * in each object's header, counted only by walking the heaps: not read here. */
+        s.gen[0].count += unflushed;
+        *ret = s;
+        return 0;
+    }
 
     /* The frozen list: recount when its ends moved, when asked, or when the count is old. */
     RAddr perm = gc_address(pr) + l->gc.permanent_generation;

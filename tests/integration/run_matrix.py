@@ -61,6 +61,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "target.py")
+FT_TARGET = os.path.join(HERE, "ft_target.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from pymemdtest import (CHILDREN, Stopping, captured, clean_env, pyenv_root,  # noqa: E402
                         read_line, short, version_key)
@@ -105,6 +106,7 @@ class Interp(object):
         self.skip = skip          # reason, or None
         self.path = path
         self.notes = []
+        self.free_threaded = False   # a free-threaded build (3.13t): see probe_free_threaded
 
 
 PROBE = ("import platform, sys; print(platform.python_implementation()); "
@@ -238,6 +240,81 @@ def fetch_debian(timeout=900):
         say("debian-pythons.sh: exit status %d" % p.returncode)
 
 
+def upstream_interps():
+    """Upstream 3.13 and free-threaded 3.13t, built from python.org's tarball by
+    upstream-pythons.sh; its manifest has the same form as debian-pythons.sh's."""
+    manifest = os.path.join(cache_dir(), "upstream", "interpreters.tsv")
+    if not os.path.exists(manifest):
+        return [], ("upstream: manifest %s is missing (tests/integration/"
+                    "upstream-pythons.sh creates it)" % manifest)
+    out = []
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            fields = line.rstrip("\n").split("\t")
+            if not line.strip():
+                continue
+            if len(fields) < 3:
+                it = Interp("upstream-line%d" % n, [], "upstream")
+                it.skip = "malformed manifest line %d: %r" % (n, line)
+                out.append(it)
+                continue
+            label, version, rest = fields[0], fields[1], "\t".join(fields[2:])
+            if version == "skip":
+                it = Interp(label, [], "upstream")
+                it.skip = rest or "skipped by upstream-pythons.sh (no reason given)"
+                out.append(it)
+                continue
+            it = Interp(label, [rest], "upstream", version=version, path=rest)
+            if not os.path.exists(rest):
+                it.skip = "listed in the manifest but %r does not exist" % rest
+            it.notes.append("python.org source, %s build" % (
+                "free-threaded" if label.endswith("t") else "default"))
+            out.append(it)
+    return out, None
+
+
+def fetch_upstream(timeout=3600):
+    """Run upstream-pythons.sh: offline and quick once its builds are cached; a cold build
+    takes minutes.  Its failure is reported as a SKIP later."""
+    script = os.path.join(HERE, "upstream-pythons.sh")
+    p = CHILDREN.spawn(["bash", script], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say("upstream-pythons.sh: killed after %d s" % timeout)
+        return
+    finally:
+        CHILDREN.reap(p)
+    for line in out.decode("utf-8", "replace").splitlines():
+        say("  " + line)
+    if p.returncode != 0:
+        say("upstream-pythons.sh: exit status %d" % p.returncode)
+
+
+def probe_free_threaded(interp):
+    """3.13+: whether the build is free-threaded (Py_GIL_DISABLED), which changes what can be
+    compared (see compare_free_threaded)."""
+    if interp.skip or not interp.hexversion or interp.hexversion < 0x030D0000:
+        return
+    try:
+        r = subprocess.run(interp.cmd + ["-c", "import sysconfig; print(int(bool("
+                                         "sysconfig.get_config_var('Py_GIL_DISABLED'))))"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=clean_env(), timeout=30,
+                           universal_newlines=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        interp.skip = "cannot ask %s whether it is free-threaded: %s" % (interp.label, e)
+        return
+    if r.returncode != 0 or r.stdout.strip() not in ("0", "1"):
+        interp.skip = "cannot ask %s whether it is free-threaded: %s" % (
+            interp.label, short(r.stderr or r.stdout, 200))
+        return
+    interp.free_threaded = r.stdout.strip() == "1"
+    if interp.free_threaded:
+        interp.notes.append("free-threaded")
+
+
 def enumerate_interps():
     """All interpreters (usable or skipped) plus skip lines for whole sources."""
     interps = []
@@ -251,11 +328,16 @@ def enumerate_interps():
     interps += lst
     if why:
         source_skips.append(why)
+    lst, why = upstream_interps()
+    interps += lst
+    if why:
+        source_skips.append(why)
     for it in interps:
         if it.skip:
             continue
         manifest_version = it.version
         probe(it)
+        probe_free_threaded(it)
         if it.source == "system" and it.version:
             it.label = "system-%s" % it.version
         if (manifest_version and it.version and manifest_version != it.version
@@ -524,6 +606,7 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     minor = (hexv >> 16) & 0xFF
     status = proc.get("status")
     error = proc.get("error")
+    ft = getattr(target.interp, "free_threaded", False)
 
     if status == "unsupported" and minor in (6, 7):
         want = "3.%d" % minor
@@ -556,7 +639,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         gc = {}
     v.eq("gc.enabled", truth["isenabled"], gc.get("enabled"))
     v.eq("gc.collecting", False, gc.get("collecting"))
-    v.eq("gc.frozen", truth["get_freeze_count"], gc.get("frozen"))
+    if ft:
+        ft_frozen(truth, gc, error, v)
+    else:
+        v.eq("gc.frozen", truth["get_freeze_count"], gc.get("frozen"))
     v.eq("gc.garbage", truth["garbage"], gc.get("garbage"))
 
     gens = gc.get("generations")
@@ -576,7 +662,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
             v.eq(key + "." + k, st[k], g.get(k))
         exp_count = truth["get_count"][i]
         got_count = g.get("count")
-        if i == 0:
+        if i == 0 and ft and truth["active_count"] > 1:
+            v.notes.append("gen0 count not compared: the other threads' unflushed shares are "
+                           "unknown to the target (exact in the ft-counts case)")
+        elif i == 0:
             if not is_int(got_count) or abs(got_count - exp_count) > GEN0_TOLERANCE:
                 v.diff(key + ".count", "%d (+-%d)" % (exp_count, GEN0_TOLERANCE),
                        json.dumps(got_count))
@@ -610,6 +699,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         reasons = [error] + [pm.get(k) for k in pm if "reason" in k or "error" in k or k == "note"]
         reasons = [r for r in reasons if isinstance(r, str) and r.strip()]
         may_be_null = kind == "static" and stripped and 8 <= minor <= 11
+        if ft:
+            # Free-threaded builds allocate with mimalloc: there is no pymalloc to read.
+            may_be_null = True
+            reasons = [r for r in reasons if "mimalloc" in r]
         if not may_be_null:
             v.diff("pymalloc." + ",".join(nulls), "numbers (%s %s build%s)" % (
                 truth["version"], kind, ", stripped" if stripped else ""), "null")
@@ -623,6 +716,9 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         v.diff("error", "null", json.dumps(error))
 
     blocks = pm.get("allocated_blocks")
+    if ft and blocks is None:
+        v.notes.append("sys.getallocatedblocks() not compared: it counts mimalloc blocks on "
+                       "free-threaded builds, which pymemd does not read")
     if blocks is not None:
         exp = truth["allocated_blocks"]
         if not is_int(blocks) or not (0 <= blocks - exp <= BLOCKS_SLACK):
@@ -643,7 +739,9 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     # gc.get_objects() leaves out, so its excess over the target may add up to gc.frozen.
     census = truth.get("census")
     objs = proc.get("objects")
-    if census is not None:
+    if census is not None and ft:
+        ft_census(proc, v)
+    elif census is not None:
         if not isinstance(objs, dict) or not isinstance(objs.get("types"), list):
             v.diff("objects", "a census", "%s (objects_error: %s)" % (
                 json.dumps(objs)[:80], proc.get("objects_error")))
@@ -687,6 +785,108 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     if not is_int(peak) or (is_int(rss) and peak < rss):
         v.diff("memory.peak_rss_bytes", ">= rss_bytes %s" % (rss,), json.dumps(peak))
     return v
+
+
+# --------------------------------------------------------------------------
+# Free-threaded builds (3.13t): what differs from the default build's comparison.
+
+FT_CENSUS_ERROR = "object census of free-threaded builds is not supported yet"
+
+
+def ft_frozen(truth, gc, error, v):
+    """gc.frozen is null on free-threaded builds (frozen objects are a bit in each header, not
+    a list), with the reason in error."""
+    got = gc.get("frozen")
+    if got is not None:
+        v.diff("gc.frozen", "null on a free-threaded build", json.dumps(got))
+    elif not isinstance(error, str) or "gc.frozen" not in error:
+        v.diff("error", "a reason for the null gc.frozen", json.dumps(error))
+    else:
+        v.notes.append("gc.frozen n/a (target: %s)" % truth.get("get_freeze_count"))
+
+
+def ft_census(proc, v):
+    """No object census on free-threaded builds yet: objects null, and objects_error says so."""
+    objs = proc.get("objects")
+    if objs is not None:
+        v.diff("objects", "null on a free-threaded build", short(json.dumps(objs), 80))
+    v.eq("objects_error", FT_CENSUS_ERROR, proc.get("objects_error"))
+
+
+def ft_counts(pymemd, interp, keep_dir):
+    """Generation 0's count of a free-threaded target whose threads hold unflushed shares of it
+    (allocating, crossing the flush threshold, freeing, idle): pymemd's must be exactly the
+    count the target reports once every thread has flushed its share (ft_target.py)."""
+    name = "%s.ft-counts" % interp.label
+    errf = tempfile.TemporaryFile()
+    p = CHILDREN.spawn(interp.cmd + [FT_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=errf, env=clean_env(), cwd="/")
+    try:
+        try:
+            truth = json.loads(read_line(p, TARGET_TIMEOUT))
+        except (RuntimeError, ValueError) as e:
+            return "FAIL", "FAIL: target: %s; stderr: %s" % (e, short(captured(errf), 300))
+        pid = truth["pid"]
+        before = read_vmrss(pid)
+        run = run_pymemd(pymemd, ["--once", "--pid", str(pid)])
+        after = read_vmrss(pid)
+        save(keep_dir, name, run)
+        p.stdin.write(b"x")
+        p.stdin.flush()
+        try:
+            end = json.loads(read_line(p, TARGET_TIMEOUT))
+        except (RuntimeError, ValueError) as e:
+            return "FAIL", "FAIL: target's flushed counts: %s; stderr: %s" % (
+                e, short(captured(errf), 300))
+        if keep_dir:
+            with open(os.path.join(keep_dir, name + ".truth.json"), "w") as f:
+                json.dump({"truth": truth, "flushed": end}, f, indent=1, sort_keys=True)
+        v = Verdict()
+        if run.parse_error:
+            v.diff("pymemd", "a JSON document", "%s (%s)" % (run.parse_error, run.describe()))
+            return "FAIL", v.line()
+        procs = run.processes(pid)
+        if len(procs) != 1:
+            v.diff("processes", "exactly one PROCESS with pid %d" % pid, len(procs))
+            return "FAIL", v.line()
+        proc = procs[0]
+        if proc.get("status") != "ok":
+            v.diff("status", "\"ok\"", "%s (error: %s)" % (json.dumps(proc.get("status")),
+                                                             short(proc.get("error"), 200)))
+            return "FAIL", v.line()
+        gc = proc.get("gc") or {}
+        gens = gc.get("generations") or []
+        # The workers' shares, from the counts each saw right after flushing its own.
+        seen = [truth["get_count"][0]] + end["after_each"]
+        shares = dict(zip(truth["plans"], (b - a for a, b in zip(seen, seen[1:]))))
+        main_share = end["flushed"][0] - seen[-1]
+        if not (shares.get("allocating", 0) >= 250 and shares.get("freeing", 0) <= -250):
+            v.diff("ft_target.py", "an allocating share >= 250 and a freeing one <= -250",
+                   "shares %s" % shares)
+        want = [end["flushed"][0], truth["get_count"][1], truth["get_count"][2]]
+        got = [g.get("count") for g in gens]
+        for i in range(3):
+            v.eq("gc.generations[%d].count" % i, want[i], got[i] if i < len(got) else None)
+        for i, g in enumerate(gens):
+            v.eq("gc.generations[%d].threshold" % i, truth["get_threshold"][i], g.get("threshold"))
+            for k in ("collections", "collected", "uncollectable"):
+                v.eq("gc.generations[%d].%s" % (i, k), truth["get_stats"][i][k], g.get(k))
+        v.eq("gc.enabled", truth["isenabled"], gc.get("enabled"))
+        v.eq("gc.garbage", truth["garbage"], gc.get("garbage"))
+        v.eq("threads", truth["active_count"], proc.get("threads"))
+        rss = (proc.get("memory") or {}).get("rss_bytes")
+        refs = [r for r in (before, after) if r]
+        if not is_int(rss) or (refs and not any(abs(rss - r) <= RSS_TOLERANCE * r for r in refs)):
+            v.diff("memory.rss_bytes", "VmRSS %s (+-10%%)" % "/".join(map(str, refs)), rss)
+        ft_census(proc, v)
+        if v.ok:
+            v.notes.append("gen0 %d = target's %d + unflushed shares %s + main's since %d" % (
+                want[0], truth["get_count"][0],
+                ", ".join("%s %+d" % kv for kv in sorted(shares.items())), main_share))
+        return ("PASS" if v.ok else "FAIL"), v.line()
+    finally:
+        CHILDREN.reap(p)
+        errf.close()
 
 
 def measure(pymemd, targets, args):
@@ -784,6 +984,9 @@ def run_interp(interp, pymemd, keep_dir):
         finally:
             if target is not None:
                 target.close()
+    if interp.free_threaded:
+        kind, text = ft_counts(pymemd, interp, keep_dir)
+        RESULTS.report(interp.label, "ft-counts", kind, text)
     return info
 
 
@@ -1142,6 +1345,7 @@ def misc_verified(pymemd, usable, infos):
 def run_all(pymemd, opts, started):
     if not opts.no_debian_fetch:
         fetch_debian()
+        fetch_upstream()
     interps, source_skips = enumerate_interps()
     excluded = []
     if opts.only:

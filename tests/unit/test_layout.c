@@ -66,7 +66,17 @@ static void tables_hold_together(void **state)
                             t->gc.stats_size);
         }
         /* pymalloc's geometry: pools tile an arena. */
-        assert_int_equal(t->obmalloc.arena_size % t->obmalloc.pool_size, 0);
+        if (t->obmalloc.kind != PYOBM_NONE)
+            assert_int_equal(t->obmalloc.arena_size % t->obmalloc.pool_size, 0);
+        /* Free-threaded: the per-thread count lies in _PyThreadStateImpl, past PyThreadState;
+         * there is no pymalloc. Other builds have neither. */
+        if (t->free_threaded) {
+            assert_true(t->tstate.alloc_count >= t->tstate.size);
+            assert_true(t->tstate.alloc_count + 8 <= t->tstate.impl_size);
+            assert_int_equal(t->obmalloc.kind, PYOBM_NONE);
+        } else {
+            assert_int_equal(t->tstate.alloc_count, 0);
+        }
         /* 3.13+: every value pymemd takes from the target has a place in the debug offsets. */
         if (t->hex_min >= 0x030d0000u) {
             assert_true(t->debug_offsets.size > 0);
@@ -113,9 +123,38 @@ static void unsupported_versions_say_why(void **state)
     assert_non_null(strstr(why, "debug builds"));
     assert_int_equal(find(0x030b07f0, false, true, c, &why), 0);
     assert_non_null(strstr(why, "free-threaded"));
+    /* Free-threaded builds other than 3.13t have no table; a build's kind is never taken for
+     * the other's. */
+    assert_int_equal(find(0x030e0af0, false, true, c, &why), 0);
+    assert_non_null(strstr(why, "free-threaded"));
     /* An unknown minor is refused, never served by the newest table. */
     assert_int_equal(find(0x031000f0, false, false, c, &why), 0);
     assert_non_null(strstr(why, "newer"));
+}
+
+/* The free-threaded 3.13 table is found only for a target that says it is free-threaded, and a
+ * default build's sizes never pick it (nor the reverse). */
+/* The free-threaded 3.13 table is offered only to a target that says it is free-threaded, and
+ * only it is offered to one. */
+static void free_threaded_has_its_own_table(void **state)
+{
+    const PyLayout *ft = NULL;
+    for (size_t i = 0; i < pylayout_ntables; i++)
+        if (pylayout_tables[i].hex_min >> 16 == 0x030d && pylayout_tables[i].free_threaded)
+            ft = &pylayout_tables[i];
+    if (!ft) {
+        skip(); /* generated without upstream-pythons.sh's 3.13t */
+        return;
+    }
+    assert_string_equal(ft->name, "3.13t");
+    const PyLayout *c[16];
+    const char *why;
+    size_t n = find(0x030d0ff0, false, true, c, &why);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(c[0], ft);
+    n = find(0x030d0ff0, false, false, c, &why);
+    for (size_t k = 0; k < n; k++)
+        assert_false(c[k]->free_threaded);
 }
 
 static void format_version(void **state)
@@ -136,6 +175,7 @@ int main(void)
         cmocka_unit_test(tables_hold_together),
         cmocka_unit_test(versions_with_several_layouts),
         cmocka_unit_test(unsupported_versions_say_why),
+        cmocka_unit_test(free_threaded_has_its_own_table),
         cmocka_unit_test(format_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,17 @@ static size_t find_binaries(Binary *out)
     add_binary(out, &n, "pyenv 3.13.0", path, false);
 
     const char *cache = getenv("PYMEMD_CACHE_DIR");
+    /* tests/integration/upstream-pythons.sh's builds of python.org's 3.13 tarball. */
+    char upstream[400];
+    if (cache)
+        snprintf(upstream, sizeof(upstream), "%s/upstream", cache);
+    else
+        snprintf(upstream, sizeof(upstream), "%s/.cache/pymemd/upstream", home);
+    snprintf(path, sizeof(path), "%s/build-3.13/python", upstream);
+    add_binary(out, &n, "upstream 3.13", path, false);
+    snprintf(path, sizeof(path), "%s/build-3.13t/python", upstream);
+    add_binary(out, &n, "upstream 3.13t", path, false);
+
     char debian[400];
     if (cache)
         snprintf(debian, sizeof(debian), "%s/debian", cache);
@@ -162,7 +173,9 @@ static void real_images_are_taken_over_the_tables(void **state)
         assert_memory_equal(img, "xdebugpy", 8);
         const PyLayout *cands[8];
         const char *why = NULL;
-        size_t nc = pylayout_find(hex, bins[i].debug, false, cands, 8, &why);
+        uint64_t ft; /* after the cookie and the version, in every version's debug offsets */
+        memcpy(&ft, img + 16, 8);
+        size_t nc = pylayout_find(hex, bins[i].debug, ft != 0, cands, 8, &why);
         if (nc == 0)
             fail_msg("%s (%08x): %s", bins[i].label, hex, why);
         size_t accepted = 0;
@@ -513,6 +526,44 @@ static void pymalloc_is_refused_alone(void **state)
     free(stats);
 }
 
+/* The free-threaded 3.13t binary's own debug offsets: its flag is set, they pick the 3.13t table
+ * (whose GC state is the free-threaded one) and agree with it, and its thread states are larger
+ * than the PyThreadState they declare, with the allocation count in between. */
+static void free_threaded_image(void **state)
+{
+    Binary bins[MAX_BINARIES];
+    size_t n = find_binaries(bins), i;
+    for (i = 0; i < n && strcmp(bins[i].label, "upstream 3.13t") != 0; i++)
+        ;
+    if (i == n)
+        skip();
+    uint8_t img[2048];
+    uint32_t hex;
+    assert_int_equal(load_image(bins[i].path, img, sizeof(img), &hex), 0);
+    assert_memory_equal(img, "xdebugpy", 8);
+    uint64_t ft;
+    memcpy(&ft, img + 16, 8);
+    assert_int_equal(ft, 1);
+    const PyLayout *cands[8];
+    const char *why = NULL;
+    size_t nc = pylayout_find(hex, false, true, cands, 8, &why);
+    if (nc == 0)
+        fail_msg("3.13t (%08x): %s", hex, why);
+    assert_int_equal(nc, 1);
+    const PyLayout *t = cands[0];
+    assert_true(t->free_threaded);
+    assert_string_equal(t->name, "3.13t");
+    assert_int_equal(t->debug_offsets.free_threaded, 16);
+    PyLayout l = *t;
+    assert_int_equal(pyloc_apply_debug_offsets(&l, img, sizeof(img)), 0);
+    assert_true(l.tstate.size <= l.tstate.alloc_count);
+    assert_true(l.tstate.alloc_count + 8 <= l.tstate.impl_size);
+    /* Read as if it were a default build, the image never gets the free-threaded table. */
+    nc = pylayout_find(hex, false, false, cands, 8, &why);
+    for (size_t k = 0; k < nc; k++)
+        assert_false(cands[k]->free_threaded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +573,7 @@ int main(void)
         cmocka_unit_test(the_live_target_picks_between_two_layouts),
         cmocka_unit_test(a_layout_that_does_not_check_out_is_refused_naming_both),
         cmocka_unit_test(pymalloc_is_refused_alone),
+        cmocka_unit_test(free_threaded_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,15 @@ static void fake_build(Fake *f, const char *name)
     }
 
     /* obmalloc: arena slots 0 and 2 live; slot 0 uses 3 pools, slot 2 uses 1. */
+    assert_int_equal(rmem_fake_new(&f->r), 0);
+    if (l->obmalloc.kind == PYOBM_NONE) { /* free-threaded: no pymalloc */
+        rmem_fake_add(f->r, RT, f->rt, l->runtime.size);
+        rmem_fake_add(f->r, IS, f->is, l->interp.size);
+        rmem_fake_add(f->r, TS, f->ts, 3 * 0x1000);
+        rmem_fake_add(f->r, GARBAGE, f->garbage, 64);
+        f->loc = (PyLoc){.status = PYLOC_OK, .runtime = RT, .layout = *l};
+        return;
+    }
     if (l->obmalloc.kind == PYOBM_EMBEDDED) {
         free(f->obm);
         f->obm = f->is + l->interp.obmalloc;
@@ -132,7 +141,6 @@ static void fake_build(Fake *f, const char *name)
     put32(f->arena, 3 * pool + l->obmalloc.pool_ref_count, 999); /* past pool_address: unused */
     put32(f->arena, l->obmalloc.arena_size + l->obmalloc.pool_ref_count, 7);
 
-    assert_int_equal(rmem_fake_new(&f->r), 0);
     rmem_fake_add(f->r, RT, f->rt, l->runtime.size);
     rmem_fake_add(f->r, IS, f->is, l->interp.size);
     rmem_fake_add(f->r, TS, f->ts, 3 * 0x1000);
@@ -276,6 +284,74 @@ static void pool_address_outside_arena_refused(void **state)
     fake_free(&f);
 }
 
+/* Free-threaded 3.13t: the same fake with unused (zero) list heads, no pymalloc and a share of
+ * generation 0's count still held by each thread. */
+static const PyLayout *ft_fake(Fake *f, const int64_t alloc[3])
+{
+    const PyLayout *l = NULL;
+    for (size_t i = 0; i < pylayout_ntables && !l; i++)
+        if (pylayout_tables[i].free_threaded)
+            l = &pylayout_tables[i];
+    if (!l)
+        return NULL;
+    fake_build(f, l->name);
+    uint8_t *gc = gcstate(f);
+    for (uint32_t g = 0; g < 3; g++)
+        memset(gc + l->gc.generations + g * l->gc.generation_size, 0, 16);
+    memset(gc + l->gc.permanent_generation, 0, 16);
+    for (int i = 0; i < 3; i++)
+        put64(f->ts + i * 0x1000, l->tstate.alloc_count, (uint64_t)alloc[i]);
+    return l;
+}
+
+static void ft_counts_every_thread(void **state)
+{
+    Fake f;
+    /* One thread that allocated, one that freed more than it allocated, one nearly idle. */
+    const int64_t alloc[3] = {300, -120, 7};
+    if (!ft_fake(&f, alloc)) {
+        skip();
+        return;
+    }
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, true, &s), 0);
+    /* Generation 0: the global 5 plus 300 - 120 + 7; the older generations as they are. */
+    assert_int_equal(s.gen[0].count, 5 + 300 - 120 + 7);
+    assert_int_equal(s.gen[1].count, 2);
+    assert_int_equal(s.gen[2].count, 1);
+    int thr[3] = {777, 55, 33};
+    for (int g = 0; g < 3; g++) {
+        assert_int_equal(s.gen[g].threshold, thr[g]);
+        assert_int_equal(s.gen[g].collections, 100 + g);
+        assert_int_equal(s.gen[g].collected, 1000 + g);
+        assert_int_equal(s.gen[g].uncollectable, g);
+    }
+    assert_true(s.enabled);
+    assert_int_equal(s.threads, 3);
+    assert_int_equal(s.garbage, 2);
+    assert_int_equal(s.frozen, -1); /* not listed anywhere: null */
+    assert_false(s.pymalloc_ok);
+    assert_int_equal(s.allocated_blocks, -1);
+    fake_free(&f);
+}
+
+static void ft_absurd_thread_count_refused(void **state)
+{
+    Fake f;
+    const int64_t alloc[3] = {1, 1 << 20, 1};
+    if (!ft_fake(&f, alloc)) {
+        skip();
+        return;
+    }
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, true, &s), -EIO);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +363,8 @@ int main(void)
         cmocka_unit_test(finalizing_is_busy),
         cmocka_unit_test(garbage_flag_values_refused),
         cmocka_unit_test(pool_address_outside_arena_refused),
+        cmocka_unit_test(ft_counts_every_thread),
+        cmocka_unit_test(ft_absurd_thread_count_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

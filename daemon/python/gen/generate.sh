@@ -5,6 +5,8 @@
 #   - pyenv builds: $(pyenv root)/versions/3.X.Y/include/python3.X
 #   - Debian's 3.13/3.14/3.15 headers, unpacked by tests/integration/debian-pythons.sh
 #     (listed in $PYMEMD_CACHE_DIR/debian/headers.tsv)
+#   - upstream 3.13 and free-threaded 3.13t, built by tests/integration/upstream-pythons.sh
+#     (listed in $PYMEMD_CACHE_DIR/upstream/headers.tsv; a free-threaded build's table is "3.13t")
 # When two sources describe the same minor version (pyenv 3.13.0 and Debian 3.13.x), their tables
 # must agree, or the script stops: a patch release that moved a field needs a table of its own.
 #
@@ -92,6 +94,9 @@ for s in "${sources[@]}"; do
     abi=_
     case ${platinc##*/} in *d) abi=d_ ;; *t) abi=t_ ;; esac
     sysconf=$(ls "$(dirname "$(dirname "$inc")")/lib/$minor"/_sysconfigdata_${abi}*.py 2>/dev/null | head -1 || true)
+    # A build tree keeps it under build/lib.<platform>/ (upstream-pythons.sh's builds).
+    [ -z "$sysconf" ] && [ -n "$platinc" ] &&
+        sysconf=$(ls "$platinc"/build/lib.*/_sysconfigdata_${abi}*.py 2>/dev/null | head -1 || true)
     if [ -n "$sysconf" ]; then
         while read -r def; do flags+=("$def"); done < <(/usr/bin/python3 - "$sysconf" <<'PY'
 import sys

@@ -29,6 +29,9 @@
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_obmalloc.h"
 #endif
+#ifdef Py_GIL_DISABLED
+#include "internal/pycore_tstate.h" /* _PyThreadStateImpl and its GC allocation count */
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_debug_offsets.h"
 #include "internal/pycore_interp_structs.h"
@@ -110,6 +113,13 @@ static void print_interp(void)
     BEGIN("tstate");
     FIELD("size", sizeof(PyThreadState));
     FIELD("next", offsetof(PyThreadState, next));
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded: every thread state is a _PyThreadStateImpl whose gc.alloc_count holds the
+     * GC allocations minus deallocations of that thread not yet added to generation 0's count
+     * (Python/gc_free_threading.c, record_allocation: flushed every 512). */
+    FIELD("impl_size", sizeof(_PyThreadStateImpl));
+    FIELD("alloc_count", offsetof(_PyThreadStateImpl, gc.alloc_count));
+#endif
     END();
 }
 
@@ -175,7 +185,11 @@ static void print_gc(void)
 static void print_obmalloc(void)
 {
     BEGIN("obmalloc");
-#if PY_VERSION_HEX >= 0x030C0000
+#if defined(Py_GIL_DISABLED)
+    /* Free-threaded builds allocate every object with mimalloc: pymalloc is not used, and the
+     * interpreter's obmalloc state, though declared, holds no arenas. */
+    printf("        .kind = PYOBM_NONE,\n");
+#elif PY_VERSION_HEX >= 0x030C0000
 #if PY_VERSION_HEX >= 0x030D0000
     printf("        .kind = PYOBM_POINTER,\n");
 #else
