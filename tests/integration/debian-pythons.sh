@@ -47,6 +47,8 @@
 #                            are generated from (trixie 3.13, sid 3.14, sid 3.15)
 #   headers-all.tsv          the same four columns, then label <TAB> kind: the
 #                            headers of every release and debug build that works
+#   debs/<suite>/            the downloaded .debs of each root, kept so that a
+#                            rebuild downloads only what changed
 #   root-<suite>/            extracted packages (less static libpython archives
 #                            and docs); root-<suite>/.pymemd-debs lists them,
 #                            root-<suite>/.pymemd-complete the labels that ran
@@ -297,7 +299,9 @@ probe() {
     w="$CACHE/bin/$label"
     bin="$(binary_of "$minor" "$kind")"
     [[ -f "$R/.pymemd-complete" && -x "$R$bin" ]] || return 1
-    grep -qxF "$label" "$R/.pymemd-complete" || return 1
+    # A root from before build kinds lists the minors of its release builds.
+    grep -qxF "$label" "$R/.pymemd-complete" ||
+        { [[ "$kind" == release ]] && grep -qxF "$minor" "$R/.pymemd-complete"; } || return 1
     # The wrappers must point at this root (the cache may have been moved).
     if ! grep -qF "'$R$bin'" "$w" 2>/dev/null ||
         { is_legacy "$label" && ! grep -qF "'$R$bin'" "$CACHE/bin/debian-python$minor" 2>/dev/null; }; then
@@ -338,12 +342,22 @@ mirror() {
     return 1
 }
 
-# setup_apt ROOTKEY MIRROR: private apt tree in $CACHE/apt/ROOTKEY for the suite
-# that ROOTKEY names (sid-nopie: sid); sets APTD.
+# setup_apt ROOTKEY MIRROR: private apt tree in $CACHE/apt/SUITE for the suite
+# that ROOTKEY names (sid-nopie: sid); sets APTD.  The package lists of the last
+# update are kept (for an hour): the next update of the suite, for another root
+# or after a failure, then only asks whether they changed.
 setup_apt() {
     local suite="${1%%-*}" mirror="$2" keyrings="$MACHINE_KEYRING" hp="" hsp=""
-    APTD="$CACHE/apt/$1"
+    APTD="$CACHE/apt/$suite"
+    local keep="$CACHE/apt/.lists-$suite"
+    rm -rf "$keep"
+    # (apt dates list files by the mirror's Last-Modified: the stamp is ours.)
+    if [[ -n "$(find "$APTD/state/lists/.pymemd-updated" -mmin -60 2>/dev/null)" ]]; then
+        mv "$APTD/state/lists" "$keep"
+    fi
     rm -rf "$APTD"
+    mkdir -p "$APTD/state"
+    if [[ -d "$keep" ]]; then mv "$keep" "$APTD/state/lists"; fi
     mkdir -p "$APTD"/{apt.conf.d,sources.list.d,preferences.d,trusted.gpg.d,log,debs} \
              "$APTD/state/lists/partial" "$APTD/cache/archives/partial"
     : >"$APTD/state/status"
@@ -457,6 +471,7 @@ fetch_suite() {
         SUITE_REASON="download failed: apt-get update: $(apt_reason "$out")"
         return 1
     fi
+    touch "$APTD/state/lists/.pymemd-updated"
 
     # Which of the wanted interpreters does the suite offer?  (One apt-cache call
     # for all names: each call reads the whole package list.)
@@ -486,12 +501,28 @@ fetch_suite() {
 
     local debs=()
     mapfile -t debs < <(lib_closure libc6 libgcc-s1 "${want[@]}")
-    log "$suite: downloading ${#debs[@]} packages: ${debs[*]}"
+    # The .debs stay in debs/<root> between runs: apt-get download leaves a file
+    # that is already there with the right size alone, so rebuilding a root after
+    # a failure, or with one more package, downloads only what changed.
+    local dl="$CACHE/debs/$suite" names=()
+    mkdir -p "$dl"
     out="$APTD/log/download.log"
-    if ! (cd "$APTD/debs" && papt_get download "${debs[@]}") >"$out" 2>&1; then
+    # (The names from an empty directory: --print-uris leaves out what is there.)
+    if ! mapfile -t names < <(cd "$APTD/debs" && papt_get download --print-uris "${debs[@]}" 2>"$out" |
+                               awk '{ print $2 }') || ((${#names[@]} == 0)); then
         SUITE_REASON="download failed: $(apt_reason "$out")"
         return 1
     fi
+    log "$suite: downloading ${#debs[@]} packages: ${debs[*]}"
+    if ! (cd "$dl" && papt_get download "${debs[@]}") >"$out" 2>&1; then
+        SUITE_REASON="download failed: $(apt_reason "$out")"
+        return 1
+    fi
+    # What the suite no longer has is not kept.
+    for f in "$dl"/*.deb; do
+        [[ -e "$f" ]] || continue
+        printf '%s\n' "${names[@]}" | grep -qxF "$(basename "$f")" || rm -f "$f"
+    done
 
     rm -rf "$new" "$old"
     mkdir -p "$new"
@@ -499,8 +530,8 @@ fetch_suite() {
     : >"$list"
     # python3.X-nopie last: its /usr/bin/python3.X replaces python3.X-minimal's.
     local debs_in_order=()
-    mapfile -t debs_in_order < <(printf '%s\n' "$APTD"/debs/*.deb | grep -v -- '-nopie_'
-                                 printf '%s\n' "$APTD"/debs/*.deb | grep -- '-nopie_' || true)
+    mapfile -t debs_in_order < <(printf '%s\n' "${names[@]/#/$dl/}" | grep -v -- '-nopie_'
+                                 printf '%s\n' "${names[@]/#/$dl/}" | grep -- '-nopie_' || true)
     for f in "${debs_in_order[@]}"; do
         if [[ "$(dpkg-deb -f "$f" Package)" == debian-archive-keyring ]]; then
             # Not part of the root: kept as the extra keyring for sid.
@@ -562,8 +593,9 @@ fetch_suite() {
     mv "$new" "$CACHE/root-$suite"
     rm -rf "$old"
     for label in "${ok[@]}"; do write_wrapper "$CACHE/root-$suite" "$label"; done
-    # The package lists and .debs are not needed once the root is built.
-    rm -rf "$APTD"
+    # The .debs are in debs/<root>; the lists are kept for the next root of the
+    # suite (setup_apt), the rest is not needed once the root is built.
+    rm -rf "$APTD/debs" "$APTD/cache"
     return 0
 }
 
