@@ -19,7 +19,10 @@ pymemd's stdout/stderr, for looking into a failure.
 
 Standard library only (Python 3.9+), no pytest.  Prints one line per
 (interpreter, scenario): PASS, FAIL: <what differed> or SKIP: <reason>, then a
-summary, then exactly `N passed, M failed, K skipped`.
+summary table of every interpreter (label, exact version, build kind with the
+module that holds the interpreter, passed/FAILED n/m or skipped, and why), then
+exactly `N passed, M failed, K skipped`.  Debian labels end in their build kind
+(debug, nopie, embedded; none for release), see debian-pythons.sh.
 
 Exit status: 0 when nothing failed and at least one interpreter ran; 1 when
 something failed; 77 (meson's "skipped") when nothing failed but no
