@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "elf/debuginfo.h"
 #include "elf/elffile.h"
+#include "elf/elfmem.h"
 #include "proc/maps.h"
 
 /* _Py_DebugOffsets starts with this 8-byte cookie, without a NUL (Include/internal/
@@ -29,12 +31,13 @@ static const char debug_cookie[8] = {'x', 'd', 'e', 'b', 'u', 'g', 'p', 'y'};
 typedef struct ElfFacts {
     uint32_t dev_major, dev_minor;
     uint64_t inode;
-    uint8_t build_id[20];
+    uint8_t build_id[ELFMEM_BUILD_ID_MAX];
     size_t build_id_len;
-    bool valid;          /* the file opened and is x86_64 ELF */
-    int open_error;      /* -errno when it could not be opened */
-    int type;            /* ET_EXEC / ET_DYN */
-    uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
+    bool build_id_from_memory; /* read from the target's mapped notes (what runs), not the file */
+    bool valid;                /* the file opened and is x86_64 ELF */
+    int open_error;            /* -errno when it could not be opened */
+    int type;                  /* ET_EXEC / ET_DYN */
+    uint64_t first_load;       /* lowest PT_LOAD p_vaddr, page aligned */
     bool has_runtime;
     bool has_python_api;  /* exports the C API (Py_GetVersion), with or without _PyRuntime */
     bool ref_debug;       /* exports _Py_NegativeRefcount: a Py_REF_DEBUG (debug) build */
@@ -44,14 +47,26 @@ typedef struct ElfFacts {
     /* obmalloc statics (link-time), from .symtab or a build-id matched debug file. */
     uint64_t obm_narenas, obm_highwater, obm_arenas, obm_maxarenas, obm_raw_blocks, obm_blocks;
     bool obm_from_debug_file;
+    const char *debug_source; /* where the debug file came from: "/usr/lib/debug", "debuginfod" */
+    char debug_note[168];     /* why no debug file was found, for the pymalloc reason */
     ElfLoad loads[8];
     size_t nloads;
 } ElfFacts;
+
+/* A debuginfod fetch that failed, so that it is tried once per build-id, not once per process
+ * (facts of deleted binaries are not cached) nor once per file (several copies, one build-id). */
+typedef struct DebugMiss {
+    uint8_t id[ELFMEM_BUILD_ID_MAX];
+    size_t len;
+    char why[96];
+} DebugMiss;
 
 struct PyElfCache {
     ElfFacts *v;
     size_t n;
     unsigned opens;
+    DebugMiss *misses;
+    size_t nmisses;
 };
 
 int pyelfcache_new(PyElfCache **ret)
@@ -68,6 +83,7 @@ PyElfCache *pyelfcache_free(PyElfCache *c)
     if (!c)
         return NULL;
     free(c->v);
+    free(c->misses);
     free(c);
     return NULL;
 }
@@ -105,15 +121,22 @@ static void facts_local_symbols(ElfFacts *facts, const ElfFile *f)
             *want[i].field = sym_or_zero(f, want[i].name);
 }
 
-/* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
- * (Debian's python3.X-dbg). Its symbols count only when its build-id is the running binary's. */
-static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
+/* Whether a debug file's build-id is the one the facts were read for. */
+static bool debug_file_matches(const ElfFile *dbg, const ElfFacts *facts)
 {
-    if (facts->build_id_len < 2)
-        return;
-    char hex[64];
-    for (size_t i = 0; i < facts->build_id_len && i < 31; i++)
-        snprintf(hex + 2 * i, 3, "%02x", facts->build_id[i]);
+    const uint8_t *id;
+    size_t idlen;
+    return elffile_build_id(dbg, &id, &idlen) >= 0 && idlen == facts->build_id_len &&
+           memcmp(id, facts->build_id, idlen) == 0;
+}
+
+/* The installed debug file of the facts' build-id: /usr/lib/debug/.build-id/xx/yyyy.debug as the
+ * target sees its filesystem (a container's own -dbg package), then as pymemd does. The caller
+ * owns *ret. */
+static int debug_file_local(const ElfFacts *facts, pid_t pid, PyElfCache *c, ElfFile **ret)
+{
+    char hex[2 * ELFMEM_BUILD_ID_MAX + 1];
+    elfmem_build_id_hex(facts->build_id, facts->build_id_len, hex, sizeof(hex));
     for (int k = 0; k < 2; k++) {
         char root[64] = "", path[PATH_MAX];
         if (k == 0)
@@ -124,15 +147,110 @@ static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
         if (elffile_open(path, &dbg) < 0)
             continue;
         c->opens++;
-        const uint8_t *id;
-        size_t idlen;
-        if (elffile_build_id(dbg, &id, &idlen) < 0 || idlen != facts->build_id_len ||
-            memcmp(id, facts->build_id, idlen) != 0)
+        if (!debug_file_matches(dbg, facts))
             continue;
-        facts_local_symbols(facts, dbg);
-        facts->obm_from_debug_file = true;
-        return;
+        *ret = TAKE_PTR(dbg);
+        return 0;
     }
+    return -ENOENT;
+}
+
+/* The same from the servers in DEBUGINFOD_URLS, once per build-id: a miss is remembered with its
+ * reason, which goes into facts->debug_note. */
+static int debug_file_fetch(ElfFacts *facts, PyElfCache *c, ElfFile **ret)
+{
+    for (size_t i = 0; i < c->nmisses; i++) {
+        DebugMiss *m = &c->misses[i];
+        if (m->len == facts->build_id_len && memcmp(m->id, facts->build_id, m->len) == 0) {
+            snprintf(facts->debug_note, sizeof(facts->debug_note), "%s", m->why);
+            return -ENOENT;
+        }
+    }
+    char why[96];
+    int fd = -1, k = debuginfo_fetch(facts->build_id, facts->build_id_len, DEBUGINFO_TIMEOUT_S, &fd,
+                                     why, sizeof(why));
+    _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+    if (k >= 0) {
+        c->opens++;
+        k = elffile_open_fd(fd, &dbg);
+        if (k < 0)
+            snprintf(why, sizeof(why), "debuginfod gave a file that is not x86_64 ELF");
+        else if (!debug_file_matches(dbg, facts)) {
+            snprintf(why, sizeof(why), "debuginfod gave a file with another build-id");
+            k = -EBADMSG;
+        }
+    }
+    if (k >= 0) {
+        *ret = TAKE_PTR(dbg);
+        return 0;
+    }
+    snprintf(facts->debug_note, sizeof(facts->debug_note), "%s", why);
+    DebugMiss *n = realloc(c->misses, (c->nmisses + 1) * sizeof(*n));
+    if (n) {
+        c->misses = n;
+        DebugMiss *m = &c->misses[c->nmisses++];
+        memcpy(m->id, facts->build_id, facts->build_id_len);
+        m->len = facts->build_id_len;
+        snprintf(m->why, sizeof(m->why), "%s", why);
+    }
+    return k;
+}
+
+/* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
+ * (Debian's python3.X-dbg), installed or on a debuginfod server. Its symbols count only when its
+ * build-id is the running binary's. `may_fetch`: whether asking the servers is worth it (the
+ * symbols are needed), since a fetch may block for DEBUGINFO_TIMEOUT_S. The caller owns *ret. */
+static int debug_file_find(ElfFacts *facts, pid_t pid, PyElfCache *c, bool may_fetch, ElfFile **ret)
+{
+    if (facts->build_id_len < 2) {
+        snprintf(facts->debug_note, sizeof(facts->debug_note), "the binary has no build-id");
+        return -ENOENT;
+    }
+    if (debug_file_local(facts, pid, c, ret) >= 0) {
+        facts->debug_source = "/usr/lib/debug";
+        return 0;
+    }
+    char hex[2 * ELFMEM_BUILD_ID_MAX + 1];
+    elfmem_build_id_hex(facts->build_id, facts->build_id_len, hex, sizeof(hex));
+    if (!may_fetch) {
+        snprintf(facts->debug_note, sizeof(facts->debug_note),
+                 "no /usr/lib/debug/.build-id/%.2s/%s.debug", hex, hex + 2);
+        return -ENOENT;
+    }
+    if (debug_file_fetch(facts, c, ret) >= 0) {
+        facts->debug_source = "debuginfod";
+        return 0;
+    }
+    char note[2 * sizeof(facts->debug_note)];
+    snprintf(note, sizeof(note), "no /usr/lib/debug/.build-id/%.2s/%s.debug; %s", hex, hex + 2,
+             facts->debug_note);
+    size_t n = strnlen(note, sizeof(facts->debug_note) - 1);
+    memcpy(facts->debug_note, note, n);
+    facts->debug_note[n] = 0;
+    return -ENOENT;
+}
+
+static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c, bool may_fetch)
+{
+    _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+    if (debug_file_find(facts, pid, c, may_fetch, &dbg) < 0)
+        return;
+    facts_local_symbols(facts, dbg);
+    facts->obm_from_debug_file = true;
+}
+
+/* Whether the binary's CPython keeps its pymalloc counters in file-static variables, so that
+ * they can only be found through a .symtab: 3.8 to 3.11 (Objects/obmalloc.c); 3.12 moved them
+ * into the runtime state. Py_Version (3.11+, exported, in .rodata) tells; without it the binary
+ * is 3.10 or older. */
+static bool needs_obmalloc_symbols(const ElfFile *f, const ElfFacts *facts)
+{
+    if (!facts->py_version)
+        return true;
+    uint32_t v;
+    if (elffile_read_vaddr(f, facts->py_version, &v, sizeof(v)) < 0)
+        return true; /* cannot tell: the symbols may be needed */
+    return v < 0x030c0000;
 }
 
 static void facts_from_elf(ElfFacts *facts, ElfFile *f)
@@ -209,6 +327,19 @@ static bool same_build(Rmem *r, const MapsEntry *e, const ElfFacts *f)
     return memmem(page, len, f->build_id, f->build_id_len) != NULL;
 }
 
+/* Replaces the facts' build-id with the one in the target's copy of the module's first page,
+ * when it has one (see elfmem.h). */
+static void facts_build_id_from_memory(ElfFacts *facts, Rmem *r, const MapsEntry *e)
+{
+    uint8_t id[ELFMEM_BUILD_ID_MAX];
+    size_t len;
+    if (elfmem_build_id(r, e->start, id, &len) < 0 || len > sizeof(facts->build_id))
+        return;
+    memcpy(facts->build_id, id, len);
+    facts->build_id_len = len;
+    facts->build_id_from_memory = true;
+}
+
 /* The facts of a mapping's file, from the cache (by device and inode, checked by build-id) or
  * read now. Deleted files are not cached: their facts go to *scratch. */
 static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEntry *e, bool is_exe,
@@ -230,8 +361,28 @@ static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEn
     if (k >= 0) {
         c->opens++;
         facts_from_elf(&facts, f);
-        if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f))
-            facts_from_debug_file(&facts, pid, c);
+        if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f)) {
+            /* The debug file must match what runs: the build-id in the target's memory, which
+             * is the file's unless the file changed under the same inode. */
+            facts_build_id_from_memory(&facts, r, e);
+            facts_from_debug_file(&facts, pid, c, needs_obmalloc_symbols(f, &facts));
+        }
+    } else if (e->offset == 0 && (is_exe || name_has_python(e->path))) {
+        /* The file cannot be opened (pymemd lacks permission, or it went with its mount): its
+         * installed debug file, found by the build-id the target has mapped, has the same program
+         * headers and all the symbols. Not fetched from debuginfod: nothing yet says this is a
+         * Python that needs it. */
+        facts_build_id_from_memory(&facts, r, e);
+        _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+        if (facts.build_id_from_memory && debug_file_find(&facts, pid, c, false, &dbg) >= 0) {
+            ElfFacts d = facts;
+            facts_from_elf(&d, dbg);
+            if (d.has_runtime) {
+                d.open_error = 0;
+                d.obm_from_debug_file = true;
+                facts = d;
+            }
+        }
     }
     /* A file that could not be opened is remembered too, so a non-Python process costs one
      * attempt per file, not one per sample. */
@@ -825,9 +976,9 @@ static void locate_obmalloc_symbols(PyLoc *loc, Rmem *r, const ElfFacts *facts, 
                                              : s->raw_allocated_blocks && s->arenas && s->maxarenas;
     if (!(s->narenas_currently_allocated && s->narenas_highwater && blocks)) {
         snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
-                 "pymalloc counters of CPython %s are static symbols, and this binary is stripped "
-                 "(install its matching debug symbols, e.g. Debian's python3.X-dbg)",
-                 loc->layout_name);
+                 "stripped CPython %s binary: pymalloc counters are static symbols; install its "
+                 "debug file (e.g. python3.X-dbg) or set DEBUGINFOD_URLS: %s",
+                 loc->layout_name, facts->debug_note[0] ? facts->debug_note : "no debug file");
         return;
     }
     uint64_t narenas, highwater;

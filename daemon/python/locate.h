@@ -62,7 +62,7 @@ typedef struct PyLoc {
 
     PyObmallocSymbols obm;
     bool obmalloc_ok; /* counters reachable */
-    char obmalloc_reason[160];
+    char obmalloc_reason[300];
 } PyLoc;
 
 /* Locates the interpreter in process `pid` through reader `r`. Returns 0 with ret->status telling

@@ -14,6 +14,8 @@ const char *const pylayout_verified[] = {
     "3.13.0 pyenv, shared libpython",
     "3.13.5 Debian trixie, static",
     "3.13.15 Debian forky, static",
+    "3.13.15 upstream (python.org source), static",
+    "3.13.15 free-threaded, upstream (python.org source) python3.13t, static",
     "3.13.18 Debian sid, static",
     "3.13.18 debug, Debian sid python3.13d, static",
     "3.14.8 Debian forky, static",

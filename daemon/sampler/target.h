@@ -44,7 +44,7 @@ typedef struct TargetSample {
 
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
-    char pymalloc_error[200]; /* why pymalloc is null, when it is */
+    char pymalloc_error[300]; /* why pymalloc is null, when it is */
     double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
     Census *census;         /* the latest census, a reference (NULL: none yet) */

@@ -19,7 +19,10 @@ pymemd's stdout/stderr, for looking into a failure.
 
 Standard library only (Python 3.9+), no pytest.  Prints one line per
 (interpreter, scenario): PASS, FAIL: <what differed> or SKIP: <reason>, then a
-summary, then exactly `N passed, M failed, K skipped`.
+summary table of every interpreter (label, exact version, build kind with the
+module that holds the interpreter, passed/FAILED n/m or skipped, and why), then
+exactly `N passed, M failed, K skipped`.  Debian labels end in their build kind
+(debug, nopie, embedded; none for release), see debian-pythons.sh.
 
 Exit status: 0 when nothing failed and at least one interpreter ran; 1 when
 something failed; 77 (meson's "skipped") when nothing failed but no
@@ -97,7 +100,7 @@ def say(line):
 # Interpreters
 
 class Interp(object):
-    def __init__(self, label, cmd, source, version=None, skip=None, path=None):
+    def __init__(self, label, cmd, source, version=None, skip=None, path=None, kind="release"):
         self.label = label
         self.cmd = cmd            # argv prefix that runs a script
         self.source = source      # pyenv | system | debian
@@ -105,8 +108,18 @@ class Interp(object):
         self.hexversion = None
         self.skip = skip          # reason, or None
         self.path = path
+        self.kind = kind          # release | debug | nopie | embedded (DEBIAN_KINDS)
         self.notes = []
         self.free_threaded = False   # a free-threaded build (3.13t): see probe_free_threaded
+
+
+# Build kinds of debian-pythons.sh, the last part of a label (none: release).
+DEBIAN_KINDS = ("debug", "nopie", "embedded")
+
+
+def debian_kind(label):
+    last = label.rsplit("-", 1)[-1]
+    return last if last in DEBIAN_KINDS else "release"
 
 
 PROBE = ("import platform, sys; print(platform.python_implementation()); "
@@ -202,15 +215,15 @@ def debian_interps():
             if not label.startswith("debian"):
                 label = "debian-" + label
             if version == "skip":
-                it = Interp(label, [], "debian")
+                it = Interp(label, [], "debian", kind=debian_kind(label))
                 it.skip = rest or "skipped by debian-pythons.sh (no reason given)"
                 out.append(it)
                 continue
             cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
-            it = Interp(label, cmd, "debian", version=version, path=cmd[0] if cmd else None)
+            it = Interp(label, cmd, "debian", version=version, path=cmd[0] if cmd else None,
+                        kind=debian_kind(label))
             if not cmd or not os.path.exists(cmd[0]):
                 it.skip = "listed in the manifest but %r does not exist" % rest
-            it.notes.append("manifest version %s" % version)
             out.append(it)
     if not out:
         return [], "debian: manifest %s lists no interpreters" % manifest
@@ -416,6 +429,34 @@ def python_module(pid):
     if exe:
         return exe, "static", elf_has_symtab(exe) is False
     return None, None, None
+
+
+def elf_pie(path):
+    """"PIE" / "non-PIE" for an executable, None for a library or when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            eh = f.read(18)
+    except OSError:
+        return None
+    if len(eh) < 18 or eh[:4] != b"\x7fELF":
+        return None
+    return {2: "non-PIE", 3: "PIE"}.get(struct.unpack_from("<H", eh, 16)[0])
+
+
+def build_text(it, module):
+    """What was run, for the table: the build kind and what the mapped module is."""
+    text = it.kind
+    path, kind, stripped = module or (None, None, None)
+    if path:
+        bits = [kind]
+        if kind == "static":
+            pie = elf_pie(path)
+            if pie:
+                bits.append(pie)
+        if stripped:
+            bits.append("stripped")
+        text += " (%s %s)" % (" ".join(bits), os.path.basename(path))
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -1303,9 +1344,11 @@ def main():
 def build_key(it):
     """How `pymemd --version` names an interpreter: "3.13.18", "3.13.18 debug"."""
     where = " ".join([it.label, it.path or ""] + list(it.cmd))
-    if re.search(r"3\.\d+d\b", where):
+    # Debian's labels name the build kind ("debian-sid-3.13-debug"); pyenv's and upstream's
+    # executables carry python.org's suffix ("python3.13d", "build-3.13t").
+    if it.kind == "debug" or re.search(r"3\.\d+d\b", where):
         return "%s debug" % it.version
-    if re.search(r"3\.\d+t\b", where):
+    if it.free_threaded or re.search(r"3\.\d+t\b", where):
         return "%s free-threaded" % it.version
     return it.version
 
@@ -1435,33 +1478,47 @@ def run_all(pymemd, opts, started):
             raise KeyboardInterrupt()
         RESULTS.report("misc", name, kind, text)
 
-    # Summary
+    # Summary: every interpreter, with its exact version and build kind, whether it ran, how
+    # many of its scenarios passed, and why it was skipped or failed.
     say("")
     say("== summary (%.1f s) ==" % (time.monotonic() - started))
     ran = []
-    for it in usable:
-        rows = [r for r in RESULTS.by_interp.get(it.label, []) if r[1] != "SKIP"]
-        if not rows:
+    rows_out = []
+    for it in interps:
+        rows = RESULTS.by_interp.get(it.label, [])
+        run_rows = [r for r in rows if r[1] != "SKIP"]
+        info = infos.get(it.label, {})
+        build = build_text(it, info.get("module"))
+        if it.source == "pyenv":
+            build = build.replace("release", "pyenv", 1)
+        elif it.source == "system":
+            build = build.replace("release", "system", 1)
+        if not run_rows:
+            reasons = sorted(set(r[2][len("SKIP: "):] for r in rows)) or [it.skip or "not run"]
+            rows_out.append((it.label, it.version or "?", build, "skipped",
+                             "; ".join(reasons)))
             continue
         ran.append(it)
-        npass = sum(1 for r in rows if r[1] == "PASS")
-        extra = ""
-        if infos.get(it.label, {}).get("unsupported"):
-            extra = ", reported unsupported: %s" % short(infos[it.label]["unsupported"], 100)
-        mod = infos.get(it.label, {}).get("module") or (None, None, None)
-        build = ""
-        if mod[0]:
-            build = ", %s%s" % (mod[1], " stripped" if mod[2] else "")
-        notes = ("; " + "; ".join(it.notes)) if it.notes else ""
-        say("ran:     %-22s %s (%s%s) %d/%d passed%s%s" % (
-            it.label, it.version, " ".join(it.cmd), build, npass, len(rows), extra, notes))
-    for label, rows in RESULTS.by_interp.items():
-        if label == "misc":
-            continue
-        if any(r[1] != "SKIP" for r in rows):
-            continue
-        reasons = sorted(set(r[2][len("SKIP: "):] for r in rows))
-        say("skipped: %-22s %s" % (label, "; ".join(reasons)))
+        npass = sum(1 for r in run_rows if r[1] == "PASS")
+        what = []
+        if info.get("unsupported"):
+            what.append("reported unsupported: %s" % short(info["unsupported"], 100))
+        fails = [r for r in run_rows if r[1] == "FAIL"]
+        if fails:
+            what.append("%s %s" % (fails[0][0], short(fails[0][2], 160)))
+        what += it.notes
+        rows_out.append((it.label, it.version or "?", build,
+                         "%s %d/%d" % ("passed" if npass == len(run_rows) else "FAILED",
+                                       npass, len(run_rows)),
+                         "; ".join(what)))
+    w = [max([len(r[i]) for r in rows_out] + [len(h)])
+         for i, h in enumerate(("interpreter", "version", "build"))]
+    say("%-*s  %-*s  %-*s  %-12s  %s" % (w[0], "interpreter", w[1], "version", w[2], "build",
+                                         "result", "why"))
+    for r in rows_out:
+        say("%-*s  %-*s  %-*s  %-12s  %s" % (w[0], r[0], w[1], r[1], w[2], r[2], r[3], r[4]))
+    for why in source_skips:
+        say("skipped: %s" % why)
     if excluded:
         say("not selected by --only: %s" % ", ".join(excluded))
     say("%d passed, %d failed, %d skipped" % (RESULTS.passed, RESULTS.failed, RESULTS.skipped))

@@ -3,8 +3,8 @@
 #
 # Sources, each compiled with genlayout.c (offsetof/sizeof on the version's own structs):
 #   - pyenv builds: $(pyenv root)/versions/3.X.Y/include/python3.X
-#   - Debian's 3.13/3.14/3.15 headers, unpacked by tests/integration/debian-pythons.sh
-#     (listed in $PYMEMD_CACHE_DIR/debian/headers.tsv)
+#   - Debian's 3.13/3.14/3.15 headers, release and debug builds, unpacked by
+#     tests/integration/debian-pythons.sh (listed in $PYMEMD_CACHE_DIR/debian/headers-all.tsv)
 #   - upstream 3.13 and free-threaded 3.13t, built by tests/integration/upstream-pythons.sh
 #     (listed in $PYMEMD_CACHE_DIR/upstream/headers.tsv; a free-threaded build's table is "3.13t")
 # When two sources describe the same minor version (pyenv 3.13.0 and Debian 3.13.x), their tables
@@ -28,17 +28,24 @@ for d in "$pyroot"/versions/3.*; do
     case $m in 3.[0-7]) continue ;; esac   # older than 3.8: unsupported
     [ -f "$d/include/python$m/Python.h" ] && sources+=("pyenv $v|$d/include/python$m|")
 done
-# 2. Every headers.tsv under the cache: debian/ (tests/integration/debian-pythons.sh) and any
-#    other provider (upstream/ builds, ...) that writes the same columns:
-#    minor <TAB> version <TAB> include_dir <TAB> platform_include_dir [<TAB> label]
-#    A platform include dir named python3.Xd or python3.Xt holds the pyconfig.h of a debug or
-#    free-threaded build (it defines Py_DEBUG / Py_GIL_DISABLED), so such a line is that build.
-for tsv in "$cache"/*/headers.tsv; do
+# 2. Every provider under the cache: debian/ (tests/integration/debian-pythons.sh), upstream/
+#    (tests/integration/upstream-pythons.sh) and any other that writes the same columns. Its
+#    headers-all.tsv when it has one (debian/: every release and debug build, then label and kind
+#    columns), else its headers.tsv:
+#      minor <TAB> version <TAB> include_dir <TAB> platform_include_dir [<TAB> label [<TAB> kind]]
+#    In a headers.tsv the label names the source; a headers-all.tsv's label is the matrix's
+#    interpreter label, so the source is named after provider and version. A platform include dir
+#    named python3.Xd or python3.Xt holds the pyconfig.h of a debug or free-threaded build (it
+#    defines Py_DEBUG / Py_GIL_DISABLED), so such a line is that build.
+for dir in "$cache"/*/; do
+    tsv=${dir}headers-all.tsv
+    [ -f "$tsv" ] || tsv=${dir}headers.tsv
     [ -f "$tsv" ] || continue
-    provider=$(basename "$(dirname "$tsv")")
+    provider=$(basename "$dir")
     case $provider in debian) provider=Debian ;; esac
-    while IFS=$'\t' read -r minor version inc platinc label; do
+    while IFS=$'\t' read -r minor version inc platinc label kind; do
         [ -f "$inc/Python.h" ] || continue
+        [ -n "$kind" ] && label=""
         case ${platinc##*/} in *d) version="$version debug" ;; *t) version="$version free-threaded" ;; esac
         sources+=("${label:-$provider $version}|$inc|$platinc")
     done <"$tsv"
