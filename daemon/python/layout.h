@@ -220,10 +220,10 @@ typedef struct PyLayout {
         uint32_t func_fields[14]; /* PyObject * members func_traverse visits; PYL_NONE ends */
         uint32_t weakref_basicsize, weakref_object;
         /* Frames (up to 3.10 the generator holds a frame object) and 3.11+ generators. */
-        uint32_t gen_frame;       /* up to 3.10: PyFrameObject *gi_frame */
-        uint32_t gen_frame_state; /* 3.11+: int8_t gi_frame_state */
-        int32_t frame_cleared;    /* 3.11+: FRAME_CLEARED */
-        uint32_t iframe_stacktop; /* int, 3.11-3.13 */
+        uint32_t gen_frame;           /* up to 3.10: PyFrameObject *gi_frame */
+        uint32_t gen_frame_state;     /* 3.11+: int8_t gi_frame_state */
+        int32_t frame_cleared;        /* 3.11+: FRAME_CLEARED */
+        uint32_t iframe_stacktop;     /* int, 3.11-3.13 */
         uint32_t iframe_stackpointer; /* _PyStackRef *, 3.14+ */
         uint32_t iframe_localsplus;
         uint32_t frame_fields[8]; /* up to 3.10: PyObject * members frame_traverse visits */

@@ -349,7 +349,6 @@ static void print_debug_offsets(void)
     END();
 }
 
-
 #define SFIELD(name, value) printf("        .%s = %ld,\n", name, (long)(value))
 #define BOOL(name, value)   printf("        .%s = %s,\n", name, (value) ? "true" : "false")
 
@@ -469,10 +468,17 @@ static void print_refs(void)
     {
         typedef PyFunctionObject F;
         size_t f[] = {
-            offsetof(F, func_code), offsetof(F, func_globals), offsetof(F, func_module),
-            offsetof(F, func_defaults), offsetof(F, func_kwdefaults), offsetof(F, func_doc),
-            offsetof(F, func_name), offsetof(F, func_dict), offsetof(F, func_closure),
-            offsetof(F, func_annotations), offsetof(F, func_qualname),
+            offsetof(F, func_code),
+            offsetof(F, func_globals),
+            offsetof(F, func_module),
+            offsetof(F, func_defaults),
+            offsetof(F, func_kwdefaults),
+            offsetof(F, func_doc),
+            offsetof(F, func_name),
+            offsetof(F, func_dict),
+            offsetof(F, func_closure),
+            offsetof(F, func_annotations),
+            offsetof(F, func_qualname),
 #if PY_VERSION_HEX >= 0x030A0000
             offsetof(F, func_builtins),
 #endif
@@ -510,7 +516,7 @@ static void print_refs(void)
     NONE("iframe_localsplus");
     {
         typedef PyFrameObject Fr;
-        size_t f[] = {offsetof(Fr, f_back), offsetof(Fr, f_code), offsetof(Fr, f_builtins),
+        size_t f[] = {offsetof(Fr, f_back),    offsetof(Fr, f_code),   offsetof(Fr, f_builtins),
                       offsetof(Fr, f_globals), offsetof(Fr, f_locals), offsetof(Fr, f_trace)};
         print_list("frame_fields", f, sizeof(f) / sizeof(f[0]), 8);
     }
