@@ -348,6 +348,12 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
 /* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
  * state); a census may stop a target for up to max_census_pause, so the wait allows that and
  * the walk. */
+static int referrers_now(void *ctx, pid_t pid, const char *type, char **ret_json, char *err,
+                         size_t errlen)
+{
+    return sampler_referrers_now(ctx, pid, type, 60.0, ret_json, err, errlen);
+}
+
 static int census_now(void *ctx, pid_t pid, char *err, size_t errlen)
 {
     return sampler_census_now(ctx, pid, 30.0, err, errlen);
@@ -407,6 +413,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         holder_done(&holder);
         return 1;
     }
+    http_set_referrers(http, referrers_now, sampler);
     log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
     sd_notify(0, "READY=1\nSTATUS=serving");
