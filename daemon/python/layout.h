@@ -177,15 +177,20 @@ typedef struct PyLayout {
         uint32_t dict_basicsize;
         uint32_t dict_keys;
         uint32_t dict_values;
-        bool keys_log2;              /* 3.11+: dk_log2_size/dk_log2_index_bytes/dk_kind */
-        uint32_t keys_size;          /* Py_ssize_t dk_size, or uint8_t dk_log2_size */
-        uint32_t keys_log2_index;    /* uint8_t dk_log2_index_bytes, 3.11+ */
-        uint32_t keys_kind;          /* uint8_t dk_kind, 3.11+; 0 is DICT_KEYS_GENERAL */
-        uint32_t keys_nentries;      /* Py_ssize_t */
-        uint32_t keys_indices;       /* char dk_indices[] */
-        uint32_t values_values;      /* PyObject *values[] inside the split values */
-        uint32_t values_capacity;    /* uint8_t, 3.13+ */
-        uint32_t values_valid;       /* uint8_t, 3.13+ */
+        bool keys_log2;           /* 3.11+: dk_log2_size/dk_log2_index_bytes/dk_kind */
+        uint32_t keys_size;       /* Py_ssize_t dk_size, or uint8_t dk_log2_size */
+        uint32_t keys_log2_index; /* uint8_t dk_log2_index_bytes, 3.11+ */
+        uint32_t keys_kind;       /* uint8_t dk_kind, 3.11+; 0 is DICT_KEYS_GENERAL */
+        uint32_t keys_nentries;   /* Py_ssize_t */
+        uint32_t keys_indices;    /* char dk_indices[] */
+        uint32_t values_values;   /* PyObject *values[] inside the split values */
+        uint32_t values_capacity; /* uint8_t, 3.13+ */
+        uint32_t values_valid;    /* uint8_t, 3.13+ */
+        uint32_t values_embedded; /* uint8_t, 3.13+: the values are inline in an object */
+        /* 3.13+: whether an object with both a managed dict and valid inline values visits the
+         * dict (which then visits the values) rather than the values (the dict skipping them).
+         * CPython changed this within 3.13 (gh-130327); see genlayout.c. */
+        bool managed_dict_first;
         uint32_t flag_managed_dict;  /* Py_TPFLAGS_MANAGED_DICT; 0 before 3.11 */
         uint32_t flag_inline_values; /* Py_TPFLAGS_INLINE_VALUES, 3.13+; 0 before */
         /* Where a managed dict lives, as a (negative) offset from the object: 3.11 keeps the

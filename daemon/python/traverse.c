@@ -348,6 +348,13 @@ static int visit_dict(Ctx *c, uint64_t obj)
         (k = rd64(c->t, obj + l->refs.dict_values, &values)) < 0 ||
         (k = keys_count(c, keys, &n)) < 0)
         return k;
+    if (values && l->refs.values_embedded != PYL_NONE && !l->refs.managed_dict_first) {
+        uint8_t embedded; /* 3.13.0: the owning object visits inline values, not its dict */
+        if ((k = rd(c->t, values + l->refs.values_embedded, &embedded, 1)) < 0)
+            return k;
+        if (embedded)
+            return 0;
+    }
     if (values)
         return visit_array(c, values + l->refs.values_values, n, 0);
     uint64_t entries, esize, koff, voff;
@@ -571,10 +578,8 @@ static int visit_instance(Ctx *c, uint64_t obj, const TraverseType *ti)
                 (k = visit_array(c, values + l->refs.values_values, n, 0)) < 0)
                 return k;
         }
-        if (dict) {
-            if ((k = visit_ptr(c, dict, 0)) < 0)
-                return k;
-        } else if (ti->flags & l->refs.flag_inline_values) {
+        bool inline_done = false;
+        if ((ti->flags & l->refs.flag_inline_values) && (!dict || !l->refs.managed_dict_first)) {
             /* 3.13+: PyObject_VisitManagedDict, the inline values after tp_basicsize. */
             uint64_t iv = obj + (uint64_t)ti->basicsize;
             uint8_t capacity, valid;
@@ -583,7 +588,10 @@ static int visit_instance(Ctx *c, uint64_t obj, const TraverseType *ti)
                 return k;
             if (valid && (k = visit_array(c, iv + l->refs.values_values, capacity, 0)) < 0)
                 return k;
+            inline_done = valid;
         }
+        if (dict && !inline_done && (k = visit_ptr(c, dict, 0)) < 0)
+            return k;
     } else if (ti->dictoffset != ti->base_dictoffset && ti->dictoffset) {
         int64_t off = ti->dictoffset;
         if (off < 0) { /* _PyObject_GetDictPtr: from the end of a variable-size object */

@@ -28,7 +28,8 @@ LEAKY = r'''
 import collections, itertools
 
 class Session(object):
-    pass
+    def ping(self):
+        return self
 
 class Registry(object):
     pending = []            # a list in a class attribute
@@ -68,6 +69,28 @@ a, b = Session(), Session() # a cycle with no root
 a.peer, b.peer = b, a
 del a, b
 forever = itertools.repeat(Session())  # held only by a C type pymemd does not follow
+
+import weakref
+pair = (Session(), 1)
+bag = {Session()}
+frozen = frozenset([Session()])
+ordered = collections.OrderedDict(first=Session())
+ordered[Session()] = 1      # a key: the OrderedDict's node and its dict entry both refer to it
+by_key = {Session(): "x"}
+factory = collections.defaultdict(list)
+factory["s"] = Session()
+weak_target = Session()
+weak = weakref.ref(weak_target)  # weak: listed apart, not holding
+class SubDict(dict):
+    pass
+subdict = SubDict(s=Session())
+class SubList(list):
+    pass
+sublist = SubList([Session()])
+exposed = Holder()
+exposed.session = Session()
+vars(exposed)               # its __dict__ made real
+bound = Session().ping      # a bound method's __self__
 '''
 
 TARGET = r'''
@@ -90,7 +113,7 @@ def truth():
             g = groups.setdefault(type(o).__name__, [0, 0])
             g[0] += 1
             g[1] += n
-    return {"count": len(ids), "groups": groups}
+    return {"count": len(ids), "groups": groups, "weakref": type(leaky.weak).__name__}
 
 sys.stdout.write(json.dumps(truth()) + "\n")
 sys.stdout.flush()
@@ -106,6 +129,17 @@ EXPECTED_ROOTS = {
     "leaky.holder": ("module global", 1),
     "leaky.queue": ("module global", 70),
     "leaky.worker": ("module global", 1),
+    "leaky.pair": ("module global", 1),
+    "leaky.bag": ("module global", 1),
+    "leaky.frozen": ("module global", 1),
+    "leaky.ordered": ("module global", 2),
+    "leaky.by_key": ("module global", 1),
+    "leaky.factory": ("module global", 1),
+    "leaky.weak_target": ("module global", 1),
+    "leaky.subdict": ("module global", 1),
+    "leaky.sublist": ("module global", 1),
+    "leaky.exposed": ("module global", 1),
+    "leaky.bound": ("module global", 1),
 }
 UNREACHED = 3  # the cycle's two, and the one only itertools.repeat holds
 
@@ -162,6 +196,9 @@ def check(label, python, pymemd, tmp):
         for name, want in EXPECTED_ROOTS.items():
             if roots.get(name) != want:
                 problems.append("root %s: %s, expected %s" % (name, roots.get(name), want))
+        weak = [(g["type"], g["objects"]) for g in doc["weak"]]
+        if weak != [(truth["weakref"], 1)]:
+            problems.append("weak %s, expected one %s" % (weak, truth["weakref"]))
         unreached = sum(x["holds"] for x in doc["roots"] if x["kind"] == "unreached")
         if unreached != UNREACHED:
             problems.append("%d unreached, expected %d" % (unreached, UNREACHED))

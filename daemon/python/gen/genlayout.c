@@ -401,10 +401,20 @@ static void print_refs(void)
 #if PY_VERSION_HEX >= 0x030D0000
     FIELD("values_capacity", offsetof(PyDictValues, capacity));
     FIELD("values_valid", offsetof(PyDictValues, valid));
+    FIELD("values_embedded", offsetof(PyDictValues, embedded));
+    /* 3.13.0's PyObject_VisitManagedDict visits valid inline values, else the dict, and its
+     * dict_traverse skips embedded values; later releases (gh-130327, checked against Debian's
+     * 3.13.5 and 3.13.15's Objects/dictobject.c) visit the dict when there is one, and the dict
+     * visits its values. Headers do not say which: the release they come from does. Only 3.13.0
+     * and 3.13.5 headers are at hand, so 3.13.1-3.13.4 share 3.13.0's table; when in that range
+     * the change came is not known here. */
+    BOOL("managed_dict_first", PY_VERSION_HEX >= 0x030D0500);
     FIELD("flag_inline_values", Py_TPFLAGS_INLINE_VALUES);
 #else
     NONE("values_capacity");
     NONE("values_valid");
+    NONE("values_embedded");
+    BOOL("managed_dict_first", 0);
     FIELD("flag_inline_values", 0);
 #endif
     /* The managed dict pointers sit before the GC header: _PyObject_ManagedDictPointer() is
