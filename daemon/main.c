@@ -351,7 +351,7 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
 static int referrers_now(void *ctx, pid_t pid, const char *type, char **ret_json, char *err,
                          size_t errlen)
 {
-    return sampler_referrers_now(ctx, pid, type, 60.0, ret_json, err, errlen);
+    return sampler_referrers_now(ctx, pid, type, 30.0, ret_json, err, errlen);
 }
 
 static int census_now(void *ctx, pid_t pid, char *err, size_t errlen)

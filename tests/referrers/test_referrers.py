@@ -19,6 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pymemdtest  # noqa: E402
@@ -210,9 +213,63 @@ def check(label, python, pymemd, tmp):
         CHILDREN.reap(p)
 
 
+def check_http(python, pymemd, pymemctl, tmp):
+    """The same answer over HTTP and through pymemctl, from a running daemon."""
+    label = "http+pymemctl"
+    p = CHILDREN.spawn([python, "-c", TARGET, tmp], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
+    d = None
+    try:
+        truth = json.loads(read_line(p, 60))
+        port = pymemdtest.free_port()
+        d = CHILDREN.spawn([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(p.pid),
+                            "--interval", "0.2", "--census-interval", "0"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+        url = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, p.pid)
+        doc = None
+        for _ in range(100):  # until the sampler has read the target once
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if json.load(r).get("status") == "ok":
+                        break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        with urllib.request.urlopen(url + "/referrers?type=Session", timeout=60) as r:
+            doc = json.load(r)
+        got = dict((g["type"], [g["objects"], g["refs"]])
+                   for g in doc["referrers"] + doc["unfollowed"])
+        problems = []
+        if got != truth["groups"] or doc["count"] != truth["count"]:
+            problems.append("HTTP referrers %s, the target's own %s" % (
+                sorted(got.items()), sorted(truth["groups"].items())))
+        try:
+            urllib.request.urlopen(url + "/referrers?type=NoSuchType", timeout=60)
+            problems.append("an unknown type was not refused")
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                problems.append("an unknown type got HTTP %d, not 404" % e.code)
+        r = subprocess.run([pymemctl, "--url", "127.0.0.1:%d" % port, "referrers", str(p.pid),
+                            "Session"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, universal_newlines=True)
+        for want in ("leaky._cache (module global)  holds 5",
+                     "module leaky -> class Registry -> list pending"):
+            if r.returncode != 0 or want not in r.stdout:
+                problems.append("pymemctl referrers (exit %d) lacks %r: %s" % (
+                    r.returncode, want, short(r.stdout + r.stderr)))
+        if problems:
+            return report("FAIL", label, "; ".join(problems))
+        report("PASS", label, "HTTP and pymemctl agree with the target")
+    finally:
+        if d is not None:
+            CHILDREN.reap(d)
+        CHILDREN.reap(p)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pymemd", required=True)
+    ap.add_argument("--pymemctl", required=True)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP all: reading other processes needs root or CAP_SYS_PTRACE")
@@ -229,6 +286,10 @@ def main():
                     check(label, path, args.pymemd, tmp)
                 except Exception as e:  # one interpreter's failure is reported, not fatal
                     report("FAIL", label, "%s: %s" % (type(e).__name__, short(str(e))))
+            try:
+                check_http(sys.executable, args.pymemd, args.pymemctl, tmp)
+            except Exception as e:
+                report("FAIL", "http+pymemctl", "%s: %s" % (type(e).__name__, short(str(e))))
         finally:
             CHILDREN.stop_all()
     print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"], RESULTS["SKIP"]))
