@@ -412,62 +412,41 @@ out:
 
 /* ---- the census visitor ---------------------------------------------------------------- */
 
-/* The type asked for: its tp_name, its __name__ when no other type has it, or name@0xADDR. */
+/* The type asked for: its tp_name, its __name__ when no other type has it, or name@0xADDR.
+ * The traverser caches each type, so looking one up per object costs a hash probe. */
 static int resolve(Ctx *c, Traverser *t, uint64_t *ret)
 {
-    uint64_t found = 0;
-    int matches = 0;
-    uint64_t seen_prev = 0;
-    /* Distinct types: the objects are mostly grouped by type in a walk, but not always; the
-     * traverser's cache makes each lookup cheap. */
-    uint64_t *done = NULL;
-    size_t ndone = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    uint64_t found = 0, exact = 0, prev = 0;
+    bool ambiguous = false;
+    for (size_t i = 0; i < c->n && !exact; i++) {
         uint64_t type = c->objs[i].type;
-        if (type == seen_prev)
+        if (type == prev || type == found)
             continue;
-        seen_prev = type;
-        bool dup = false;
-        for (size_t j = 0; j < ndone && !dup; j++)
-            dup = done[j] == type;
-        if (dup)
-            continue;
-        uint64_t *d = realloc(done, (ndone + 1) * sizeof(*d));
-        if (!d) {
-            free(done);
-            return -ENOMEM;
-        }
-        done = d;
-        done[ndone++] = type;
+        prev = type;
         const TraverseType *ti;
         int k = traverser_type(t, type, &ti);
-        if (k == -ENODATA || k == -ENOMEM) {
-            free(done);
+        if (k == -ENODATA || k == -ENOMEM)
             return k;
-        }
         if (k < 0)
             continue;
         char qual[REFS_NAME_MAX + 24];
         snprintf(qual, sizeof(qual), "%s@0x%" PRIx64, short_name(ti->name), type);
-        if (strcmp(c->want, qual) == 0 || strcmp(c->want, ti->name) == 0) {
-            found = type; /* exact: wins over __name__ matches */
-            matches = 1;
-            break;
-        }
-        if (strcmp(c->want, short_name(ti->name)) == 0) {
-            if (matches && found != type)
-                matches++;
-            else
-                matches = 1;
+        if (strcmp(c->want, qual) == 0 || strcmp(c->want, ti->name) == 0)
+            exact = type; /* wins over __name__ matches */
+        else if (strcmp(c->want, short_name(ti->name)) == 0) {
+            ambiguous = ambiguous || (found && found != type);
             found = type;
         }
     }
-    free(done);
-    if (matches == 0) {
+    if (exact) {
+        *ret = exact;
+        return 0;
+    }
+    if (!found) {
         snprintf(c->msg, sizeof(c->msg), "no live GC-tracked object of type '%s'", c->want);
         return -ENOENT;
     }
-    if (matches > 1) {
+    if (ambiguous) {
         snprintf(c->msg, sizeof(c->msg),
                  "'%s' names several types: use the qualified name from the census", c->want);
         return -EINVAL;
