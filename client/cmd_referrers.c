@@ -55,7 +55,7 @@ static void print_roots(const cJSON *doc)
     {
         const char *root = str(r, "root"), *kind = str(r, "kind");
         if (!root)
-            printf("  (no chain from sys.modules: garbage cycles, C code, running frames)");
+            printf("  (no chain from sys.modules or a thread: garbage cycles, C code)");
         else
             printf("  %s (%s)", root, kind ? kind : "?");
         printf("  holds %.0f\n", num(r, "holds"));

@@ -236,6 +236,15 @@ typedef struct PyLayout {
         uint32_t frame_valuestack;
         uint32_t frame_stacktop;   /* PyObject **, 3.8-3.9 */
         uint32_t frame_stackdepth; /* int, 3.10 */
+        /* Threads' frames, the roots of "thread N: function(): name" chains. Up to 3.10 a
+         * thread's frame is a PyFrameObject (tstate_frame, then frame_back); from 3.11 an
+         * _PyInterpreterFrame (through tstate_cframe then cframe_current_frame in 3.11-3.12,
+         * tstate_current_frame from 3.13; then iframe_previous). */
+        uint32_t tstate_frame, tstate_cframe, cframe_current_frame, tstate_current_frame;
+        uint32_t frame_back, iframe_previous;
+        uint32_t code_name;            /* str co_name */
+        uint32_t code_varnames;        /* tuple of local names, up to 3.10 */
+        uint32_t code_localsplusnames; /* tuple, 3.11+ */
         /* str (PyASCIIObject), for names: compact ASCII only. */
         uint32_t str_length, str_state, str_ascii_size;
     } refs;

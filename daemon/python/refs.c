@@ -14,6 +14,11 @@
 #define MAX_SCAN    (1u << 20) /* bytes of one unfollowed object's body scanned */
 #define NO_PARENT   (-1)
 #define UNSEEN      (-2)
+#define SEEDED      (-3) /* a thread's frame local: key[] is the index of its label */
+#define MAX_THREADS 1024
+#define MAX_FRAMES  1024 /* per thread */
+#define MAX_LOCALS  4096 /* per frame */
+#define LABEL_MAX   (2 * REFS_NAME_MAX + 32)
 
 /* ---- the objects of a walk, by address ------------------------------------------------- */
 
@@ -25,6 +30,7 @@ typedef struct Ctx {
     const PyLayout *l;
     const char *want; /* the type asked for */
     uint64_t modules; /* sys.modules */
+    uint64_t interp;  /* the main interpreter */
     Obj *objs;
     size_t n, cap;
     uint32_t *index; /* open addressing: 1 + position in objs; 0 empty */
@@ -219,6 +225,8 @@ typedef struct Bfs {
     uint32_t *queue;
     size_t tail;
     int32_t from;
+    char (*labels)[LABEL_MAX]; /* the frame locals seeded */
+    size_t nlabels;
 } Bfs;
 
 static int bfs_visit(void *ud, uint64_t ref, uint64_t key, bool weak)
@@ -256,8 +264,26 @@ static void describe(Ctx *c, Traverser *t, const Bfs *b, int32_t i, RefsRoot *r)
     int32_t path[64];
     int n = 0;
     memset(r, 0, sizeof(*r));
+    int32_t top = i;
     for (int32_t p = b->parent[i]; p >= 0 && n < 64; p = b->parent[p])
-        path[n++] = p;
+        path[n++] = top = p;
+    if (b->parent[top] == SEEDED) { /* a thread's frame local, then what it leads through */
+        char name[REFS_NAME_MAX];
+        snprintf(r->root, sizeof(r->root), "%s", b->labels[b->key[top]]);
+        r->kind = "thread frame local";
+        for (int j = n - 1; j >= 0 && r->nchain < REFS_CHAIN_MAX; j--) {
+            const TraverseType *ti;
+            int32_t o = path[j];
+            if (o == top)
+                name[0] = 0;
+            else
+                key_name(t, b->key[o], name, sizeof(name));
+            snprintf(r->chain[r->nchain++], sizeof(r->chain[0]), "%.60s%s%.70s",
+                     traverser_type(t, c->objs[o].type, &ti) < 0 ? "?" : short_name(ti->name),
+                     *name ? " " : "", name);
+        }
+        return;
+    }
     /* path[n-1] is sys.modules, path[0] the direct holder. */
     r->kind = "sys.modules";
     snprintf(r->root, sizeof(r->root), "sys.modules");
@@ -328,7 +354,124 @@ static int cmp_root(const void *a, const void *b)
     return strcmp(x->root, y->root);
 }
 
-static int roots(Ctx *c, Traverser *t)
+static int rd64(CensusReadFn read, void *rctx, uint64_t addr, uint64_t *ret)
+{
+    return addr < 4096 ? -EFAULT : read(rctx, addr, ret, 8);
+}
+
+/* The name of local j of a frame: item j of names[0], or, up to 3.10, of co_varnames, then
+ * co_cellvars, then co_freevars (names[0..2], lens[0..2] items each). */
+static void local_name(Traverser *t, CensusReadFn read, void *rctx, const PyLayout *l,
+                       const uint64_t *names, const int64_t *lens, int64_t j, char *buf,
+                       size_t size)
+{
+    uint64_t item = 0;
+    for (int s = 0; s < 3; s++) {
+        if (j < lens[s]) {
+            if (rd64(read, rctx, names[s] + l->refs.tuple_items + (uint64_t)j * 8, &item) < 0 ||
+                traverser_str(t, item, buf, size) < 0)
+                snprintf(buf, size, "?");
+            return;
+        }
+        j -= lens[s];
+    }
+    snprintf(buf, size, "?");
+}
+
+/* Seeds the walk with every local of every frame of every thread of the main interpreter,
+ * labelled "thread N: function(): name", threads numbered from the oldest (the main thread is
+ * 1). A frame that does not hold together ends that thread's frames. */
+static int seed_threads(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, Bfs *b)
+{
+    const PyLayout *l = c->l;
+    uint64_t threads[MAX_THREADS], ts;
+    int nthreads = 0, k;
+    if (!c->interp || (k = rd64(read, rctx, c->interp + l->interp.threads_head, &ts)) < 0)
+        return c->interp && k == -ENODATA ? k : 0;
+    while (ts && nthreads < MAX_THREADS) {
+        threads[nthreads++] = ts;
+        if ((k = rd64(read, rctx, ts + l->tstate.next, &ts)) < 0)
+            return k == -ENODATA ? k : 0;
+    }
+    bool old = l->refs.tstate_frame != PYL_NONE; /* up to 3.10: PyFrameObject */
+    for (int n = nthreads - 1; n >= 0; n--) {
+        uint64_t f = 0;
+        ts = threads[n];
+        if (old)
+            k = rd64(read, rctx, ts + l->refs.tstate_frame, &f);
+        else if (l->refs.tstate_current_frame != PYL_NONE)
+            k = rd64(read, rctx, ts + l->refs.tstate_current_frame, &f);
+        else if ((k = rd64(read, rctx, ts + l->refs.tstate_cframe, &f)) >= 0 && f)
+            k = rd64(read, rctx, f + l->refs.cframe_current_frame, &f);
+        for (int depth = 0; k >= 0 && f && depth < MAX_FRAMES; depth++) {
+            uint64_t code, names[3] = {0}, locals, tag = l->sizes.code_tag_bits;
+            int64_t lens[3] = {0};
+            const TraverseType *ti;
+            if (old) {
+                int32_t nlocals;
+                if ((k = rd64(read, rctx, f + l->sizes.frame_code, &code)) < 0 ||
+                    (k = read(rctx, code + l->sizes.code_nlocals, &nlocals, 4)) < 0 ||
+                    (k = rd64(read, rctx, code + l->refs.code_varnames, &names[0])) < 0 ||
+                    (k = rd64(read, rctx, code + l->sizes.code_cellvars, &names[1])) < 0 ||
+                    (k = rd64(read, rctx, code + l->sizes.code_freevars, &names[2])) < 0)
+                    break;
+                lens[0] = nlocals;
+                for (int s = 1; s < 3 && k >= 0; s++)
+                    if (names[s])
+                        k = read(rctx, names[s] + l->object.ob_size, &lens[s], 8);
+                if (k < 0)
+                    break;
+                locals = f + l->refs.frame_localsplus;
+                tag = 0;
+            } else {
+                int32_t nlp;
+                if ((k = rd64(read, rctx, f + l->sizes.iframe_code, &code)) < 0)
+                    break;
+                code &= ~tag;
+                if ((k = read(rctx, code + l->sizes.code_nlocalsplus, &nlp, 4)) < 0 ||
+                    (k = rd64(read, rctx, code + l->refs.code_localsplusnames, &names[0])) < 0)
+                    break;
+                lens[0] = nlp;
+                locals = f + l->refs.iframe_localsplus;
+            }
+            uint64_t ctype, name_obj;
+            char func[REFS_NAME_MAX] = "?";
+            if ((k = rd64(read, rctx, code + l->object.ob_type, &ctype)) < 0 ||
+                (k = traverser_type(t, ctype, &ti)) < 0 || strcmp(ti->name, "code") != 0)
+                break; /* not a code object: not a frame of Python code */
+            if (rd64(read, rctx, code + l->refs.code_name, &name_obj) >= 0)
+                traverser_str(t, name_obj, func, sizeof(func));
+            int64_t nloc = lens[0] + lens[1] + lens[2];
+            for (int64_t j = 0; j < nloc && j < MAX_LOCALS; j++) {
+                uint64_t v;
+                if ((k = rd64(read, rctx, locals + (uint64_t)j * 8, &v)) < 0)
+                    break;
+                int64_t i = v ? find(c, v & ~tag) : -1;
+                if (i < 0 || b->parent[i] != UNSEEN)
+                    continue;
+                char(*lb)[LABEL_MAX] = realloc(b->labels, (b->nlabels + 1) * sizeof(*lb));
+                if (!lb)
+                    return -ENOMEM;
+                b->labels = lb;
+                char var[REFS_NAME_MAX];
+                local_name(t, read, rctx, l, names, lens, j, var, sizeof(var));
+                snprintf(lb[b->nlabels], LABEL_MAX, "thread %d: %.100s(): %.100s", nthreads - n,
+                         func, var);
+                b->parent[i] = SEEDED;
+                b->key[i] = b->nlabels++;
+                b->queue[b->tail++] = (uint32_t)i;
+            }
+            if (k < 0)
+                break;
+            k = rd64(read, rctx, f + (old ? l->refs.frame_back : l->refs.iframe_previous), &f);
+        }
+        if (k == -ENODATA || k == -ENOMEM)
+            return k;
+    }
+    return 0;
+}
+
+static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
 {
     Refs *x = c->x;
     int64_t start = c->modules ? find(c, c->modules) : -1;
@@ -352,6 +495,8 @@ static int roots(Ctx *c, Traverser *t)
         b.parent[start] = NO_PARENT;
         b.queue[b.tail++] = (uint32_t)start;
     }
+    if ((k = seed_threads(c, t, read, rctx, &b)) < 0)
+        goto out;
     for (size_t head = 0; head < b.tail; head++) {
         uint32_t i = b.queue[head];
         b.from = (int32_t)i;
@@ -407,6 +552,7 @@ out:
     free(b.parent);
     free(b.key);
     free(b.queue);
+    free(b.labels);
     return k;
 }
 
@@ -487,7 +633,7 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
             c->inst[i] = 1;
             x->count++;
         }
-    if ((k = direct_referrers(c, t, read, rctx)) < 0 || (k = roots(c, t)) < 0)
+    if ((k = direct_referrers(c, t, read, rctx)) < 0 || (k = roots(c, t, read, rctx)) < 0)
         return k;
     qsort(x->referrers, x->nreferrers, sizeof(*x->referrers), cmp_group);
     qsort(x->unfollowed, x->nunfollowed, sizeof(*x->unfollowed), cmp_group);
@@ -523,6 +669,7 @@ int refs_take(PyReader *pr, Rmem *r, pid_t pid, const char *type, CensusMode mod
     if (rmem_read(r, loc->runtime + l->runtime.interpreters_main, &interp, 8) < 0 || !interp ||
         rmem_read(r, interp + l->refs.modules, &c.modules, 8) < 0)
         c.modules = 0;
+    c.interp = interp;
     CensusVisitor vis = {ctx_reset, ctx_object, ctx_done, &c};
     Census *census = NULL;
     int k = census_take_visit(pr, r, pid, mode, max_pause, &vis, hints, &census, err, errlen);

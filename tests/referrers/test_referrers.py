@@ -2,7 +2,7 @@
 """Referrers against the target's own view, on every interpreter of the matrix.
 
 Each target imports a module `leaky` that builds known holding structures around instances of
-`Session`: a module-level dict cache, a list in a class attribute, a closure, a __slots__
+`Session`: a running function's local, a module-level dict cache, a list in a class attribute, a closure, a __slots__
 holder, an instance attribute, a deque, a generator's local, a cycle with no root (the GC is
 disabled so it stays), and one held only by itertools.repeat, a C type pymemd does not follow.
 Once built it prints its own ground truth: for every object of gc.get_objects(), how many
@@ -118,9 +118,13 @@ def truth():
             g[1] += n
     return {"count": len(ids), "groups": groups, "weakref": type(leaky.weak).__name__}
 
-sys.stdout.write(json.dumps(truth()) + "\n")
-sys.stdout.flush()
-sys.stdin.read()
+def serve():
+    pending = [leaky.Session() for _ in range(4)]  # a running frame's local
+    sys.stdout.write(json.dumps(truth()) + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+
+serve()
 '''
 
 # root -> (kind, instances held) that every interpreter must report.
@@ -143,6 +147,7 @@ EXPECTED_ROOTS = {
     "leaky.sublist": ("module global", 1),
     "leaky.exposed": ("module global", 1),
     "leaky.bound": ("module global", 1),
+    "thread 1: serve(): pending": ("thread frame local", 4),
 }
 UNREACHED = 3  # the cycle's two, and the one only itertools.repeat holds
 

@@ -540,6 +540,34 @@ static void print_refs(void)
     NONE("frame_stackdepth");
 #endif
 #endif
+#if PY_VERSION_HEX >= 0x030D0000
+    NONE("tstate_frame");
+    NONE("tstate_cframe");
+    NONE("cframe_current_frame");
+    FIELD("tstate_current_frame", offsetof(PyThreadState, current_frame));
+#elif PY_VERSION_HEX >= 0x030B0000
+    NONE("tstate_frame");
+    FIELD("tstate_cframe", offsetof(PyThreadState, cframe));
+    FIELD("cframe_current_frame", offsetof(_PyCFrame, current_frame));
+    NONE("tstate_current_frame");
+#else
+    FIELD("tstate_frame", offsetof(PyThreadState, frame));
+    NONE("tstate_cframe");
+    NONE("cframe_current_frame");
+    NONE("tstate_current_frame");
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+    NONE("frame_back");
+    FIELD("iframe_previous", offsetof(_PyInterpreterFrame, previous));
+    NONE("code_varnames");
+    FIELD("code_localsplusnames", offsetof(PyCodeObject, co_localsplusnames));
+#else
+    FIELD("frame_back", offsetof(PyFrameObject, f_back));
+    NONE("iframe_previous");
+    FIELD("code_varnames", offsetof(PyCodeObject, co_varnames));
+    NONE("code_localsplusnames");
+#endif
+    FIELD("code_name", offsetof(PyCodeObject, co_name));
     FIELD("str_length", offsetof(PyASCIIObject, length));
     FIELD("str_state", offsetof(PyASCIIObject, state));
     FIELD("str_ascii_size", sizeof(PyASCIIObject));
