@@ -385,7 +385,7 @@ static int seed_threads(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, Bfs
 {
     const PyLayout *l = c->l;
     uint64_t threads[MAX_THREADS], ts;
-    int nthreads = 0, k;
+    int nthreads = 0, k = 0;
     if (!c->interp || (k = rd64(read, rctx, c->interp + l->interp.threads_head, &ts)) < 0)
         return c->interp && k == -ENODATA ? k : 0;
     while (ts && nthreads < MAX_THREADS) {
