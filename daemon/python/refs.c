@@ -505,11 +505,21 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
             goto out;
     }
     k = 0;
+    /* The queue is spent: from here it maps a holder to the chain of its instances. */
+    for (size_t i = 0; i < c->n; i++)
+        b.queue[i] = UINT32_MAX;
     for (size_t i = 0; i < c->n; i++) {
         if (!c->inst[i])
             continue;
         if (b.parent[i] == UNSEEN || b.parent[i] == NO_PARENT) {
             unreached++;
+            continue;
+        }
+        /* Instances with the same holder share its chain, unless the holder is a module's or a
+         * class's dict: then each has its own name. */
+        int32_t p = b.parent[i];
+        if (p >= 0 && b.queue[p] != UINT32_MAX) {
+            v[b.queue[p]].holds++;
             continue;
         }
         describe(c, t, &b, (int32_t)i, &r);
@@ -526,6 +536,10 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
             v[nv++] = r;
         }
         v[j].holds++;
+        int32_t pp = p >= 0 ? b.parent[p] : -1;
+        TraverseKind up = pp >= 0 ? kind_at(c, t, pp) : TK_UNKNOWN;
+        if (p >= 0 && !(kind_at(c, t, p) == TK_DICT && (up == TK_MODULE || up == TK_TYPE)))
+            b.queue[p] = (uint32_t)j;
     }
     if (unreached) {
         RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
