@@ -19,6 +19,7 @@
 #define MAX_FRAMES  1024 /* per thread */
 #define MAX_LOCALS  4096 /* per frame */
 #define LABEL_MAX   (2 * REFS_NAME_MAX + 32)
+#define MAX_CHAINS  4096 /* distinct chains told apart; instances past them count as "more" */
 
 /* ---- the objects of a walk, by address ------------------------------------------------- */
 
@@ -483,7 +484,7 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
              0};
     RefsRoot *v = NULL, r;
     size_t nv = 0;
-    int64_t unreached = 0;
+    int64_t unreached = 0, more = 0;
     int k = 0;
     if (!b.parent || !b.key || !b.queue) {
         k = -ENOMEM;
@@ -526,6 +527,10 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         size_t j = 0;
         while (j < nv && !same_root(&v[j], &r))
             j++;
+        if (j == nv && nv >= MAX_CHAINS) { /* a hostile heap: the comparisons stay bounded */
+            more++;
+            continue;
+        }
         if (j == nv) {
             RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
             if (!nvv) {
@@ -540,6 +545,17 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         TraverseKind up = pp >= 0 ? kind_at(c, t, pp) : TK_UNKNOWN;
         if (p >= 0 && !(kind_at(c, t, p) == TK_DICT && (up == TK_MODULE || up == TK_TYPE)))
             b.queue[p] = (uint32_t)j;
+    }
+    if (more) {
+        RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
+        if (!nvv) {
+            k = -ENOMEM;
+            goto out;
+        }
+        v = nvv;
+        memset(&v[nv], 0, sizeof(*v));
+        v[nv].kind = "more chains";
+        v[nv++].holds = more;
     }
     if (unreached) {
         RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
