@@ -555,6 +555,7 @@ typedef struct Walk {
     const PyLayout *l;
     double deadline; /* monotonic; 0: none */
     int64_t nodes;
+    const CensusVisitor *vis; /* NULL: a plain census */
 } Walk;
 
 /* Walks one circular generation list from its head, checking every back link. */
@@ -590,6 +591,8 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         }
         if (ti->flags & l->object.preheader_flags)
             size += l->object.preheader_size;
+        if (w->vis && (k = w->vis->object(w->vis->ud, node + hs, type)) < 0)
+            return k;
         ti->count++;
         ti->bytes += size;
         n++;
@@ -704,6 +707,12 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
+/* What a visitor reads through: the copy, or the stopped target for what it lacks. */
+static int census_read(void *view, uint64_t addr, void *buf, size_t len)
+{
+    return view_read(view, addr, buf, len);
+}
+
 /* What one pass over the target needs and produces. */
 typedef struct Pass {
     Rmem *r;
@@ -715,6 +724,7 @@ typedef struct Pass {
     const CensusHints *hints;
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
+    const CensusVisitor *vis;
     char *err;
     size_t errlen;
 } Pass;
@@ -783,7 +793,9 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         c->snapshot = true;
         deadline = 0; /* the walk no longer pauses anyone */
     }
-    Walk w = {v, types, l, deadline, 0};
+    if (p->vis)
+        p->vis->reset(p->vis->ud);
+    Walk w = {v, types, l, deadline, 0, p->vis};
     int64_t total = 0;
     for (int g = 0; g < CENSUS_GENERATIONS && k >= 0; g++) {
         uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size
@@ -807,6 +819,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         total += c->generation[g];
     }
     c->total = total;
+    if (k >= 0 && p->vis && (k = p->vis->done(p->vis->ud, census_read, v)) < 0 && k != -ENODATA)
+        set_err(p->err, p->errlen, "following references failed: %s", strerror(-k));
     if (k >= 0 && p->mode == CENSUS_NONBLOCKING) {
         /* A running mutator: the walk counts only if nothing moved meanwhile. */
         if ((k = gc_state(p->r, l, p->gc, after, &sum_after)) < 0 || sum_after != sum_before ||
@@ -842,13 +856,21 @@ static void pass_reset(View *v, TypeTable *types, Census *c)
 int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
                 CensusHints **hints, Census **ret, char *err, size_t errlen)
 {
+    return census_take_visit(pr, r, pid, mode, max_pause, NULL, hints, ret, err, errlen);
+}
+
+int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
+                      const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
+                      size_t errlen)
+{
     Pass p = {.r = r,
               .pid = pid,
               .mode = mode,
               .max_pause = max_pause,
               .err = err,
               .errlen = errlen,
-              .budget = max_pause};
+              .budget = max_pause,
+              .vis = vis};
     if (pyreader_bases(pr, &p.gc, &p.obmalloc, &p.loc) < 0) {
         set_err(err, errlen, "the interpreter has not been sampled yet");
         return -EAGAIN;

@@ -69,6 +69,24 @@ typedef enum CensusMode {
  * is never left stopped. */
 int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
                 CensusHints **hints, Census **ret, char *err, size_t errlen);
+/* A census that also hands every object it walks to a visitor (python/refs.c). reset() runs
+ * before each pass over the target (there may be two, see above); object() sees each object
+ * walked (its PyObject address and type); done() runs once a pass has walked every list, while
+ * the copy of the heap exists, and reads through read(rctx, ...): from the copy, or from the
+ * stopped target. A read the copy lacks after the target was resumed fails with -ENODATA, which
+ * done() must return: the census then walks again with the target stopped, and the pages it read
+ * are copied in advance by the next census that is given the same hints. */
+typedef int (*CensusReadFn)(void *rctx, uint64_t addr, void *buf, size_t len);
+typedef struct CensusVisitor {
+    void (*reset)(void *ud);
+    int (*object)(void *ud, uint64_t obj, uint64_t type);
+    int (*done)(void *ud, CensusReadFn read, void *rctx);
+    void *ud;
+} CensusVisitor;
+int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
+                      const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
+                      size_t errlen);
+
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

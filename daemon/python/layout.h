@@ -191,6 +191,88 @@ typedef struct PyLayout {
         uint32_t iframe_size;
         uint32_t iframe_executable;
     } debug_offsets;
+
+    /* Following references (python/traverse.c): what each followed type's tp_traverse visits,
+     * and the interpreter tables the root chains start from. Static types are known by their
+     * tp_name and tp_basicsize (*_basicsize below). */
+    struct {
+        uint32_t modules; /* PyObject * sys.modules in PyInterpreterState */
+        /* PyDictObject and its key table (struct _dictkeysobject; before 3.11 it is private to
+         * Objects/dict-common.h, see genlayout.c). */
+        uint32_t dict_basicsize;
+        uint32_t dict_keys;
+        uint32_t dict_values;
+        bool keys_log2;           /* 3.11+: dk_log2_size/dk_log2_index_bytes/dk_kind */
+        uint32_t keys_size;       /* Py_ssize_t dk_size, or uint8_t dk_log2_size */
+        uint32_t keys_log2_index; /* uint8_t dk_log2_index_bytes, 3.11+ */
+        uint32_t keys_kind;       /* uint8_t dk_kind, 3.11+; 0 is DICT_KEYS_GENERAL */
+        uint32_t keys_nentries;   /* Py_ssize_t */
+        uint32_t keys_indices;    /* char dk_indices[] */
+        uint32_t values_values;   /* PyObject *values[] inside the split values */
+        uint32_t values_capacity; /* uint8_t, 3.13+ */
+        uint32_t values_valid;    /* uint8_t, 3.13+ */
+        uint32_t values_embedded; /* uint8_t, 3.13+: the values are inline in an object */
+        /* 3.13+: whether an object with both a managed dict and valid inline values visits the
+         * dict (which then visits the values) rather than the values (the dict skipping them).
+         * CPython changed this within 3.13 (gh-130327); see genlayout.c. */
+        bool managed_dict_first;
+        uint32_t flag_managed_dict;  /* Py_TPFLAGS_MANAGED_DICT; 0 before 3.11 */
+        uint32_t flag_inline_values; /* Py_TPFLAGS_INLINE_VALUES, 3.13+; 0 before */
+        /* Where a managed dict lives, as a (negative) offset from the object: 3.11 keeps the
+         * values pointer beside it (managed_values), 3.12 tags values in the dict slot, 3.13+
+         * keeps them inline after tp_basicsize. */
+        int32_t managed_dict;
+        int32_t managed_values; /* 3.11: PyDictValues *; 0: none */
+        bool managed_tagged;    /* 3.12: the dict slot holds values - 1 when its low bit is set */
+        /* Types (PyTypeObject, PyHeapTypeObject, PyMemberDef). */
+        uint32_t tp_base;
+        uint32_t tp_dict;
+        uint32_t tp_dictoffset;
+        uint32_t tp_mro;
+        uint32_t tp_bases;
+        uint32_t tp_cache;
+        uint32_t ht_module; /* 3.9+ */
+        uint32_t ht_name;
+        uint32_t ht_qualname;
+        uint32_t ht_cached_keys;
+        uint32_t member_size;
+        uint32_t member_type;
+        uint32_t member_offset;
+        uint32_t t_object_ex;
+        /* Containers. */
+        uint32_t list_basicsize, list_items;
+        uint32_t tuple_basicsize, tuple_items;
+        uint32_t set_basicsize, set_table, set_mask, setentry_size;
+        uint32_t cell_basicsize, cell_ref;
+        uint32_t method_basicsize, method_func, method_self;
+        uint32_t module_basicsize, module_dict;
+        uint32_t func_basicsize;
+        uint32_t func_fields[14]; /* PyObject * members func_traverse visits; PYL_NONE ends */
+        uint32_t weakref_basicsize, weakref_object;
+        /* Frames (up to 3.10 the generator holds a frame object) and 3.11+ generators. */
+        uint32_t gen_frame;           /* up to 3.10: PyFrameObject *gi_frame */
+        uint32_t gen_frame_state;     /* 3.11+: int8_t gi_frame_state */
+        int32_t frame_cleared;        /* 3.11+: FRAME_CLEARED */
+        uint32_t iframe_stacktop;     /* int, 3.11-3.13 */
+        uint32_t iframe_stackpointer; /* _PyStackRef *, 3.14+ */
+        uint32_t iframe_localsplus;
+        uint32_t frame_fields[8]; /* up to 3.10: PyObject * members frame_traverse visits */
+        uint32_t frame_localsplus;
+        uint32_t frame_valuestack;
+        uint32_t frame_stacktop;   /* PyObject **, 3.8-3.9 */
+        uint32_t frame_stackdepth; /* int, 3.10 */
+        /* Threads' frames, the roots of "thread N: function(): name" chains. Up to 3.10 a
+         * thread's frame is a PyFrameObject (tstate_frame, then frame_back); from 3.11 an
+         * _PyInterpreterFrame (through tstate_cframe then cframe_current_frame in 3.11-3.12,
+         * tstate_current_frame from 3.13; then iframe_previous). */
+        uint32_t tstate_frame, tstate_cframe, cframe_current_frame, tstate_current_frame;
+        uint32_t frame_back, iframe_previous;
+        uint32_t code_name;            /* str co_name */
+        uint32_t code_varnames;        /* tuple of local names, up to 3.10 */
+        uint32_t code_localsplusnames; /* tuple, 3.11+ */
+        /* str (PyASCIIObject), for names: compact ASCII only. */
+        uint32_t str_length, str_state, str_ascii_size;
+    } refs;
 } PyLayout;
 
 /* The generated tables, in python/layouts.c. */

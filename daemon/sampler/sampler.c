@@ -43,6 +43,8 @@ typedef struct CensusRequest {
     bool done;
     int result;
     char err[300];
+    const char *referrers; /* GET .../referrers?type=T: T; NULL for a census */
+    char *json;            /* its answer, for the asker to free */
     struct CensusRequest *next;
 } CensusRequest;
 
@@ -376,6 +378,14 @@ static void serve_requests(Sampler *s, const SamplerOptions *opt)
             k = -ENOENT;
             snprintf(err, sizeof(err), "process %d is not a watched, readable Python process",
                      todo->pid);
+        } else if (todo->referrers) {
+            Refs *x = NULL;
+            k = target_referrers(w->t, todo->referrers,
+                                 opt->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+                                 opt->max_census_pause, &x, err, sizeof(err));
+            if (k >= 0 && !(todo->json = refs_json(x)))
+                k = -ENOMEM;
+            refs_free(x);
         } else {
             k = census_one(w, opt, err, sizeof(err));
             any = any || k >= 0;
@@ -422,6 +432,41 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t 
         return -ETIMEDOUT;
     }
     snprintf(err, errlen, "%s", req.err);
+    return req.result;
+}
+
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout, char **ret_json,
+                          char *err, size_t errlen)
+{
+    CensusRequest req = {.pid = pid, .referrers = type};
+    pthread_mutex_lock(&s->lock);
+    req.next = s->requests;
+    s->requests = &req;
+    pthread_cond_signal(&s->wake);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + timeout;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    int k = 0;
+    while (!req.done && k != ETIMEDOUT && !s->stop)
+        k = pthread_cond_timedwait(&s->census_done, &s->lock, &ts);
+    for (CensusRequest **p = &s->requests; *p; p = &(*p)->next)
+        if (*p == &req) {
+            *p = req.next;
+            break;
+        }
+    bool done = req.done;
+    pthread_mutex_unlock(&s->lock);
+    if (!done) {
+        snprintf(err, errlen, "the referrers did not finish within %gs", timeout);
+        return -ETIMEDOUT;
+    }
+    snprintf(err, errlen, "%s", req.err);
+    if (req.result >= 0)
+        *ret_json = req.json;
+    else
+        free(req.json);
     return req.result;
 }
 

@@ -44,6 +44,12 @@ void sampler_stop(Sampler *s);
  * before returning; waits at most `timeout` seconds. Returns 0, -ENOENT (not watched or not
  * readable Python), -ETIMEDOUT, or the census' own error with its sentence in err. */
 int sampler_census_now(Sampler *s, pid_t pid, double timeout, char *err, size_t errlen);
+/* Who holds the instances of `type` in pid (python/refs.h), computed by the sampler thread over
+ * a fresh census copy, as census requests are. Returns 0 with the JSON document in *ret_json
+ * (the caller frees it), or -errno with a sentence in err (-ENOENT: not watched or no such
+ * type; -EINVAL: an ambiguous name). */
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout, char **ret_json,
+                          char *err, size_t errlen);
 
 /* Monotonic time of the last finished loop iteration: the watchdog checks it moves. */
 double sampler_heartbeat(Sampler *s);

@@ -86,6 +86,17 @@ int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, ch
                        errlen);
 }
 
+int target_referrers(Target *t, const char *type, CensusMode mode, double max_pause, Refs **ret,
+                     char *err, size_t errlen)
+{
+    if (!t->reader) {
+        snprintf(err, errlen, "not a readable Python process");
+        return -EINVAL;
+    }
+    return refs_take(t->reader, t->rmem, t->pid, type, mode, max_pause, &t->census_hints, ret, err,
+                     errlen);
+}
+
 void target_poll_gc(Target *t)
 {
     bool collecting;

@@ -11,6 +11,7 @@
 
 #include "proc/procinfo.h"
 #include "python/census.h"
+#include "python/refs.h"
 #include "python/locate.h"
 #include "python/pyread.h"
 #include "util/macro.h"
@@ -82,6 +83,10 @@ uint64_t target_start_ticks(const Target *t);
  * reference for the caller), or -errno with the reason in err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
+/* Who holds the instances of `type` (python/refs.h), over a census copy sharing the census's
+ * hints. The caller frees *ret with refs_free. */
+int target_referrers(Target *t, const char *type, CensusMode mode, double max_pause, Refs **ret,
+                     char *err, size_t errlen);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
  * estimate of the next sample. Silently does nothing for a target that is not readable. */

@@ -433,7 +433,7 @@ static void choose(Fake *f, uint32_t hex, bool debug, PyLoc *loc)
 static void the_live_target_picks_between_two_layouts(void **state)
 {
     /* Debian's 3.13 (generations at 20) and upstream's (at 24): same version, same sizes. */
-    const char *which[] = {"Debian", "pyenv"};
+    const char *which[] = {"Debian", "upstream"};
     for (int w = 0; w < 2; w++) {
         const PyLayout *t = table_for(0x030d12f0, false, which[w]);
         assert_non_null(t);
@@ -469,7 +469,7 @@ static void a_layout_that_does_not_check_out_is_refused_naming_both(void **state
     choose(&f, 0x030d12f0, false, &loc);
     assert_int_equal(loc.status, PYLOC_UNSUPPORTED);
     assert_non_null(strstr(loc.reason, "Debian"));
-    assert_non_null(strstr(loc.reason, "pyenv"));
+    assert_non_null(strstr(loc.reason, "upstream"));
     assert_non_null(strstr(loc.reason, "generation 0"));
     fake_free(&f);
 
