@@ -233,6 +233,10 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
+    if (s.status == TARGET_OK && s.have_py && s.py.frozen_reason[0]) {
+        size_t n = strlen(s.error);
+        snprintf(s.error + n, sizeof(s.error) - n, "%s%s", n ? "; " : "", s.py.frozen_reason);
+    }
 
 done:
     s.sample_seconds = clock_mono() - t0;

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -228,6 +229,9 @@ static void cyclic_thread_list_is_bounded(void **state)
     fake_free(&f);
 }
 
+/* A broken link in the frozen list makes frozen null with the reason, not the whole sample: the
+ * walk is retried a few times (a frozen object freed under a walk spread over samples breaks a
+ * link too), then left alone until the list changes or the count is old. */
 static void broken_frozen_link_is_refused(void **state)
 {
     Fake f;
@@ -236,7 +240,241 @@ static void broken_frozen_link_is_refused(void **state)
     _cleanup_(pyreader_freep) PyReader *pr = NULL;
     assert_int_equal(pyreader_new(&f.loc, &pr), 0);
     PySample s;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pyreader_sample(pr, f.r, i, false, &s), 0);
+        assert_int_equal(s.frozen, -1);
+        assert_true(isnan(s.frozen_age));
+        assert_int_equal(s.threads, 3); /* the rest of the sample is served */
+    }
+    assert_non_null(strstr(s.frozen_reason, "does not hold together"));
+    /* Given up: the next sample does not walk (the batch, 3 threads, the arenas only). */
+    uint64_t before = rmem_calls(f.r);
+    assert_int_equal(pyreader_sample(pr, f.r, 3.0, false, &s), 0);
+    assert_int_equal(rmem_calls(f.r) - before, 1 + 3 + 2);
+    assert_int_equal(s.frozen, -1);
+    /* Repaired, the list is counted again once the old verdict has aged out. */
+    put64(f.frozen + 2 * 64, 8, FROZEN + 64);
+    assert_int_equal(pyreader_sample(pr, f.r, 3.0 + PYREAD_FROZEN_MAX_AGE + 1, false, &s), 0);
+    assert_int_equal(s.frozen, 4);
+    assert_string_equal(s.frozen_reason, "");
+    fake_free(&f);
+}
+
+/* A permanent list of n nodes 16 bytes apart at `base`, hung on the fake's GC state. The caller
+ * frees the buffer. */
+static uint8_t *frozen_chain(Fake *f, RAddr base, size_t n)
+{
+    const PyLayout *l = f->l;
+    RAddr head = IS + l->interp.gc + l->gc.permanent_generation;
+    uint8_t *buf = malloc(n * 16);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++) {
+        put64(buf + i * 16, 0, i + 1 < n ? base + (i + 1) * 16 : head);
+        put64(buf + i * 16, 8, i > 0 ? base + (i - 1) * 16 : head);
+    }
+    put64(gcstate(f), l->gc.permanent_generation, base);
+    put64(gcstate(f), l->gc.permanent_generation + 8, base + (n - 1) * 16);
+    rmem_fake_add(f->r, base, buf, n * 16);
+    return buf;
+}
+
+/* A long frozen list (gc.freeze() of a large heap, or a forged one) costs each sample at most
+ * PYREAD_FROZEN_BUDGET reads: frozen is null with the reason until the walk, resumed sample
+ * after sample, is through, then exact. */
+static void long_frozen_list_is_walked_in_steps(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    const size_t n = 10 * PYREAD_FROZEN_BUDGET + 123;
+    uint8_t *chain = frozen_chain(&f, 0x80000000, n);
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    int samples = 0;
+    do {
+        uint64_t before = rmem_calls(f.r);
+        assert_int_equal(pyreader_sample(pr, f.r, samples, false, &s), 0);
+        /* The batch, 3 threads, the arenas, the walk's budget; the first sample also finds the
+         * interpreter and its allocator state (2 reads). */
+        assert_true(rmem_calls(f.r) - before <=
+                    1 + 3 + 2 + PYREAD_FROZEN_BUDGET + (samples == 0 ? 2 : 0));
+        assert_int_equal(s.threads, 3);
+        if (s.frozen < 0)
+            assert_non_null(strstr(s.frozen_reason, "counting the permanent generation"));
+        samples++;
+    } while (s.frozen < 0 && samples < 100);
+    assert_int_equal(s.frozen, n);
+    assert_int_equal(samples, n / PYREAD_FROZEN_BUDGET + 1);
+    assert_true(s.frozen_age == 0.0);
+    /* Counted and unchanged: later samples serve it with its age and do not walk. */
+    uint64_t before = rmem_calls(f.r);
+    assert_int_equal(pyreader_sample(pr, f.r, samples + 5.0, false, &s), 0);
+    assert_int_equal(rmem_calls(f.r) - before, 1 + 3 + 2);
+    assert_int_equal(s.frozen, n);
+    assert_true(s.frozen_age == 6.0);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(chain);
+    fake_free(&f);
+}
+
+/* A node freed ahead of the walk's frontier between two samples: the walk notices at the broken
+ * back link, starts over, and counts the list as it is now. */
+static void frozen_list_changed_under_the_walk(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    const size_t n = 3 * PYREAD_FROZEN_BUDGET;
+    RAddr base = 0x80000000;
+    uint8_t *chain = frozen_chain(&f, base, n);
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, false, &s), 0);
+    assert_int_equal(s.frozen, -1);
+    /* Unlink the node the walk stands at (PYREAD_FROZEN_BUDGET): its neighbours now point at
+     * each other, as gc_list_remove leaves them; the ends do not move. */
+    size_t x = PYREAD_FROZEN_BUDGET;
+    put64(chain + (x - 1) * 16, 0, base + (x + 1) * 16);
+    put64(chain + (x + 1) * 16, 8, base + (x - 1) * 16);
+    put64(chain + x * 16, 8, 0xdead0);
+    for (int i = 1; i < 10 && s.frozen < 0; i++)
+        assert_int_equal(pyreader_sample(pr, f.r, i, false, &s), 0);
+    assert_int_equal(s.frozen, n - 1);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(chain);
+    fake_free(&f);
+}
+
+/* pymemd --once has no next sample: a forced sample walks up to PYREAD_FROZEN_FORCED_BUDGET. */
+static void forced_sample_counts_at_once(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.12");
+    const size_t n = 20 * PYREAD_FROZEN_BUDGET;
+    uint8_t *chain = frozen_chain(&f, 0x80000000, n);
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, true, &s), 0);
+    assert_int_equal(s.frozen, n);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(chain);
+    fake_free(&f);
+}
+
+/* A census hands over the length it walked in its copy: served without any walk while the
+ * list's ends stay, with its age; when they move (gc.freeze() again), null until recounted. */
+static void census_count_is_served_while_the_ends_stay(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    const size_t n = 50 * PYREAD_FROZEN_BUDGET;
+    RAddr base = 0x80000000;
+    uint8_t *chain = frozen_chain(&f, base, n);
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, false, &s), 0);
+    assert_int_equal(s.frozen, -1);
+    pyreader_note_frozen(pr, (int64_t)n, base, base + (n - 1) * 16, 0.5);
+    uint64_t before = rmem_calls(f.r);
+    assert_int_equal(pyreader_sample(pr, f.r, 2.0, false, &s), 0);
+    assert_int_equal(rmem_calls(f.r) - before, 1 + 3 + 2);
+    assert_int_equal(s.frozen, n);
+    assert_true(s.frozen_age == 1.5);
+    assert_string_equal(s.frozen_reason, "");
+    /* The last node is dropped: the tail moved, so the old count is not served. */
+    put64(chain + (n - 2) * 16, 0, IS + f.l->interp.gc + f.l->gc.permanent_generation);
+    put64(gcstate(&f), f.l->gc.permanent_generation + 8, base + (n - 2) * 16);
+    assert_int_equal(pyreader_sample(pr, f.r, 3.0, false, &s), 0);
+    assert_int_equal(s.frozen, -1);
+    assert_true(isnan(s.frozen_age));
+    rmem_free(f.r);
+    f.r = NULL;
+    free(chain);
+    fake_free(&f);
+}
+
+/* ---- arena tables checked against the mappings ---- */
+
+static int live_arenas(Fake *f, size_t *ret_n)
+{
+    _cleanup_(maps_freep) Maps *m = NULL;
+    assert_int_equal(rmem_maps(f->r, &m), 0);
+    PyArena *v = NULL;
+    uint32_t maxarenas;
+    memcpy(&maxarenas, f->obm + f->l->obmalloc.maxarenas, 4);
+    int k = pyread_arenas(f->l, f->r, m, ARENAS, maxarenas, &v, ret_n);
+    free(v);
+    return k;
+}
+
+static void arenas_within_mappings_are_read(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    size_t n = 0;
+    assert_int_equal(live_arenas(&f, &n), 0);
+    assert_int_equal(n, 2);
+    fake_free(&f);
+}
+
+/* The forgery of the issue: 2,048 arenas claimed, all over the one real MiB. Each lies in
+ * mapped memory, but they overlap: refused before anything is sized from them. */
+static void overlapping_arenas_are_refused(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    const PyLayout *l = f.l;
+    uint32_t asz = l->obmalloc.arena_object_size, n = 2048;
+    uint8_t *table = calloc(n, asz);
+    assert_non_null(table);
+    for (uint32_t i = 0; i < n; i++) {
+        put64(table, i * asz + l->obmalloc.arena_address, ARENA0);
+        put64(table, i * asz + l->obmalloc.arena_pool_address, ARENA0 + l->obmalloc.arena_size);
+    }
+    rmem_fake_add(f.r, ARENAS + 0x100000, table, (size_t)n * asz);
+    put64(f.obm, l->obmalloc.arenas, ARENAS + 0x100000);
+    put32(f.obm, l->obmalloc.maxarenas, n);
+    _cleanup_(maps_freep) Maps *m = NULL;
+    assert_int_equal(rmem_maps(f.r, &m), 0);
+    PyArena *v = NULL;
+    size_t nv = 0;
+    assert_int_equal(pyread_arenas(l, f.r, m, ARENAS + 0x100000, n, &v, &nv), -ERANGE);
+    assert_null(v);
+    /* The sample refuses the same table, and says the structures do not hold together. */
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
     assert_int_equal(pyreader_sample(pr, f.r, 0.0, true, &s), -EIO);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(table);
+    fake_free(&f);
+}
+
+/* Arenas claimed where nothing is mapped, and a table longer than its mapping. */
+static void arenas_outside_mappings_are_refused(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.12");
+    const PyLayout *l = f.l;
+    uint32_t asz = l->obmalloc.arena_object_size;
+    size_t n = 0;
+    /* Slot 2 moved to an address with no mapping. */
+    put64(f.arenas, 2 * asz + l->obmalloc.arena_address, 0x7ff000000000);
+    put64(f.arenas, 2 * asz + l->obmalloc.arena_pool_address, 0x7ff000000000 + 4096);
+    assert_int_equal(live_arenas(&f, &n), -ERANGE);
+    /* Slot 2 back; the table claims a million entries where four are mapped. */
+    put64(f.arenas, 2 * asz + l->obmalloc.arena_address, ARENA0 + l->obmalloc.arena_size);
+    put64(f.arenas, 2 * asz + l->obmalloc.arena_pool_address,
+          ARENA0 + l->obmalloc.arena_size + l->obmalloc.pool_size);
+    assert_int_equal(live_arenas(&f, &n), 0);
+    put32(f.obm, l->obmalloc.maxarenas, 1u << 20);
+    assert_int_equal(live_arenas(&f, &n), -ERANGE);
     fake_free(&f);
 }
 
@@ -284,6 +522,13 @@ int main(void)
         cmocka_unit_test(batched),
         cmocka_unit_test(cyclic_thread_list_is_bounded),
         cmocka_unit_test(broken_frozen_link_is_refused),
+        cmocka_unit_test(long_frozen_list_is_walked_in_steps),
+        cmocka_unit_test(frozen_list_changed_under_the_walk),
+        cmocka_unit_test(forced_sample_counts_at_once),
+        cmocka_unit_test(census_count_is_served_while_the_ends_stay),
+        cmocka_unit_test(arenas_within_mappings_are_read),
+        cmocka_unit_test(overlapping_arenas_are_refused),
+        cmocka_unit_test(arenas_outside_mappings_are_refused),
         cmocka_unit_test(finalizing_is_busy),
         cmocka_unit_test(garbage_flag_values_refused),
         cmocka_unit_test(pool_address_outside_arena_refused),
