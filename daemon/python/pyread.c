@@ -37,7 +37,10 @@ struct PyReader {
     bool walk_failed;
     double walk_failed_at;
     char walk_error[96];
-    Maps *maps; /* the target's mappings, read again when arenas fall outside them */
+    uint8_t *window; /* PYREAD_FROZEN_WINDOW bytes around the node the walk stands at */
+    RAddr win_base;
+    uint64_t win_len; /* 0: nothing read in this sample yet */
+    Maps *maps;       /* the target's mappings, read again when arenas fall outside them */
     bool skip_blocks;
 };
 
@@ -46,8 +49,12 @@ int pyreader_new(const PyLoc *loc, PyReader **ret)
     if (loc->status != PYLOC_OK || loc->layout.gc.size > GC_STATE_MAX)
         return -EINVAL;
     PyReader *pr = calloc(1, sizeof(*pr));
-    if (!pr)
+    if (pr)
+        pr->window = malloc(PYREAD_FROZEN_WINDOW);
+    if (!pr || !pr->window) {
+        free(pr);
         return -ENOMEM;
+    }
     pr->loc = *loc;
     *ret = pr;
     return 0;
@@ -60,8 +67,10 @@ void pyreader_set_allocated_blocks(PyReader *pr, bool on)
 
 PyReader *pyreader_free(PyReader *pr)
 {
-    if (pr)
+    if (pr) {
         maps_free(pr->maps);
+        free(pr->window);
+    }
     free(pr);
     return NULL;
 }
@@ -141,27 +150,62 @@ static int count_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, s
     return 0;
 }
 
-/* Advances the walk of the permanent generation by at most `budget` links, checking every back
- * link. Returns 1 when it is back at the head (pr->walk_n is the count), 0 when the budget ran
- * out first, -EIO when a link does not hold together (torn by the program since the last sample,
- * or corrupt), or a read error. */
-static int walk_frozen(PyReader *pr, Rmem *r, RAddr head, int64_t budget)
+/* The 16 bytes of PyGC_Head at node: from the window read last when they lie in it, else
+ * from a new read of the aligned window around node (or, near the end of a mapping, of its
+ * page, or of the 16 bytes alone). Counts the reads in *reads. */
+static int frozen_links(PyReader *pr, Rmem *r, RAddr node, uint64_t links[2], int64_t *reads)
 {
-    for (int64_t i = 0; i < budget; i++) {
-        if (pr->walk_node == head)
-            return 1;
-        uint64_t links[2]; /* PyGC_Head: _gc_next, _gc_prev (low two bits are flags) */
-        int k = rmem_read(r, pr->walk_node, links, sizeof(links));
+    if (pr->win_len < 16 || node < pr->win_base || node - pr->win_base > pr->win_len - 16) {
+        static const uint64_t sizes[] = {PYREAD_FROZEN_WINDOW, 4096};
+        int k = -EFAULT;
+        for (size_t i = 0; i < ARRAY_SIZE(sizes) && k == -EFAULT; i++) {
+            RAddr base = node & ~(sizes[i] - 1);
+            if (node - base > sizes[i] - 16)
+                continue; /* the node straddles the window's end */
+            (*reads)++;
+            k = rmem_read(r, base, pr->window, sizes[i]);
+            if (k >= 0) {
+                pr->win_base = base;
+                pr->win_len = sizes[i];
+            }
+        }
+        if (k == -EFAULT) {
+            pr->win_len = 0;
+            (*reads)++;
+            return rmem_read(r, node, links, 16);
+        }
+        if (k < 0)
+            return k;
+    }
+    memcpy(links, pr->window + (node - pr->win_base), 16);
+    return 0;
+}
+
+/* Advances the walk of the permanent generation, checking every back link, until it is back at
+ * the head or has spent `reads` reads or `links` links. Returns 1 when it is back at the head
+ * (pr->walk_n is the count), 0 when the budget ran out first, -EIO when a link does not hold
+ * together (torn by the program since the last sample, or corrupt), -E2BIG past MAX_FROZEN, or
+ * a read error. The window is not kept from one sample to the next: the program runs between. */
+static int walk_frozen(PyReader *pr, Rmem *r, RAddr head, int64_t reads, int64_t links)
+{
+    int64_t done = 0, used = 0;
+    pr->win_len = 0;
+    while (pr->walk_node != head) {
+        if (done >= links || used >= reads)
+            return 0;
+        uint64_t l[2]; /* PyGC_Head: _gc_next, _gc_prev (low two bits are flags) */
+        int k = frozen_links(pr, r, pr->walk_node, l, &used);
         if (k < 0)
             return k == -EFAULT ? -EIO : k;
-        if ((links[1] & ~3ull) != pr->walk_prev)
+        if ((l[1] & ~3ull) != pr->walk_prev)
             return -EIO;
         if (++pr->walk_n > MAX_FROZEN)
             return -E2BIG;
+        done++;
         pr->walk_prev = pr->walk_node;
-        pr->walk_node = links[0] & ~1ull;
+        pr->walk_node = l[0] & ~1ull;
     }
-    return pr->walk_node == head;
+    return 1;
 }
 
 /* The frozen count for this sample, from what is known and a bounded step of the walk. */
@@ -185,7 +229,8 @@ static int sample_frozen(PyReader *pr, Rmem *r, double now, bool force, uint64_t
             pr->walk_n = 0;
         }
         int k =
-            walk_frozen(pr, r, head, force ? PYREAD_FROZEN_FORCED_BUDGET : PYREAD_FROZEN_BUDGET);
+            force ? walk_frozen(pr, r, head, PYREAD_FROZEN_FORCED_READS, PYREAD_FROZEN_FORCED_LINKS)
+                  : walk_frozen(pr, r, head, PYREAD_FROZEN_READS, PYREAD_FROZEN_LINKS);
         if (k == -ESRCH || k == -EPERM)
             return k;
         if (k == -EIO && ++pr->walk_torn < FROZEN_TORN_MAX) {
@@ -222,8 +267,8 @@ static int sample_frozen(PyReader *pr, Rmem *r, double now, bool force, uint64_t
     else
         snprintf(s->frozen_reason, sizeof(s->frozen_reason),
                  "frozen: counting the permanent generation (gc.freeze()), %" PRId64
-                 " objects so far, %d per sample, or at the next census",
-                 pr->walk_n, PYREAD_FROZEN_BUDGET);
+                 " objects so far, a stretch per sample, or at the next census",
+                 pr->walk_n);
     return 0;
 }
 

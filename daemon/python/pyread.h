@@ -9,8 +9,9 @@
  * merges lists without counting them), so someone has to walk it. A census walks it in its copy
  * of the heap and hands the count over (pyreader_note_frozen); between censuses the count is
  * served, with its age, for as long as the list's two ends have not moved. When they move, or no
- * census ran, a sample walks at most PYREAD_FROZEN_BUDGET links of the list and resumes where
- * it stopped at the next sample; until the walk is through, frozen is null with the reason. */
+ * census ran, a sample walks a bounded stretch of the list (PYREAD_FROZEN_READS reads) and
+ * resumes where it stopped at the next sample; until the walk is through, frozen is null with
+ * the reason. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,10 +27,17 @@
  * sample starts counting it again (a frozen object freed in the middle of the list moves
  * neither end). The old count is still served while the new one is counted. */
 #define PYREAD_FROZEN_MAX_AGE 60.0
-/* Links of the permanent list one sample may read (one small read each, ~1-2 us). */
-#define PYREAD_FROZEN_BUDGET 4096
-/* The same for a sample that asks for the count now (pymemd --once). */
-#define PYREAD_FROZEN_FORCED_BUDGET 262144
+/* What one sample may spend on the walk of the frozen list. Neighbours in the list are mostly
+ * neighbours in memory (objects are linked in the order they were allocated, and pymalloc
+ * carves pools in order), so the walk reads PYREAD_FROZEN_WINDOW aligned bytes around a node
+ * and follows every link that stays inside: at most PYREAD_FROZEN_READS reads (2 MiB) and
+ * PYREAD_FROZEN_LINKS links per sample, about a millisecond. */
+#define PYREAD_FROZEN_WINDOW 16384
+#define PYREAD_FROZEN_READS  128
+#define PYREAD_FROZEN_LINKS  262144
+/* The same for a sample that asks for the count now (pymemd --once, which has no next sample). */
+#define PYREAD_FROZEN_FORCED_READS 16384
+#define PYREAD_FROZEN_FORCED_LINKS (8 << 20)
 
 /* -1 (or NaN for duration) marks a value this version does not have: rendered as null. */
 typedef struct PyGcGeneration {
@@ -103,8 +111,8 @@ void pyreader_note_frozen(PyReader *pr, int64_t count, uint64_t first, uint64_t 
 void pyreader_set_allocated_blocks(PyReader *pr, bool on);
 
 /* Reads one sample at time `now` (seconds, any monotonic clock). force_frozen lets the walk of
- * the frozen list go on up to PYREAD_FROZEN_FORCED_BUDGET links in this sample, whatever the
- * cached count says (pymemd --once has no next sample). Returns 0, or -ESRCH (gone), -EPERM
+ * the frozen list go on to the PYREAD_FROZEN_FORCED_* bounds in this sample, whatever the cached
+ * count says (pymemd --once has no next sample). Returns 0, or -ESRCH (gone), -EPERM
  * (denied), -EBUSY (the interpreter is finalizing), -EFAULT/-EIO (the structures did not hold
  * together: a torn read or a corrupt target; try again later). */
 int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySample *ret);

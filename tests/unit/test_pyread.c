@@ -260,33 +260,51 @@ static void broken_frozen_link_is_refused(void **state)
     fake_free(&f);
 }
 
-/* A permanent list of n nodes 16 bytes apart at `base`, hung on the fake's GC state. The caller
- * frees the buffer. */
-static uint8_t *frozen_chain(Fake *f, RAddr base, size_t n)
+/* A permanent list of n nodes at `base` (aligned to PYREAD_FROZEN_WINDOW), hung on the fake's
+ * GC state. Scattered, each node lies in another window than the one before (node i in window
+ * i % 64), so every link costs the walk a read; otherwise the nodes are 16 bytes apart, in
+ * order, as gc.freeze() of a freshly allocated heap leaves them. *ret_len is the buffer's size;
+ * the caller frees it. */
+enum { SCATTER = 64 };
+
+static RAddr chain_addr(RAddr base, size_t i, bool scattered)
+{
+    if (!scattered)
+        return base + i * 16;
+    return base + (i % SCATTER) * PYREAD_FROZEN_WINDOW + (i / SCATTER) * 16;
+}
+
+static uint8_t *frozen_chain(Fake *f, RAddr base, size_t n, bool scattered)
 {
     const PyLayout *l = f->l;
     RAddr head = IS + l->interp.gc + l->gc.permanent_generation;
-    uint8_t *buf = malloc(n * 16);
+    /* Whole windows, as real memory comes in whole pages. */
+    size_t len = scattered
+                     ? SCATTER * PYREAD_FROZEN_WINDOW
+                     : (n * 16 + PYREAD_FROZEN_WINDOW - 1) & ~(size_t)(PYREAD_FROZEN_WINDOW - 1);
+    assert_true(!scattered || n <= SCATTER * PYREAD_FROZEN_WINDOW / 16);
+    uint8_t *buf = calloc(1, len);
     assert_non_null(buf);
     for (size_t i = 0; i < n; i++) {
-        put64(buf + i * 16, 0, i + 1 < n ? base + (i + 1) * 16 : head);
-        put64(buf + i * 16, 8, i > 0 ? base + (i - 1) * 16 : head);
+        uint8_t *node = buf + (chain_addr(base, i, scattered) - base);
+        put64(node, 0, i + 1 < n ? chain_addr(base, i + 1, scattered) : head);
+        put64(node, 8, i > 0 ? chain_addr(base, i - 1, scattered) : head);
     }
     put64(gcstate(f), l->gc.permanent_generation, base);
-    put64(gcstate(f), l->gc.permanent_generation + 8, base + (n - 1) * 16);
-    rmem_fake_add(f->r, base, buf, n * 16);
+    put64(gcstate(f), l->gc.permanent_generation + 8, chain_addr(base, n - 1, scattered));
+    rmem_fake_add(f->r, base, buf, len);
     return buf;
 }
 
-/* A long frozen list (gc.freeze() of a large heap, or a forged one) costs each sample at most
- * PYREAD_FROZEN_BUDGET reads: frozen is null with the reason until the walk, resumed sample
+/* A long frozen list whose every link is a read (a forged one, at worst) costs each sample at
+ * most PYREAD_FROZEN_READS reads: frozen is null with the reason until the walk, resumed sample
  * after sample, is through, then exact. */
 static void long_frozen_list_is_walked_in_steps(void **state)
 {
     Fake f;
     fake_build(&f, "3.13");
-    const size_t n = 10 * PYREAD_FROZEN_BUDGET + 123;
-    uint8_t *chain = frozen_chain(&f, 0x80000000, n);
+    const size_t n = 10 * PYREAD_FROZEN_READS + 23;
+    uint8_t *chain = frozen_chain(&f, 0x80000000, n, true);
     _cleanup_(pyreader_freep) PyReader *pr = NULL;
     assert_int_equal(pyreader_new(&f.loc, &pr), 0);
     PySample s;
@@ -294,17 +312,17 @@ static void long_frozen_list_is_walked_in_steps(void **state)
     do {
         uint64_t before = rmem_calls(f.r);
         assert_int_equal(pyreader_sample(pr, f.r, samples, false, &s), 0);
-        /* The batch, 3 threads, the arenas, the walk's budget; the first sample also finds the
+        /* The batch, 3 threads, the arenas, the walk's reads; the first sample also finds the
          * interpreter and its allocator state (2 reads). */
         assert_true(rmem_calls(f.r) - before <=
-                    1 + 3 + 2 + PYREAD_FROZEN_BUDGET + (samples == 0 ? 2 : 0));
+                    1 + 3 + 2 + PYREAD_FROZEN_READS + (samples == 0 ? 2 : 0));
         assert_int_equal(s.threads, 3);
         if (s.frozen < 0)
             assert_non_null(strstr(s.frozen_reason, "counting the permanent generation"));
         samples++;
     } while (s.frozen < 0 && samples < 100);
     assert_int_equal(s.frozen, n);
-    assert_int_equal(samples, n / PYREAD_FROZEN_BUDGET + 1);
+    assert_int_equal(samples, n / PYREAD_FROZEN_READS + 1);
     assert_true(s.frozen_age == 0.0);
     /* Counted and unchanged: later samples serve it with its age and do not walk. */
     uint64_t before = rmem_calls(f.r);
@@ -318,26 +336,51 @@ static void long_frozen_list_is_walked_in_steps(void **state)
     fake_free(&f);
 }
 
+/* Nodes in the order they were allocated: one read serves a window's worth of links, so
+ * 100,000 of them are counted in one sample with a read per 16 KiB. */
+static void frozen_list_in_memory_order_is_read_by_windows(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.12");
+    const size_t n = 100000;
+    uint8_t *chain = frozen_chain(&f, 0x80000000, n, false);
+    _cleanup_(pyreader_freep) PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+    PySample s;
+    uint64_t before = rmem_calls(f.r);
+    assert_int_equal(pyreader_sample(pr, f.r, 0.0, false, &s), 0);
+    assert_int_equal(s.frozen, n);
+    size_t windows = (n * 16 + PYREAD_FROZEN_WINDOW - 1) / PYREAD_FROZEN_WINDOW;
+    /* The batch, 3 threads, the arenas, finding the interpreter (and its allocator state when a
+     * pointer leads there), a read per window. */
+    size_t find = f.l->obmalloc.kind == PYOBM_POINTER ? 2 : 1;
+    assert_int_equal(rmem_calls(f.r) - before, 1 + 3 + 2 + find + windows);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(chain);
+    fake_free(&f);
+}
+
 /* A node freed ahead of the walk's frontier between two samples: the walk notices at the broken
  * back link, starts over, and counts the list as it is now. */
 static void frozen_list_changed_under_the_walk(void **state)
 {
     Fake f;
     fake_build(&f, "3.13");
-    const size_t n = 3 * PYREAD_FROZEN_BUDGET;
+    const size_t n = 3 * PYREAD_FROZEN_READS;
     RAddr base = 0x80000000;
-    uint8_t *chain = frozen_chain(&f, base, n);
+    uint8_t *chain = frozen_chain(&f, base, n, true);
     _cleanup_(pyreader_freep) PyReader *pr = NULL;
     assert_int_equal(pyreader_new(&f.loc, &pr), 0);
     PySample s;
     assert_int_equal(pyreader_sample(pr, f.r, 0.0, false, &s), 0);
     assert_int_equal(s.frozen, -1);
-    /* Unlink the node the walk stands at (PYREAD_FROZEN_BUDGET): its neighbours now point at
-     * each other, as gc_list_remove leaves them; the ends do not move. */
-    size_t x = PYREAD_FROZEN_BUDGET;
-    put64(chain + (x - 1) * 16, 0, base + (x + 1) * 16);
-    put64(chain + (x + 1) * 16, 8, base + (x - 1) * 16);
-    put64(chain + x * 16, 8, 0xdead0);
+    /* Unlink the node the walk stands at: its neighbours now point at each other, as
+     * gc_list_remove leaves them; the ends do not move. */
+    size_t x = PYREAD_FROZEN_READS;
+    put64(chain + (chain_addr(base, x - 1, true) - base), 0, chain_addr(base, x + 1, true));
+    put64(chain + (chain_addr(base, x + 1, true) - base), 8, chain_addr(base, x - 1, true));
+    put64(chain + (chain_addr(base, x, true) - base), 8, 0xdead0);
     for (int i = 1; i < 10 && s.frozen < 0; i++)
         assert_int_equal(pyreader_sample(pr, f.r, i, false, &s), 0);
     assert_int_equal(s.frozen, n - 1);
@@ -347,13 +390,13 @@ static void frozen_list_changed_under_the_walk(void **state)
     fake_free(&f);
 }
 
-/* pymemd --once has no next sample: a forced sample walks up to PYREAD_FROZEN_FORCED_BUDGET. */
+/* pymemd --once has no next sample: a forced sample walks to the PYREAD_FROZEN_FORCED_* bounds. */
 static void forced_sample_counts_at_once(void **state)
 {
     Fake f;
     fake_build(&f, "3.12");
-    const size_t n = 20 * PYREAD_FROZEN_BUDGET;
-    uint8_t *chain = frozen_chain(&f, 0x80000000, n);
+    const size_t n = 20 * PYREAD_FROZEN_READS;
+    uint8_t *chain = frozen_chain(&f, 0x80000000, n, true);
     _cleanup_(pyreader_freep) PyReader *pr = NULL;
     assert_int_equal(pyreader_new(&f.loc, &pr), 0);
     PySample s;
@@ -371,15 +414,15 @@ static void census_count_is_served_while_the_ends_stay(void **state)
 {
     Fake f;
     fake_build(&f, "3.13");
-    const size_t n = 50 * PYREAD_FROZEN_BUDGET;
+    const size_t n = 50 * PYREAD_FROZEN_READS;
     RAddr base = 0x80000000;
-    uint8_t *chain = frozen_chain(&f, base, n);
+    uint8_t *chain = frozen_chain(&f, base, n, true);
     _cleanup_(pyreader_freep) PyReader *pr = NULL;
     assert_int_equal(pyreader_new(&f.loc, &pr), 0);
     PySample s;
     assert_int_equal(pyreader_sample(pr, f.r, 0.0, false, &s), 0);
     assert_int_equal(s.frozen, -1);
-    pyreader_note_frozen(pr, (int64_t)n, base, base + (n - 1) * 16, 0.5);
+    pyreader_note_frozen(pr, (int64_t)n, base, chain_addr(base, n - 1, true), 0.5);
     uint64_t before = rmem_calls(f.r);
     assert_int_equal(pyreader_sample(pr, f.r, 2.0, false, &s), 0);
     assert_int_equal(rmem_calls(f.r) - before, 1 + 3 + 2);
@@ -387,8 +430,9 @@ static void census_count_is_served_while_the_ends_stay(void **state)
     assert_true(s.frozen_age == 1.5);
     assert_string_equal(s.frozen_reason, "");
     /* The last node is dropped: the tail moved, so the old count is not served. */
-    put64(chain + (n - 2) * 16, 0, IS + f.l->interp.gc + f.l->gc.permanent_generation);
-    put64(gcstate(&f), f.l->gc.permanent_generation + 8, base + (n - 2) * 16);
+    put64(chain + (chain_addr(base, n - 2, true) - base), 0,
+          IS + f.l->interp.gc + f.l->gc.permanent_generation);
+    put64(gcstate(&f), f.l->gc.permanent_generation + 8, chain_addr(base, n - 2, true));
     assert_int_equal(pyreader_sample(pr, f.r, 3.0, false, &s), 0);
     assert_int_equal(s.frozen, -1);
     assert_true(isnan(s.frozen_age));
@@ -523,6 +567,7 @@ int main(void)
         cmocka_unit_test(cyclic_thread_list_is_bounded),
         cmocka_unit_test(broken_frozen_link_is_refused),
         cmocka_unit_test(long_frozen_list_is_walked_in_steps),
+        cmocka_unit_test(frozen_list_in_memory_order_is_read_by_windows),
         cmocka_unit_test(frozen_list_changed_under_the_walk),
         cmocka_unit_test(forced_sample_counts_at_once),
         cmocka_unit_test(census_count_is_served_while_the_ends_stay),
