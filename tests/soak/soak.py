@@ -172,6 +172,7 @@ class Soak(object):
         self.signal_mismatch = []
         self.unreaped = []
         self.left_stopped = []
+        self.first_error = {}  # listing status -> the first error text seen with it
         self.http_codes = collections.Counter()
         self.http_errors = collections.Counter()
         self.fresh_latency = []
@@ -402,7 +403,9 @@ class Soak(object):
                     continue
                 t.missing_since = None
                 if p.get("status") != "ok":
-                    self.stats["listed with status %s (%s)" % (p.get("status"), t.label)] += 1
+                    key = "listed with status %s (%s)" % (p.get("status"), t.label)
+                    self.stats[key] += 1
+                    self.first_error.setdefault(key, p.get("error"))
                     continue
                 age = now_wall - p["sampled_at"]
                 self.max_stale = max(self.max_stale, age)
@@ -510,7 +513,8 @@ class Soak(object):
         print("  interpreters used: %s" % ", ".join(
             "%s x%d" % kv for kv in sorted(self.interp_count.items())))
         for k in sorted(self.stats):
-            print("  %s: %d" % (k, self.stats[k]))
+            print("  %s: %d%s" % (k, self.stats[k], (" (first: %s)" % short(
+                self.first_error[k], 160)) if self.first_error.get(k) else ""))
         print("  ?fresh=1 answers: %s; errors: %s; 200s p50 %.3f s, max %.3f s" % (
             dict(self.http_codes), dict(self.http_errors) or "none",
             lat[len(lat) // 2] if lat else float("nan"), lat[-1] if lat else float("nan")))
