@@ -827,8 +827,10 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
             set_err_bounds(p->err, p->errlen, k, c->copied_bytes);
         goto out;
     }
-    /* What is left of census_max_memory after the copy is for pages read on demand. */
-    uint64_t used = MAX((uint64_t)p->buf->cap, c->copied_bytes + store);
+    /* What is left of census_max_memory after the copy is for pages read on demand. The copy
+     * is in the buffer (hinted pages at its end), or, when the arenas outgrew the buffer since
+     * it was sized, in an allocation of its own beside it. */
+    uint64_t used = (uint64_t)p->buf->cap + (v->arena_buf ? c->copied_bytes : 0);
     v->mem_left = census_max_memory() > used ? census_max_memory() - used : 0;
     c->copy_seconds += clock_mono() - t_stopped;
     if (seal && fz) {
