@@ -21,8 +21,10 @@ Checks (each reported with its figures; any failure makes the exit status 1):
   stale      every target pymemd reports with status ok was sampled at most 2 intervals
              before the listing was read, and no target that lived past its discovery is
              missing from the listing for more than 2 intervals plus a discovery interval
-  flat       pymemd's RSS and open fds at the end against their values after the first fifth
-             of the run: RSS at most 25% or 8 MiB higher (whichever is more), fds at most 4
+  flat       pymemd's RSS and open fds, read every 2 s: the least reading of the last fifth of
+             the run against the least of the second fifth (a census holds a heap's copy while
+             it runs, so a leak shows as a rising floor): RSS at most 25% or 8 MiB higher
+             (whichever is more), fds at most 4 more; the first and last readings are printed
   alive      pymemd itself answered /healthz to the end and exited 0 on SIGTERM
 
     /usr/bin/python3 tests/soak/soak.py --pymemd build/pymemd [--duration 600] [--smoke]
@@ -497,16 +499,27 @@ class Soak(object):
         if self.stale_events:
             self.fail("stale: %d listings found a target older than 2 intervals or missing; "
                       "first: %s" % (len(self.stale_events), self.stale_events[0]))
+        # A census holds a copy of a heap while it runs, so a reading taken at a random moment
+        # may fall inside one: a leak shows as a rising floor. The floor (the least reading)
+        # of the last fifth of the run against that of the second fifth (the first is warm-up).
         mem = self.mem
-        first = last = None
+        first = last = floors = None
         if mem:
             warm = [m for m in mem if m[0] - start >= a.duration / 5] or mem
             first, last = warm[0], mem[-1]
-            if last[1] > max(first[1] * 1.25, first[1] + (8 << 20)):
-                self.fail("flat: pymemd's RSS went from %.1f MiB to %.1f MiB" % (
-                    first[1] / 2**20, last[1] / 2**20))
-            if last[2] > first[2] + 4:
-                self.fail("flat: pymemd's open fds went from %d to %d" % (first[2], last[2]))
+            early = [m for m in mem if a.duration / 5 <= m[0] - start < 2 * a.duration / 5]
+            late = [m for m in mem if m[0] - start >= 4 * a.duration / 5]
+            if early and late:
+                floors = (min(m[1] for m in early), min(m[1] for m in late),
+                          min(m[2] for m in early), min(m[2] for m in late))
+                if floors[1] > max(floors[0] * 1.25, floors[0] + (8 << 20)):
+                    self.fail("flat: pymemd's RSS floor went from %.1f MiB to %.1f MiB" % (
+                        floors[0] / 2**20, floors[1] / 2**20))
+                if floors[3] > floors[2] + 4:
+                    self.fail("flat: pymemd's open fds went from %d to %d" % (floors[2],
+                                                                              floors[3]))
+            else:
+                self.fail("flat: too few readings of pymemd's RSS (%d)" % len(mem))
         lat = sorted(self.fresh_latency)
         print("soak: %.0f s, %d targets at a time, interval %g s, census every %g s, "
               "%d flooders" % (elapsed, a.targets, a.interval, a.census_interval, a.flooders))
@@ -524,6 +537,9 @@ class Soak(object):
             print("  pymemd RSS %.1f -> %.1f MiB (max %.1f), fds %d -> %d (max %d)" % (
                 first[1] / 2**20, last[1] / 2**20, max(m[1] for m in mem) / 2**20,
                 first[2], last[2], max(m[2] for m in mem)))
+        if floors:
+            print("  pymemd RSS floor %.1f -> %.1f MiB, fds floor %d -> %d (second fifth -> "
+                  "last fifth)" % (floors[0] / 2**20, floors[1] / 2**20, floors[2], floors[3]))
         warn = [x for x in log if x.strip()]
         print("  pymemd logged %d lines%s" % (len(warn), (": " + short(warn[-1], 200))
                                                if warn else ""))
