@@ -214,7 +214,7 @@ FIELD_IS(log_level, int);
 FIELD_IS(top_types, unsigned);
 FIELD_IS(max_census_pause, double);
 FIELD_IS(census_nonblocking, bool);
-FIELD_IS(census_max_memory, uint64_t);
+FIELD_IS(census_max_memory, size_t);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -521,7 +521,7 @@ static int set_bytes(Config *c, const KeyDef *k, const char *v, char *err, size_
     if (bytes < k->min || bytes > k->max)
         return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %gM to %gG",
                     k->name, quote(&q, v), k->min / (1 << 20), k->max / (1 << 30));
-    uint64_t b = (uint64_t)num << shift;
+    size_t b = (size_t)num << shift;
     store(c, k, &b, sizeof(b));
     return 0;
 }
