@@ -236,6 +236,7 @@ static int run_referrers(const Config *o, const char *type)
 
 static int run_once(const Config *o, double started_at)
 {
+    census_set_max_memory(o->census_max_memory);
     _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
     _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
     int k = procinfo_new(&pi);
@@ -376,6 +377,7 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
         snprintf(c.listen, sizeof(c.listen), "%s", cur->listen);
@@ -400,6 +402,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
 
     SnapshotHolder holder;
     holder_init(&holder);
+    census_set_max_memory(cfg->census_max_memory);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
     int k = sampler_start(&so, &holder, &sampler);

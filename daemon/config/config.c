@@ -47,6 +47,7 @@ void config_init(Config *c)
         .log_level = LOG_LEVEL_INFO,
         .top_types = 20,
         .max_census_pause = 1.0,
+        .census_max_memory = 1ull << 30,
     };
 }
 
@@ -188,6 +189,7 @@ typedef enum KeyKind {
     KEY_SECONDS,
     KEY_LOG_LEVEL,
     KEY_COUNT,
+    KEY_BYTES,
 } KeyKind;
 
 typedef struct KeyDef {
@@ -212,6 +214,7 @@ FIELD_IS(log_level, int);
 FIELD_IS(top_types, unsigned);
 FIELD_IS(max_census_pause, double);
 FIELD_IS(census_nonblocking, bool);
+FIELD_IS(census_max_memory, size_t);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -227,6 +230,8 @@ static const KeyDef keys[] = {
     {"top_types", KEY_COUNT, offsetof(Config, top_types), 1, 1000, false},
     {"max_census_pause", KEY_SECONDS, offsetof(Config, max_census_pause), 0.001, 60, false},
     {"census_nonblocking", KEY_BOOL, offsetof(Config, census_nonblocking), 0, 0, false},
+    {"census_max_memory", KEY_BYTES, offsetof(Config, census_max_memory), 16 << 20,
+     1024.0 * (1ull << 30), false},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
@@ -484,6 +489,43 @@ static int set_seconds(Config *c, const KeyDef *k, const char *v, char *err, siz
     return 0;
 }
 
+/* A size: a whole number of bytes, or with a binary suffix K, M, G or T (KiB... also accepted),
+ * as systemd's MemoryMax= reads it. */
+static int set_bytes(Config *c, const KeyDef *k, const char *v, char *err, size_t errlen)
+{
+    Quoted q;
+    static const char *const units[] = {"K", "M", "G", "T"};
+    char digits[32];
+    size_t n = strspn(v, "0123456789");
+    unsigned long long num, shift = 0;
+    const char *unit = v + n;
+    bool ok = n > 0 && n < sizeof(digits);
+    if (ok) {
+        memcpy(digits, v, n);
+        digits[n] = 0;
+        ok = parse_count(digits, &num);
+    }
+    if (ok && *unit) {
+        ok = false;
+        for (size_t i = 0; i < ARRAY_SIZE(units) && !ok; i++)
+            if (unit[0] == units[i][0] && (!unit[1] || strcmp(unit + 1, "iB") == 0)) {
+                ok = true;
+                shift = 10 * (i + 1);
+            }
+    }
+    if (!ok)
+        return fail(err, errlen, -EINVAL,
+                    "%s: %s is not a size (bytes, or a number with K, M, G or T: 512M, 2G)",
+                    k->name, quote(&q, v));
+    double bytes = (double)num * (double)(1ull << shift);
+    if (bytes < k->min || bytes > k->max)
+        return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %gM to %gG",
+                    k->name, quote(&q, v), k->min / (1 << 20), k->max / (1 << 30));
+    size_t b = (size_t)num << shift;
+    store(c, k, &b, sizeof(b));
+    return 0;
+}
+
 static int set_key(Config *c, const char *key, const char *v, char *err, size_t errlen)
 {
     Quoted q;
@@ -538,6 +580,8 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
         store(c, k, &level, sizeof(level));
         return 0;
     }
+    case KEY_BYTES:
+        return set_bytes(c, k, v, err, errlen);
     case KEY_COUNT: {
         unsigned long long n;
         if (!parse_count(v, &n))

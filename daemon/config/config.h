@@ -42,6 +42,7 @@ typedef struct Config {
     double max_census_pause;   /* seconds a census may keep a target stopped, 0.001..60 */
     bool census_nonblocking;   /* take censuses without stopping the target (may come out
                                 *   inconsistent: then reported as such, not as numbers) */
+    size_t census_max_memory;  /* bytes of pymemd's memory one census may use, 16M..1024G */
 } Config;
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without

@@ -45,7 +45,11 @@ typedef struct Census {
     uint64_t pages_read;   /* pages read outside the arenas */
     int stops;             /* how often the target was stopped: 1, 2 when a snapshot fell short */
     bool snapshot;         /* walked over a copy after the target was resumed */
-    CensusType *types;     /* largest count first */
+    /* The permanent list's ends when it was walked, and when (monotonic): its length,
+     * generation[3], is what pyreader samples serve as frozen until the ends move. */
+    uint64_t permanent_first, permanent_last;
+    double permanent_at;
+    CensusType *types; /* largest count first */
     size_t ntypes;
     char *strings; /* the names the types point into, one allocation */
 } Census;
@@ -65,8 +69,10 @@ typedef enum CensusMode {
  * when the target would stay stopped longer than max_pause seconds. Returns 0 with *ret (the
  * caller frees it with census_free), or -errno with a sentence in err: -EBUSY (the GC is
  * collecting), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
- * not hold together: a torn non-blocking walk or a corrupt target), -ESRCH, -EPERM. The target
- * is never left stopped. */
+ * not hold together: a torn non-blocking walk or a corrupt target), -ERANGE (the arena table
+ * claims memory the process has not mapped), -E2BIG (more than census_max_memory), -ESRCH,
+ * -EPERM. The target is never left stopped. A census that succeeds hands the length of the
+ * permanent list to pr (pyreader_note_frozen). */
 int census_take(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
                 CensusHints **hints, Census **ret, char *err, size_t errlen);
 /* A census that also hands every object it walks to a visitor (python/refs.c). reset() runs
@@ -86,6 +92,13 @@ typedef struct CensusVisitor {
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, CensusMode mode, double max_pause,
                       const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
                       size_t errlen);
+/* What a census may use of pymemd's own memory: the copy of the arenas, the pages hinted by the
+ * previous census and those read on demand. A census that would need more is refused (-E2BIG)
+ * before anything is copied, or abandoned when the walk needs more; the reason says so. Set
+ * from census_max_memory. */
+#define CENSUS_MAX_MEMORY_DEFAULT (1ull << 30)
+void census_set_max_memory(uint64_t bytes);
+uint64_t census_max_memory(void);
 
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);

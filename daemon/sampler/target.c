@@ -244,12 +244,9 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
-    if (s.status == TARGET_OK && s.have_py && s.py.frozen < 0 && t->loc.layout.free_threaded) {
-        size_t len = strlen(s.error);
-        snprintf(s.error + len, sizeof(s.error) - len,
-                 "%sgc.frozen: not read on free-threaded builds (frozen objects are a bit in each "
-                 "object's header, counted only by walking the heaps)",
-                 len ? "; " : "");
+    if (s.status == TARGET_OK && s.have_py && s.py.frozen_reason[0]) {
+        size_t n = strlen(s.error);
+        snprintf(s.error + n, sizeof(s.error) - n, "%s%s", n ? "; " : "", s.py.frozen_reason);
     }
 
 done:

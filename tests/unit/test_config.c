@@ -39,6 +39,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_int_equal(a->top_types, b->top_types);
     assert_true(a->max_census_pause == b->max_census_pause);
     assert_int_equal(a->census_nonblocking, b->census_nonblocking);
+    assert_true(a->census_max_memory == b->census_max_memory);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -109,6 +110,7 @@ static void defaults(void **state)
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
     assert_int_equal(c.top_types, 20);
     assert_true(c.max_census_pause == 1.0);
+    assert_true(c.census_max_memory == 1ull << 30);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -812,6 +814,7 @@ static void shipped_conf_defaults(void **state)
         "top_types",
         "max_census_pause",
         "census_nonblocking",
+        "census_max_memory",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
@@ -882,6 +885,47 @@ static void shipped_conf_defaults(void **state)
     free(path);
 }
 
+/* census_max_memory takes a size the way systemd's MemoryMax= does. */
+static void census_max_memory_sizes(void **state)
+{
+    static const struct {
+        const char *v;
+        uint64_t want; /* 0: refused */
+    } cases[] = {
+        {"512M", 512ull << 20},
+        {"2G", 2ull << 30},
+        {"2GiB", 2ull << 30},
+        {"16777216", 16ull << 20},
+        {"1024G", 1024ull << 30},
+        {"1T", 1ull << 40},
+        {"65536K", 64ull << 20},
+        {"15M", 0},
+        {"1025G", 0},
+        {"1.5G", 0},
+        {"2g", 0},
+        {"2GB", 0},
+        {"G", 0},
+        {"-1G", 0},
+        {"99999999999999999999999G", 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        Config c;
+        char err[512];
+        config_init(&c);
+        int k = config_set(&c, "census_max_memory", cases[i].v, err, sizeof(err));
+        if (cases[i].want) {
+            if (k != 0)
+                fail_msg("%s: %s", cases[i].v, err);
+            assert_true(c.census_max_memory == cases[i].want);
+        } else {
+            assert_int_equal(k, -EINVAL);
+            assert_non_null(strstr(err, "census_max_memory"));
+            assert_true(c.census_max_memory == 1ull << 30);
+        }
+        config_done(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -902,6 +946,7 @@ int main(void)
         cmocka_unit_test(failed_load_changes_nothing),
         cmocka_unit_test(copy_is_deep),
         cmocka_unit_test(shipped_conf_defaults),
+        cmocka_unit_test(census_max_memory_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
