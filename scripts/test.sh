@@ -74,7 +74,9 @@ else
 fi
 
 # The layout tables are what daemon/python/gen/generate.sh makes of this machine's headers.
-if [ -f "${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/debian/headers.tsv" ]; then
+# Its sources: pyenv, Debian's release and debug headers, upstream's 3.13/3.13t build trees.
+if [ -f "${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/debian/headers-all.tsv" ] &&
+    [ -f "${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/upstream/headers.tsv" ]; then
     tables=$(mktemp)
     if daemon/python/gen/generate.sh "$tables" 2>/dev/null && cmp -s "$tables" daemon/python/layouts.c; then
         passed=$((passed + 1))
@@ -88,7 +90,7 @@ if [ -f "${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/debian/headers.tsv" ]; then
     rm -f "$tables"
 else
     skipped=$((skipped + 1))
-    summary+=("layout tables: skipped (no Debian headers to generate them from)")
+    summary+=("layout tables: skipped (no Debian or upstream headers to generate them from)")
 fi
 
 printf '%s\n' "${summary[@]}"
