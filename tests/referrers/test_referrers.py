@@ -174,6 +174,13 @@ def interpreters():
         ok = os.path.isfile(p) and os.access(p, os.X_OK)
         out.append(("debian-" + m, p if ok else None,
                     None if ok else "no %s (tests/integration/debian-pythons.sh makes it)" % p))
+    # Later 3.13 releases visit a managed dict before its inline values (gh-130327): their table
+    # is not 3.13.0's (layout.h refs.managed_dict_first).
+    for name in ("debian-forky-3.13", "debian-sid-3.13"):
+        p = os.path.join(deb, name)
+        ok = os.path.isfile(p) and os.access(p, os.X_OK)
+        out.append((name, p if ok else None,
+                    None if ok else "no %s (tests/integration/debian-pythons.sh makes it)" % p))
     return out
 
 
