@@ -99,4 +99,5 @@ int cmd_ls(Ctl *ctl, int argc, char **argv);
 int cmd_show(Ctl *ctl, int argc, char **argv);
 int cmd_objects(Ctl *ctl, int argc, char **argv);
 int cmd_growth(Ctl *ctl, int argc, char **argv);
+int cmd_referrers(Ctl *ctl, int argc, char **argv);
 int cmd_top(Ctl *ctl, int argc, char **argv);

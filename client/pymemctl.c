@@ -22,6 +22,7 @@ static const char usage_text[] =
     "  objects PID [--top N] [--sort count|bytes] [--fresh]\n"
     "                        live objects by type, from the object census\n"
     "  growth PID [--top N]  types that grew between the last two censuses\n"
+    "  referrers PID TYPE    who holds the live instances of TYPE, and from where\n"
     "  top [--interval SECONDS]\n"
     "                        live view of every process, refreshed each second\n"
     "  help [COMMAND]        this text, or a command's\n"
@@ -45,7 +46,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"ls", cmd_ls},         {"show", cmd_show}, {"objects", cmd_objects},
-    {"growth", cmd_growth}, {"top", cmd_top},
+    {"growth", cmd_growth}, {"top", cmd_top},   {"referrers", cmd_referrers},
 };
 
 static const Command *find_command(const char *name)

@@ -23,6 +23,7 @@
 #include "metrics/json.h"
 #include "proc/procinfo.h"
 #include "python/locate.h"
+#include "python/refs.h"
 #include "sampler/target.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -31,7 +32,8 @@
  * both are validated alike and a reload (SIGHUP) can re-apply them over a new file. */
 typedef struct Cmdline {
     bool once;
-    const char *config; /* --config FILE */
+    const char *referrers; /* --referrers TYPE (with --once) */
+    const char *config;    /* --config FILE */
     struct {
         const char *key, *value;
     } flags[512];
@@ -55,6 +57,8 @@ static void usage(FILE *out)
             "      --once               sample the targets once, print the JSON document of\n"
             "                           GET /metrics to stdout and exit (1 when nothing could\n"
             "                           be read)\n"
+            "      --referrers TYPE     with --once and --pid: print who holds the live\n"
+            "                           instances of TYPE (the JSON of GET .../referrers)\n"
             "  -l, --listen HOST:PORT   HTTP address (default 127.0.0.1:9100; 9100 is also\n"
             "                           node_exporter's port: pick another if it runs here)\n"
             "  -i, --interval SECONDS   sampling interval (default 1)\n"
@@ -69,7 +73,7 @@ static void usage(FILE *out)
             "                           census_min_interval, pss_interval, pss_max_rss, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "  -h, --help               this text\n"
-            "  -V, --version            print the version\n"
+            "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
             "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
 }
@@ -77,12 +81,13 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
-    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL };
+    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
         {"all", no_argument, NULL, 'a'},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"referrers", required_argument, NULL, OPT_REFERRERS},
         {"listen", required_argument, NULL, 'l'},
         {"interval", required_argument, NULL, 'i'},
         {"census-interval", required_argument, NULL, OPT_CENSUS},
@@ -120,6 +125,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         case OPT_ONCE:
             cl->once = true;
             break;
+        case OPT_REFERRERS:
+            cl->referrers = optarg;
+            break;
         case 'c':
             cl->config = optarg;
             break;
@@ -128,6 +136,10 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             return 0;
         case 'V':
             printf("pymemd %s\n", PYMEMD_VERSION);
+            /* What the integration matrix verified live (python/verified.c). */
+            printf("verified live against CPython:\n");
+            for (size_t i = 0; i < pylayout_nverified; i++)
+                printf("  %s\n", pylayout_verified[i]);
             return 0;
         default:
             usage(stderr);
@@ -185,8 +197,55 @@ static int build_config(const Cmdline *cl, Config *ret, char *err, size_t errlen
 }
 
 /* Samples every selected process once and prints the JSON document. */
+/* --once --referrers: who holds the instances of a type in each --pid, one JSON line each. */
+static int run_referrers(const Config *o, const char *type)
+{
+    _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
+    _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
+    int k = procinfo_new(&pi), bad = 0;
+    if (k >= 0)
+        k = pyelfcache_new(&cache);
+    if (k < 0) {
+        fprintf(stderr, "pymemd: cannot initialise: %s\n", strerror(-k));
+        return 1;
+    }
+    for (size_t i = 0; i < o->npids; i++) {
+        _cleanup_(target_freep) Target *t = NULL;
+        if (target_new(o->pids[i], &t) < 0) {
+            fprintf(stderr, "pymemd: process %d: cannot be watched\n", o->pids[i]);
+            bad++;
+            continue;
+        }
+        TargetSample s;
+        target_sample(t, cache, pi, true, &s);
+        char err[512] = "";
+        Refs *x = NULL;
+        if (s.status != TARGET_OK)
+            snprintf(err, sizeof(err), "%s", s.error);
+        else if ((k = target_census_prepare(t)) < 0)
+            snprintf(err, sizeof(err), "cannot prepare a census: %s", strerror(-k));
+        /* Asked for by a person, as ?fresh=1 is: the on-demand pause budget. */
+        else if (target_referrers(t, type,
+                                  o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+                                  o->max_census_pause_on_demand, &x, err, sizeof(err)) >= 0) {
+            char *doc = refs_json(x);
+            if (doc)
+                printf("%s\n", doc);
+            free(doc);
+        }
+        if (!x) {
+            fprintf(stderr, "pymemd: process %d: %s\n", o->pids[i], err);
+            bad++;
+        }
+        refs_free(x);
+        targetsample_done(&s);
+    }
+    return bad ? 1 : 0;
+}
+
 static int run_once(const Config *o, double started_at)
 {
+    census_set_max_memory(o->census_max_memory);
     _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
     _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
     int k = procinfo_new(&pi);
@@ -318,8 +377,14 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
 }
 
 /* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
- * state); a census may stop a target for up to max_census_pause_on_demand, so the wait allows
- * that and the walk. */
+ * state); a census (or a referrers walk) may stop a target for up to
+ * max_census_pause_on_demand, so the wait allows that and the walk. */
+static int referrers_now(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
+                         char **ret_json, char *err, size_t errlen)
+{
+    return sampler_referrers_now(ctx, pid, type, 30.0, ret_retry_after, ret_json, err, errlen);
+}
+
 static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, size_t errlen)
 {
     return sampler_census_now(ctx, pid, 30.0, ret_retry_after, err, errlen);
@@ -338,6 +403,7 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
         snprintf(c.listen, sizeof(c.listen), "%s", cur->listen);
@@ -362,6 +428,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
 
     SnapshotHolder holder;
     holder_init(&holder);
+    census_set_max_memory(cfg->census_max_memory);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
     int k = sampler_start(&so, &holder, &sampler);
@@ -379,6 +446,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         holder_done(&holder);
         return 1;
     }
+    http_set_referrers(http, referrers_now, sampler);
     log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
 
@@ -446,7 +514,13 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((LogLevel)cfg.log_level);
-    r = cl.once ? run_once(&cfg, started_at) : run_daemon(&cl, &cfg, started_at);
+    if (cl.referrers && (!cl.once || cfg.npids == 0)) {
+        fprintf(stderr, "pymemd: --referrers needs --once and at least one --pid\n");
+        return 2;
+    }
+    r = cl.referrers ? run_referrers(&cfg, cl.referrers)
+        : cl.once    ? run_once(&cfg, started_at)
+                     : run_daemon(&cl, &cfg, started_at);
     config_done(&cfg);
     return r;
 }

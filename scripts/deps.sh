@@ -6,6 +6,7 @@ packages=(
     gcc meson ninja-build pkg-config clang-format  # build, formatting check
     libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
     libsystemd-dev
+    libdebuginfod-dev                       # debug files of stripped binaries from DEBUGINFOD_URLS
     libcmocka-dev                           # unit tests
     python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
     procps                                  # /bin/kill, the unit's ExecReload=
@@ -13,6 +14,7 @@ packages=(
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
     strace                                  # safety tests: a target another tracer holds
+    python3.11-dbg debuginfod               # debug symbols test (may upgrade python3.11 to match)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -59,6 +59,7 @@ void config_init(Config *c)
          * with page faults and mmap() waiting. */
         .pss_interval = 30.0,
         .pss_max_rss = 4ULL << 30,
+        .census_max_memory = 1ull << 30,
     };
 }
 
@@ -201,7 +202,8 @@ typedef enum KeyKind {
     KEY_LOG_LEVEL,
     KEY_COUNT,
     KEY_REGEX, /* one POSIX extended regex into a char array; "" allowed (the default) */
-    KEY_SIZE,  /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed */
+    KEY_SIZE,  /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed unless
+                * the key has a range (max > 0) */
 } KeyKind;
 
 typedef struct KeyDef {
@@ -231,6 +233,7 @@ FIELD_IS(max_census_pause_on_demand, double);
 FIELD_IS(census_min_interval, double);
 FIELD_IS(pss_interval, double);
 FIELD_IS(pss_max_rss, uint64_t);
+FIELD_IS(census_max_memory, uint64_t);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -253,6 +256,8 @@ static const KeyDef keys[] = {
      sizeof(((Config *)0)->census_match)},
     {"pss_interval", KEY_SECONDS, offsetof(Config, pss_interval), 0.01, 86400, true},
     {"pss_max_rss", KEY_SIZE, offsetof(Config, pss_max_rss), 0, 0, false},
+    {"census_max_memory", KEY_SIZE, offsetof(Config, census_max_memory), 16 << 20,
+     1024.0 * (1ull << 30), false},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
@@ -561,6 +566,9 @@ static int set_size(Config *c, const KeyDef *k, const char *v, char *err, size_t
     if (n == ULLONG_MAX || n > (UINT64_MAX >> shift))
         return fail(err, errlen, -EINVAL, "%s: %s is too large", k->name, quote(&q, v));
     uint64_t bytes = (uint64_t)n << shift;
+    if (k->max > 0 && ((double)bytes < k->min || (double)bytes > k->max))
+        return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %gM to %gG",
+                    k->name, quote(&q, v), k->min / (1 << 20), k->max / (1 << 30));
     store(c, k, &bytes, sizeof(bytes));
     return 0;
 }

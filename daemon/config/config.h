@@ -53,6 +53,7 @@ typedef struct Config {
     uint64_t pss_max_rss;    /* PSS is not read above this RSS (bytes); 0: no limit */
     bool census_nonblocking; /* take censuses without stopping the target (may come out
                               *   inconsistent: then reported as such, not as numbers) */
+    uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
 } Config;
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without

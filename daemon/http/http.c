@@ -27,7 +27,15 @@ struct HttpServer {
     HttpCensusFn census;
     void *census_ctx;
     int fd;
+    HttpReferrersFn referrers;
+    void *referrers_ctx;
 };
+
+void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx)
+{
+    h->referrers = fn;
+    h->referrers_ctx = ctx;
+}
 
 /* ---- content negotiation ---------------------------------------------------------------- */
 
@@ -407,6 +415,27 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     return r;
 }
 
+/* DESIGN §4.1: computed over a new census copy on every request (fresh=1 is implied). */
+static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, pid_t pid)
+{
+    const char *type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type");
+    if (!type || !*type || strlen(type) >= 128)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "type=T is required (a census type name)");
+    char err[300] = "", *json = NULL;
+    double retry = 0;
+    int k = h->referrers ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
+                         : -ENOTSUP;
+    if (k == -EAGAIN)
+        return send_too_many(c, retry, "%s", err);
+    if (k < 0)
+        return send_error(c,
+                          k == -ENOENT   ? MHD_HTTP_NOT_FOUND
+                          : k == -EINVAL ? MHD_HTTP_BAD_REQUEST
+                                         : MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "referrers of process %d failed: %s", pid, err[0] ? err : strerror(-k));
+    return send_owned(c, MHD_HTTP_OK, json, strlen(json), CONTENT_TYPE_JSON);
+}
+
 static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
                                  const char *url)
 {
@@ -427,6 +456,8 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
         return send_error(c, MHD_HTTP_BAD_REQUEST, "\"%.64s\" is not a process id", rest + 1);
     if (strcmp(tail, "/objects") == 0 || strcmp(tail, "/growth") == 0)
         return serve_census(h, c, snap, (pid_t)pid, tail[1] == 'g');
+    if (strcmp(tail, "/referrers") == 0)
+        return serve_referrers(h, c, (pid_t)pid);
     const TargetSample *t = snapshot_find(snap, (pid_t)pid);
     if (!t)
         return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);

@@ -50,6 +50,11 @@ static void add_gc(cJSON *p, const PySample *py, double busy_ratio)
     cJSON_AddBoolToObject(gc, "enabled", py->enabled);
     cJSON_AddBoolToObject(gc, "collecting", py->collecting);
     add_i64(gc, "frozen", py->frozen);
+    /* The frozen count is counted by the last census or a walk spread over samples: its age. */
+    if (isnan(py->frozen_age))
+        cJSON_AddNullToObject(gc, "frozen_age_seconds");
+    else
+        cJSON_AddNumberToObject(gc, "frozen_age_seconds", py->frozen_age);
     add_i64(gc, "garbage", py->garbage);
     add_i64(gc, "heap_size", py->heap_size);
     cJSON *gens = cJSON_AddArrayToObject(gc, "generations");

@@ -268,7 +268,8 @@ const MapsEntry *maps_find(const Maps *m, uint64_t addr)
     return addr < e->end ? e : NULL;
 }
 
-bool maps_readable(const Maps *m, uint64_t addr, uint64_t len)
+/* The one walk behind maps_readable() and maps_anon_readable(). */
+static bool range_ok(const Maps *m, uint64_t addr, uint64_t len, bool anon)
 {
     /* A zero-length range is judged by its address: callers use this to vet a pointer before a
      * read, and a wild pointer is not made plausible by asking for no bytes. */
@@ -284,7 +285,7 @@ bool maps_readable(const Maps *m, uint64_t addr, uint64_t len)
         return false;
     const MapsEntry *last = m->v + m->n;
     for (;;) {
-        if (!e->r)
+        if (!e->r || (anon && !maps_is_anonymous(e)))
             return false;
         if (end <= e->end)
             return true;
@@ -295,4 +296,30 @@ bool maps_readable(const Maps *m, uint64_t addr, uint64_t len)
             return false;
         e = next;
     }
+}
+
+bool maps_readable(const Maps *m, uint64_t addr, uint64_t len)
+{
+    return range_ok(m, addr, len, false);
+}
+
+bool maps_is_anonymous(const MapsEntry *e)
+{
+    if (e->inode != 0)
+        return false;
+    return !e->path || strcmp(e->path, "[heap]") == 0 || strncmp(e->path, "[anon:", 6) == 0;
+}
+
+bool maps_anon_readable(const Maps *m, uint64_t addr, uint64_t len)
+{
+    return range_ok(m, addr, len, true);
+}
+
+uint64_t maps_anon_total(const Maps *m)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; m && i < m->n; i++)
+        if (m->v[i].r && maps_is_anonymous(&m->v[i]))
+            total += m->v[i].end - m->v[i].start;
+    return total;
 }

@@ -36,3 +36,10 @@ DEFINE_CLEANUP_FUNC(Maps *, maps_free)
 const MapsEntry *maps_find(const Maps *m, uint64_t addr);
 /* Whether [addr, addr+len) lies in mapped, readable memory (possibly over adjacent entries). */
 bool maps_readable(const Maps *m, uint64_t addr, uint64_t len);
+/* Whether e is anonymous memory: no file behind it (inode 0) and either no name, the heap, or a
+ * name given with PR_SET_VMA_ANON_NAME ("[anon:...]"). Where pymalloc puts its arenas. */
+bool maps_is_anonymous(const MapsEntry *e);
+/* Whether [addr, addr+len) lies in readable anonymous memory (possibly over adjacent entries). */
+bool maps_anon_readable(const Maps *m, uint64_t addr, uint64_t len);
+/* Bytes of readable anonymous memory mapped in all: no count of heap objects can need more. */
+uint64_t maps_anon_total(const Maps *m);

@@ -15,14 +15,34 @@
 #include "util/utf8.h"
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
-#define MAX_OBJECTS  200000000    /* nodes walked over all generations */
-#define MAX_COPY     (8ull << 30) /* arena bytes copied */
+#define MAX_OBJECTS  200000000 /* nodes walked over all generations */
 #define PAGE         4096u
 #define HUGE_PAGE    (2u << 20)
 #define CREW_MIN     (8u << 20) /* copies from this size on use two threads and huge pages */
 #define NAME_MAX_LEN 128
 #define CHECK_EVERY  4096  /* nodes between looks at the clock */
 #define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
+
+/* pymemd's memory for one census (copy buffer, hinted pages, pages read on demand): set from
+ * census_max_memory; censuses run one at a time, on the sampler thread. */
+static _Atomic uint64_t max_memory = CENSUS_MAX_MEMORY_DEFAULT;
+
+void census_set_max_memory(uint64_t bytes)
+{
+    atomic_store(&max_memory, bytes);
+}
+
+uint64_t census_max_memory(void)
+{
+    return atomic_load(&max_memory);
+}
+
+/* Errors of a read in the walk that are not about the target's lists: they end the walk as
+ * they are, where anything else means the lists do not hold together. */
+static bool walk_fatal(int k)
+{
+    return k == -ENOMEM || k == -ENODATA || k == -E2BIG;
+}
 
 /* ---- a local view of the target's memory ------------------------------------------------ */
 
@@ -41,6 +61,7 @@ typedef struct PageSlot {
 
 typedef struct View {
     Rmem *r;
+    Maps **maps;     /* the target's mappings, kept by census_take for every pass */
     Region *regions; /* sorted by base, non-overlapping */
     size_t nregions;
     uint8_t *arena_buf; /* one allocation behind every region */
@@ -48,7 +69,8 @@ typedef struct View {
     PageSlot *pages;    /* open addressing, capacity a power of two */
     size_t npages, cap;
     uint64_t pages_read;
-    bool sealed; /* the target runs again: a page that was not copied is a miss, not a read */
+    uint64_t mem_left; /* of census_max_memory, for pages read on demand */
+    bool sealed;       /* the target runs again: a page that was not copied is a miss, not a read */
 } View;
 
 /* What one census of a target leaves for the next: the pages outside the arenas it needed.
@@ -88,6 +110,7 @@ static void buffer_release(Buffer *b)
 static void buffer_reserve(Buffer *b, size_t need)
 {
     size_t want = need + need / 8 + (1u << 20);
+    want = MIN(want, MAX((size_t)census_max_memory(), need)); /* the slack too stays in the cap */
     if (b->cap >= want)
         return;
     buffer_release(b);
@@ -112,7 +135,7 @@ static void view_done(View *v)
         if (v->pages[i].owned)
             free(v->pages[i].buf);
     free(v->pages);
-    *v = (View){.r = v->r};
+    *v = (View){.r = v->r, .maps = v->maps};
 }
 
 static PageSlot *page_slot(View *v, uint64_t page)
@@ -155,6 +178,9 @@ static int page_get(View *v, uint64_t page, const uint8_t **ret)
     if (!s->page) {
         if (v->sealed)
             return -ENODATA;
+        if (v->mem_left < PAGE)
+            return -E2BIG;
+        v->mem_left -= PAGE;
         s->page = page;
         v->npages++;
         uint8_t *buf = malloc(PAGE);
@@ -307,15 +333,15 @@ static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout
         return 0;
     PyArena *live;
     size_t nlive;
-    if ((k = pyread_arenas(l, v->r, arenas, maxarenas, &live, &nlive)) < 0)
+    if ((k = pyread_arenas_mapped(l, v->r, v->maps, arenas, maxarenas, &live, &nlive)) < 0)
         return k;
     uint64_t total = 0;
     for (size_t i = 0; i < nlive; i++)
         total += live[i].used_end - live[i].address;
-    if (total > MAX_COPY || !layout) {
+    *ret_total = total;
+    if (total > census_max_memory() || !layout) {
         free(live);
-        *ret_total = total;
-        return total > MAX_COPY ? -EIO : 0;
+        return total > census_max_memory() ? -E2BIG : 0;
     }
     Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
     uint8_t *buf = buffer, *owned = NULL;
@@ -520,11 +546,11 @@ static int type_get(TypeTable *t, View *v, const PyLayout *l, uint64_t type, Typ
         (k = view_read(v, type + l->object.tp_basicsize, &ti.basicsize, 8)) < 0 ||
         (k = view_read(v, type + l->object.tp_itemsize, &ti.itemsize, 8)) < 0 ||
         (k = view_read(v, type + l->object.tp_flags, &ti.flags, sizeof(ti.flags))) < 0)
-        return k == -ENOMEM || k == -ENODATA ? k : -EIO; /* -EIO: an ob_type that is not a type */
+        return walk_fatal(k) ? k : -EIO; /* -EIO: an ob_type that is not a type */
     if (ti.basicsize <= 0 || ti.basicsize > (1 << 24) || ti.itemsize < 0 || ti.itemsize > (1 << 16))
         return -EIO;
     char raw[NAME_MAX_LEN];
-    if ((k = view_read_str(v, name_ptr, raw, sizeof(raw))) == -ENODATA || k == -ENOMEM)
+    if ((k = view_read_str(v, name_ptr, raw, sizeof(raw))) < 0 && walk_fatal(k))
         return k;
     if (k < 0)
         snprintf(raw, sizeof(raw), "<unreadable name>");
@@ -555,6 +581,7 @@ typedef struct Walk {
     const PyLayout *l;
     double deadline; /* monotonic; 0: none */
     int64_t nodes;
+    const CensusVisitor *vis; /* NULL: a plain census */
 } Walk;
 
 /* Walks one circular generation list from its head, checking every back link. */
@@ -568,7 +595,7 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         uint64_t hdr[5]; /* _gc_next, _gc_prev, then ob_refcnt, ob_type, ob_size */
         int k = view_read(w->v, node, hdr, sizeof(hdr));
         if (k < 0)
-            return k == -ENOMEM || k == -ENODATA ? k : -EIO;
+            return walk_fatal(k) ? k : -EIO;
         if ((hdr[1] & ~3ull) != prev)
             return -EIO;
         if (++w->nodes > MAX_OBJECTS)
@@ -582,7 +609,7 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         int64_t size = ti->basicsize + (int64_t)hs, items;
         if (ti->sizing != SIZE_GENERIC) {
             if ((k = sized_items(w->v, l, ti->sizing, node + hs, &items)) < 0)
-                return k == -ENOMEM || k == -ENODATA ? k : -EIO;
+                return walk_fatal(k) ? k : -EIO;
             size += items * ti->itemsize;
         } else if (ti->itemsize) {
             int64_t obsize = (int64_t)hdr[(hs + l->object.ob_size) / 8];
@@ -590,6 +617,8 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
         }
         if (ti->flags & l->object.preheader_flags)
             size += l->object.preheader_size;
+        if (w->vis && (k = w->vis->object(w->vis->ud, node + hs, type)) < 0)
+            return k;
         ti->count++;
         ti->bytes += size;
         n++;
@@ -682,6 +711,30 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The sentence for a census refused by a bound: the arenas claimed more than the process maps
+ * (-ERANGE), or the census would need more than census_max_memory (-E2BIG; need is what it
+ * would need, 0 when unknown). */
+static void set_err_bounds(char *err, size_t errlen, int k, uint64_t need)
+{
+    uint64_t cap = census_max_memory();
+    if (k == -ERANGE)
+        set_err(err, errlen,
+                "refused: the pymalloc arena table claims memory the process has not mapped (a "
+                "corrupt or forged table); nothing was copied");
+    else if (k == -E2BIG && need)
+        set_err(err, errlen,
+                "refused: the census would need %" PRIu64 " MiB of pymemd's memory, more than "
+                "census_max_memory (%" PRIu64 " MiB)",
+                (need + (1u << 20) - 1) >> 20, cap >> 20);
+    else if (k == -E2BIG)
+        set_err(err, errlen,
+                "abandoned: the census needed more than census_max_memory (%" PRIu64
+                " MiB) of pymemd's memory; nothing reported",
+                cap >> 20);
+    else
+        set_err(err, errlen, "cannot copy the pymalloc arenas: %s", strerror(-k));
+}
+
 /* Reads the GC state and checks no collection is running; the sum of collections tells a
  * later reading whether one ran in between. */
 static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64_t *ret_sum)
@@ -704,6 +757,12 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
+/* What a visitor reads through: the copy, or the stopped target for what it lacks. */
+static int census_read(void *view, uint64_t addr, void *buf, size_t len)
+{
+    return view_read(view, addr, buf, len);
+}
+
 /* What one pass over the target needs and produces. */
 typedef struct Pass {
     Rmem *r;
@@ -716,6 +775,7 @@ typedef struct Pass {
     const CensusHints *hints;
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
+    const CensusVisitor *vis;
     char *err;
     size_t errlen;
 } Pass;
@@ -767,6 +827,9 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
                 k == -EBUSY ? "the GC is collecting; census skipped" : "cannot read the GC state");
         goto out;
     }
+    memcpy(&c->permanent_first, before + l->gc.permanent_generation, 8);
+    memcpy(&c->permanent_last, before + l->gc.permanent_generation + 8, 8);
+    c->permanent_at = clock_mono();
     /* The hints go to the end of the buffer; without one, the walk reads on demand. */
     if ((k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes)) <
             0 ||
@@ -778,9 +841,14 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
                     "than max_census_pause (%gs); the process was resumed",
                     p->max_pause);
         else
-            set_err(p->err, p->errlen, "cannot copy the pymalloc arenas: %s", strerror(-k));
+            set_err_bounds(p->err, p->errlen, k, c->copied_bytes);
         goto out;
     }
+    /* What is left of census_max_memory after the copy is for pages read on demand. The copy
+     * is in the buffer (hinted pages at its end), or, when the arenas outgrew the buffer since
+     * it was sized, in an allocation of its own beside it. */
+    uint64_t used = (uint64_t)p->buf->cap + (v->arena_buf ? c->copied_bytes : 0);
+    v->mem_left = census_max_memory() > used ? census_max_memory() - used : 0;
     c->copy_seconds += clock_mono() - t_stopped;
     if (seal && fz) {
         freeze_thaw(fz);
@@ -790,7 +858,9 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         c->snapshot = true;
         deadline = 0; /* the walk no longer pauses anyone */
     }
-    Walk w = {v, types, l, deadline, 0};
+    if (p->vis)
+        p->vis->reset(p->vis->ud);
+    Walk w = {v, types, l, deadline, 0, p->vis};
     int64_t total = 0;
     for (int g = 0; g < CENSUS_GENERATIONS && k >= 0; g++) {
         uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size
@@ -809,11 +879,15 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
                     "without stopping it; nothing reported");
         else if (k == -EIO)
             set_err(p->err, p->errlen, "the object lists do not hold together (generation %d)", g);
+        else if (k == -E2BIG)
+            set_err_bounds(p->err, p->errlen, k, 0);
         else if (k < 0 && k != -ENODATA)
             set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
         total += c->generation[g];
     }
     c->total = total;
+    if (k >= 0 && p->vis && (k = p->vis->done(p->vis->ud, census_read, v)) < 0 && k != -ENODATA)
+        set_err(p->err, p->errlen, "following references failed: %s", strerror(-k));
     if (k >= 0 && p->mode == CENSUS_NONBLOCKING) {
         /* A running mutator: the walk counts only if nothing moved meanwhile. */
         if ((k = gc_state(p->r, l, p->gc, after, &sum_after)) < 0 || sum_after != sum_before ||
@@ -849,6 +923,14 @@ static void pass_reset(View *v, TypeTable *types, Census *c)
 int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                 double max_pause, CensusHints **hints, Census **ret, char *err, size_t errlen)
 {
+    return census_take_visit(pr, r, pid, expect, mode, max_pause, NULL, hints, ret, err, errlen);
+}
+
+int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
+                      double max_pause,
+                      const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
+                      size_t errlen)
+{
     Pass p = {.r = r,
               .pid = pid,
               .expect = expect,
@@ -856,13 +938,19 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
               .max_pause = max_pause,
               .err = err,
               .errlen = errlen,
-              .budget = max_pause};
+              .budget = max_pause,
+              .vis = vis};
     if (pyreader_bases(pr, &p.gc, &p.obmalloc, &p.loc) < 0) {
         set_err(err, errlen, "the interpreter has not been sampled yet");
         return -EAGAIN;
     }
     if (p.loc->layout.gc.size > 4096)
         return -EINVAL;
+    if (p.loc->layout.free_threaded) {
+        /* No generation lists to walk: its objects live in mimalloc's heaps. */
+        set_err(err, errlen, "object census of free-threaded builds is not supported yet");
+        return -EOPNOTSUPP;
+    }
     double t0 = clock_mono();
     Census *c = calloc(1, sizeof(*c));
     if (!c)
@@ -871,12 +959,20 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
     c->at = clock_real();
     c->frozen = mode == CENSUS_FREEZE;
 
-    /* The buffer is sized and faulted in while the target runs. */
-    View v = {.r = r};
+    /* The buffer is sized and faulted in while the target runs, once what the target claims
+     * has been checked against its mappings and census_max_memory. */
+    _cleanup_(maps_freep) Maps *maps = NULL;
+    View v = {.r = r, .maps = &maps};
     TypeTable types = {0};
     Buffer buf = {0};
     uint64_t estimate = 0;
-    if (plan_arenas(&v, p.loc, p.obmalloc, false, NULL, 0, &estimate) < 0)
+    int k = plan_arenas(&v, p.loc, p.obmalloc, false, NULL, 0, &estimate);
+    if (k == -ERANGE || k == -E2BIG) {
+        set_err_bounds(err, errlen, k, estimate);
+        census_free(c);
+        return k;
+    }
+    if (k < 0)
         estimate = 0;
     p.buf = &buf;
     if (mode == CENSUS_FREEZE && !*hints) {
@@ -901,7 +997,7 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
      * target runs again. Should it find one missing, a second pass walks with the target
      * stopped and reads what it lacks on demand. */
     bool seal = mode == CENSUS_FREEZE && p.hints && p.hints->complete && buf.buf;
-    int k = census_pass(&p, seal, &v, &types, c);
+    k = census_pass(&p, seal, &v, &types, c);
     if (k == -ENODATA) {
         pass_reset(&v, &types, c);
         p.budget = max_pause - c->pause_seconds;
@@ -923,6 +1019,9 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
         return k;
     }
     c->walk_seconds = clock_mono() - t0;
+    /* The permanent list was walked whole: samples serve its length until its ends move. */
+    pyreader_note_frozen(pr, c->generation[3], c->permanent_first, c->permanent_last,
+                         c->permanent_at);
     *ret = c;
     return 0;
 }

@@ -46,7 +46,11 @@ typedef struct Census {
     uint64_t pages_read;   /* pages read outside the arenas */
     int stops;             /* how often the target was stopped: 1, 2 when a snapshot fell short */
     bool snapshot;         /* walked over a copy after the target was resumed */
-    CensusType *types;     /* largest count first */
+    /* The permanent list's ends when it was walked, and when (monotonic): its length,
+     * generation[3], is what pyreader samples serve as frozen until the ends move. */
+    uint64_t permanent_first, permanent_last;
+    double permanent_at;
+    CensusType *types; /* largest count first */
     size_t ntypes;
     char *strings; /* the names the types point into, one allocation */
 } Census;
@@ -66,12 +70,39 @@ typedef enum CensusMode {
  * expect (if not NULL) is checked once the target is stopped, before it is read (see
  * freeze_process). Gives up when the target would stay stopped longer than max_pause seconds.
  * Returns 0 with *ret (the caller frees it with census_free), or -errno with a sentence in err:
- * -EBUSY (the GC is collecting, or another tracer holds the process), -ETIMEDOUT (abandoned at
- * max_pause; the target was resumed), -EIO (the lists did not hold together: a torn
- * non-blocking walk or a corrupt target), -ESTALE (not the expected process), -ESRCH, -EPERM.
- * The target is never left stopped. */
+ * -EBUSY (the GC is collecting, or another tracer holds the process), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
+ * not hold together: a torn non-blocking walk or a corrupt target), -ERANGE (the arena table
+ * claims memory the process has not mapped), -E2BIG (more than census_max_memory), -ESTALE
+ * (not the expected process), -ESRCH,
+ * -EPERM. The target is never left stopped. A census that succeeds hands the length of the
+ * permanent list to pr (pyreader_note_frozen). */
 int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                 double max_pause, CensusHints **hints, Census **ret, char *err, size_t errlen);
+/* A census that also hands every object it walks to a visitor (python/refs.c). reset() runs
+ * before each pass over the target (there may be two, see above); object() sees each object
+ * walked (its PyObject address and type); done() runs once a pass has walked every list, while
+ * the copy of the heap exists, and reads through read(rctx, ...): from the copy, or from the
+ * stopped target. A read the copy lacks after the target was resumed fails with -ENODATA, which
+ * done() must return: the census then walks again with the target stopped, and the pages it read
+ * are copied in advance by the next census that is given the same hints. */
+typedef int (*CensusReadFn)(void *rctx, uint64_t addr, void *buf, size_t len);
+typedef struct CensusVisitor {
+    void (*reset)(void *ud);
+    int (*object)(void *ud, uint64_t obj, uint64_t type);
+    int (*done)(void *ud, CensusReadFn read, void *rctx);
+    void *ud;
+} CensusVisitor;
+int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
+                      double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
+                      size_t errlen);
+/* What a census may use of pymemd's own memory: the copy of the arenas, the pages hinted by the
+ * previous census and those read on demand. A census that would need more is refused (-E2BIG)
+ * before anything is copied, or abandoned when the walk needs more; the reason says so. Set
+ * from census_max_memory. */
+#define CENSUS_MAX_MEMORY_DEFAULT (1ull << 30)
+void census_set_max_memory(uint64_t bytes);
+uint64_t census_max_memory(void);
+
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */
 Census *census_ref(Census *c);
 /* Drops a reference; frees on the last. NULL-safe; returns NULL. */

@@ -1,9 +1,14 @@
 /* pylayout: what pymemd knows about one CPython version's memory layout, as data.
  *
- * One table per CPython minor version (or per layout family where a patch release changed the
- * layout, as 3.14.5 did), generated from that version's own headers by python/gen/ and checked
- * in as python/layouts.c. Readers take a PyLayout and never compare version numbers: the only
- * code that does is pylayout_find().
+ * One table per CPython minor version and build (release or debug), or per layout family where a
+ * patch release or a distribution changed fields pymemd reads (3.14.5 restored the generational
+ * GC; Debian's 3.13 aligns PyGC_Head to 4; 3.15.0's GC stats lack update_seq), generated from
+ * that version's own headers by python/gen/ and checked in as python/layouts.c. Readers take a
+ * PyLayout and never compare version numbers: the only code that does is pylayout_find().
+ *
+ * On 3.13+ a table is only the starting point: pyloc_apply_debug_offsets() replaces every value
+ * the target's own _Py_DebugOffsets carries, and the struct sizes it reports bound reads. The
+ * table supplies the rest (GC generations, stats, pymalloc), and the live target confirms it.
  *
  * Offsets are byte offsets; PYL_NONE marks a field the version does not have. */
 #pragma once
@@ -33,6 +38,8 @@ typedef struct PyLayout {
     uint32_t hex_min; /* PY_VERSION_HEX range this table serves, inclusive */
     uint32_t hex_max;
     const char *source; /* the headers it was generated from, e.g. "pyenv 3.11.7" */
+    bool debug;         /* a Py_DEBUG build (python3.Xd): the interpreter state grows */
+    bool free_threaded; /* a Py_GIL_DISABLED build (python3.Xt) */
 
     struct {
         uint32_t size;
@@ -56,10 +63,19 @@ typedef struct PyLayout {
     struct {
         uint32_t size;
         uint32_t next;
+        /* Free-threaded builds (free_threaded): each thread state is a _PyThreadStateImpl of
+         * impl_size bytes whose gc.alloc_count (Py_ssize_t) is the thread's share of generation
+         * 0's count not yet added to it. 0 in other builds. */
+        uint32_t impl_size;
+        uint32_t alloc_count;
     } tstate;
 
     /* struct _gc_runtime_state and its pieces. */
     struct {
+        /* On a free-threaded build (free_threaded above; Python/gc_free_threading.c, 3.13t) the
+         * same struct, but the generation and permanent heads are unused (zero), frozen objects
+         * are marked in their headers, and generation 0's count lags behind each thread's
+         * tstate.alloc_count. */
         uint32_t size;
         uint32_t enabled;     /* int */
         uint32_t generations; /* struct gc_generation[ngenerations] */
@@ -165,30 +181,116 @@ typedef struct PyLayout {
         uint32_t gc_collecting;
         uint32_t gc_generation_stats_size; /* 3.15+ */
         uint32_t gc_generation_stats;      /* 3.15+ */
+        uint32_t pyobject_size;
+        uint32_t pyobject_ob_type;
+        uint32_t type_size;
+        uint32_t type_tp_name;
+        uint32_t type_tp_flags;
+        uint32_t list_size;
+        uint32_t list_ob_size; /* PyVarObject's ob_size, as a list has it */
+        uint32_t iframe_size;
+        uint32_t iframe_executable;
     } debug_offsets;
+
+    /* Following references (python/traverse.c): what each followed type's tp_traverse visits,
+     * and the interpreter tables the root chains start from. Static types are known by their
+     * tp_name and tp_basicsize (*_basicsize below). */
+    struct {
+        uint32_t modules; /* PyObject * sys.modules in PyInterpreterState */
+        /* PyDictObject and its key table (struct _dictkeysobject; before 3.11 it is private to
+         * Objects/dict-common.h, see genlayout.c). */
+        uint32_t dict_basicsize;
+        uint32_t dict_keys;
+        uint32_t dict_values;
+        bool keys_log2;           /* 3.11+: dk_log2_size/dk_log2_index_bytes/dk_kind */
+        uint32_t keys_size;       /* Py_ssize_t dk_size, or uint8_t dk_log2_size */
+        uint32_t keys_log2_index; /* uint8_t dk_log2_index_bytes, 3.11+ */
+        uint32_t keys_kind;       /* uint8_t dk_kind, 3.11+; 0 is DICT_KEYS_GENERAL */
+        uint32_t keys_nentries;   /* Py_ssize_t */
+        uint32_t keys_indices;    /* char dk_indices[] */
+        uint32_t values_values;   /* PyObject *values[] inside the split values */
+        uint32_t values_capacity; /* uint8_t, 3.13+ */
+        uint32_t values_valid;    /* uint8_t, 3.13+ */
+        uint32_t values_embedded; /* uint8_t, 3.13+: the values are inline in an object */
+        /* 3.13+: whether an object with both a managed dict and valid inline values visits the
+         * dict (which then visits the values) rather than the values (the dict skipping them).
+         * CPython changed this within 3.13 (gh-130327); see genlayout.c. */
+        bool managed_dict_first;
+        uint32_t flag_managed_dict;  /* Py_TPFLAGS_MANAGED_DICT; 0 before 3.11 */
+        uint32_t flag_inline_values; /* Py_TPFLAGS_INLINE_VALUES, 3.13+; 0 before */
+        /* Where a managed dict lives, as a (negative) offset from the object: 3.11 keeps the
+         * values pointer beside it (managed_values), 3.12 tags values in the dict slot, 3.13+
+         * keeps them inline after tp_basicsize. */
+        int32_t managed_dict;
+        int32_t managed_values; /* 3.11: PyDictValues *; 0: none */
+        bool managed_tagged;    /* 3.12: the dict slot holds values - 1 when its low bit is set */
+        /* Types (PyTypeObject, PyHeapTypeObject, PyMemberDef). */
+        uint32_t tp_base;
+        uint32_t tp_dict;
+        uint32_t tp_dictoffset;
+        uint32_t tp_mro;
+        uint32_t tp_bases;
+        uint32_t tp_cache;
+        uint32_t ht_module; /* 3.9+ */
+        uint32_t ht_name;
+        uint32_t ht_qualname;
+        uint32_t ht_cached_keys;
+        uint32_t member_size;
+        uint32_t member_type;
+        uint32_t member_offset;
+        uint32_t t_object_ex;
+        /* Containers. */
+        uint32_t list_basicsize, list_items;
+        uint32_t tuple_basicsize, tuple_items;
+        uint32_t set_basicsize, set_table, set_mask, setentry_size;
+        uint32_t cell_basicsize, cell_ref;
+        uint32_t method_basicsize, method_func, method_self;
+        uint32_t module_basicsize, module_dict;
+        uint32_t func_basicsize;
+        uint32_t func_fields[14]; /* PyObject * members func_traverse visits; PYL_NONE ends */
+        uint32_t weakref_basicsize, weakref_object;
+        /* Frames (up to 3.10 the generator holds a frame object) and 3.11+ generators. */
+        uint32_t gen_frame;           /* up to 3.10: PyFrameObject *gi_frame */
+        uint32_t gen_frame_state;     /* 3.11+: int8_t gi_frame_state */
+        int32_t frame_cleared;        /* 3.11+: FRAME_CLEARED */
+        uint32_t iframe_stacktop;     /* int, 3.11-3.13 */
+        uint32_t iframe_stackpointer; /* _PyStackRef *, 3.14+ */
+        uint32_t iframe_localsplus;
+        uint32_t frame_fields[8]; /* up to 3.10: PyObject * members frame_traverse visits */
+        uint32_t frame_localsplus;
+        uint32_t frame_valuestack;
+        uint32_t frame_stacktop;   /* PyObject **, 3.8-3.9 */
+        uint32_t frame_stackdepth; /* int, 3.10 */
+        /* Threads' frames, the roots of "thread N: function(): name" chains. Up to 3.10 a
+         * thread's frame is a PyFrameObject (tstate_frame, then frame_back); from 3.11 an
+         * _PyInterpreterFrame (through tstate_cframe then cframe_current_frame in 3.11-3.12,
+         * tstate_current_frame from 3.13; then iframe_previous). */
+        uint32_t tstate_frame, tstate_cframe, cframe_current_frame, tstate_current_frame;
+        uint32_t frame_back, iframe_previous;
+        uint32_t code_name;            /* str co_name */
+        uint32_t code_varnames;        /* tuple of local names, up to 3.10 */
+        uint32_t code_localsplusnames; /* tuple, 3.11+ */
+        /* str (PyASCIIObject), for names: compact ASCII only. */
+        uint32_t str_length, str_state, str_ascii_size;
+    } refs;
 } PyLayout;
 
 /* The generated tables, in python/layouts.c. */
 extern const PyLayout pylayout_tables[];
 extern const size_t pylayout_ntables;
 
-/* What a 3.13+ target's own _Py_DebugOffsets say about its struct sizes: enough to tell apart
- * layouts that patch releases changed (3.13.5 realigned PyGC_Head; 3.14.5 restored the
- * generational GC). Zero: unknown. */
-typedef struct PyLayoutFingerprint {
-    uint64_t runtime_size;
-    uint64_t interp_size;
-    uint64_t gc_size;
-} PyLayoutFingerprint;
+/* Finds the tables that may describe a target of PY_VERSION_HEX `hexversion` and the given build:
+ * every table of its minor version (and patch range) for that build, at most `max`, into ret.
+ * Which one the target really has is decided by its debug offsets and the structural checks of
+ * python/locate.c, never by this function. Returns how many were found, or 0 with a static
+ * English reason in *ret_reason when the version or build is not supported: never a guess. */
+size_t pylayout_find(uint32_t hexversion, bool debug, bool free_threaded, const PyLayout **ret,
+                     size_t max, const char **ret_reason);
 
-/* Finds the table for a PY_VERSION_HEX. fp is what the target's debug offsets report (NULL
- * before 3.13); free_threaded whether the target says it is. Returns NULL with a static English
- * reason in *ret_reason when the version is not supported: never a guess. */
-const PyLayout *pylayout_find(uint32_t hexversion, const PyLayoutFingerprint *fp,
-                              bool free_threaded, const char **ret_reason);
-
-/* Reads the fingerprint out of a _Py_DebugOffsets image laid out as table t describes. */
-PyLayoutFingerprint pylayout_fingerprint(const PyLayout *t, const uint8_t *dbg, size_t len);
+/* The CPython versions and builds this pymemd was verified against live, one per line, as
+ * "3.13.5 Debian trixie, static" (python/verified.c, checked by the integration matrix). */
+extern const char *const pylayout_verified[];
+extern const size_t pylayout_nverified;
 
 /* Formats a PY_VERSION_HEX as "3.11.2", "3.15.0a3" etc. into buf. */
 void pylayout_format_version(uint32_t hexversion, char *buf, size_t size);

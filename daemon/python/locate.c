@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "elf/debuginfo.h"
 #include "elf/elffile.h"
+#include "elf/elfmem.h"
 #include "proc/maps.h"
 
 /* _Py_DebugOffsets starts with this 8-byte cookie, without a NUL (Include/internal/
@@ -28,28 +31,42 @@ static const char debug_cookie[8] = {'x', 'd', 'e', 'b', 'u', 'g', 'p', 'y'};
 typedef struct ElfFacts {
     uint32_t dev_major, dev_minor;
     uint64_t inode;
-    uint8_t build_id[20];
+    uint8_t build_id[ELFMEM_BUILD_ID_MAX];
     size_t build_id_len;
-    bool valid;          /* the file opened and is x86_64 ELF */
-    int open_error;      /* -errno when it could not be opened */
-    int type;            /* ET_EXEC / ET_DYN */
-    uint64_t first_load; /* lowest PT_LOAD p_vaddr, page aligned */
+    bool build_id_from_memory; /* read from the target's mapped notes (what runs), not the file */
+    bool valid;                /* the file opened and is x86_64 ELF */
+    int open_error;            /* -errno when it could not be opened */
+    int type;                  /* ET_EXEC / ET_DYN */
+    uint64_t first_load;       /* lowest PT_LOAD p_vaddr, page aligned */
     bool has_runtime;
     bool has_python_api;  /* exports the C API (Py_GetVersion), with or without _PyRuntime */
+    bool ref_debug;       /* exports _Py_NegativeRefcount: a Py_REF_DEBUG (debug) build */
     uint64_t runtime;     /* link-time address of _PyRuntime */
     uint64_t py_version;  /* link-time address of Py_Version, 0 if absent */
     uint64_t version_buf; /* link-time address of Py_GetVersion's static buffer, 0 if absent */
     /* obmalloc statics (link-time), from .symtab or a build-id matched debug file. */
     uint64_t obm_narenas, obm_highwater, obm_arenas, obm_maxarenas, obm_raw_blocks, obm_blocks;
     bool obm_from_debug_file;
+    const char *debug_source; /* where the debug file came from: "/usr/lib/debug", "debuginfod" */
+    char debug_note[168];     /* why no debug file was found, for the pymalloc reason */
     ElfLoad loads[8];
     size_t nloads;
 } ElfFacts;
+
+/* A debuginfod fetch that failed, so that it is tried once per build-id, not once per process
+ * (facts of deleted binaries are not cached) nor once per file (several copies, one build-id). */
+typedef struct DebugMiss {
+    uint8_t id[ELFMEM_BUILD_ID_MAX];
+    size_t len;
+    char why[96];
+} DebugMiss;
 
 struct PyElfCache {
     ElfFacts *v;
     size_t n;
     unsigned opens;
+    DebugMiss *misses;
+    size_t nmisses;
 };
 
 int pyelfcache_new(PyElfCache **ret)
@@ -66,6 +83,7 @@ PyElfCache *pyelfcache_free(PyElfCache *c)
     if (!c)
         return NULL;
     free(c->v);
+    free(c->misses);
     free(c);
     return NULL;
 }
@@ -103,15 +121,22 @@ static void facts_local_symbols(ElfFacts *facts, const ElfFile *f)
             *want[i].field = sym_or_zero(f, want[i].name);
 }
 
-/* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
- * (Debian's python3.X-dbg). Its symbols count only when its build-id is the running binary's. */
-static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
+/* Whether a debug file's build-id is the one the facts were read for. */
+static bool debug_file_matches(const ElfFile *dbg, const ElfFacts *facts)
 {
-    if (facts->build_id_len < 2)
-        return;
-    char hex[64];
-    for (size_t i = 0; i < facts->build_id_len && i < 31; i++)
-        snprintf(hex + 2 * i, 3, "%02x", facts->build_id[i]);
+    const uint8_t *id;
+    size_t idlen;
+    return elffile_build_id(dbg, &id, &idlen) >= 0 && idlen == facts->build_id_len &&
+           memcmp(id, facts->build_id, idlen) == 0;
+}
+
+/* The installed debug file of the facts' build-id: /usr/lib/debug/.build-id/xx/yyyy.debug as the
+ * target sees its filesystem (a container's own -dbg package), then as pymemd does. The caller
+ * owns *ret. */
+static int debug_file_local(const ElfFacts *facts, pid_t pid, PyElfCache *c, ElfFile **ret)
+{
+    char hex[2 * ELFMEM_BUILD_ID_MAX + 1];
+    elfmem_build_id_hex(facts->build_id, facts->build_id_len, hex, sizeof(hex));
     for (int k = 0; k < 2; k++) {
         char root[64] = "", path[PATH_MAX];
         if (k == 0)
@@ -122,15 +147,110 @@ static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c)
         if (elffile_open(path, &dbg) < 0)
             continue;
         c->opens++;
-        const uint8_t *id;
-        size_t idlen;
-        if (elffile_build_id(dbg, &id, &idlen) < 0 || idlen != facts->build_id_len ||
-            memcmp(id, facts->build_id, idlen) != 0)
+        if (!debug_file_matches(dbg, facts))
             continue;
-        facts_local_symbols(facts, dbg);
-        facts->obm_from_debug_file = true;
-        return;
+        *ret = TAKE_PTR(dbg);
+        return 0;
     }
+    return -ENOENT;
+}
+
+/* The same from the servers in DEBUGINFOD_URLS, once per build-id: a miss is remembered with its
+ * reason, which goes into facts->debug_note. */
+static int debug_file_fetch(ElfFacts *facts, PyElfCache *c, ElfFile **ret)
+{
+    for (size_t i = 0; i < c->nmisses; i++) {
+        DebugMiss *m = &c->misses[i];
+        if (m->len == facts->build_id_len && memcmp(m->id, facts->build_id, m->len) == 0) {
+            snprintf(facts->debug_note, sizeof(facts->debug_note), "%s", m->why);
+            return -ENOENT;
+        }
+    }
+    char why[96];
+    int fd = -1, k = debuginfo_fetch(facts->build_id, facts->build_id_len, DEBUGINFO_TIMEOUT_S, &fd,
+                                     why, sizeof(why));
+    _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+    if (k >= 0) {
+        c->opens++;
+        k = elffile_open_fd(fd, &dbg);
+        if (k < 0)
+            snprintf(why, sizeof(why), "debuginfod gave a file that is not x86_64 ELF");
+        else if (!debug_file_matches(dbg, facts)) {
+            snprintf(why, sizeof(why), "debuginfod gave a file with another build-id");
+            k = -EBADMSG;
+        }
+    }
+    if (k >= 0) {
+        *ret = TAKE_PTR(dbg);
+        return 0;
+    }
+    snprintf(facts->debug_note, sizeof(facts->debug_note), "%s", why);
+    DebugMiss *n = realloc(c->misses, (c->nmisses + 1) * sizeof(*n));
+    if (n) {
+        c->misses = n;
+        DebugMiss *m = &c->misses[c->nmisses++];
+        memcpy(m->id, facts->build_id, facts->build_id_len);
+        m->len = facts->build_id_len;
+        snprintf(m->why, sizeof(m->why), "%s", why);
+    }
+    return k;
+}
+
+/* Stripped distribution binaries keep their .symtab in a separate debug file named by build-id
+ * (Debian's python3.X-dbg), installed or on a debuginfod server. Its symbols count only when its
+ * build-id is the running binary's. `may_fetch`: whether asking the servers is worth it (the
+ * symbols are needed), since a fetch may block for DEBUGINFO_TIMEOUT_S. The caller owns *ret. */
+static int debug_file_find(ElfFacts *facts, pid_t pid, PyElfCache *c, bool may_fetch, ElfFile **ret)
+{
+    if (facts->build_id_len < 2) {
+        snprintf(facts->debug_note, sizeof(facts->debug_note), "the binary has no build-id");
+        return -ENOENT;
+    }
+    if (debug_file_local(facts, pid, c, ret) >= 0) {
+        facts->debug_source = "/usr/lib/debug";
+        return 0;
+    }
+    char hex[2 * ELFMEM_BUILD_ID_MAX + 1];
+    elfmem_build_id_hex(facts->build_id, facts->build_id_len, hex, sizeof(hex));
+    if (!may_fetch) {
+        snprintf(facts->debug_note, sizeof(facts->debug_note),
+                 "no /usr/lib/debug/.build-id/%.2s/%s.debug", hex, hex + 2);
+        return -ENOENT;
+    }
+    if (debug_file_fetch(facts, c, ret) >= 0) {
+        facts->debug_source = "debuginfod";
+        return 0;
+    }
+    char note[2 * sizeof(facts->debug_note)];
+    snprintf(note, sizeof(note), "no /usr/lib/debug/.build-id/%.2s/%s.debug; %s", hex, hex + 2,
+             facts->debug_note);
+    size_t n = strnlen(note, sizeof(facts->debug_note) - 1);
+    memcpy(facts->debug_note, note, n);
+    facts->debug_note[n] = 0;
+    return -ENOENT;
+}
+
+static void facts_from_debug_file(ElfFacts *facts, pid_t pid, PyElfCache *c, bool may_fetch)
+{
+    _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+    if (debug_file_find(facts, pid, c, may_fetch, &dbg) < 0)
+        return;
+    facts_local_symbols(facts, dbg);
+    facts->obm_from_debug_file = true;
+}
+
+/* Whether the binary's CPython keeps its pymalloc counters in file-static variables, so that
+ * they can only be found through a .symtab: 3.8 to 3.11 (Objects/obmalloc.c); 3.12 moved them
+ * into the runtime state. Py_Version (3.11+, exported, in .rodata) tells; without it the binary
+ * is 3.10 or older. */
+static bool needs_obmalloc_symbols(const ElfFile *f, const ElfFacts *facts)
+{
+    if (!facts->py_version)
+        return true;
+    uint32_t v;
+    if (elffile_read_vaddr(f, facts->py_version, &v, sizeof(v)) < 0)
+        return true; /* cannot tell: the symbols may be needed */
+    return v < 0x030c0000;
 }
 
 static void facts_from_elf(ElfFacts *facts, ElfFile *f)
@@ -168,6 +288,8 @@ static void facts_from_elf(ElfFacts *facts, ElfFile *f)
     if (!facts->has_runtime)
         return;
     facts->py_version = sym_or_zero(f, "Py_Version");
+    /* Defined only under Py_REF_DEBUG, which Py_DEBUG implies (Objects/object.c, object.h). */
+    facts->ref_debug = sym_or_zero(f, "_Py_NegativeRefcount") != 0;
     facts_local_symbols(facts, f);
 }
 
@@ -205,6 +327,19 @@ static bool same_build(Rmem *r, const MapsEntry *e, const ElfFacts *f)
     return memmem(page, len, f->build_id, f->build_id_len) != NULL;
 }
 
+/* Replaces the facts' build-id with the one in the target's copy of the module's first page,
+ * when it has one (see elfmem.h). */
+static void facts_build_id_from_memory(ElfFacts *facts, Rmem *r, const MapsEntry *e)
+{
+    uint8_t id[ELFMEM_BUILD_ID_MAX];
+    size_t len;
+    if (elfmem_build_id(r, e->start, id, &len) < 0 || len > sizeof(facts->build_id))
+        return;
+    memcpy(facts->build_id, id, len);
+    facts->build_id_len = len;
+    facts->build_id_from_memory = true;
+}
+
 /* The facts of a mapping's file, from the cache (by device and inode, checked by build-id) or
  * read now. Deleted files are not cached: their facts go to *scratch. */
 static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEntry *e, bool is_exe,
@@ -226,8 +361,28 @@ static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEn
     if (k >= 0) {
         c->opens++;
         facts_from_elf(&facts, f);
-        if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f))
-            facts_from_debug_file(&facts, pid, c);
+        if (facts.has_runtime && !facts.obm_narenas && !elffile_has_symtab(f)) {
+            /* The debug file must match what runs: the build-id in the target's memory, which
+             * is the file's unless the file changed under the same inode. */
+            facts_build_id_from_memory(&facts, r, e);
+            facts_from_debug_file(&facts, pid, c, needs_obmalloc_symbols(f, &facts));
+        }
+    } else if (e->offset == 0 && (is_exe || name_has_python(e->path))) {
+        /* The file cannot be opened (pymemd lacks permission, or it went with its mount): its
+         * installed debug file, found by the build-id the target has mapped, has the same program
+         * headers and all the symbols. Not fetched from debuginfod: nothing yet says this is a
+         * Python that needs it. */
+        facts_build_id_from_memory(&facts, r, e);
+        _cleanup_(elffile_freep) ElfFile *dbg = NULL;
+        if (facts.build_id_from_memory && debug_file_find(&facts, pid, c, false, &dbg) >= 0) {
+            ElfFacts d = facts;
+            facts_from_elf(&d, dbg);
+            if (d.has_runtime) {
+                d.open_error = 0;
+                d.obm_from_debug_file = true;
+                facts = d;
+            }
+        }
     }
     /* A file that could not be opened is remembered too, so a non-Python process costs one
      * attempt per file, not one per sample. */
@@ -426,6 +581,8 @@ static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bia
     return -ENOENT;
 }
 
+static void set_status(PyLoc *loc, PyLocStatus st, const char *fmt, ...) _printf_(3, 4);
+
 #define RD64(p, off) (*(const uint64_t *)((const uint8_t *)(p) + (off)))
 
 int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
@@ -434,10 +591,27 @@ int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
     if (d->size == 0 || len < d->size || memcmp(dbg, debug_cookie, sizeof(debug_cookie)) != 0)
         return -EINVAL;
 
-    uint64_t rt_size = RD64(dbg, d->runtime_size), is_size = RD64(dbg, d->interp_size),
-             ts_size = RD64(dbg, d->tstate_size), gc_size = RD64(dbg, d->gc_size);
-    if (rt_size == 0 || rt_size > DEBUG_STRUCT_MAX || is_size == 0 || is_size > DEBUG_STRUCT_MAX ||
-        ts_size == 0 || ts_size > DEBUG_STRUCT_MAX || gc_size == 0 || gc_size > DEBUG_STRUCT_MAX)
+    /* The sizes the target declares: each bounds the reads into its struct. */
+    struct {
+        uint32_t where;
+        uint64_t value;
+    } sizes[] = {
+        {d->runtime_size, 0},  {d->interp_size, 0}, {d->tstate_size, 0}, {d->gc_size, 0},
+        {d->pyobject_size, 0}, {d->type_size, 0},   {d->list_size, 0},   {d->iframe_size, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        if (sizes[i].where == PYL_NONE || sizes[i].where == 0)
+            continue; /* a table generated before these were known: nothing to bound */
+        if ((uint64_t)sizes[i].where + 8 > d->size)
+            return -EINVAL;
+        sizes[i].value = RD64(dbg, sizes[i].where);
+        if (sizes[i].value == 0 || sizes[i].value > DEBUG_STRUCT_MAX)
+            return -EINVAL;
+    }
+    uint64_t rt_size = sizes[0].value, is_size = sizes[1].value, ts_size = sizes[2].value,
+             gc_size = sizes[3].value, ob_size = sizes[4].value, tp_size = sizes[5].value,
+             li_size = sizes[6].value, fr_size = sizes[7].value;
+    if (!rt_size || !is_size || !ts_size || !gc_size)
         return -EINVAL;
 
     /* Each value: where it is in the debug offsets, the table field it replaces, the size of the
@@ -458,85 +632,336 @@ int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
         {d->gc_collecting, &l->gc.collecting, gc_size, 4},
         {d->gc_generation_stats, &l->gc.stats, gc_size,
          l->gc.stats_kind == PYGCS_RING ? 8 : l->gc.stats_size},
+        {d->pyobject_ob_type, &l->object.ob_type, ob_size, 8},
+        {d->type_tp_name, &l->object.tp_name, tp_size, 8},
+        {d->type_tp_flags, &l->object.tp_flags, tp_size, 8},
+        {d->list_ob_size, &l->object.ob_size, li_size, 8},
+        {d->iframe_executable, &l->sizes.iframe_code, fr_size, 8},
     };
     /* Validate everything before changing anything: all or nothing. */
     for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
-        if (v[i].where == PYL_NONE)
+        if (v[i].where == PYL_NONE || v[i].where == 0 || v[i].field == NULL)
             continue;
-        if (v[i].where + 8 > d->size)
+        if ((uint64_t)v[i].where + 8 > d->size || v[i].bound == 0)
             return -EINVAL;
         uint64_t off = RD64(dbg, v[i].where);
         if (off > v[i].bound || v[i].width > v[i].bound - off)
             return -EINVAL;
     }
-    if (gc_size != l->gc.size)
+    /* The runtime's main interpreter pointer is not in the debug offsets; it is the next field
+     * of struct pyinterpreters after head (pycore_runtime.h), so it moves with head. */
+    uint64_t main_delta = (uint64_t)l->runtime.interpreters_main - l->runtime.interpreters_head;
+    uint64_t head = RD64(dbg, d->runtime_interpreters_head);
+    if (l->runtime.interpreters_main < l->runtime.interpreters_head ||
+        head + main_delta + 8 > rt_size)
         return -EINVAL;
+
+    /* What the debug offsets do not carry (the generations, their stats) lives inside the GC
+     * state at offsets the table knows for one GC state size (and, 3.15+, one stats size): a
+     * target with another size has another layout there, and this table is not its own. */
+    if (gc_size != l->gc.size)
+        return -ENXIO;
     if (d->gc_generation_stats_size != PYL_NONE &&
         RD64(dbg, d->gc_generation_stats_size) != l->gc.stats_size)
-        return -EINVAL;
+        return -ENXIO;
 
     int changed = 0;
     for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
-        if (v[i].where == PYL_NONE)
+        if (v[i].where == PYL_NONE || v[i].where == 0 || v[i].field == NULL)
             continue;
         uint32_t off = (uint32_t)RD64(dbg, v[i].where);
         if (*v[i].field != off)
             changed++;
         *v[i].field = off;
     }
+    if (l->runtime.interpreters_main != (uint32_t)(head + main_delta))
+        changed++;
+    l->runtime.interpreters_main = (uint32_t)(head + main_delta);
     l->runtime.size = (uint32_t)rt_size;
     l->interp.size = (uint32_t)is_size;
     l->tstate.size = (uint32_t)ts_size;
     return changed;
 }
 
-/* Up to 3.10 the version may come from the file name alone: before trusting a table, check that
- * the structures it describes are there. Also a cheap sanity check for every version. */
-static bool structure_plausible(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps,
-                                char *why, size_t whylen)
+/* The low bits of _gc_prev (and, during a collection, of _gc_next) are flags (pycore_gc.h). */
+#define GC_LINK_MASK    (~(uint64_t)3)
+#define INTERP_WALK_MAX 256
+
+/* Whether the GC list whose head is at `head` is a well-formed circular doubly linked list as far
+ * as a few links show: empty (the head points at itself both ways), or head->next->prev == head
+ * (and two more steps forward agree), or head->prev->next == head. The target keeps running: a
+ * busy one appends to generation 0 and collects all the time, so one side agreeing is enough and
+ * a check that fails is read again. Under a wrong layout the links are not pointers at all and
+ * never agree. The links are read without consulting the maps taken at the start: a busy heap
+ * maps new arenas all the time, and a read of an unmapped address just fails. */
+#define LIST_CHECK_ATTEMPTS 16
+static bool gc_list_well_formed(Rmem *r, RAddr head)
 {
-    uint64_t head;
-    if (rmem_read_u64(r, runtime + l->runtime.interpreters_head, &head) < 0 || head == 0 ||
-        !maps_readable(maps, head, 8)) {
-        snprintf(why, whylen, "interpreter list head is not a mapped pointer");
-        return false;
-    }
-    RAddr gc = l->runtime.gc != PYL_NONE ? runtime + l->runtime.gc : head + l->interp.gc;
-    uint8_t buf[1024];
-    if (l->gc.size > sizeof(buf) || rmem_read(r, gc, buf, l->gc.size) < 0) {
-        snprintf(why, whylen, "GC state is not readable");
-        return false;
-    }
-    int enabled;
-    memcpy(&enabled, buf + l->gc.enabled, sizeof(enabled));
-    if (enabled != 0 && enabled != 1) {
-        snprintf(why, whylen, "GC 'enabled' flag is %d, not 0 or 1", enabled);
-        return false;
-    }
-    for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
-        const uint8_t *gen = buf + l->gc.generations + g * l->gc.generation_size;
-        int threshold;
-        uint64_t next;
-        memcpy(&threshold, gen + l->gc.generation_threshold, sizeof(threshold));
-        memcpy(&next, gen, sizeof(next));
-        /* A generation list is circular: its head points at an object or back to itself. */
-        RAddr self = gc + l->gc.generations + g * l->gc.generation_size;
-        if (threshold < 0 || (next != self && !maps_readable(maps, next & ~1ull, 16))) {
-            snprintf(why, whylen, "generation %u does not look like a GC list", g);
+    for (int attempt = 0; attempt < LIST_CHECK_ATTEMPTS; attempt++) {
+        uint64_t h[2];
+        if (rmem_read(r, head, h, sizeof(h)) < 0)
             return false;
+        uint64_t next = h[0] & GC_LINK_MASK, prev = h[1] & GC_LINK_MASK;
+        if (next == head && prev == head)
+            return true;
+        if (next != head) {
+            uint64_t n[2];
+            bool ok = rmem_read(r, next, n, sizeof(n)) >= 0 && (n[1] & GC_LINK_MASK) == head;
+            uint64_t at = next, succ = n[0] & GC_LINK_MASK;
+            for (int step = 0; step < 2 && ok && succ != head; step++) {
+                uint64_t sn[2];
+                ok = rmem_read(r, succ, sn, sizeof(sn)) >= 0 && (sn[1] & GC_LINK_MASK) == at;
+                at = succ;
+                succ = sn[0] & GC_LINK_MASK;
+            }
+            if (ok)
+                return true;
         }
+        if (prev != head) {
+            uint64_t p[2];
+            if (rmem_read(r, prev, p, sizeof(p)) >= 0 && (p[0] & GC_LINK_MASK) == head)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Rounds of the structural check, a pause apart, before a target that is always collecting is
+ * left for the next sample: at most about 50 ms, once per process. */
+#define CHECK_ROUNDS         50
+#define CHECK_ROUND_PAUSE_NS 1000000
+#define CHECK_FAILED_ROUNDS  10
+
+/* Whether a collection ran between two reads of the GC state: every collection of generation g
+ * bumps the count of generation g+1 (or, for the oldest, resets its own), and up to 3.14 the
+ * stats array in the state counts collections. */
+static bool collections_moved(const PyLayout *l, const uint8_t *a, const uint8_t *b)
+{
+    for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
+        uint32_t off = l->gc.generations + g * l->gc.generation_size + l->gc.generation_count;
+        if (g > 0 && memcmp(a + off, b + off, sizeof(int)) != 0)
+            return true;
+    }
+    if (l->gc.stats_kind == PYGCS_ARRAY && l->gc.stats + l->gc.stats_size <= l->gc.size)
+        for (uint32_t g = 0; g < l->gc.ngenerations; g++) {
+            uint32_t off = l->gc.stats + g * l->gc.stats_entry_size + l->gc.stat_collections;
+            if (memcmp(a + off, b + off, 8) != 0)
+                return true;
+        }
+    return false;
+}
+
+/* The free-threaded GC state (free_threaded) has the default build's fields but keeps no
+ * lists: its generation and permanent heads are never linked (Python/gc_free_threading.c), so
+ * each is unused: zero, or an empty list pointing at itself. The per-thread allocation count must
+ * lie past the PyThreadState the target declares and inside the _PyThreadStateImpl the table
+ * declares. gc: the state's bytes, read at `at`. */
+static int ft_gc_checks(const PyLayout *l, const uint8_t *gc, RAddr at, char *why, size_t whylen)
+{
+    if (l->tstate.alloc_count < l->tstate.size || l->tstate.alloc_count + 8 > l->tstate.impl_size) {
+        snprintf(why, whylen, "the thread allocation count at %u is outside _PyThreadStateImpl",
+                 l->tstate.alloc_count);
+        return -ENXIO;
+    }
+    for (uint32_t g = 0; g <= l->gc.ngenerations; g++) {
+        uint32_t off = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
+                                              : l->gc.permanent_generation;
+        uint64_t links[2];
+        int threshold;
+        memcpy(links, gc + off, sizeof(links));
+        memcpy(&threshold, gc + off + l->gc.generation_threshold, sizeof(threshold));
+        bool unused = (links[0] == 0 && links[1] == 0) || ((links[0] & GC_LINK_MASK) == at + off &&
+                                                           (links[1] & GC_LINK_MASK) == at + off);
+        if (!unused || threshold < 0) {
+            snprintf(why, whylen, "free-threaded generation %u head is not unused", g);
+            return -ENXIO;
+        }
+    }
+    return 0;
+}
+
+int pyloc_check_layout(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps, char *why,
+                       size_t whylen)
+{
+    /* The interpreter list: head and main are mapped, and walking next from head reaches main. */
+    uint64_t head, main_interp;
+    if (rmem_read_u64(r, runtime + l->runtime.interpreters_head, &head) < 0 || head == 0 ||
+        !maps_readable(maps, head, 8) ||
+        rmem_read_u64(r, runtime + l->runtime.interpreters_main, &main_interp) < 0 ||
+        main_interp == 0 || !maps_readable(maps, main_interp, l->interp.size)) {
+        snprintf(why, whylen,
+                 "the interpreter list head or main interpreter is not a mapped "
+                 "pointer");
+        return -ENXIO;
+    }
+    uint64_t at = head;
+    for (int i = 0; i < INTERP_WALK_MAX && at != main_interp && at != 0; i++) {
+        if (!maps_readable(maps, at, l->interp.size) ||
+            rmem_read_u64(r, at + l->interp.next, &at) < 0)
+            at = 0;
+    }
+    if (at != main_interp) {
+        snprintf(why, whylen, "the interpreter list does not reach the main interpreter");
+        return -ENXIO;
+    }
+
+    RAddr gc = l->runtime.gc != PYL_NONE ? runtime + l->runtime.gc : main_interp + l->interp.gc;
+    uint8_t buf[2048], after[2048];
+    if (l->gc.size > sizeof(buf)) {
+        snprintf(why, whylen, "the GC state is larger than pymemd reads");
+        return -ENXIO;
+    }
+    /* While a collection runs, the lists are being spliced and _gc_prev holds reference counts
+     * (gc_refs), so links do not agree: a round counts against the layout only when no
+     * collection ran, that is the flag was clear and the GC state's collection counters did not
+     * move between the two reads around it. Objects freed by the thousand (a big container
+     * dropped) unlink from the lists as fast as they are read, so one good round confirms the
+     * layout and only CHECK_FAILED_ROUNDS bad ones, a pause apart, refuse it; under a wrong
+     * layout no round is ever good. A target that never lets a round count is a transient state
+     * (-EAGAIN: located again on the next sample), not a verdict. */
+    bool judged = false;
+    int failed = -1, failed_rounds = 0;
+    for (int round = 0; round < CHECK_ROUNDS && !judged; round++) {
+        if (round > 0)
+            nanosleep(&(struct timespec){0, CHECK_ROUND_PAUSE_NS}, NULL);
+        if (rmem_read(r, gc, buf, l->gc.size) < 0) {
+            snprintf(why, whylen, "the GC state is not readable");
+            return -ENXIO;
+        }
+        int enabled, collecting;
+        memcpy(&enabled, buf + l->gc.enabled, sizeof(enabled));
+        memcpy(&collecting, buf + l->gc.collecting, sizeof(collecting));
+        if ((enabled != 0 && enabled != 1) || (collecting != 0 && collecting != 1)) {
+            snprintf(why, whylen, "the GC flags are not 0 or 1 (enabled %d, collecting %d)",
+                     enabled, collecting);
+            return -ENXIO;
+        }
+        if (l->free_threaded)
+            return ft_gc_checks(l, buf, gc, why, whylen);
+        if (collecting)
+            continue;
+        int bad = -1;
+        for (uint32_t g = 0; g <= l->gc.ngenerations && bad < 0; g++) {
+            /* The generations, then the permanent generation (gc.freeze()). */
+            uint32_t off = g < l->gc.ngenerations ? l->gc.generations + g * l->gc.generation_size
+                                                  : l->gc.permanent_generation;
+            int threshold;
+            memcpy(&threshold, buf + off + l->gc.generation_threshold, sizeof(threshold));
+            if (threshold < 0) {
+                snprintf(why, whylen, "generation %u has a negative threshold (%d)", g, threshold);
+                return -ENXIO;
+            }
+            if (!gc_list_well_formed(r, gc + off))
+                bad = (int)g;
+        }
+        if (bad < 0) {
+            judged = true;
+            break;
+        }
+        if (rmem_read(r, gc, after, l->gc.size) < 0) {
+            snprintf(why, whylen, "the GC state is not readable");
+            return -ENXIO;
+        }
+        memcpy(&collecting, after + l->gc.collecting, sizeof(collecting));
+        if (collecting == 0 && !collections_moved(l, buf, after))
+            failed = bad;
+        if (failed >= 0 && ++failed_rounds >= CHECK_FAILED_ROUNDS) {
+            snprintf(why, whylen, "%s %d is not a well-formed GC list",
+                     (uint32_t)failed < l->gc.ngenerations ? "generation"
+                                                           : "permanent generation, after",
+                     failed);
+            return -ENXIO;
+        }
+    }
+    if (!judged) {
+        snprintf(why, whylen, "the GC was collecting throughout the check");
+        return -EAGAIN;
+    }
+    if (l->gc.stats_kind == PYGCS_RING) {
+        /* 3.15: the stats live behind a pointer, each ring's cursor within its length. */
+        uint64_t p;
+        memcpy(&p, buf + l->gc.stats, sizeof(p));
+        uint8_t stats[4096];
+        if (p == 0 || l->gc.stats_size > sizeof(stats) ||
+            !maps_readable(maps, p, l->gc.stats_size) ||
+            rmem_read(r, p, stats, l->gc.stats_size) < 0) {
+            snprintf(why, whylen, "the GC stats pointer is not mapped");
+            return -ENXIO;
+        }
+        for (int g = 0; g < 3; g++) {
+            int8_t idx;
+            memcpy(&idx, stats + l->gc.stats_ring[g].index, 1);
+            if (idx < 0 || (uint32_t)idx >= l->gc.stats_ring[g].len) {
+                snprintf(why, whylen, "GC stats ring %d has its cursor at %d of %u", g, idx,
+                         l->gc.stats_ring[g].len);
+                return -ENXIO;
+            }
+        }
+    }
+    return 0;
+}
+
+/* pymalloc's state (3.12+), checked on its own: the arena counters must be ordered (currently
+ * allocated <= high-water mark <= arena table size) and the arena table mapped. A state that does
+ * not check out makes pymalloc unreadable, not the target. */
+static bool obmalloc_state_checks_out(const PyLayout *l, Rmem *r, const Maps *maps, RAddr state,
+                                      char *why, size_t whylen)
+{
+    uint64_t narenas, highwater, arenas, raw;
+    uint32_t maxarenas;
+    RmemIov iov[] = {
+        {state + l->obmalloc.narenas_currently_allocated, &narenas, 8},
+        {state + l->obmalloc.narenas_highwater, &highwater, 8},
+        {state + l->obmalloc.arenas, &arenas, 8},
+        {state + l->obmalloc.maxarenas, &maxarenas, 4},
+        {state + l->obmalloc.raw_allocated_blocks, &raw, 8},
+    };
+    if (state == 0 || !maps_readable(maps, state, l->obmalloc.state_size) ||
+        rmem_readv(r, iov, ARRAY_SIZE(iov)) < 0) {
+        snprintf(why, whylen, "its state is not mapped memory");
+        return false;
+    }
+    /* The arena table starts at 16 entries and doubles (new_arena(), Objects/obmalloc.c). */
+    /* The arena table is malloc'd and grows by realloc: it may be newer than the maps. */
+    uint8_t first[64];
+    if (narenas > highwater || highwater > maxarenas || (int64_t)raw < 0 ||
+        (maxarenas && (!arenas || l->obmalloc.arena_object_size > sizeof(first) ||
+                       rmem_read(r, arenas, first, l->obmalloc.arena_object_size) < 0))) {
+        snprintf(why, whylen,
+                 "its counters do not hold together (arenas %" PRIu64 ", high-water %" PRIu64
+                 ", table of %u)",
+                 narenas, highwater, maxarenas);
+        return false;
     }
     return true;
 }
 
-static void locate_obmalloc(PyLoc *loc, const ElfFacts *facts, uint64_t bias)
+/* 3.12+: pymalloc's state in (or behind a pointer in) the main interpreter, checked on its own. */
+static void locate_obmalloc_state(PyLoc *loc, Rmem *r, const Maps *maps)
 {
     const PyLayout *l = &loc->layout;
-    if (l->obmalloc.kind == PYOBM_EMBEDDED || l->obmalloc.kind == PYOBM_POINTER) {
+    char why[128] = "";
+    uint64_t main_interp = 0, state = 0;
+    if (rmem_read_u64(r, loc->runtime + l->runtime.interpreters_main, &main_interp) < 0)
+        snprintf(why, sizeof(why), "the main interpreter is not readable");
+    else if (l->obmalloc.kind == PYOBM_EMBEDDED)
+        state = main_interp + l->interp.obmalloc;
+    else if (rmem_read_u64(r, main_interp + l->interp.obmalloc, &state) < 0)
+        state = 0;
+    if (!why[0] && obmalloc_state_checks_out(l, r, maps, state, why, sizeof(why))) {
         loc->obmalloc_ok = true;
         return;
     }
-    if (l->obmalloc.kind != PYOBM_SYMBOLS)
+    snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+             "the pymalloc state of layout %s [%s] does not check out: %s", loc->layout_name,
+             l->source, why);
+}
+
+/* 3.8-3.11: pymalloc's counters are static symbols. */
+static void locate_obmalloc_symbols(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bias)
+{
+    const PyLayout *l = &loc->layout;
+    if (l->obmalloc.kind != PYOBM_SYMBOLS || !facts)
         return;
     PyObmallocSymbols *s = &loc->obm;
 #define REL(x) ((x) ? bias + (x) : 0)
@@ -549,14 +974,108 @@ static void locate_obmalloc(PyLoc *loc, const ElfFacts *facts, uint64_t bias)
 #undef REL
     bool blocks = l->obmalloc.counter_symbol ? s->allocated_blocks != 0
                                              : s->raw_allocated_blocks && s->arenas && s->maxarenas;
-    if (s->narenas_currently_allocated && s->narenas_highwater && blocks) {
-        loc->obmalloc_ok = true;
+    if (!(s->narenas_currently_allocated && s->narenas_highwater && blocks)) {
+        snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+                 "stripped CPython %s binary: pymalloc counters are static symbols; install its "
+                 "debug file (e.g. python3.X-dbg) or set DEBUGINFOD_URLS: %s",
+                 loc->layout_name, facts->debug_note[0] ? facts->debug_note : "no debug file");
         return;
     }
-    snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
-             "pymalloc counters of CPython %s are static symbols, and this binary is stripped "
-             "(install its matching debug symbols, e.g. Debian's python3.X-dbg)",
-             loc->layout_name);
+    uint64_t narenas, highwater;
+    if (rmem_read_u64(r, s->narenas_currently_allocated, &narenas) < 0 ||
+        rmem_read_u64(r, s->narenas_highwater, &highwater) < 0 || narenas > highwater) {
+        snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+                 "the pymalloc counters of layout %s do not check out (arenas not within their "
+                 "high-water mark)",
+                 loc->layout_name);
+        return;
+    }
+    loc->obmalloc_ok = true;
+}
+
+int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, const uint8_t *dbg,
+                        size_t dbglen, Rmem *r, const Maps *maps)
+{
+    const PyLayout *chosen = NULL;
+    PyLayout l, chosen_l;
+    int changed = 0;
+    size_t ok = 0, bad_image = 0, busy = 0;
+    char refusals[512] = "";
+    size_t rlen = 0;
+    for (size_t i = 0; i < n; i++) {
+        l = *cands[i];
+        char why[160] = "";
+        int k = 0;
+        if (l.debug_offsets.size > 0) {
+            k = dbg ? pyloc_apply_debug_offsets(&l, dbg, dbglen) : -EINVAL;
+            if (k == -EINVAL) {
+                bad_image++;
+                snprintf(why, sizeof(why),
+                         "its _Py_DebugOffsets failed validation (sizes or "
+                         "offsets out of range)");
+            } else if (k == -ENXIO) {
+                snprintf(why, sizeof(why), "the target's GC state is not %u bytes%s",
+                         cands[i]->gc.size,
+                         cands[i]->gc.stats_kind == PYGCS_RING ? " with these stats" : "");
+            }
+        }
+        if (k >= 0) {
+            int c = pyloc_check_layout(&l, r, loc->runtime, maps, why, sizeof(why));
+            if (c == -ESRCH || c == -EPERM)
+                return c;
+            if (c == -EAGAIN)
+                busy++;
+            if (c >= 0) {
+                ok++;
+                if (!chosen) {
+                    chosen = cands[i];
+                    chosen_l = l;
+                    changed = k;
+                }
+            }
+        }
+        if (why[0] && rlen < sizeof(refusals))
+            rlen += (size_t)snprintf(refusals + rlen, sizeof(refusals) - rlen, "%s%s [%s]: %s",
+                                     rlen ? "; " : "", cands[i]->name, cands[i]->source, why);
+    }
+    if (ok > 1) {
+        char names[256] = "";
+        size_t nlen = 0;
+        for (size_t i = 0; i < n && nlen < sizeof(names); i++)
+            nlen += (size_t)snprintf(names + nlen, sizeof(names) - nlen, "%s%s [%s]",
+                                     i ? " and " : "", cands[i]->name, cands[i]->source);
+        set_status(loc, PYLOC_UNSUPPORTED,
+                   "CPython %s: more than one layout checks out on this target (%s), so which it "
+                   "has is not known",
+                   loc->version, names);
+        return 0;
+    }
+    if (!chosen && busy > 0)
+        return -EAGAIN; /* the GC never stood still: try again on the next sample */
+    if (!chosen) {
+        if (bad_image == n)
+            set_status(loc, PYLOC_UNSUPPORTED,
+                       "CPython %s: the target's _Py_DebugOffsets failed validation (sizes or "
+                       "offsets out of range)",
+                       loc->version);
+        else
+            set_status(loc, PYLOC_UNSUPPORTED,
+                       "CPython %s (version from %s): no layout checks out on this target "
+                       "(the interpreter may still be starting): %s",
+                       loc->version, loc->version_source ? loc->version_source : "?", refusals);
+        return 0;
+    }
+    loc->layout = chosen_l;
+    loc->layout_name = chosen->name;
+    loc->debug_offsets_overrides = (unsigned)changed;
+    loc->status = PYLOC_OK;
+    if (chosen_l.obmalloc.kind == PYOBM_EMBEDDED || chosen_l.obmalloc.kind == PYOBM_POINTER)
+        locate_obmalloc_state(loc, r, maps);
+    else if (chosen_l.free_threaded)
+        snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
+                 "free-threaded CPython allocates with mimalloc: there is no pymalloc (its "
+                 "sys.getallocatedblocks() counts mimalloc blocks, not read here)");
+    return 0;
 }
 
 static void set_status(PyLoc *loc, PyLocStatus st, const char *fmt, ...) _printf_(3, 4);
@@ -686,65 +1205,45 @@ int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret)
         loc.debug_build = dbg;
     free_threaded = free_threaded || ft_name;
 
-    /* 3.13+: the target's debug offsets report its struct sizes, which pick the layout. Any
-     * table of the version tells where those sizes are: the debug offsets struct itself only
-     * changes between minor versions. */
-    uint8_t dbgbuf[2048];
-    const PyLayout *table = NULL;
-    const char *why = NULL;
-    const PyLayout *any = NULL;
-    for (size_t i = 0; i < pylayout_ntables && !any; i++)
-        if (loc.hexversion >= pylayout_tables[i].hex_min &&
-            loc.hexversion <= pylayout_tables[i].hex_max)
-            any = &pylayout_tables[i];
-    if (any && any->debug_offsets.size > 0 && !free_threaded) {
-        if (any->debug_offsets.size > sizeof(dbgbuf))
-            return -EINVAL;
-        k = rmem_read(r, loc.runtime, dbgbuf, any->debug_offsets.size);
-        if (k < 0)
-            return k;
-        PyLayoutFingerprint fp = pylayout_fingerprint(any, dbgbuf, any->debug_offsets.size);
-        table = pylayout_find(loc.hexversion, &fp, free_threaded, &why);
-    } else {
-        table = pylayout_find(loc.hexversion, NULL, free_threaded, &why);
-    }
+    if (facts->ref_debug)
+        loc.debug_build = true;
+
     if (loc.version_exact)
         pylayout_format_version(loc.hexversion, loc.version, sizeof(loc.version));
     else
         snprintf(loc.version, sizeof(loc.version), "%u.%u", loc.hexversion >> 24,
                  (loc.hexversion >> 16) & 0xff);
-    if (!table) {
-        set_status(&loc, PYLOC_UNSUPPORTED, "CPython %s: %s", loc.version, why);
+    const PyLayout *cands[8];
+    const char *why = NULL;
+    size_t ncands = pylayout_find(loc.hexversion, loc.debug_build, free_threaded, cands,
+                                  ARRAY_SIZE(cands), &why);
+    if (ncands == 0) {
+        set_status(&loc, PYLOC_UNSUPPORTED, "CPython %s%s: %s", loc.version,
+                   loc.debug_build ? " (debug build)" : "", why);
         *ret = loc;
         return 0;
     }
-    loc.layout = *table;
-    loc.layout_name = table->name;
-    if (table->debug_offsets.size > 0) {
-        int changed = pyloc_apply_debug_offsets(&loc.layout, dbgbuf, table->debug_offsets.size);
-        if (changed < 0) {
-            set_status(&loc, PYLOC_UNSUPPORTED,
-                       "the target's _Py_DebugOffsets failed validation (sizes or offsets out of "
-                       "range)");
-            *ret = loc;
-            return 0;
-        }
-        loc.debug_offsets_overrides = (unsigned)changed;
-    }
-
-    char whynot[128];
-    if (!structure_plausible(&loc.layout, r, loc.runtime, maps, whynot, sizeof(whynot))) {
+    /* 3.13+: the target's own _Py_DebugOffsets, at the start of _PyRuntime, read once. Each
+     * candidate table says how long it is (it only changes between minor versions). */
+    uint8_t dbgbuf[2048];
+    size_t dbglen = 0;
+    for (size_t i = 0; i < ncands; i++)
+        dbglen = MAX(dbglen, (size_t)cands[i]->debug_offsets.size);
+    if (dbglen > sizeof(dbgbuf))
+        return -EINVAL;
+    if (dbglen > 0 && (k = rmem_read(r, loc.runtime, dbgbuf, dbglen)) < 0)
+        return k;
+    k = pyloc_choose_layout(&loc, cands, ncands, dbglen ? dbgbuf : NULL, dbglen, r, maps);
+    if (k < 0)
+        return k;
+    if (loc.status != PYLOC_OK) {
         if (kill(pid, 0) < 0 && errno == ESRCH)
             return -ESRCH;
-        set_status(&loc, PYLOC_UNSUPPORTED,
-                   "CPython %s (version from %s) does not match its layout table: %s; the "
-                   "interpreter may still be starting",
-                   loc.version, loc.version_source, whynot);
         *ret = loc;
         return 0;
     }
-    locate_obmalloc(&loc, facts, bias);
-    loc.status = PYLOC_OK;
+    if (loc.layout.obmalloc.kind == PYOBM_SYMBOLS)
+        locate_obmalloc_symbols(&loc, r, facts, bias);
     *ret = loc;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc/maps.h"
 #include "python/layout.h"
 #include "remote/rmem.h"
 #include "util/macro.h"
@@ -61,7 +62,7 @@ typedef struct PyLoc {
 
     PyObmallocSymbols obm;
     bool obmalloc_ok; /* counters reachable */
-    char obmalloc_reason[160];
+    char obmalloc_reason[300];
 } PyLoc;
 
 /* Locates the interpreter in process `pid` through reader `r`. Returns 0 with ret->status telling
@@ -70,7 +71,26 @@ typedef struct PyLoc {
 int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret);
 
 /* Overlays a layout table with the values of a _Py_DebugOffsets image `dbg` of `len` bytes read
- * from a target (3.13+), after checking every value is within bounds. Returns the number of
- * values that differed from the table, or -EINVAL when the image is not valid (bad cookie, sizes
- * out of range, a field outside its struct). Exposed for unit tests. */
+ * from a target (3.13+): every offset it carries for a field pymemd reads, after checking each
+ * lies within the struct size the image declares (the sizes bound reads, they pick nothing).
+ * Returns the number of values that differed from the table; -EINVAL when the image is not valid
+ * (bad cookie, sizes out of range, a field outside its struct); -ENXIO when it is valid but its GC
+ * state (3.15+: GC stats) size is not the table's, so the offsets the table adds inside it are
+ * not the target's. Nothing is changed on failure. */
 int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len);
+
+/* Confirms a layout on the live target at `runtime`: the interpreter list reaches the main
+ * interpreter, the GC flags are 0 or 1, thresholds are not negative, every generation (and the
+ * permanent one) is a well-formed circular list whose links agree, and 3.15's stats rings hold
+ * valid cursors. Returns 0, or -ENXIO with the reason in why. */
+int pyloc_check_layout(const PyLayout *l, Rmem *r, RAddr runtime, const Maps *maps, char *why,
+                       size_t whylen);
+
+/* Picks the layout of a target among the candidate tables of its version (pylayout_find()):
+ * each is overlaid with the target's debug offsets `dbg` (NULL before 3.13) and checked with
+ * pyloc_check_layout(). Exactly one must check out: then loc->layout, layout_name and
+ * debug_offsets_overrides are set and loc->status is PYLOC_OK; otherwise PYLOC_UNSUPPORTED with
+ * a reason naming each candidate. loc->runtime, version and version_source must be set. Returns
+ * 0, or -errno when the target could not be read at all. */
+int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, const uint8_t *dbg,
+                        size_t dbglen, Rmem *r, const Maps *maps);

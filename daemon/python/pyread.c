@@ -1,27 +1,51 @@
 #include "python/pyread.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Bounds on walks of remote lists: a corrupt or hostile target gets an error, not a hang. */
-#define MAX_THREADS    100000
-#define MAX_FROZEN     50000000
-#define MAX_ARENAS     (1u << 20)
-#define FROZEN_BATCH   1
-#define GC_STATE_MAX   4096
-#define OBM_WINDOW_MAX 4096
-#define STATS_MAX      8192
+#define MAX_THREADS     100000
+#define MAX_FROZEN      50000000
+#define MAX_ARENAS      (1u << 20)
+#define FROZEN_TORN_MAX 3 /* walks of the frozen list found torn in a row before giving up */
+#define GC_STATE_MAX    4096
+#define OBM_WINDOW_MAX  4096
+#define STATS_MAX       8192
+/* Free-threaded: a thread adds its allocation count to the global one when it reaches ±512
+ * (LOCAL_ALLOC_COUNT_THRESHOLD, Python/gc_free_threading.c); a little headroom for the thread
+ * that is between reaching it and adding it. */
+#define FT_ALLOC_COUNT_MAX 4096
+#define FT_COUNT_ATTEMPTS  4
 
 struct PyReader {
     PyLoc loc;      /* a copy: the layout and addresses */
     RAddr interp;   /* main interpreter, 0 until known */
     RAddr obmalloc; /* its obmalloc state, 0 until known */
-    /* The frozen-count cache. */
+    /* The frozen count last known, and the ends of the list it was counted with. */
     bool frozen_known;
     int64_t frozen;
-    uint64_t frozen_next, frozen_prev;
+    uint64_t frozen_first, frozen_last;
     double frozen_at;
+    /* The walk that counts it, spread over samples: where it stands. */
+    bool walking;
+    uint64_t walk_first, walk_last; /* the ends the walk started from */
+    RAddr walk_prev, walk_node;
+    int64_t walk_n;
+    /* Walks that found a broken link in a row: the program may have freed a frozen object under
+     * a walk spread over samples, so a few are retried at once. */
+    int walk_torn;
+    /* The last walk failed for good (a list that does not hold together, or too long): not
+     * retried until the ends move or PYREAD_FROZEN_MAX_AGE passes. */
+    bool walk_failed;
+    double walk_failed_at;
+    char walk_error[96];
+    uint8_t *window; /* PYREAD_FROZEN_WINDOW bytes around the node the walk stands at */
+    RAddr win_base;
+    uint64_t win_len; /* 0: nothing read in this sample yet */
+    Maps *maps;       /* the target's mappings, read again when arenas fall outside them */
     bool skip_blocks;
 };
 
@@ -30,8 +54,12 @@ int pyreader_new(const PyLoc *loc, PyReader **ret)
     if (loc->status != PYLOC_OK || loc->layout.gc.size > GC_STATE_MAX)
         return -EINVAL;
     PyReader *pr = calloc(1, sizeof(*pr));
-    if (!pr)
+    if (pr)
+        pr->window = malloc(PYREAD_FROZEN_WINDOW);
+    if (!pr || !pr->window) {
+        free(pr);
         return -ENOMEM;
+    }
     pr->loc = *loc;
     *ret = pr;
     return 0;
@@ -44,6 +72,10 @@ void pyreader_set_allocated_blocks(PyReader *pr, bool on)
 
 PyReader *pyreader_free(PyReader *pr)
 {
+    if (pr) {
+        maps_free(pr->maps);
+        free(pr->window);
+    }
     free(pr);
     return NULL;
 }
@@ -123,31 +155,219 @@ static int count_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, s
     return 0;
 }
 
-/* Walks the permanent generation, checking every back link, to count it. */
-static int count_frozen(PyReader *pr, Rmem *r, RAddr head, uint64_t first, int64_t *ret)
+/* Free-threaded builds (free_threaded): counts the thread states like count_threads() and
+ * sums their gc.alloc_count, the GC allocations minus deallocations each thread has not yet
+ * added to generation 0's count (it adds them every 512, Python/gc_free_threading.c). */
+static int ft_walk_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra, size_t nextra,
+                           int64_t *ret_threads, int64_t *ret_unflushed)
 {
-    int64_t n = 0;
-    RAddr prev = head, node = first & ~1ull;
-    while (node != head) {
-        uint64_t links[2]; /* PyGC_Head: _gc_next, _gc_prev (low two bits are flags) */
-        int k = rmem_read(r, node, links, sizeof(links));
-        if (k < 0)
-            return k;
-        if ((links[1] & ~3ull) != prev || ++n > MAX_FROZEN)
-            return -EIO;
-        prev = node;
-        node = links[0] & ~1ull;
+    const PyLayout *l = &pr->loc.layout;
+    uint64_t next = 0, tstate = head;
+    int64_t alloc = 0, threads = 0, unflushed = 0;
+    RmemIov iov[4];
+    size_t n = 0;
+    if (head) {
+        iov[n++] = (RmemIov){head + l->tstate.next, &next, 8};
+        iov[n++] = (RmemIov){head + l->tstate.alloc_count, &alloc, 8};
     }
-    *ret = n;
+    for (size_t i = 0; i < nextra && n < ARRAY_SIZE(iov); i++)
+        iov[n++] = extra[i];
+    int k = rmem_readv(r, iov, n);
+    while (k >= 0 && tstate) {
+        /* One thread's count stays within ±512 of zero; more is not an alloc_count. */
+        if (++threads > MAX_THREADS || alloc < -FT_ALLOC_COUNT_MAX || alloc > FT_ALLOC_COUNT_MAX)
+            return -EIO;
+        unflushed += alloc;
+        tstate = next;
+        if (tstate) {
+            RmemIov t[2] = {{tstate + l->tstate.next, &next, 8},
+                            {tstate + l->tstate.alloc_count, &alloc, 8}};
+            k = rmem_readv(r, t, 2);
+        }
+    }
+    if (k < 0)
+        return k;
+    *ret_threads = threads;
+    *ret_unflushed = unflushed;
     return 0;
 }
 
-int pyread_arenas(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas, PyArena **ret,
-                  size_t *ret_n)
+/* The free-threaded part of a sample: threads, and generation 0's count as the global count plus
+ * every thread's unflushed share. A thread that flushes while the list is walked would be
+ * counted twice or not at all, so the global count is read again after the walk and the walk
+ * repeated (a few times at most) until it did not move. gc: the GC state's bytes, whose
+ * generation 0 count is updated to the value the walk agrees with. */
+static int ft_sample_threads(PyReader *pr, Rmem *r, uint8_t *gc, uint64_t head, RmemIov *extra,
+                             size_t nextra, PySample *s, int64_t *ret_unflushed)
+{
+    const PyLayout *l = &pr->loc.layout;
+    uint32_t at = l->gc.generations + l->gc.generation_count;
+    int64_t unflushed = 0;
+    for (int attempt = 0; attempt < FT_COUNT_ATTEMPTS; attempt++) {
+        int k =
+            ft_walk_threads(pr, r, head, extra, attempt == 0 ? nextra : 0, &s->threads, &unflushed);
+        if (k < 0)
+            return k;
+        int32_t before = get_i32(gc, at), after;
+        k = rmem_read(r, gc_address(pr) + at, &after, sizeof(after));
+        if (k < 0)
+            return k;
+        if (after == before)
+            break;
+        memcpy(gc + at, &after, sizeof(after));
+    }
+    *ret_unflushed = unflushed;
+    return 0;
+}
+
+/* The 16 bytes of PyGC_Head at node: from the window read last when they lie in it, else
+ * from a new read of the aligned window around node (or, near the end of a mapping, of its
+ * page, or of the 16 bytes alone). Counts the reads in *reads. */
+static int frozen_links(PyReader *pr, Rmem *r, RAddr node, uint64_t links[2], int64_t *reads)
+{
+    if (pr->win_len < 16 || node < pr->win_base || node - pr->win_base > pr->win_len - 16) {
+        static const uint64_t sizes[] = {PYREAD_FROZEN_WINDOW, 4096};
+        int k = -EFAULT;
+        for (size_t i = 0; i < ARRAY_SIZE(sizes) && k == -EFAULT; i++) {
+            RAddr base = node & ~(sizes[i] - 1);
+            if (node - base > sizes[i] - 16)
+                continue; /* the node straddles the window's end */
+            (*reads)++;
+            k = rmem_read(r, base, pr->window, sizes[i]);
+            if (k >= 0) {
+                pr->win_base = base;
+                pr->win_len = sizes[i];
+            }
+        }
+        if (k == -EFAULT) {
+            pr->win_len = 0;
+            (*reads)++;
+            return rmem_read(r, node, links, 16);
+        }
+        if (k < 0)
+            return k;
+    }
+    memcpy(links, pr->window + (node - pr->win_base), 16);
+    return 0;
+}
+
+/* Advances the walk of the permanent generation, checking every back link, until it is back at
+ * the head or has spent `reads` reads or `links` links. Returns 1 when it is back at the head
+ * (pr->walk_n is the count), 0 when the budget ran out first, -EIO when a link does not hold
+ * together (torn by the program since the last sample, or corrupt), -E2BIG past MAX_FROZEN, or
+ * a read error. The window is not kept from one sample to the next: the program runs between. */
+static int walk_frozen(PyReader *pr, Rmem *r, RAddr head, int64_t reads, int64_t links)
+{
+    int64_t done = 0, used = 0;
+    pr->win_len = 0;
+    while (pr->walk_node != head) {
+        if (done >= links || used >= reads)
+            return 0;
+        uint64_t l[2]; /* PyGC_Head: _gc_next, _gc_prev (low two bits are flags) */
+        int k = frozen_links(pr, r, pr->walk_node, l, &used);
+        if (k < 0)
+            return k == -EFAULT ? -EIO : k;
+        if ((l[1] & ~3ull) != pr->walk_prev)
+            return -EIO;
+        if (++pr->walk_n > MAX_FROZEN)
+            return -E2BIG;
+        done++;
+        pr->walk_prev = pr->walk_node;
+        pr->walk_node = l[0] & ~1ull;
+    }
+    return 1;
+}
+
+/* The frozen count for this sample, from what is known and a bounded step of the walk. */
+static int sample_frozen(PyReader *pr, Rmem *r, double now, bool force, uint64_t first,
+                         uint64_t last, PySample *s)
+{
+    RAddr head = gc_address(pr) + pr->loc.layout.gc.permanent_generation;
+    bool current = pr->frozen_known && pr->frozen_first == first && pr->frozen_last == last;
+    bool moved = pr->walk_failed && (pr->walk_first != first || pr->walk_last != last);
+    if (moved || (pr->walk_failed && now - pr->walk_failed_at > PYREAD_FROZEN_MAX_AGE))
+        pr->walk_failed = false;
+    bool want = !current || force || now - pr->frozen_at > PYREAD_FROZEN_MAX_AGE;
+    if (want && !pr->walk_failed) {
+        if (!pr->walking || pr->walk_first != first || pr->walk_last != last) {
+            /* A walk begun under other ends counts a list that has changed since: start over. */
+            pr->walking = true;
+            pr->walk_first = first;
+            pr->walk_last = last;
+            pr->walk_prev = head;
+            pr->walk_node = first & ~1ull;
+            pr->walk_n = 0;
+        }
+        int k =
+            force ? walk_frozen(pr, r, head, PYREAD_FROZEN_FORCED_READS, PYREAD_FROZEN_FORCED_LINKS)
+                  : walk_frozen(pr, r, head, PYREAD_FROZEN_READS, PYREAD_FROZEN_LINKS);
+        if (k == -ESRCH || k == -EPERM)
+            return k;
+        if (k == -EIO && ++pr->walk_torn < FROZEN_TORN_MAX) {
+            pr->walking = false; /* start over at the next sample */
+        } else if (k < 0) {
+            pr->walking = false;
+            pr->walk_torn = 0;
+            pr->walk_failed = true;
+            pr->walk_failed_at = now;
+            snprintf(pr->walk_error, sizeof(pr->walk_error), "%s",
+                     k == -E2BIG ? "it is longer than any real one (a corrupt or forged list)"
+                                 : "a link does not hold together");
+        } else if (k == 1) {
+            pr->walking = false;
+            pr->walk_torn = 0;
+            pr->frozen_known = true;
+            pr->frozen = pr->walk_n;
+            pr->frozen_first = first;
+            pr->frozen_last = last;
+            pr->frozen_at = now;
+            current = true;
+        }
+    }
+    if (current) {
+        s->frozen = pr->frozen;
+        s->frozen_age = now - pr->frozen_at;
+        return 0;
+    }
+    if (pr->walk_failed)
+        snprintf(s->frozen_reason, sizeof(s->frozen_reason),
+                 "frozen: the permanent generation (gc.freeze()) cannot be counted: %s; "
+                 "retried when it changes",
+                 pr->walk_error);
+    else
+        snprintf(s->frozen_reason, sizeof(s->frozen_reason),
+                 "frozen: counting the permanent generation (gc.freeze()), %" PRId64
+                 " objects so far, a stretch per sample, or at the next census",
+                 pr->walk_n);
+    return 0;
+}
+
+void pyreader_note_frozen(PyReader *pr, int64_t count, uint64_t first, uint64_t last, double at)
+{
+    pr->frozen_known = true;
+    pr->frozen = count;
+    pr->frozen_first = first;
+    pr->frozen_last = last;
+    pr->frozen_at = at;
+    pr->walking = false; /* the census's count is newer than anything a walk in progress has */
+    pr->walk_failed = false;
+}
+
+static int cmp_arena(const void *a, const void *b)
+{
+    const PyArena *x = a, *y = b;
+    return (x->address > y->address) - (x->address < y->address);
+}
+
+int pyread_arenas(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t arenas, uint32_t maxarenas,
+                  PyArena **ret, size_t *ret_n)
 {
     if (maxarenas > MAX_ARENAS)
         return -EIO;
     size_t asz = l->obmalloc.arena_object_size;
+    /* The table is an allocation of the target: it cannot be larger than what is mapped there. */
+    if (maxarenas && !maps_readable(maps, arenas, (uint64_t)maxarenas * asz))
+        return -ERANGE;
     uint8_t *table = malloc(maxarenas ? (size_t)maxarenas * asz : 1);
     PyArena *v = calloc(maxarenas ? maxarenas : 1, sizeof(*v));
     int k = table && v ? 0 : -ENOMEM;
@@ -164,10 +384,18 @@ int pyread_arenas(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarena
         uint64_t base = (address + pool - 1) & ~(pool - 1);
         if (used_end < base || used_end - base > l->obmalloc.arena_size)
             k = -EIO;
+        else if (used_end > base && !maps_anon_readable(maps, address, used_end - address))
+            k = -ERANGE; /* not memory an arena can be in */
         else if (used_end > base)
             v[n++] = (PyArena){address, used_end};
     }
     free(table);
+    /* Overlapping arenas would let a forged table claim the same mapped MiB a thousand times. */
+    if (k >= 0)
+        qsort(v, n, sizeof(*v), cmp_arena);
+    for (size_t i = 1; k >= 0 && i < n; i++)
+        if (v[i].address < v[i - 1].used_end)
+            k = -ERANGE;
     if (k < 0) {
         free(v);
         return k;
@@ -177,11 +405,30 @@ int pyread_arenas(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarena
     return 0;
 }
 
+int pyread_arenas_mapped(const PyLayout *l, Rmem *r, Maps **maps, uint64_t arenas,
+                         uint32_t maxarenas, PyArena **ret, size_t *ret_n)
+{
+    bool fresh = false;
+    int k;
+    if (!*maps) {
+        if ((k = rmem_maps(r, maps)) < 0)
+            return k;
+        fresh = true;
+    }
+    k = pyread_arenas(l, r, *maps, arenas, maxarenas, ret, ret_n);
+    if (k != -ERANGE || fresh)
+        return k;
+    *maps = maps_free(*maps);
+    if ((k = rmem_maps(r, maps)) < 0)
+        return k;
+    return pyread_arenas(l, r, *maps, arenas, maxarenas, ret, ret_n);
+}
+
 /* sys.getallocatedblocks() for 3.9+: blocks handed out by the raw allocator plus, for every pool
  * carved from a live arena, its count of allocated blocks (Objects/obmalloc.c,
  * _PyInterpreterState_GetAllocatedBlocks). */
-static int count_blocks(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t maxarenas,
-                        int64_t raw, int64_t *ret)
+static int count_blocks(const PyLayout *l, Rmem *r, Maps **maps, uint64_t arenas,
+                        uint32_t maxarenas, int64_t raw, int64_t *ret)
 {
     if (!arenas) {
         *ret = raw;
@@ -189,9 +436,9 @@ static int count_blocks(const PyLayout *l, Rmem *r, uint64_t arenas, uint32_t ma
     }
     PyArena *live;
     size_t nlive;
-    int k = pyread_arenas(l, r, arenas, maxarenas, &live, &nlive);
+    int k = pyread_arenas_mapped(l, r, maps, arenas, maxarenas, &live, &nlive);
     if (k < 0)
-        return k;
+        return k == -ERANGE ? -EIO : k;
     uint64_t pool = l->obmalloc.pool_size;
     size_t cap = nlive * (l->obmalloc.arena_size / pool + 1), n = 0;
     RmemIov *iov = calloc(cap ? cap : 1, sizeof(*iov));
@@ -293,7 +540,7 @@ static size_t obm_iovs(const PyReader *pr, ObmRead *o, RmemIov *iov)
     return n;
 }
 
-static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
+static int finish_obmalloc(PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
 {
     const PyLayout *l = &pr->loc.layout;
     if (l->obmalloc.kind != PYOBM_SYMBOLS) {
@@ -314,7 +561,8 @@ static int finish_obmalloc(const PyReader *pr, Rmem *r, ObmRead *o, PySample *s)
     }
     if (pr->skip_blocks)
         return 0;
-    int k = count_blocks(l, r, o->arenas, o->maxarenas, (int64_t)o->raw, &s->allocated_blocks);
+    int k = count_blocks(l, r, &pr->maps, o->arenas, o->maxarenas, (int64_t)o->raw,
+                         &s->allocated_blocks);
     if (k < 0)
         return k;
     s->allocated_blocks += (int64_t)o->leaks;
@@ -368,6 +616,7 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
         return k;
 
     PySample s = {.frozen = -1,
+                  .frozen_age = NAN,
                   .garbage = -1,
                   .heap_size = -1,
                   .threads = -1,
@@ -393,7 +642,8 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     if (main_interp != pr->interp) {
         /* The interpreter moved (a fork re-initialised it): find it again next time. */
         pr->interp = 0;
-        pr->frozen_known = false;
+        pr->frozen_known = pr->walking = pr->walk_failed = false;
+        pr->maps = maps_free(pr->maps);
         return -EAGAIN;
     }
 
@@ -421,7 +671,11 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
             return -EIO;
         extra[nextra++] = (RmemIov){p, ring, l->gc.stats_size};
     }
-    k = count_threads(pr, r, tstate_head, extra, nextra, &s.threads);
+    int64_t unflushed = 0;
+    if (l->free_threaded)
+        k = ft_sample_threads(pr, r, gc, tstate_head, extra, nextra, &s, &unflushed);
+    else
+        k = count_threads(pr, r, tstate_head, extra, nextra, &s.threads);
     if (k < 0)
         return k;
     s.garbage = (int64_t)garbage_len;
@@ -430,25 +684,23 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
     k = parse_generations(l, gc, l->gc.stats_kind == PYGCS_RING ? ring : gc + l->gc.stats, &s);
     if (k < 0)
         return k;
-
-    /* The frozen list: recount when its ends moved, when asked, or when the count is old. */
-    RAddr perm = gc_address(pr) + l->gc.permanent_generation;
-    uint64_t pnext, pprev;
-    memcpy(&pnext, gc + l->gc.permanent_generation, 8);
-    memcpy(&pprev, gc + l->gc.permanent_generation + 8, 8);
-    if (force_frozen || !pr->frozen_known || pnext != pr->frozen_next || pprev != pr->frozen_prev ||
-        now - pr->frozen_at > PYREAD_FROZEN_MAX_AGE) {
-        int64_t frozen;
-        k = count_frozen(pr, r, perm, pnext, &frozen);
-        if (k < 0)
-            return k;
-        pr->frozen_known = true;
-        pr->frozen = frozen;
-        pr->frozen_next = pnext;
-        pr->frozen_prev = pprev;
-        pr->frozen_at = now;
+    if (l->free_threaded) {
+        /* What a collection would see: the global count and the threads' unflushed shares (the
+         * target's own gc.get_count() adds only the calling thread's). Frozen objects are a bit
+         * in each object's header, counted only by walking the heaps: not read here. */
+        s.gen[0].count += unflushed;
+        snprintf(s.frozen_reason, sizeof(s.frozen_reason),
+                 "frozen: not read on free-threaded builds (frozen objects are a bit in each "
+                 "object's header, counted only by walking the heaps)");
+        *ret = s;
+        return 0;
     }
-    s.frozen = pr->frozen;
+
+    uint64_t pfirst, plast;
+    memcpy(&pfirst, gc + l->gc.permanent_generation, 8);
+    memcpy(&plast, gc + l->gc.permanent_generation + 8, 8);
+    if ((k = sample_frozen(pr, r, now, force_frozen, pfirst, plast, &s)) < 0)
+        return k;
 
     if (pr->loc.obmalloc_ok && (l->obmalloc.kind == PYOBM_SYMBOLS || pr->obmalloc)) {
         k = finish_obmalloc(pr, r, &obm, &s);

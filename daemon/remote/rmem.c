@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -134,9 +135,45 @@ static int live_readv(Rmem *r, const RmemIov *iov, size_t n)
     return 0;
 }
 
+<<<<<<< HEAD
 void rmem_set_deadline(Rmem *r, double deadline)
 {
     r->deadline = deadline;
+=======
+static int cmp_region(const void *a, const void *b)
+{
+    const FakeRegion *x = a, *y = b;
+    return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+int rmem_maps(Rmem *r, Maps **ret)
+{
+    if (!r->fake)
+        return maps_read(r->pid, ret);
+    FakeRegion *v = calloc(r->nregions ? r->nregions : 1, sizeof(*v));
+    Maps *m = calloc(1, sizeof(*m));
+    if (m)
+        m->v = calloc(r->nregions ? r->nregions : 1, sizeof(*m->v));
+    if (!v || !m || !m->v) {
+        free(v);
+        maps_free(m);
+        return -ENOMEM;
+    }
+    if (r->nregions)
+        memcpy(v, r->regions, r->nregions * sizeof(*v));
+    qsort(v, r->nregions, sizeof(*v), cmp_region);
+    for (size_t i = 0; i < r->nregions; i++) {
+        uint64_t start = v[i].addr & ~0xfffull, end = (v[i].addr + v[i].len + 0xfff) & ~0xfffull;
+        MapsEntry *last = m->n ? &m->v[m->n - 1] : NULL;
+        if (last && start <= last->end)
+            last->end = MAX(last->end, end);
+        else
+            m->v[m->n++] = (MapsEntry){.start = start, .end = end, .r = true, .w = true, .p = true};
+    }
+    free(v);
+    *ret = m;
+    return 0;
+>>>>>>> layout-merge
 }
 
 int rmem_readv(Rmem *r, const RmemIov *iov, size_t n)

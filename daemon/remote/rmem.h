@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc/maps.h"
 #include "util/macro.h"
 
 /* An address in the target's address space. It is an integer on purpose: it cannot be
@@ -52,6 +53,11 @@ int rmem_read_u64(Rmem *r, RAddr addr, uint64_t *ret);
 /* Reads a NUL-terminated string of at most size-1 bytes; a longer one is cut. Returns its length
  * or -errno. Reads in small chunks so that a string near the end of a mapping still works. */
 int rmem_read_str(Rmem *r, RAddr addr, char *buf, size_t size);
+
+/* The target's mappings, for bounding what its own numbers claim before anything is sized from
+ * them: /proc/PID/maps of a live process; for the fake, one private read-write anonymous
+ * mapping per region (page-aligned, neighbours merged). The caller frees *ret. */
+int rmem_maps(Rmem *r, Maps **ret);
 
 /* How many read system calls (or fake reads) this reader has made: benchmarks and tests use it
  * to check that the sampling path stays batched. */

@@ -67,6 +67,8 @@ typedef struct CensusRequest {
     int result;
     double retry_after;
     char err[300];
+    const char *referrers; /* GET .../referrers?type=T: T (the asker's); NULL for a census */
+    char *json;            /* the referrers' answer, for the asker to free */
     struct CensusRequest *next;
 } CensusRequest;
 
@@ -91,8 +93,10 @@ typedef struct CensusJob {
     double max_pause;
     bool on_demand;
     double started; /* monotonic */
+    char referrers[128]; /* a referrers job: the type asked for; "" for a census */
     int result;
     Census *census; /* the result, a reference */
+    char *json;     /* a referrers job's answer (owned until handed to a request) */
     char err[300];
 } CensusJob;
 
@@ -278,17 +282,62 @@ static bool gate_answers(Sampler *s, pid_t pid, double now, int *ret_result, dou
 }
 
 /* Answers every waiting request for pid. */
-static void finish_requests(Sampler *s, pid_t pid, int result, double retry, const char *err)
+/* Whom an answer is for: the census requests of a pid, those for the referrers of one type, or
+ * every request of the pid (it is not watched). */
+typedef enum RequestKind {
+    FOR_CENSUS,
+    FOR_REFERRERS,
+    FOR_ALL,
+} RequestKind;
+
+static bool request_matches(const CensusRequest *r, pid_t pid, RequestKind kind, const char *type)
+{
+    if (r->done || r->pid != pid)
+        return false;
+    if (kind == FOR_CENSUS)
+        return !r->referrers;
+    if (kind == FOR_REFERRERS)
+        return r->referrers && strcmp(r->referrers, type) == 0;
+    return true;
+}
+
+/* Answers the matching requests; each successful referrers request gets its own copy of json. */
+static void finish_requests(Sampler *s, pid_t pid, RequestKind kind, const char *type, int result,
+                            double retry, const char *err, const char *json)
 {
     for (CensusRequest *r = s->requests; r; r = r->next) {
-        if (r->done || r->pid != pid)
+        if (!request_matches(r, pid, kind, type))
             continue;
         r->result = result;
         r->retry_after = retry;
         snprintf(r->err, sizeof(r->err), "%s", err);
+        if (r->referrers && result >= 0 && !(r->json = strdup(json ? json : "{}"))) {
+            r->result = -ENOMEM;
+            snprintf(r->err, sizeof(r->err), "out of memory");
+        }
         r->done = true;
     }
     pthread_cond_broadcast(&s->census_done);
+}
+
+/* Referrers copy the heap as a census does, so ?fresh=1's window bounds them too, on a gate of
+ * their own (keyed -pid): asking for referrers right after a fresh census is what a person
+ * does. Inside the window there is no earlier answer to give (another type may be asked), so
+ * the answer is 429. */
+static bool referrers_gate(Sampler *s, pid_t pid, double now, int *ret_result, double *ret_retry,
+                           char *err, size_t errlen)
+{
+    int result;
+    if (!gate_answers(s, -pid, now, &result, ret_retry, err, errlen))
+        return false;
+    *ret_result = -EAGAIN;
+    if (result >= 0)
+        snprintf(err, errlen,
+                 "referrers of process %d were computed %.1fs ago; census_min_interval (%gs) "
+                 "allows the next in %.1fs",
+                 pid, s->cur.opt.census_min_interval - *ret_retry, s->cur.opt.census_min_interval,
+                 *ret_retry);
+    return true;
 }
 
 static Watched *find_watched(Sampler *s, pid_t pid)
@@ -352,6 +401,7 @@ static void unwatch(Sampler *s, size_t i)
     Watched *w = &s->w[i];
     pthread_mutex_lock(&s->lock);
     gate_drop(s, target_pid(w->t));
+    gate_drop(s, -target_pid(w->t));
     pthread_mutex_unlock(&s->lock);
     census_free(w->census);
     census_free(w->prev_census);
@@ -434,7 +484,9 @@ static void log_transition(Watched *w, const TargetSample *t)
 static void publish(Sampler *s, const SamplerOptions *opt);
 
 /* Hands a census of w to the worker. Called with the lock not held, no job in flight. */
-static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool on_demand)
+/* referrers: the type whose referrers are asked for, or NULL for a census. */
+static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool on_demand,
+                         const char *referrers)
 {
     w->census_busy = true;
     w->censuses++;
@@ -449,6 +501,7 @@ static void census_start(Sampler *s, Watched *w, const SamplerOptions *opt, bool
         .on_demand = on_demand,
         .started = clock_mono(),
     };
+    snprintf(s->job.referrers, sizeof(s->job.referrers), "%s", referrers ? referrers : "");
     pthread_cond_signal(&s->worker_wake);
     pthread_mutex_unlock(&s->lock);
 }
@@ -484,11 +537,23 @@ static void *census_worker(void *arg)
         CensusJob j = s->job;
         pthread_mutex_unlock(&s->lock);
         Census *c = NULL;
-        char err[300] = "";
-        int k = target_census(j.t, j.mode, j.max_pause, &c, err, sizeof(err));
+        char err[300] = "", *json = NULL;
+        int k;
+        if (j.referrers[0]) {
+            Refs *x = NULL;
+            k = target_referrers(j.t, j.referrers, j.mode, j.max_pause, &x, err, sizeof(err));
+            if (k >= 0 && !(json = refs_json(x))) {
+                k = -ENOMEM;
+                snprintf(err, sizeof(err), "out of memory");
+            }
+            refs_free(x);
+        } else {
+            k = target_census(j.t, j.mode, j.max_pause, &c, err, sizeof(err));
+        }
         pthread_mutex_lock(&s->lock);
         s->job.result = k;
         s->job.census = c;
+        s->job.json = json;
         snprintf(s->job.err, sizeof(s->job.err), "%s", err);
         s->job.state = JOB_DONE;
         pthread_cond_signal(&s->wake);
@@ -519,6 +584,15 @@ static bool census_collect(Sampler *s, const SamplerOptions *opt)
     assert(w); /* a busy target is never dropped */
     w->census_busy = false;
     w->census_done = clock_mono();
+    if (j.referrers[0]) {
+        /* Referrers leave the census as it was: they answer their askers only. */
+        pthread_mutex_lock(&s->lock);
+        gate_record(s, -j.pid, j.started, j.result, j.err);
+        finish_requests(s, j.pid, FOR_REFERRERS, j.referrers, j.result, 0, j.err, j.json);
+        pthread_mutex_unlock(&s->lock);
+        free(j.json);
+        return true;
+    }
     if (j.result < 0) {
         snprintf(w->census_error, sizeof(w->census_error), "%s", j.err);
         if (j.result == -ETIMEDOUT)
@@ -541,7 +615,7 @@ static bool census_collect(Sampler *s, const SamplerOptions *opt)
     if (j.on_demand)
         gate_record(s, j.pid, j.started, j.result, j.err);
     if (j.on_demand || j.result >= 0)
-        finish_requests(s, j.pid, j.result, 0, j.err);
+        finish_requests(s, j.pid, FOR_CENSUS, NULL, j.result, 0, j.err, NULL);
     pthread_mutex_unlock(&s->lock);
     return true;
 }
@@ -713,6 +787,7 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
     s->requests_seen = s->requests_added;
     bool idle = s->job.state == JOB_IDLE;
     pid_t busy_pid = idle ? 0 : s->job.pid, start = 0;
+    char start_type[sizeof(s->job.referrers)] = ""; /* copied: the asker may give up and go */
     for (CensusRequest *r = s->requests; r; r = r->next) {
         if (r->done || r->pid == busy_pid)
             continue; /* answered when the census in flight ends */
@@ -723,9 +798,16 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
         const Watched *w = find_watched(s, pid);
         if (!w || !w->have_last || w->last.status != TARGET_OK) {
             snprintf(err, sizeof(err), "process %d is not a watched, readable Python process", pid);
-            finish_requests(s, pid, -ENOENT, 0, err);
+            finish_requests(s, pid, FOR_ALL, NULL, -ENOENT, 0, err, NULL);
+        } else if (r->referrers) {
+            if (referrers_gate(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
+                finish_requests(s, pid, FOR_REFERRERS, r->referrers, result, retry, err, NULL);
+            } else if (idle && !start && census_ready(w)) {
+                start = pid;
+                snprintf(start_type, sizeof(start_type), "%s", r->referrers);
+            }
         } else if (gate_answers(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
-            finish_requests(s, pid, result, retry, err);
+            finish_requests(s, pid, FOR_CENSUS, NULL, result, retry, err, NULL);
         } else if (idle && !start && census_ready(w)) {
             start = pid; /* the others wait: for the worker, or for a sample first */
         }
@@ -733,7 +815,7 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
     pthread_mutex_unlock(&s->lock);
     if (!start)
         return false;
-    census_start(s, find_watched(s, start), opt, true);
+    census_start(s, find_watched(s, start), opt, true, start_type[0] ? start_type : NULL);
     return true;
 }
 
@@ -778,7 +860,7 @@ static void scheduled_census(Sampler *s, const SamplerOptions *opt)
         return;
     }
     due->budget_skips = 0;
-    census_start(s, due, opt, false);
+    census_start(s, due, opt, false, NULL);
 }
 
 /* Whether a scheduled census is due now (so the loop comes round again without sleeping). */
@@ -793,15 +875,16 @@ static bool census_due(const Sampler *s, const SamplerOptions *opt)
     return false;
 }
 
-int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
-                       size_t errlen)
+/* Queues req for the sampler thread and waits at most timeout seconds for its answer. Inside
+ * census_min_interval the answer is known here, without waking the sampler. */
+static int request_now(Sampler *s, CensusRequest *req, double timeout, double *ret_retry_after,
+                       char *err, size_t errlen)
 {
-    CensusRequest req = {.pid = pid};
     pthread_mutex_lock(&s->lock);
-    /* Inside census_min_interval the answer is known here, without waking the sampler. */
     int result;
     double retry;
-    if (gate_answers(s, pid, clock_mono(), &result, &retry, err, errlen)) {
+    if (req->referrers ? referrers_gate(s, req->pid, clock_mono(), &result, &retry, err, errlen)
+                       : gate_answers(s, req->pid, clock_mono(), &result, &retry, err, errlen)) {
         pthread_mutex_unlock(&s->lock);
         *ret_retry_after = retry;
         return result;
@@ -809,7 +892,7 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
     CensusRequest **tail = &s->requests;
     while (*tail)
         tail = &(*tail)->next;
-    *tail = &req;
+    *tail = req;
     s->requests_added++;
     pthread_cond_signal(&s->wake);
     struct timespec ts;
@@ -818,23 +901,43 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
     ts.tv_sec = (time_t)t;
     ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
     int k = 0;
-    while (!req.done && k != ETIMEDOUT && !s->stop)
+    while (!req->done && k != ETIMEDOUT && !s->stop)
         k = pthread_cond_timedwait(&s->census_done, &s->lock, &ts);
-    /* Unlink the request: it lives on this stack frame. */
+    /* Unlink the request: it lives on the asker's stack frame. */
     for (CensusRequest **p = &s->requests; *p; p = &(*p)->next)
-        if (*p == &req) {
-            *p = req.next;
+        if (*p == req) {
+            *p = req->next;
             break;
         }
-    bool done = req.done;
+    bool done = req->done;
     pthread_mutex_unlock(&s->lock);
     if (!done) {
-        snprintf(err, errlen, "the census did not finish within %gs", timeout);
+        snprintf(err, errlen, "the %s did not finish within %gs",
+                 req->referrers ? "referrers" : "census", timeout);
         return -ETIMEDOUT;
     }
-    snprintf(err, errlen, "%s", req.err);
-    *ret_retry_after = req.retry_after;
-    return req.result;
+    snprintf(err, errlen, "%s", req->err);
+    *ret_retry_after = req->retry_after;
+    return req->result;
+}
+
+int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_after, char *err,
+                       size_t errlen)
+{
+    CensusRequest req = {.pid = pid};
+    return request_now(s, &req, timeout, ret_retry_after, err, errlen);
+}
+
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout,
+                          double *ret_retry_after, char **ret_json, char *err, size_t errlen)
+{
+    CensusRequest req = {.pid = pid, .referrers = type};
+    int k = request_now(s, &req, timeout, ret_retry_after, err, errlen);
+    if (k >= 0)
+        *ret_json = req.json;
+    else
+        free(req.json);
+    return k;
 }
 
 static void *run(void *arg)

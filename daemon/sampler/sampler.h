@@ -70,6 +70,13 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
  * alone does not: it would stop every Python program on the host, build tools included). */
 bool sampler_census_selects(const regex_t *census_re, bool explicit_pid, const regex_t *re,
                             size_t nre, const ProcIdentity *id);
+/* Who holds the instances of `type` in pid (python/refs.h), computed on the census thread over
+ * a fresh census copy, one at a time with the censuses. Rate-limited like ?fresh=1: one per
+ * census_min_interval per process, else -EAGAIN with *ret_retry_after and the reason in err.
+ * Returns 0 with the JSON document in *ret_json (the caller frees it), or -errno with a
+ * sentence in err (-ENOENT: not watched or no such type; -EINVAL: an ambiguous name). */
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout,
+                          double *ret_retry_after, char **ret_json, char *err, size_t errlen);
 
 /* Monotonic time of the last finished loop iteration: the watchdog checks it moves. */
 double sampler_heartbeat(Sampler *s);

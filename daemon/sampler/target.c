@@ -181,37 +181,50 @@ int target_census_prepare(Target *t)
     return k;
 }
 
-int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
-                  size_t errlen)
+/* What a census and a referrers walk check before anything is stopped: the last sample may be
+ * an interval old, and a pid reused or an exec() since must not get the process stopped, nor its
+ * memory walked, as the one watched; and a process another tracer holds is not taken. */
+static int census_precheck(Target *t, CensusMode mode, char *err, size_t errlen)
 {
     if (!t->census_reader || !t->census_rmem) {
         snprintf(err, errlen, "not a readable Python process");
         return -EINVAL;
     }
-    /* The last sample may be an interval old: a pid reused or an exec() since must not get the
-     * process stopped, nor its memory walked, as the one watched. */
     int k = check_identity(t->pid, &t->census_stamp, err, errlen);
-    if (k < 0)
-        return k;
-    if (mode == CENSUS_FREEZE && (k = check_tracer(t->pid, false, err, errlen)) < 0)
-        return k;
-    Census *c = NULL;
-    k = census_take(t->census_reader, t->census_rmem, t->pid, &t->census_stamp, mode, max_pause, &t->census_hints, &c,
-                    err, errlen);
+    if (k >= 0 && mode == CENSUS_FREEZE)
+        k = check_tracer(t->pid, false, err, errlen);
+    return k;
+}
+
+/* Turns what the walk returned (k) into its reason: a tracer that got in first, which process
+ * the pid names now; and a walk of a running process counts only if it is still the one
+ * watched, since it could have changed under the walk. */
+static int census_postcheck(Target *t, CensusMode mode, int k, char *err, size_t errlen)
+{
     if (mode == CENSUS_FREEZE && (k == -EBUSY || k == -EPERM)) {
         int traced = check_tracer(t->pid, true, err, errlen);
         k = traced < 0 ? traced : k;
     }
-    if (k == -ESTALE) {
+    if (k == -ESTALE)
         check_identity(t->pid, &t->census_stamp, err, errlen); /* say which: reused, or exec()ed */
-    } else if (k >= 0 && mode == CENSUS_NONBLOCKING && (k = check_identity(t->pid, &t->census_stamp, err, errlen)) < 0) {
-        /* Not stopped, the process could have changed under the walk: it counts only if it is
-         * still the one watched. */
+    else if (k >= 0 && mode == CENSUS_NONBLOCKING)
+        k = check_identity(t->pid, &t->census_stamp, err, errlen);
+    return k;
+}
+
+int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
+                  size_t errlen)
+{
+    int k = census_precheck(t, mode, err, errlen);
+    if (k < 0)
+        return k;
+    Census *c = NULL;
+    k = census_take(t->census_reader, t->census_rmem, t->pid, &t->census_stamp, mode, max_pause,
+                    &t->census_hints, &c, err, errlen);
+    if ((k = census_postcheck(t, mode, k, err, errlen)) < 0) {
         census_free(c);
         return k;
     }
-    if (k < 0)
-        return k;
     *ret = c;
     return 0;
 }
@@ -259,6 +272,23 @@ static void sample_pss(Target *t, TargetSample *s)
     else
         snprintf(s->pss_error, sizeof(s->pss_error),
                  "/proc/%d/smaps_rollup is not readable (needs ptrace access)", t->pid);
+}
+
+int target_referrers(Target *t, const char *type, CensusMode mode, double max_pause, Refs **ret,
+                     char *err, size_t errlen)
+{
+    int k = census_precheck(t, mode, err, errlen);
+    if (k < 0)
+        return k;
+    Refs *x = NULL;
+    k = refs_take(t->census_reader, t->census_rmem, t->pid, &t->census_stamp, type, mode, max_pause,
+                  &t->census_hints, &x, err, errlen);
+    if ((k = census_postcheck(t, mode, k, err, errlen)) < 0) {
+        refs_free(x);
+        return k;
+    }
+    *ret = x;
+    return 0;
 }
 
 void target_poll_gc(Target *t)
@@ -451,6 +481,10 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
+    if (s.status == TARGET_OK && s.have_py && s.py.frozen_reason[0]) {
+        size_t n = strlen(s.error);
+        snprintf(s.error + n, sizeof(s.error) - n, "%s%s", n ? "; " : "", s.py.frozen_reason);
+    }
 
     k = procinfo_stamp(t->pid, &after);
     if (k >= 0 && !procstamp_same_image(&before, &after)) {

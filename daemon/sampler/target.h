@@ -11,6 +11,7 @@
 
 #include "proc/procinfo.h"
 #include "python/census.h"
+#include "python/refs.h"
 #include "python/locate.h"
 #include "python/pyread.h"
 #include "util/macro.h"
@@ -46,7 +47,7 @@ typedef struct TargetSample {
 
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
-    char pymalloc_error[200]; /* why pymalloc is null, when it is */
+    char pymalloc_error[300]; /* why pymalloc is null, when it is */
     double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
     Census *census;         /* the latest census, a reference (NULL: none yet) */
@@ -108,6 +109,11 @@ int target_census_prepare(Target *t);
  * err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
+/* Who holds the instances of `type` (python/refs.h), over a census copy sharing the census's
+ * hints: prepared, checked and run as target_census() is. The caller frees *ret with
+ * refs_free. */
+int target_referrers(Target *t, const char *type, CensusMode mode, double max_pause, Refs **ret,
+                     char *err, size_t errlen);
 
 /* Bounds the read of the interpreter's state in each sample to `seconds` (0: no limit, the
  * default): a read that takes longer is abandoned, the sample's status is "error" with the

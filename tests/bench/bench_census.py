@@ -6,7 +6,9 @@ Counter(map(type, gc.get_objects())) itself (best of 3), then has a running pyme
 of it on demand (GET .../objects?fresh=1, as an on-call engineer would; the copy buffer is warm
 after the first) and prints, side by side: the target's own census time, pymemd's pause (how
 long the target was stopped) and total time, best of 5, and the ratios. Also the first (cold)
-census's pause. Figures only; nothing is asserted.
+census's pause, and pymemd's own peak RSS (VmHWM) over those censuses against the arena bytes
+copied: what census_max_memory and the unit's MemoryMax are sized from. Figures only; nothing
+is asserted.
 
     tests/bench/bench_census.py [--pymemd build/pymemd] [--python PY] [--sizes 100000,1000000]
 """
@@ -37,6 +39,15 @@ os.read(0, 1)
 '''
 
 
+def hwm_mib(pid):
+    """pymemd's peak resident set so far, in MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pymemd", default="build/pymemd")
@@ -49,9 +60,9 @@ def main():
         cand = os.path.join(root, "versions", "3.11.7", "bin", "python3.11")
         py = cand if os.path.exists(cand) else "/usr/bin/python3"
     print("interpreter: %s" % py)
-    print("%10s %9s %9s %9s %10s %10s %8s %8s %8s %7s %9s" % (
+    print("%10s %9s %9s %9s %10s %10s %8s %8s %8s %7s %9s %8s" % (
         "objects", "own_ms", "pause_ms", "total_ms", "pause/own", "total/own", "stop_ms",
-        "copy_ms", "copy_MB", "pages", "cold_ms"))
+        "copy_ms", "copy_MB", "pages", "cold_ms", "peak_MB"))
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
         f.write("max_census_pause_on_demand = 60\ncensus_interval = 0\ncensus_min_interval = 0\n")
         conf = f.name
@@ -64,7 +75,7 @@ def main():
             port = 20000 + os.getpid() % 20000
             d = subprocess.Popen([a.pymemd, "--listen", "127.0.0.1:%d" % port, "--pid",
                                   str(p.pid), "--config", conf, "--log-level", "error"])
-            best = cold = None
+            best = cold = peak = None
             try:
                 url = "http://127.0.0.1:%d/api/v1/processes/%d/objects?top=1&fresh=1" % (
                     port, p.pid)
@@ -81,24 +92,26 @@ def main():
                         cold = o
                     elif best is None or o["pause_seconds"] < best["pause_seconds"]:
                         best = o
+                peak = hwm_mib(d.pid)
             finally:
                 d.terminate()
                 d.wait()
             if not best:
                 print("%10s census failed" % objs)
                 continue
-            print("%10s %9.1f %9.1f %9.1f %9.2fx %9.2fx %8.1f %8.1f %8.1f %7d %9.1f" % (
+            print("%10s %9.1f %9.1f %9.1f %9.2fx %9.2fx %8.1f %8.1f %8.1f %7d %9.1f %8.1f" % (
                 objs, own * 1e3, best["pause_seconds"] * 1e3, best["walk_seconds"] * 1e3,
                 best["pause_seconds"] / own, best["walk_seconds"] / own,
                 best["stop_seconds"] * 1e3, best["copy_seconds"] * 1e3,
-                best["copied_bytes"] / 2**20, best["pages_read"], cold["pause_seconds"] * 1e3))
+                best["copied_bytes"] / 2**20, best["pages_read"], cold["pause_seconds"] * 1e3,
+                peak))
         finally:
             p.kill()
             p.wait()
     os.unlink(conf)
     print("own: the target's Counter(map(type, gc.get_objects())), best of 3; pause: how long "
           "pymemd kept it stopped; total: pymemd's whole census (best of 5 warm); cold: the "
-          "first census's pause")
+          "first census's pause; peak: pymemd's VmHWM (MiB) after the censuses")
 
 
 if __name__ == "__main__":

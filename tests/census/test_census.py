@@ -415,11 +415,16 @@ def run(pymemd):
         return
     for py in interpreters():
         for test in (test_twins, test_growth, test_snapshot, test_kill_daemon, test_target_dies,
-                     test_max_pause, test_nonblocking_churn):
+                     test_max_pause, test_nonblocking_churn, test_census_memory_cap):
             try:
                 test(pymemd, py)
             except Exception as e:  # a broken case is a failure, not a crash of the suite
                 report("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
+    # Two 3M-object targets: on one interpreter only (the walk does not depend on it).
+    try:
+        test_frozen_large(pymemd, interpreters()[0])
+    except Exception as e:  # a broken case is a failure, not a crash of the suite
+        report("FAIL", "test_frozen_large", repr(e))
 
 
 def main():
@@ -427,6 +432,165 @@ def main():
     ap.add_argument("--pymemd", required=True)
     a = ap.parse_args()
     return run_driver("census tests: %s" % a.pymemd, run, a.pymemd)
+
+
+# ---- bounds (issue 11): the frozen count off the sampling path, the census memory cap ----
+
+FROZEN_TARGET = r"""
+import gc, os, sys
+class Node: pass
+keep = []
+for i in range(int(sys.argv[1]) // 2):
+    a = Node(); b = Node(); a.b = b; b.a = a; keep.append(a)
+gc.collect()
+gc.freeze()
+os.write(1, ("%d\n" % gc.get_freeze_count()).encode())
+os.read(0, 1)
+"""
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if v else float("nan")
+
+
+def test_frozen_large(pymemd, py):
+    """3M frozen objects, beside a control target of the same 3M objects unfrozen, both watched
+    by one pymemd: the frozen one's samples take no longer than the control's (the permanent
+    list is walked a bounded stretch per sample, never one read per object in one go) and it is
+    sampled as often, frozen is null with the reason until that walk is through, then exactly
+    the target's gc.get_freeze_count(). Then a census counts the list in its copy and samples
+    serve its count, with its age. (Before: 6 s per sample of the frozen target, every 60 s.)
+    Freshness is compared with the control's rather than with the clock: on a machine as loaded
+    as the test hosts get, a round of samples of two 3M-object targets may itself take seconds;
+    the soak checks the clock."""
+    name = "3M frozen objects: samples stay quick and fresh, frozen exact (%s)" % py
+    procs, d, conf = [], None, None
+    try:
+        for freeze in (True, False):
+            src = FROZEN_TARGET if freeze else FROZEN_TARGET.replace("gc.freeze()", "")
+            procs.append(subprocess.Popen([py, "-c", src, "3000000"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE))
+        truth = int(procs[0].stdout.readline())
+        procs[1].stdout.readline()
+        fpid, cpid = procs[0].pid, procs[1].pid
+        port = free_port()
+        interval = 0.5
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("interval = %g\ncensus_interval = 0\nmax_census_pause = 5\n" % interval)
+        conf = f.name
+        d = subprocess.Popen([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(fpid),
+                              "--pid", str(cpid), "--config", conf, "--log-level", "error"])
+        import urllib.request
+        base = "http://127.0.0.1:%d/api/v1/processes" % port
+
+        def listing():
+            doc = json.loads(urllib.request.urlopen(base, timeout=10).read())
+            return time.time(), {p["pid"]: p for p in doc["processes"]}
+
+        problems, seen_null, exact_at, polls = [], False, None, 0
+        secs = {fpid: [], cpid: []}
+        stamps = {fpid: set(), cpid: set()}
+        max_age = 0.0
+        start = time.monotonic()
+        while time.monotonic() - start < 240:
+            time.sleep(0.25)
+            try:
+                now, procs_ = listing()
+            except OSError:
+                continue
+            if any(procs_.get(x, {}).get("status") != "ok" for x in (fpid, cpid)):
+                continue
+            polls += 1
+            for x in (fpid, cpid):
+                if procs_[x]["sampled_at"] not in stamps[x]:
+                    stamps[x].add(procs_[x]["sampled_at"])
+                    secs[x].append(procs_[x]["sample_seconds"])
+                max_age = max(max_age, now - procs_[x]["sampled_at"])
+            proc = procs_[fpid]
+            frozen = proc["gc"]["frozen"]
+            if frozen is None:
+                if "counting the permanent generation" not in (proc.get("error") or ""):
+                    problems.append("frozen null without the reason: error %r" % proc.get("error"))
+                seen_null = True
+            elif frozen != truth or proc["gc"].get("frozen_age_seconds") is None:
+                problems.append("frozen %s (age %s), the target says %d" % (
+                    frozen, proc["gc"].get("frozen_age_seconds"), truth))
+            elif exact_at is None:
+                exact_at = time.monotonic() - start
+            if exact_at is not None and time.monotonic() - start > exact_at + 5:
+                break
+        if exact_at is None:
+            problems.append("frozen never equalled the target's %d within 240 s" % truth)
+        if len(stamps[fpid]) < len(stamps[cpid]) - 1:
+            problems.append("the frozen target was sampled %d times, the control %d times" % (
+                len(stamps[fpid]), len(stamps[cpid])))
+        mf, mc = median(secs[fpid]), median(secs[cpid])
+        if not mf <= 2 * mc + 0.05:
+            problems.append("samples of the frozen target took %.3f s (median), the control's "
+                            "%.3f s" % (mf, mc))
+        # A census counts the list in its copy; samples then serve that count, with its age.
+        census = json.loads(urllib.request.urlopen(
+            "%s/%d/objects?top=1&fresh=1" % (base, fpid), timeout=120).read())
+        perm = [g["count"] for g in census["generations"] if g["generation"] == "permanent"]
+        time.sleep(2 * interval)
+        now, procs_ = listing()
+        g = procs_[fpid]["gc"]
+        if perm != [truth] or g["frozen"] != truth or not (
+                g.get("frozen_age_seconds") is not None and
+                g["frozen_age_seconds"] <= now - census["at"] + 1.0):
+            problems.append("after a census: permanent generation %s, frozen %s, age %s "
+                            "(census %.1f s ago)" % (perm, g["frozen"],
+                                                     g.get("frozen_age_seconds"),
+                                                     now - census["at"]))
+        if problems:
+            report("FAIL", name, "%s (%d problems; sample median %.3f s vs control %.3f s)" % (
+                "; ".join(sorted(set(problems))[:3]), len(problems), mf, mc))
+        else:
+            report("PASS", name, "%d samples; frozen %d after %.1f s (null before: %s); "
+                   "sample median %.3f s vs control %.3f s; oldest sample %.1f s; census age "
+                   "served" % (len(stamps[fpid]), truth, exact_at, "yes" if seen_null else "no",
+                               mf, mc, max_age))
+    finally:
+        if d:
+            d.terminate()
+            d.wait()
+        if conf:
+            os.unlink(conf)
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_census_memory_cap(pymemd, py):
+    """A census that would copy more than census_max_memory is refused with the reason, before
+    anything is copied: pymemd's own peak RSS stays far below the target's arena bytes, and the
+    rest of the sample is served."""
+    name = "census over census_max_memory refused before copying (%s)" % py
+    t = Target(py, "big", 1000000)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("census_max_memory = 16M\n")
+        d = subprocess.Popen([pymemd, "--once", "--pid", str(t.pid), "--config", f.name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = d.stdout.read()
+        d.stderr.read()
+        _, status, usage = os.wait4(d.pid, 0)
+        d.returncode = os.waitstatus_to_exitcode(status)
+        os.unlink(f.name)
+        p = proc_of(subprocess.CompletedProcess([], d.returncode, out, b""), t.pid)
+        err = p.get("objects_error") or ""
+        arena_mib = ((p.get("pymalloc") or {}).get("arena_bytes") or 0) / 2**20
+        peak_mib = usage.ru_maxrss / 1024.0
+        if (p.get("status") == "ok" and p.get("objects") is None and "census_max_memory" in err
+                and "refused" in err and p["gc"]["generations"] and peak_mib < 48):
+            report("PASS", name, "%s; pymemd peak RSS %.1f MiB" % (err[:110], peak_mib))
+        else:
+            report("FAIL", name, "status %s, objects %s, error %r, arenas %.0f MiB, pymemd peak "
+                   "RSS %.1f MiB" % (p.get("status"), json.dumps(p.get("objects"))[:60], err,
+                                     arena_mib, peak_mib))
+    finally:
+        t.close()
 
 
 if __name__ == "__main__":

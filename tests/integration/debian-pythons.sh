@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Fetch Debian's own builds of CPython (static, non-PIE, stripped) from newer
-# Debian suites than the machine runs, without installing anything system-wide,
-# and make them runnable through a private copy of the suite's glibc loader.
+# Fetch Debian's own builds of CPython from newer Debian suites than the machine
+# runs, without installing anything system-wide, and make them runnable through
+# a private copy of the suite's glibc loader.
 #
-#   trixie: python3.13        sid: python3.14, python3.15
+#   trixie: 3.13                     (release)
+#   forky:  3.13, 3.14, 3.15         (release)
+#   sid:    3.13, 3.14, 3.15         (release, debug, nopie, embedded)
+#
+# Build kinds (the last part of a label; none means release):
+#   release   /usr/bin/python3.X: static, non-PIE, stripped
+#   debug     /usr/bin/python3.Xd from python3.X-dbg + libpython3.X-dbg
+#             (Py_DEBUG: bigger runtime structs, pymalloc with debug hooks)
+#   nopie     /usr/bin/python3.X from python3.X-nopie (which replaces the
+#             one of python3.X-minimal, so it has a root of its own)
+#   embedded  a host program named appserver3.X (no "python" in its name)
+#             that links the suite's shared libpython3.X.so.1.0 and calls
+#             Py_BytesMain, built here with cc against the suite's headers
 #
 # How (see shared/reference/interpreters.md):
 #   * apt runs on a private configuration (APT_CONFIG plus -o options): its own
@@ -19,14 +31,27 @@
 #     Note: sys.executable is <root>/usr/bin/python3.X, which cannot be run
 #     directly on the host (its libc is too old); re-exec through the wrapper.
 #
+# One root per suite: a suite's packages of different minors install side by
+# side, but two suites' libc and libpython3.X of the same minor do not; nor do
+# python3.X-nopie and python3.X-minimal (root-sid-nopie).
+#
 # Output, in ${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}/debian:
-#   bin/debian-python3.X     wrappers
+#   bin/<label>              a wrapper per interpreter, e.g. bin/debian-sid-3.13-debug
+#   bin/debian-python3.X     the wrappers of trixie 3.13, sid 3.14, sid 3.15
+#                            (the names other scripts have always used)
 #   interpreters.tsv         label <TAB> version <TAB> wrapper path
 #                            label <TAB> skip    <TAB> reason
+#                            labels: debian-<suite>-<minor>[-<kind>]
 #   headers.tsv              minor <TAB> version <TAB> include_dir <TAB> platform_include_dir
-#                            (only for interpreters that work)
+#                            one line per minor: the headers the layout tables
+#                            are generated from (trixie 3.13, sid 3.14, sid 3.15)
+#   headers-all.tsv          the same four columns, then label <TAB> kind: the
+#                            headers of every release and debug build that works
+#   debs/<suite>/            the downloaded .debs of each root, kept so that a
+#                            rebuild downloads only what changed
 #   root-<suite>/            extracted packages (less static libpython archives
-#                            and docs); root-<suite>/.pymemd-debs lists them
+#                            and docs); root-<suite>/.pymemd-debs lists them,
+#                            root-<suite>/.pymemd-complete the labels that ran
 #
 # Idempotent: a suite whose interpreters all run is left alone (no network).
 # A suite that cannot be fetched is a visible skip, never a failure: the script
@@ -62,13 +87,31 @@ MACHINE_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 TRIPLET=x86_64-linux-gnu
 APT_TIMEOUT=150     # seconds, hard bound on any one apt-get/apt-cache call
 
-# label suite minor
+# label root minor kind
 INTERPRETERS=(
-    "debian-trixie-3.13 trixie 3.13"
-    "debian-sid-3.14 sid 3.14"
-    "debian-sid-3.15 sid 3.15"
+    "debian-trixie-3.13 trixie 3.13 release"
+    "debian-sid-3.14 sid 3.14 release"
+    "debian-sid-3.15 sid 3.15 release"
+    "debian-forky-3.13 forky 3.13 release"
+    "debian-forky-3.14 forky 3.14 release"
+    "debian-forky-3.15 forky 3.15 release"
+    "debian-sid-3.13 sid 3.13 release"
+    "debian-sid-3.13-debug sid 3.13 debug"
+    "debian-sid-3.14-debug sid 3.14 debug"
+    "debian-sid-3.15-debug sid 3.15 debug"
+    "debian-sid-3.13-nopie sid-nopie 3.13 nopie"
+    "debian-sid-3.14-nopie sid-nopie 3.14 nopie"
+    "debian-sid-3.15-nopie sid-nopie 3.15 nopie"
+    "debian-sid-3.13-embedded sid 3.13 embedded"
+    "debian-sid-3.14-embedded sid 3.14 embedded"
+    "debian-sid-3.15-embedded sid 3.15 embedded"
 )
-SUITES=(trixie sid)
+# Roots, named after their suite; sid-nopie is sid's packages in a root of their
+# own, because python3.X-nopie ships /usr/bin/python3.X over python3.X-minimal's.
+SUITES=(trixie forky sid sid-nopie)
+# The interpreters whose headers go to headers.tsv and whose wrappers keep
+# their old names bin/debian-python3.X.
+LEGACY=(debian-trixie-3.13 debian-sid-3.14 debian-sid-3.15)
 
 mkdir -p "$CACHE/bin" "$CACHE/state"
 CACHE="$(cd "$CACHE" && pwd -P)"
@@ -84,6 +127,12 @@ log() { echo "debian-pythons: $*" >&2; }
 
 # Per-interpreter result, filled in below.
 declare -A STATUS=() VERSION=() REASON=() INCDIR=() PLATINC=()
+# Per label, from INTERPRETERS.
+declare -A LSUITE=() LMINOR=() LKIND=()
+for entry in "${INTERPRETERS[@]}"; do
+    read -r label s minor kind <<<"$entry"
+    LSUITE[$label]=$s LMINOR[$label]=$minor LKIND[$label]=$kind
+done
 
 # ---------------------------------------------------------------------------
 # Running an interpreter out of a root
@@ -110,14 +159,73 @@ find_loader() {
     return 1
 }
 
-# run_in_root ROOT MINOR ARGS...: run ROOT's python3.MINOR through ROOT's loader.
+# binary_of MINOR KIND: the interpreter's path inside a root.
+binary_of() {
+    case "$2" in
+        release) echo "/usr/bin/python$1" ;;
+        debug) echo "/usr/bin/python${1}d" ;;
+        nopie) echo "/usr/bin/python$1" ;; # python3.X-nopie replaces python3.X-minimal's
+        embedded) echo "/usr/bin/appserver$1" ;;
+        *) return 1 ;;
+    esac
+}
+
+# packages_of MINOR KIND: what to download for it (the release packages too:
+# every build uses the suite's stdlib, the embedding host its headers).
+packages_of() {
+    local base=("python$1-minimal" "libpython$1-minimal" "libpython$1-stdlib" "libpython$1-dev")
+    case "$2" in
+        release) echo "${base[*]}" ;;
+        debug) echo "${base[*]} python$1-dbg libpython$1-dbg" ;;
+        nopie) echo "${base[*]} python$1-nopie" ;;
+        embedded) echo "${base[*]} libpython$1" ;;
+        *) return 1 ;;
+    esac
+}
+
+# elf_type FILE: e_type of an ELF file (2 ET_EXEC, 3 ET_DYN: PIE or library).
+elf_type() {
+    od -An -t u2 -j 16 -N 2 "$1" 2>/dev/null | tr -d ' '
+}
+
+# run_in_root ROOT BINARY ARGS...: run ROOT's BINARY through ROOT's loader.
 # shellcheck disable=SC2317  # called through check_cmd
 run_in_root() {
-    local R="$1" minor="$2" ld
+    local R="$1" bin="$2" ld
     shift 2
     ld="$(find_loader "$R")" || { echo "no ld-linux-x86-64.so.2 in $R" >&2; return 127; }
-    timeout 60 "$ld" --library-path "$R/usr/lib/$TRIPLET:$R/lib/$TRIPLET" \
-        "$R/usr/bin/python$minor" "$@"
+    timeout 60 "$ld" --library-path "$R/usr/lib/$TRIPLET:$R/lib/$TRIPLET" "$R$bin" "$@"
+}
+
+# The embedding host: argv goes to Py_BytesMain, so it runs scripts and -c
+# like python does, but it is not python (as uwsgi or a game engine is not).
+HOST_C='
+#include <Python.h>
+int main(int argc, char **argv)
+{
+    return Py_BytesMain(argc, argv);
+}
+'
+
+# build_host ROOT MINOR: cc the embedding host into ROOT/usr/bin/appserver3.X
+# against ROOT's headers and shared libpython.  The host's own libc symbols are
+# the build machine's (older than the suite's, so the suite's libc has them);
+# libpython's are the suite's, hence --allow-shlib-undefined.
+build_host() {
+    local R="$1" minor="$2" cc lib inc plat out
+    cc="$(command -v cc || true)"
+    [[ -n "$cc" ]] || { echo "no cc to build the embedding host"; return 1; }
+    lib="$R/usr/lib/$TRIPLET/libpython$minor.so.1.0"
+    [[ -f "$lib" ]] || { echo "no $lib (package libpython$minor)"; return 1; }
+    inc="$R/usr/include/python$minor" plat="$R/usr/include/$TRIPLET/python$minor"
+    [[ -f "$inc/Python.h" ]] || { echo "no $inc/Python.h"; return 1; }
+    printf '%s' "$HOST_C" >"$R/.appserver.c"
+    if ! out="$(timeout 120 "$cc" -O1 -o "$R/usr/bin/appserver$minor" "$R/.appserver.c" \
+                -I"$inc" -I"$plat" -I"$R/usr/include" "$lib" -Wl,--allow-shlib-undefined 2>&1)"; then
+        echo "cc failed: $(echo "$out" | grep -m1 -i error | cut -c1-160)"
+        return 1
+    fi
+    rm -f "$R/.appserver.c"
 }
 
 CHECK_PY='
@@ -144,35 +252,70 @@ check_cmd() {
     return 1
 }
 
+# write_wrapper ROOT LABEL: bin/LABEL (and bin/debian-python3.X for LEGACY).
 write_wrapper() {
-    local R="$1" minor="$2" ld w tmp
+    local R="$1" label="$2" minor="${LMINOR[$2]}" kind="${LKIND[$2]}" ld w tmp bin names n
     ld="$(find_loader "$R")" || return 1
-    w="$CACHE/bin/debian-python$minor"
-    tmp="$w.tmp.$$"
-    cat >"$tmp" <<EOF
+    bin="$(binary_of "$minor" "$kind")"
+    names=("$label")
+    if is_legacy "$label"; then names+=("debian-python$minor"); fi
+    for n in "${names[@]}"; do
+        w="$CACHE/bin/$n"
+        tmp="$w.tmp.$$"
+        cat >"$tmp" <<EOF
 #!/bin/sh
-# Generated by tests/integration/debian-pythons.sh: Debian's python$minor run
-# through its own suite's loader (so /proc/PID/exe is the loader).
-exec '$ld' --library-path '$R/usr/lib/$TRIPLET:$R/lib/$TRIPLET' '$R/usr/bin/python$minor' "\$@"
+# Generated by tests/integration/debian-pythons.sh: $label ($kind build of
+# python$minor from Debian ${LSUITE[$label]}) run through its own suite's loader
+# (so /proc/PID/exe is the loader).
+exec '$ld' --library-path '$R/usr/lib/$TRIPLET:$R/lib/$TRIPLET' '$R$bin' "\$@"
 EOF
-    chmod 755 "$tmp"
-    mv -f "$tmp" "$w"
+        chmod 755 "$tmp"
+        mv -f "$tmp" "$w"
+    done
 }
 
-# probe LABEL SUITE MINOR: is the cached interpreter there and working?
-probe() {
-    local label="$1" suite="$2" minor="$3" R="$CACHE/root-$2" w out
-    w="$CACHE/bin/debian-python$minor"
-    [[ -f "$R/.pymemd-complete" && -x "$w" && -x "$R/usr/bin/python$minor" ]] || return 1
-    grep -qx "$minor" "$R/.pymemd-complete" || return 1
-    # The wrapper must point at this root (the cache may have been moved).
-    grep -qF "'$R/usr/bin/python$minor'" "$w" || write_wrapper "$R" "$minor" || return 1
-    out="$(check_cmd "$w")" || { REASON[$label]="cached interpreter fails: $out"; return 1; }
-    local inc="$R/usr/include/python$minor" plat="$R/usr/include/$TRIPLET/python$minor"
-    [[ -f "$inc/Python.h" && -d "$inc/internal" ]] || { REASON[$label]="headers missing in $inc"; return 1; }
+is_legacy() {
+    local l
+    for l in "${LEGACY[@]}"; do [[ "$l" == "$1" ]] && return 0; done
+    return 1
+}
+
+# headers_of ROOT MINOR KIND: "include_dir<TAB>platform_include_dir", or fails.
+headers_of() {
+    local R="$1" minor="$2" kind="$3" abi="" inc plat
+    [[ "$kind" == debug ]] && abi=d
+    inc="$R/usr/include/python$minor$abi" plat="$R/usr/include/$TRIPLET/python$minor$abi"
+    [[ -f "$inc/Python.h" ]] || inc="$R/usr/include/python$minor"
+    [[ -f "$inc/Python.h" && -d "$inc/internal" ]] || return 1
     [[ -f "$plat/pyconfig.h" ]] || plat="$inc"
-    [[ -f "$plat/pyconfig.h" ]] || { REASON[$label]="pyconfig.h missing"; return 1; }
-    STATUS[$label]=ok VERSION[$label]="$out" INCDIR[$label]="$inc" PLATINC[$label]="$plat"
+    [[ -f "$plat/pyconfig.h" ]] || return 1
+    printf '%s\t%s\n' "$inc" "$plat"
+}
+
+# probe LABEL: is the cached interpreter there and working?
+probe() {
+    local label="$1" suite="${LSUITE[$1]}" minor="${LMINOR[$1]}" kind="${LKIND[$1]}"
+    local R="$CACHE/root-$suite" w out bin hdr
+    w="$CACHE/bin/$label"
+    bin="$(binary_of "$minor" "$kind")"
+    [[ -f "$R/.pymemd-complete" && -x "$R$bin" ]] || return 1
+    # A root from before build kinds lists the minors of its release builds.
+    grep -qxF "$label" "$R/.pymemd-complete" ||
+        { [[ "$kind" == release ]] && grep -qxF "$minor" "$R/.pymemd-complete"; } || return 1
+    # The wrappers must point at this root (the cache may have been moved).
+    if ! grep -qF "'$R$bin'" "$w" 2>/dev/null ||
+        { is_legacy "$label" && ! grep -qF "'$R$bin'" "$CACHE/bin/debian-python$minor" 2>/dev/null; }; then
+        write_wrapper "$R" "$label" || return 1
+    fi
+    out="$(check_cmd "$w")" || { REASON[$label]="cached interpreter fails: $out"; return 1; }
+    if [[ "$kind" == release || "$kind" == debug ]]; then
+        if ! hdr="$(headers_of "$R" "$minor" "$kind")"; then
+            REASON[$label]="headers of python$minor ($kind) missing in $R/usr/include"
+            return 1
+        fi
+        INCDIR[$label]="${hdr%%$'\t'*}" PLATINC[$label]="${hdr##*$'\t'}"
+    fi
+    STATUS[$label]=ok VERSION[$label]="$out"
     unset "REASON[$label]"
     return 0
 }
@@ -199,11 +342,22 @@ mirror() {
     return 1
 }
 
-# setup_apt SUITE MIRROR: private apt tree in $CACHE/apt/SUITE; sets APTD.
+# setup_apt ROOTKEY MIRROR: private apt tree in $CACHE/apt/SUITE for the suite
+# that ROOTKEY names (sid-nopie: sid); sets APTD.  The package lists of the last
+# update are kept (for an hour): the next update of the suite, for another root
+# or after a failure, then only asks whether they changed.
 setup_apt() {
-    local suite="$1" mirror="$2" keyrings="$MACHINE_KEYRING" hp="" hsp=""
+    local suite="${1%%-*}" mirror="$2" keyrings="$MACHINE_KEYRING" hp="" hsp=""
     APTD="$CACHE/apt/$suite"
+    local keep="$CACHE/apt/.lists-$suite"
+    rm -rf "$keep"
+    # (apt dates list files by the mirror's Last-Modified: the stamp is ours.)
+    if [[ -n "$(find "$APTD/state/lists/.pymemd-updated" -mmin -60 2>/dev/null)" ]]; then
+        mv "$APTD/state/lists" "$keep"
+    fi
     rm -rf "$APTD"
+    mkdir -p "$APTD/state"
+    if [[ -d "$keep" ]]; then mv "$keep" "$APTD/state/lists"; fi
     mkdir -p "$APTD"/{apt.conf.d,sources.list.d,preferences.d,trusted.gpg.d,log,debs} \
              "$APTD/state/lists/partial" "$APTD/cache/archives/partial"
     : >"$APTD/state/status"
@@ -296,12 +450,12 @@ lib_closure() {
     printf '%s\n' "${!seen[@]}" | sort
 }
 
-# fetch_suite SUITE LABEL:MINOR...: build $CACHE/root-SUITE afresh.
+# fetch_suite SUITE LABEL...: build $CACHE/root-SUITE afresh.
 # Sets REASON for interpreters it could not provide.  Returns 1 on total failure,
 # with the reason in SUITE_REASON.
 SUITE_REASON=""
 fetch_suite() {
-    local suite="$1" m out spec
+    local suite="$1" m out
     local new="$CACHE/root-$suite.new" old="$CACHE/root-$suite.old"
     shift
     SUITE_REASON=""
@@ -317,43 +471,68 @@ fetch_suite() {
         SUITE_REASON="download failed: apt-get update: $(apt_reason "$out")"
         return 1
     fi
+    touch "$APTD/state/lists/.pymemd-updated"
 
-    # Which of the wanted interpreters does the suite offer?
-    local want=() have=() label minor
-    for spec in "$@"; do
-        label="${spec%%:*}" minor="${spec##*:}"
-        local pkgs=("python$minor-minimal" "libpython$minor-minimal" "libpython$minor-stdlib" "libpython$minor-dev")
-        local p missing=""
+    # Which of the wanted interpreters does the suite offer?  (One apt-cache call
+    # for all names: each call reads the whole package list.)
+    local want=() have=() label minor n
+    local -A offered=()
+    while IFS= read -r n; do offered[$n]=1; done < <(papt_cache pkgnames python3 2>/dev/null
+                                                   papt_cache pkgnames libpython3 2>/dev/null)
+    for label in "$@"; do
+        local pkgs=() p missing=""
+        read -r -a pkgs <<<"$(packages_of "${LMINOR[$label]}" "${LKIND[$label]}")"
         for p in "${pkgs[@]}"; do
-            if ! papt_cache show --no-all-versions "$p" >/dev/null 2>&1; then missing+=" $p"; fi
+            [[ -n "${offered[$p]:-}" ]] || missing+=" $p"
         done
         if [[ -n "$missing" ]]; then
             REASON[$label]="download failed: not offered by $suite:$missing"
             continue
         fi
         want+=("${pkgs[@]}")
-        have+=("$spec")
+        have+=("$label")
     done
     if ((${#have[@]} == 0)); then
         SUITE_REASON="download failed: no wanted python in $suite"
         return 1
     fi
-    if [[ "$suite" == trixie ]]; then want+=(debian-archive-keyring); fi
+    mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
+    if [[ "${suite%%-*}" == trixie ]]; then want+=(debian-archive-keyring); fi
 
     local debs=()
     mapfile -t debs < <(lib_closure libc6 libgcc-s1 "${want[@]}")
-    log "$suite: downloading ${#debs[@]} packages: ${debs[*]}"
+    # The .debs stay in debs/<root> between runs: apt-get download leaves a file
+    # that is already there with the right size alone, so rebuilding a root after
+    # a failure, or with one more package, downloads only what changed.
+    local dl="$CACHE/debs/$suite" names=()
+    mkdir -p "$dl"
     out="$APTD/log/download.log"
-    if ! (cd "$APTD/debs" && papt_get download "${debs[@]}") >"$out" 2>&1; then
+    # (The names from an empty directory: --print-uris leaves out what is there.)
+    if ! mapfile -t names < <(cd "$APTD/debs" && papt_get download --print-uris "${debs[@]}" 2>"$out" |
+                               awk '{ print $2 }') || ((${#names[@]} == 0)); then
         SUITE_REASON="download failed: $(apt_reason "$out")"
         return 1
     fi
+    log "$suite: downloading ${#debs[@]} packages: ${debs[*]}"
+    if ! (cd "$dl" && papt_get download "${debs[@]}") >"$out" 2>&1; then
+        SUITE_REASON="download failed: $(apt_reason "$out")"
+        return 1
+    fi
+    # What the suite no longer has is not kept.
+    for f in "$dl"/*.deb; do
+        [[ -e "$f" ]] || continue
+        printf '%s\n' "${names[@]}" | grep -qxF "$(basename "$f")" || rm -f "$f"
+    done
 
     rm -rf "$new" "$old"
     mkdir -p "$new"
     local f list="$new/.pymemd-debs"
     : >"$list"
-    for f in "$APTD"/debs/*.deb; do
+    # python3.X-nopie last: its /usr/bin/python3.X replaces python3.X-minimal's.
+    local debs_in_order=()
+    mapfile -t debs_in_order < <(printf '%s\n' "${names[@]/#/$dl/}" | grep -v -- '-nopie_'
+                                 printf '%s\n' "${names[@]/#/$dl/}" | grep -- '-nopie_' || true)
+    for f in "${debs_in_order[@]}"; do
         if [[ "$(dpkg-deb -f "$f" Package)" == debian-archive-keyring ]]; then
             # Not part of the root: kept as the extra keyring for sid.
             local kd="$APTD/keyring-pkg"
@@ -381,10 +560,18 @@ fetch_suite() {
 
     # Test in place before replacing anything that worked.
     local ok=()
-    for spec in "${have[@]}"; do
-        label="${spec%%:*}" minor="${spec##*:}"
-        if out="$(PYTHONDONTWRITEBYTECODE=1 check_cmd run_in_root "$new" "$minor")"; then
-            ok+=("$minor")
+    for label in "${have[@]}"; do
+        minor="${LMINOR[$label]}"
+        if [[ "${LKIND[$label]}" == embedded ]] && ! out="$(build_host "$new" "$minor")"; then
+            REASON[$label]="embedding host: $out"
+            continue
+        fi
+        if [[ "${LKIND[$label]}" == nopie ]] && [[ "$(elf_type "$new$(binary_of "$minor" nopie)")" != 2 ]]; then
+            REASON[$label]="python$minor of python$minor-nopie is not a non-PIE (ET_EXEC) executable"
+            continue
+        fi
+        if out="$(PYTHONDONTWRITEBYTECODE=1 check_cmd run_in_root "$new" "$(binary_of "$minor" "${LKIND[$label]}")")"; then
+            ok+=("$label")
         else
             REASON[$label]="extracted interpreter fails: $out"
         fi
@@ -394,13 +581,21 @@ fetch_suite() {
         rm -rf "$new"
         return 1
     fi
-    printf '%s\n' "${ok[@]}" >"$new/.pymemd-complete"
+    # The labels that run, and, for scripts from before build kinds (which probe for
+    # the minor), the minors of the release builds among them.
+    {
+        printf '%s\n' "${ok[@]}"
+        for label in "${ok[@]}"; do
+            [[ "${LKIND[$label]}" == release ]] && printf '%s\n' "${LMINOR[$label]}"
+        done
+    } >"$new/.pymemd-complete"
     if [[ -e "$CACHE/root-$suite" ]]; then mv "$CACHE/root-$suite" "$old"; fi
     mv "$new" "$CACHE/root-$suite"
     rm -rf "$old"
-    for minor in "${ok[@]}"; do write_wrapper "$CACHE/root-$suite" "$minor"; done
-    # The package lists and .debs are not needed once the root is built.
-    rm -rf "$APTD"
+    for label in "${ok[@]}"; do write_wrapper "$CACHE/root-$suite" "$label"; done
+    # The .debs are in debs/<root>; the lists are kept for the next root of the
+    # suite (setup_apt), the rest is not needed once the root is built.
+    rm -rf "$APTD/debs" "$APTD/cache"
     return 0
 }
 
@@ -419,11 +614,11 @@ now="$(date +%s)"
 for suite in "${SUITES[@]}"; do
     specs=() pending=()
     for entry in "${INTERPRETERS[@]}"; do
-        read -r label s minor <<<"$entry"
+        read -r label s minor kind <<<"$entry"
         [[ "$s" == "$suite" ]] || continue
-        specs+=("$label:$minor")
+        specs+=("$label")
         if [[ -n "$SKIP_ALL" ]]; then REASON[$label]="$SKIP_ALL"; continue; fi
-        if ((REFRESH)) || ! probe "$label" "$suite" "$minor"; then pending+=("$label:$minor"); fi
+        if ((REFRESH)) || ! probe "$label"; then pending+=("$label"); fi
     done
     [[ -n "$SKIP_ALL" ]] && continue
     ((${#pending[@]})) || continue
@@ -431,8 +626,8 @@ for suite in "${SUITES[@]}"; do
     # A recent failure is not retried on every run (keeps warm runs offline):
     # state/<label>.failed holds "epoch reason" of the last failed attempt.
     retry=()
-    for spec in "${pending[@]}"; do
-        label="${spec%%:*}" failed="$CACHE/state/${spec%%:*}.failed" when="" why=""
+    for label in "${pending[@]}"; do
+        failed="$CACHE/state/$label.failed" when="" why=""
         if ((!REFRESH)) && [[ -f "$failed" ]]; then
             read -r when why <"$failed" || true
             if [[ "$when" =~ ^[0-9]+$ ]] && ((now - when < RETRY_AFTER)); then
@@ -440,24 +635,23 @@ for suite in "${SUITES[@]}"; do
                 continue
             fi
         fi
-        retry+=("$spec")
+        retry+=("$label")
     done
     ((${#retry[@]})) || continue
 
     # Rebuild the whole suite (its interpreters share one libc), keeping the old
     # root if nothing new works.
     if ! fetch_suite "$suite" "${specs[@]}"; then
-        for spec in "${specs[@]}"; do
-            label="${spec%%:*}"
+        for label in "${specs[@]}"; do
             [[ -n "${REASON[$label]:-}" ]] || REASON[$label]="$SUITE_REASON"
         done
         rm -rf "$CACHE/root-$suite.new" "$CACHE/root-$suite.old"
     fi
     # Whatever is there now (new root, or the old one kept), probe it.
-    for spec in "${specs[@]}"; do
-        label="${spec%%:*}" minor="${spec##*:}"
+    for label in "${specs[@]}"; do
+        [[ "${STATUS[$label]:-}" == ok ]] && continue
         keep="${REASON[$label]:-}"
-        if probe "$label" "$suite" "$minor"; then
+        if probe "$label"; then
             rm -f "$CACHE/state/$label.failed"
         else
             [[ -n "$keep" ]] && REASON[$label]="$keep"
@@ -468,21 +662,26 @@ for suite in "${SUITES[@]}"; do
 done
 
 # Manifests, written whole each run.
-tsv="$CACHE/interpreters.tsv.tmp.$$" hdr="$CACHE/headers.tsv.tmp.$$"
-: >"$tsv"; : >"$hdr"
+tsv="$CACHE/interpreters.tsv.tmp.$$" hdr="$CACHE/headers.tsv.tmp.$$" all="$CACHE/headers-all.tsv.tmp.$$"
+: >"$tsv"; : >"$hdr"; : >"$all"
 for entry in "${INTERPRETERS[@]}"; do
-    read -r label suite minor <<<"$entry"
+    read -r label suite minor kind <<<"$entry"
     if [[ "${STATUS[$label]:-}" == ok ]]; then
-        printf '%s\t%s\t%s\n' "$label" "${VERSION[$label]}" "$CACHE/bin/debian-python$minor" >>"$tsv"
-        printf '%s\t%s\t%s\t%s\n' "$minor" "${VERSION[$label]}" "${INCDIR[$label]}" "${PLATINC[$label]}" >>"$hdr"
-        log "$label: ok $(printf %-8s "${VERSION[$label]}") $CACHE/bin/debian-python$minor"
+        printf '%s\t%s\t%s\n' "$label" "${VERSION[$label]}" "$CACHE/bin/$label" >>"$tsv"
+        if [[ -n "${INCDIR[$label]:-}" ]]; then
+            line="$(printf '%s\t%s\t%s\t%s' "$minor" "${VERSION[$label]}" "${INCDIR[$label]}" "${PLATINC[$label]}")"
+            if is_legacy "$label"; then printf '%s\n' "$line" >>"$hdr"; fi
+            printf '%s\t%s\t%s\n' "$line" "$label" "$kind" >>"$all"
+        fi
+        log "$(printf '%-26s ok   %-8s %-8s' "$label" "${VERSION[$label]}" "$kind") $CACHE/bin/$label"
     else
         r="${REASON[$label]:-unknown failure}"
         r="$(printf '%s' "$r" | tr '\t\n' '  ' | sed -E 's/ +$//')"
         printf '%s\tskip\t%s\n' "$label" "$r" >>"$tsv"
-        log "$label: SKIP     $r"
+        log "$(printf '%-26s SKIP' "$label") $r"
     fi
 done
 mv -f "$tsv" "$CACHE/interpreters.tsv"
 mv -f "$hdr" "$CACHE/headers.tsv"
+mv -f "$all" "$CACHE/headers-all.tsv"
 exit 0

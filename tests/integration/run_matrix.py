@@ -19,7 +19,10 @@ pymemd's stdout/stderr, for looking into a failure.
 
 Standard library only (Python 3.9+), no pytest.  Prints one line per
 (interpreter, scenario): PASS, FAIL: <what differed> or SKIP: <reason>, then a
-summary, then exactly `N passed, M failed, K skipped`.
+summary table of every interpreter (label, exact version, build kind with the
+module that holds the interpreter, passed/FAILED n/m or skipped, and why), then
+exactly `N passed, M failed, K skipped`.  Debian labels end in their build kind
+(debug, nopie, embedded; none for release), see debian-pythons.sh.
 
 Exit status: 0 when nothing failed and at least one interpreter ran; 1 when
 something failed; 77 (meson's "skipped") when nothing failed but no
@@ -60,6 +63,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "target.py")
+FT_TARGET = os.path.join(HERE, "ft_target.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pymemdtest  # noqa: E402
 from pymemdtest import (CHILDREN, RESULTS, Stopping, clean_env, pyenv_root, say,  # noqa: E402
@@ -87,7 +91,7 @@ NOBODY = 65534
 # Interpreters
 
 class Interp(object):
-    def __init__(self, label, cmd, source, version=None, skip=None, path=None):
+    def __init__(self, label, cmd, source, version=None, skip=None, path=None, kind="release"):
         self.label = label
         self.cmd = cmd            # argv prefix that runs a script
         self.source = source      # pyenv | system | debian
@@ -95,7 +99,18 @@ class Interp(object):
         self.hexversion = None
         self.skip = skip          # reason, or None
         self.path = path
+        self.kind = kind          # release | debug | nopie | embedded (DEBIAN_KINDS)
         self.notes = []
+        self.free_threaded = False   # a free-threaded build (3.13t): see probe_free_threaded
+
+
+# Build kinds of debian-pythons.sh, the last part of a label (none: release).
+DEBIAN_KINDS = ("debug", "nopie", "embedded")
+
+
+def debian_kind(label):
+    last = label.rsplit("-", 1)[-1]
+    return last if last in DEBIAN_KINDS else "release"
 
 
 PROBE = ("import platform, sys; print(platform.python_implementation()); "
@@ -191,15 +206,15 @@ def debian_interps():
             if not label.startswith("debian"):
                 label = "debian-" + label
             if version == "skip":
-                it = Interp(label, [], "debian")
+                it = Interp(label, [], "debian", kind=debian_kind(label))
                 it.skip = rest or "skipped by debian-pythons.sh (no reason given)"
                 out.append(it)
                 continue
             cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
-            it = Interp(label, cmd, "debian", version=version, path=cmd[0] if cmd else None)
+            it = Interp(label, cmd, "debian", version=version, path=cmd[0] if cmd else None,
+                        kind=debian_kind(label))
             if not cmd or not os.path.exists(cmd[0]):
                 it.skip = "listed in the manifest but %r does not exist" % rest
-            it.notes.append("manifest version %s" % version)
             out.append(it)
     if not out:
         return [], "debian: manifest %s lists no interpreters" % manifest
@@ -229,6 +244,81 @@ def fetch_debian(timeout=900):
         say("debian-pythons.sh: exit status %d" % p.returncode)
 
 
+def upstream_interps():
+    """Upstream 3.13 and free-threaded 3.13t, built from python.org's tarball by
+    upstream-pythons.sh; its manifest has the same form as debian-pythons.sh's."""
+    manifest = os.path.join(cache_dir(), "upstream", "interpreters.tsv")
+    if not os.path.exists(manifest):
+        return [], ("upstream: manifest %s is missing (tests/integration/"
+                    "upstream-pythons.sh creates it)" % manifest)
+    out = []
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            fields = line.rstrip("\n").split("\t")
+            if not line.strip():
+                continue
+            if len(fields) < 3:
+                it = Interp("upstream-line%d" % n, [], "upstream")
+                it.skip = "malformed manifest line %d: %r" % (n, line)
+                out.append(it)
+                continue
+            label, version, rest = fields[0], fields[1], "\t".join(fields[2:])
+            if version == "skip":
+                it = Interp(label, [], "upstream")
+                it.skip = rest or "skipped by upstream-pythons.sh (no reason given)"
+                out.append(it)
+                continue
+            it = Interp(label, [rest], "upstream", version=version, path=rest)
+            if not os.path.exists(rest):
+                it.skip = "listed in the manifest but %r does not exist" % rest
+            it.notes.append("python.org source, %s build" % (
+                "free-threaded" if label.endswith("t") else "default"))
+            out.append(it)
+    return out, None
+
+
+def fetch_upstream(timeout=3600):
+    """Run upstream-pythons.sh: offline and quick once its builds are cached; a cold build
+    takes minutes.  Its failure is reported as a SKIP later."""
+    script = os.path.join(HERE, "upstream-pythons.sh")
+    p = CHILDREN.spawn(["bash", script], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say("upstream-pythons.sh: killed after %d s" % timeout)
+        return
+    finally:
+        CHILDREN.reap(p)
+    for line in out.decode("utf-8", "replace").splitlines():
+        say("  " + line)
+    if p.returncode != 0:
+        say("upstream-pythons.sh: exit status %d" % p.returncode)
+
+
+def probe_free_threaded(interp):
+    """3.13+: whether the build is free-threaded (Py_GIL_DISABLED), which changes what can be
+    compared (see compare_free_threaded)."""
+    if interp.skip or not interp.hexversion or interp.hexversion < 0x030D0000:
+        return
+    try:
+        r = subprocess.run(interp.cmd + ["-c", "import sysconfig; print(int(bool("
+                                         "sysconfig.get_config_var('Py_GIL_DISABLED'))))"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=clean_env(), timeout=30,
+                           universal_newlines=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        interp.skip = "cannot ask %s whether it is free-threaded: %s" % (interp.label, e)
+        return
+    if r.returncode != 0 or r.stdout.strip() not in ("0", "1"):
+        interp.skip = "cannot ask %s whether it is free-threaded: %s" % (
+            interp.label, short(r.stderr or r.stdout, 200))
+        return
+    interp.free_threaded = r.stdout.strip() == "1"
+    if interp.free_threaded:
+        interp.notes.append("free-threaded")
+
+
 def enumerate_interps():
     """All interpreters (usable or skipped) plus skip lines for whole sources."""
     interps = []
@@ -242,11 +332,16 @@ def enumerate_interps():
     interps += lst
     if why:
         source_skips.append(why)
+    lst, why = upstream_interps()
+    interps += lst
+    if why:
+        source_skips.append(why)
     for it in interps:
         if it.skip:
             continue
         manifest_version = it.version
         probe(it)
+        probe_free_threaded(it)
         if it.source == "system" and it.version:
             it.label = "system-%s" % it.version
         if (manifest_version and it.version and manifest_version != it.version
@@ -325,6 +420,34 @@ def python_module(pid):
     if exe:
         return exe, "static", elf_has_symtab(exe) is False
     return None, None, None
+
+
+def elf_pie(path):
+    """"PIE" / "non-PIE" for an executable, None for a library or when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            eh = f.read(18)
+    except OSError:
+        return None
+    if len(eh) < 18 or eh[:4] != b"\x7fELF":
+        return None
+    return {2: "non-PIE", 3: "PIE"}.get(struct.unpack_from("<H", eh, 16)[0])
+
+
+def build_text(it, module):
+    """What was run, for the table: the build kind and what the mapped module is."""
+    text = it.kind
+    path, kind, stripped = module or (None, None, None)
+    if path:
+        bits = [kind]
+        if kind == "static":
+            pie = elf_pie(path)
+            if pie:
+                bits.append(pie)
+        if stripped:
+            bits.append("stripped")
+        text += " (%s %s)" % (" ".join(bits), os.path.basename(path))
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -490,6 +613,7 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     minor = (hexv >> 16) & 0xFF
     status = proc.get("status")
     error = proc.get("error")
+    ft = getattr(target.interp, "free_threaded", False)
 
     if status == "unsupported" and minor in (6, 7):
         want = "3.%d" % minor
@@ -522,7 +646,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         gc = {}
     v.eq("gc.enabled", truth["isenabled"], gc.get("enabled"))
     v.eq("gc.collecting", False, gc.get("collecting"))
-    v.eq("gc.frozen", truth["get_freeze_count"], gc.get("frozen"))
+    if ft:
+        ft_frozen(truth, gc, error, v)
+    else:
+        v.eq("gc.frozen", truth["get_freeze_count"], gc.get("frozen"))
     v.eq("gc.garbage", truth["garbage"], gc.get("garbage"))
 
     gens = gc.get("generations")
@@ -542,7 +669,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
             v.eq(key + "." + k, st[k], g.get(k))
         exp_count = truth["get_count"][i]
         got_count = g.get("count")
-        if i == 0:
+        if i == 0 and ft and truth["active_count"] > 1:
+            v.notes.append("gen0 count not compared: the other threads' unflushed shares are "
+                           "unknown to the target (exact in the ft-counts case)")
+        elif i == 0:
             if not is_int(got_count) or abs(got_count - exp_count) > GEN0_TOLERANCE:
                 v.diff(key + ".count", "%d (+-%d)" % (exp_count, GEN0_TOLERANCE),
                        json.dumps(got_count))
@@ -576,6 +706,10 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         reasons = [error] + [pm.get(k) for k in pm if "reason" in k or "error" in k or k == "note"]
         reasons = [r for r in reasons if isinstance(r, str) and r.strip()]
         may_be_null = kind == "static" and stripped and 8 <= minor <= 11
+        if ft:
+            # Free-threaded builds allocate with mimalloc: there is no pymalloc to read.
+            may_be_null = True
+            reasons = [r for r in reasons if "mimalloc" in r]
         if not may_be_null:
             v.diff("pymalloc." + ",".join(nulls), "numbers (%s %s build%s)" % (
                 truth["version"], kind, ", stripped" if stripped else ""), "null")
@@ -589,6 +723,9 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
         v.diff("error", "null", json.dumps(error))
 
     blocks = pm.get("allocated_blocks")
+    if ft and blocks is None:
+        v.notes.append("sys.getallocatedblocks() not compared: it counts mimalloc blocks on "
+                       "free-threaded builds, which pymemd does not read")
     if blocks is not None:
         exp = truth["allocated_blocks"]
         if not is_int(blocks) or not (0 <= blocks - exp <= BLOCKS_SLACK):
@@ -609,7 +746,9 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     # gc.get_objects() leaves out, so its excess over the target may add up to gc.frozen.
     census = truth.get("census")
     objs = proc.get("objects")
-    if census is not None:
+    if census is not None and ft:
+        ft_census(proc, v)
+    elif census is not None:
         if not isinstance(objs, dict) or not isinstance(objs.get("types"), list):
             v.diff("objects", "a census", "%s (objects_error: %s)" % (
                 json.dumps(objs)[:80], proc.get("objects_error")))
@@ -653,6 +792,110 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     if not is_int(peak) or (is_int(rss) and peak < rss):
         v.diff("memory.peak_rss_bytes", ">= rss_bytes %s" % (rss,), json.dumps(peak))
     return v
+
+
+# --------------------------------------------------------------------------
+# Free-threaded builds (3.13t): what differs from the default build's comparison.
+
+FT_CENSUS_ERROR = "object census of free-threaded builds is not supported yet"
+# How `error` names the null gc.frozen (python/pyread.c; "frozen: <why>" like every frozen reason).
+FT_FROZEN_REASON = "frozen: not read on free-threaded builds"
+
+
+def ft_frozen(truth, gc, error, v):
+    """gc.frozen is null on free-threaded builds (frozen objects are a bit in each header, not
+    a list), with the reason in error."""
+    got = gc.get("frozen")
+    if got is not None:
+        v.diff("gc.frozen", "null on a free-threaded build", json.dumps(got))
+    elif not isinstance(error, str) or FT_FROZEN_REASON not in error:
+        v.diff("error", "a reason for the null gc.frozen", json.dumps(error))
+    else:
+        v.notes.append("gc.frozen n/a (target: %s)" % truth.get("get_freeze_count"))
+
+
+def ft_census(proc, v):
+    """No object census on free-threaded builds yet: objects null, and objects_error says so."""
+    objs = proc.get("objects")
+    if objs is not None:
+        v.diff("objects", "null on a free-threaded build", short(json.dumps(objs), 80))
+    v.eq("objects_error", FT_CENSUS_ERROR, proc.get("objects_error"))
+
+
+def ft_counts(pymemd, interp, keep_dir):
+    """Generation 0's count of a free-threaded target whose threads hold unflushed shares of it
+    (allocating, crossing the flush threshold, freeing, idle): pymemd's must be exactly the
+    count the target reports once every thread has flushed its share (ft_target.py)."""
+    name = "%s.ft-counts" % interp.label
+    errf = tempfile.TemporaryFile()
+    p = CHILDREN.spawn(interp.cmd + [FT_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=errf, env=clean_env(), cwd="/")
+    try:
+        try:
+            truth = json.loads(read_line(p, TARGET_TIMEOUT))
+        except (RuntimeError, ValueError) as e:
+            return "FAIL", "FAIL: target: %s; stderr: %s" % (e, short(captured(errf), 300))
+        pid = truth["pid"]
+        before = read_vmrss(pid)
+        run = run_pymemd(pymemd, ["--once", "--pid", str(pid)])
+        after = read_vmrss(pid)
+        save(keep_dir, name, run)
+        p.stdin.write(b"x")
+        p.stdin.flush()
+        try:
+            end = json.loads(read_line(p, TARGET_TIMEOUT))
+        except (RuntimeError, ValueError) as e:
+            return "FAIL", "FAIL: target's flushed counts: %s; stderr: %s" % (
+                e, short(captured(errf), 300))
+        if keep_dir:
+            with open(os.path.join(keep_dir, name + ".truth.json"), "w") as f:
+                json.dump({"truth": truth, "flushed": end}, f, indent=1, sort_keys=True)
+        v = Verdict()
+        if run.parse_error:
+            v.diff("pymemd", "a JSON document", "%s (%s)" % (run.parse_error, run.describe()))
+            return "FAIL", v.line()
+        procs = run.processes(pid)
+        if len(procs) != 1:
+            v.diff("processes", "exactly one PROCESS with pid %d" % pid, len(procs))
+            return "FAIL", v.line()
+        proc = procs[0]
+        if proc.get("status") != "ok":
+            v.diff("status", "\"ok\"", "%s (error: %s)" % (json.dumps(proc.get("status")),
+                                                             short(proc.get("error"), 200)))
+            return "FAIL", v.line()
+        gc = proc.get("gc") or {}
+        gens = gc.get("generations") or []
+        # The workers' shares, from the counts each saw right after flushing its own.
+        seen = [truth["get_count"][0]] + end["after_each"]
+        shares = dict(zip(truth["plans"], (b - a for a, b in zip(seen, seen[1:]))))
+        main_share = end["flushed"][0] - seen[-1]
+        if not (shares.get("allocating", 0) >= 250 and shares.get("freeing", 0) <= -250):
+            v.diff("ft_target.py", "an allocating share >= 250 and a freeing one <= -250",
+                   "shares %s" % shares)
+        want = [end["flushed"][0], truth["get_count"][1], truth["get_count"][2]]
+        got = [g.get("count") for g in gens]
+        for i in range(3):
+            v.eq("gc.generations[%d].count" % i, want[i], got[i] if i < len(got) else None)
+        for i, g in enumerate(gens):
+            v.eq("gc.generations[%d].threshold" % i, truth["get_threshold"][i], g.get("threshold"))
+            for k in ("collections", "collected", "uncollectable"):
+                v.eq("gc.generations[%d].%s" % (i, k), truth["get_stats"][i][k], g.get(k))
+        v.eq("gc.enabled", truth["isenabled"], gc.get("enabled"))
+        v.eq("gc.garbage", truth["garbage"], gc.get("garbage"))
+        v.eq("threads", truth["active_count"], proc.get("threads"))
+        rss = (proc.get("memory") or {}).get("rss_bytes")
+        refs = [r for r in (before, after) if r]
+        if not is_int(rss) or (refs and not any(abs(rss - r) <= RSS_TOLERANCE * r for r in refs)):
+            v.diff("memory.rss_bytes", "VmRSS %s (+-10%%)" % "/".join(map(str, refs)), rss)
+        ft_census(proc, v)
+        if v.ok:
+            v.notes.append("gen0 %d = target's %d + unflushed shares %s + main's since %d" % (
+                want[0], truth["get_count"][0],
+                ", ".join("%s %+d" % kv for kv in sorted(shares.items())), main_share))
+        return ("PASS" if v.ok else "FAIL"), v.line()
+    finally:
+        CHILDREN.reap(p)
+        errf.close()
 
 
 def measure(pymemd, targets, args):
@@ -736,6 +979,9 @@ def run_interp(interp, pymemd, keep_dir):
         finally:
             if target is not None:
                 target.close()
+    if interp.free_threaded:
+        kind, text = ft_counts(pymemd, interp, keep_dir)
+        RESULTS.report(interp.label, "ft-counts", kind, text)
     return info
 
 
@@ -1049,9 +1295,54 @@ def main():
         CHILDREN.stop_all()
 
 
+def build_key(it):
+    """How `pymemd --version` names an interpreter: "3.13.18", "3.13.18 debug"."""
+    where = " ".join([it.label, it.path or ""] + list(it.cmd))
+    # Debian's labels name the build kind ("debian-sid-3.13-debug"); pyenv's and upstream's
+    # executables carry python.org's suffix ("python3.13d", "build-3.13t").
+    if it.kind == "debug" or re.search(r"3\.\d+d\b", where):
+        return "%s debug" % it.version
+    if it.free_threaded or re.search(r"3\.\d+t\b", where):
+        return "%s free-threaded" % it.version
+    return it.version
+
+
+def misc_verified(pymemd, usable, infos):
+    """`pymemd --version` lists the interpreters verified live (python/verified.c): every
+    interpreter read with status "ok" and all scenarios passing in this run must be listed, so
+    the list cannot fall behind the matrix; a listed one that failed here is a failure above."""
+    r = subprocess.run([pymemd, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=30)
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or "verified live against CPython:" not in lines:
+        return "FAIL", "FAIL: pymemd --version lists no verified interpreters: %r" % r.stdout
+    listed = set()
+    for line in lines[lines.index("verified live against CPython:") + 1:]:
+        words = line.replace(",", " ").split()
+        if words:
+            listed.add(words[0] + (" " + words[1] if len(words) > 1 and
+                                   words[1] in ("debug", "free-threaded") else ""))
+    missing, seen = [], set()
+    for it in usable:
+        rows = RESULTS.by_group.get(it.label, [])
+        if not infos.get(it.label, {}).get("status_ok") or not rows or \
+                any(kind != "PASS" for _, kind, _ in rows):
+            continue
+        key = build_key(it)
+        seen.add(key)
+        if key not in listed:
+            missing.append("%s (%s)" % (key, it.label))
+    if missing:
+        return "FAIL", ("FAIL: passed here but not in pymemd --version (add to "
+                        "daemon/python/verified.c): %s" % ", ".join(missing))
+    return "PASS", "PASS: %d verified here; listed but not run here: %s" % (
+        len(seen), ", ".join(sorted(listed - seen)) or "none")
+
+
 def run_all(pymemd, opts, started):
     if not opts.no_debian_fetch:
         fetch_debian()
+        fetch_upstream()
     interps, source_skips = enumerate_interps()
     excluded = []
     if opts.only:
@@ -1133,6 +1424,7 @@ def run_all(pymemd, opts, started):
         # The newest and the oldest interpreter read: one from memory alone, one denied.
         ends = [pick[0]] + [it for it in pick if it.hexversion < 0x030D0000][:1]
         misc.append(("ptrace-only", lambda: misc_ptrace_only(pymemd, ends, opts.keep_dir)))
+    misc.append(("verified-list", lambda: misc_verified(pymemd, usable, infos)))
     for name, fn in misc:
         try:
             kind, text = fn()
@@ -1140,33 +1432,47 @@ def run_all(pymemd, opts, started):
             raise KeyboardInterrupt()
         report("misc", name, kind, text)
 
-    # Summary
+    # Summary: every interpreter, with its exact version and build kind, whether it ran, how
+    # many of its scenarios passed, and why it was skipped or failed.
     say("")
     say("== summary (%.1f s) ==" % (time.monotonic() - started))
     ran = []
-    for it in usable:
-        rows = [r for r in RESULTS.by_group.get(it.label, []) if r[1] != "SKIP"]
-        if not rows:
+    rows_out = []
+    for it in interps:
+        rows = RESULTS.by_group.get(it.label, [])
+        run_rows = [r for r in rows if r[1] != "SKIP"]
+        info = infos.get(it.label, {})
+        build = build_text(it, info.get("module"))
+        if it.source == "pyenv":
+            build = build.replace("release", "pyenv", 1)
+        elif it.source == "system":
+            build = build.replace("release", "system", 1)
+        if not run_rows:
+            reasons = sorted(set(r[2][len("SKIP: "):] for r in rows)) or [it.skip or "not run"]
+            rows_out.append((it.label, it.version or "?", build, "skipped",
+                             "; ".join(reasons)))
             continue
         ran.append(it)
-        npass = sum(1 for r in rows if r[1] == "PASS")
-        extra = ""
-        if infos.get(it.label, {}).get("unsupported"):
-            extra = ", reported unsupported: %s" % short(infos[it.label]["unsupported"], 100)
-        mod = infos.get(it.label, {}).get("module") or (None, None, None)
-        build = ""
-        if mod[0]:
-            build = ", %s%s" % (mod[1], " stripped" if mod[2] else "")
-        notes = ("; " + "; ".join(it.notes)) if it.notes else ""
-        say("ran:     %-22s %s (%s%s) %d/%d passed%s%s" % (
-            it.label, it.version, " ".join(it.cmd), build, npass, len(rows), extra, notes))
-    for label, rows in RESULTS.by_group.items():
-        if label == "misc":
-            continue
-        if any(r[1] != "SKIP" for r in rows):
-            continue
-        reasons = sorted(set(r[2][len("SKIP: "):] for r in rows))
-        say("skipped: %-22s %s" % (label, "; ".join(reasons)))
+        npass = sum(1 for r in run_rows if r[1] == "PASS")
+        what = []
+        if info.get("unsupported"):
+            what.append("reported unsupported: %s" % short(info["unsupported"], 100))
+        fails = [r for r in run_rows if r[1] == "FAIL"]
+        if fails:
+            what.append("%s %s" % (fails[0][0], short(fails[0][2], 160)))
+        what += it.notes
+        rows_out.append((it.label, it.version or "?", build,
+                         "%s %d/%d" % ("passed" if npass == len(run_rows) else "FAILED",
+                                       npass, len(run_rows)),
+                         "; ".join(what)))
+    w = [max([len(r[i]) for r in rows_out] + [len(h)])
+         for i, h in enumerate(("interpreter", "version", "build"))]
+    say("%-*s  %-*s  %-*s  %-12s  %s" % (w[0], "interpreter", w[1], "version", w[2], "build",
+                                         "result", "why"))
+    for r in rows_out:
+        say("%-*s  %-*s  %-*s  %-12s  %s" % (w[0], r[0], w[1], r[1], w[2], r[2], r[3], r[4]))
+    for why in source_skips:
+        say("skipped: %s" % why)
     if excluded:
         say("not selected by --only: %s" % ", ".join(excluded))
     say("%d passed, %d failed, %d skipped" % (RESULTS.passed, RESULTS.failed, RESULTS.skipped))

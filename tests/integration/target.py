@@ -12,7 +12,9 @@ walrus, no f-string '=' specifier, no dataclasses, no positional-only params).
 After printing, the main thread blocks in os.read(0, 1) without allocating
 until stdin reaches EOF (the driver closes it) or the process is killed.
 The values are taken in this order, on purpose:
-  1. sys._debugmallocstats() (fd 2 redirected to a temp file), parsed;
+  1. the census over gc.get_objects(), then sys._debugmallocstats() (fd 2
+     redirected to a temp file), parsed: after the census, whose kept results
+     could open a new arena after the arenas were counted;
   2. gc.get_stats(), get_threshold(), isenabled(), get_freeze_count(),
      len(gc.garbage), threading.active_count();
   3. sys.getallocatedblocks(), then gc.get_count() last of all,
@@ -278,15 +280,7 @@ def main():
     KEEP.append(truth)
     has_freeze_count = hasattr(gc, "get_freeze_count")
 
-    # 1. pymalloc arenas (before the gc values).
-    ms = debug_malloc_stats()
-    truth["arenas"] = ms["arenas"]
-    truth["arenas_highwater"] = ms["arenas_highwater"]
-    truth["arena_size"] = ms["arena_size"]
-    truth["debugmallocstats"] = ms["text"]
-    ms = None
-
-    # 1b. The target's own object census, as objgraph takes it: type(o).__name__ counted over
+    # 1. The target's own object census, as objgraph takes it: type(o).__name__ counted over
     # gc.get_objects(). Its temporaries are gone before the gc values below are read.
     # With it, per name, the bytes sys.getsizeof gives, for the names whose every object is sized
     # by object.__sizeof__ (basicsize + itemsize * |ob_size|) or is a generator, coroutine, async
@@ -313,6 +307,15 @@ def main():
     census_json = json.dumps(census, sort_keys=True)
     census_bytes_json = json.dumps(census_bytes, sort_keys=True)
     census = census_bytes = None
+
+    # 1b. pymalloc arenas: after the census, whose kept results could open an arena, and before the
+    # gc values, which its own allocations would move.
+    ms = debug_malloc_stats()
+    truth["arenas"] = ms["arenas"]
+    truth["arenas_highwater"] = ms["arenas_highwater"]
+    truth["arena_size"] = ms["arena_size"]
+    truth["debugmallocstats"] = ms["text"]
+    ms = None
 
     # 2. GC and thread values.
     truth["get_stats"] = gc.get_stats()

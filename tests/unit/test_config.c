@@ -44,6 +44,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_string_equal(a->census_match, b->census_match);
     assert_true(a->pss_interval == b->pss_interval);
     assert_true(a->pss_max_rss == b->pss_max_rss);
+    assert_true(a->census_max_memory == b->census_max_memory);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -119,6 +120,7 @@ static void defaults(void **state)
     assert_string_equal(c.census_match, "");
     assert_true(c.pss_interval == 30.0);
     assert_true(c.pss_max_rss == 4ULL << 30);
+    assert_true(c.census_max_memory == 1ull << 30);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -922,6 +924,7 @@ static void shipped_conf_defaults(void **state)
         "census_match",
         "pss_interval",
         "pss_max_rss",
+        "census_max_memory",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
@@ -993,6 +996,47 @@ static void shipped_conf_defaults(void **state)
     free(path);
 }
 
+/* census_max_memory takes a size the way systemd's MemoryMax= does. */
+static void census_max_memory_sizes(void **state)
+{
+    static const struct {
+        const char *v;
+        uint64_t want; /* 0: refused */
+    } cases[] = {
+        {"512M", 512ull << 20},
+        {"2G", 2ull << 30},
+        {"2GiB", 2ull << 30},
+        {"16777216", 16ull << 20},
+        {"1024G", 1024ull << 30},
+        {"1T", 1ull << 40},
+        {"65536K", 64ull << 20},
+        {"15M", 0},
+        {"1025G", 0},
+        {"1.5G", 0},
+        {"2g", 0},
+        {"2GB", 0},
+        {"G", 0},
+        {"-1G", 0},
+        {"99999999999999999999999G", 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        Config c;
+        char err[512];
+        config_init(&c);
+        int k = config_set(&c, "census_max_memory", cases[i].v, err, sizeof(err));
+        if (cases[i].want) {
+            if (k != 0)
+                fail_msg("%s: %s", cases[i].v, err);
+            assert_true(c.census_max_memory == cases[i].want);
+        } else {
+            assert_int_equal(k, -EINVAL);
+            assert_non_null(strstr(err, "census_max_memory"));
+            assert_true(c.census_max_memory == 1ull << 30);
+        }
+        config_done(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1015,6 +1059,7 @@ int main(void)
         cmocka_unit_test(failed_load_changes_nothing),
         cmocka_unit_test(copy_is_deep),
         cmocka_unit_test(shipped_conf_defaults),
+        cmocka_unit_test(census_max_memory_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

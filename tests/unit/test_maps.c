@@ -248,13 +248,41 @@ static void read_gone(void **state)
     assert_int_equal(maps_read(-1, &m), -EINVAL);
 }
 
+/* Where pymalloc arenas may lie: readable anonymous memory (no path, the heap, or a name given
+ * with PR_SET_VMA_ANON_NAME), never a file, the stack or a shared mapping. */
+static void anon_readable(void **state)
+{
+    _cleanup_(maps_freep) Maps *m = NULL;
+    assert_int_equal(maps_parse(sample, &m), 0);
+    assert_true(maps_anon_readable(m, 0x55d0c1c4b000, 0x21000));     /* [heap] */
+    assert_true(maps_anon_readable(m, 0x7f1e2c000000, 0x21000));     /* no path */
+    assert_false(maps_anon_readable(m, 0x7f1e2c000000, 0x21001));    /* into ---p */
+    assert_false(maps_anon_readable(m, 0x55d0c0a07000, 0x1000));     /* file-backed data */
+    assert_false(maps_anon_readable(m, 0x7ffd4e1d0000, 0x1000));     /* [stack] */
+    assert_false(maps_anon_readable(m, 0x7f1e30000000, 0x1000));     /* shared, /dev/shm */
+    assert_false(maps_anon_readable(m, 0x1000, 0x1000));             /* nothing */
+    assert_false(maps_anon_readable(m, 0x7f1e2c000000, UINT64_MAX)); /* wraps */
+    assert_true(maps_anon_total(m) == 0x21000 + 0x21000);
+    assert_true(maps_anon_total(NULL) == 0);
+
+    _cleanup_(maps_freep) Maps *named = NULL;
+    assert_int_equal(maps_parse("7f0000000000-7f0000100000 rw-p 00000000 00:00 0 "
+                                "[anon:cpython:pymalloc]\n"
+                                "7f0000100000-7f0000200000 rw-p 00000000 00:00 0\n",
+                                &named),
+                     0);
+    /* Named and unnamed neighbours: one arena-sized range over both is fine. */
+    assert_true(maps_anon_readable(named, 0x7f00000ff000, 0x2000));
+    assert_true(maps_anon_total(named) == 0x200000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_sample),    cmocka_unit_test(parse_edges),
         cmocka_unit_test(parse_malformed), cmocka_unit_test(find),
         cmocka_unit_test(readable),        cmocka_unit_test(self_maps),
-        cmocka_unit_test(read_gone),
+        cmocka_unit_test(read_gone),       cmocka_unit_test(anon_readable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #define Py_BUILD_CORE 1
 #include <Python.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,9 @@
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_obmalloc.h"
 #endif
+#ifdef Py_GIL_DISABLED
+#include "internal/pycore_tstate.h" /* _PyThreadStateImpl and its GC allocation count */
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_debug_offsets.h"
 #include "internal/pycore_interp_structs.h"
@@ -42,6 +46,14 @@
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_interpframe_structs.h" /* PyGenObject and the frame it embeds */
 #include "internal/pycore_stackref.h"            /* Py_TAG_BITS of f_executable */
+#endif
+
+#include "structmember.h" /* PyMemberDef, T_OBJECT_EX */
+#if PY_VERSION_HEX >= 0x030A0000
+#include "internal/pycore_moduleobject.h" /* PyModuleObject */
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_dict.h" /* struct _dictkeysobject, PyDictValues */
 #endif
 
 #define FIELD(name, value) printf("        .%s = %lu,\n", name, (unsigned long)(value))
@@ -109,6 +121,13 @@ static void print_interp(void)
     BEGIN("tstate");
     FIELD("size", sizeof(PyThreadState));
     FIELD("next", offsetof(PyThreadState, next));
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded: every thread state is a _PyThreadStateImpl whose gc.alloc_count holds the
+     * GC allocations minus deallocations of that thread not yet added to generation 0's count
+     * (Python/gc_free_threading.c, record_allocation: flushed every 512). */
+    FIELD("impl_size", sizeof(_PyThreadStateImpl));
+    FIELD("alloc_count", offsetof(_PyThreadStateImpl, gc.alloc_count));
+#endif
     END();
 }
 
@@ -145,7 +164,12 @@ static void print_gc(void)
            GC_OLD_STATS_SIZE, offsetof(struct gc_stats, old[0].index),
            offsetof(struct gc_stats, old[1].items), GC_OLD_STATS_SIZE,
            offsetof(struct gc_stats, old[1].index));
+#if defined(GENLAYOUT_HAVE_GC_STATS_UPDATE_SEQ)
     FIELD("stats_seq", offsetof(struct gc_stats, update_seq));
+#else
+    /* 3.15.0 has no update_seq (added before 3.15.2); generate.sh feature-tests it. */
+    NONE("stats_seq");
+#endif
     FIELD("stat_collections", offsetof(struct gc_generation_stats, collections));
     FIELD("stat_collected", offsetof(struct gc_generation_stats, collected));
     FIELD("stat_uncollectable", offsetof(struct gc_generation_stats, uncollectable));
@@ -169,7 +193,11 @@ static void print_gc(void)
 static void print_obmalloc(void)
 {
     BEGIN("obmalloc");
-#if PY_VERSION_HEX >= 0x030C0000
+#if defined(Py_GIL_DISABLED)
+    /* Free-threaded builds allocate every object with mimalloc: pymalloc is not used, and the
+     * interpreter's obmalloc state, though declared, holds no arenas. */
+    printf("        .kind = PYOBM_NONE,\n");
+#elif PY_VERSION_HEX >= 0x030C0000
 #if PY_VERSION_HEX >= 0x030D0000
     printf("        .kind = PYOBM_POINTER,\n");
 #else
@@ -335,9 +363,244 @@ static void print_debug_offsets(void)
     NONE("gc_generation_stats_size");
     NONE("gc_generation_stats");
 #endif
+    FIELD("pyobject_size", offsetof(D, pyobject.size));
+    FIELD("pyobject_ob_type", offsetof(D, pyobject.ob_type));
+    FIELD("type_size", offsetof(D, type_object.size));
+    FIELD("type_tp_name", offsetof(D, type_object.tp_name));
+    FIELD("type_tp_flags", offsetof(D, type_object.tp_flags));
+    FIELD("list_size", offsetof(D, list_object.size));
+    FIELD("list_ob_size", offsetof(D, list_object.ob_size));
+    FIELD("iframe_size", offsetof(D, interpreter_frame.size));
+    FIELD("iframe_executable", offsetof(D, interpreter_frame.executable));
 #else
     FIELD("size", 0);
 #endif
+    END();
+}
+
+#define SFIELD(name, value) printf("        .%s = %ld,\n", name, (long)(value))
+#define BOOL(name, value)   printf("        .%s = %s,\n", name, (value) ? "true" : "false")
+
+static void print_list(const char *name, const size_t *v, size_t n, size_t cap)
+{
+    printf("        .%s = {", name);
+    for (size_t i = 0; i < cap; i++)
+        if (i < n)
+            printf("%lu, ", (unsigned long)v[i]);
+        else
+            printf("PYL_NONE, ");
+    printf("},\n");
+}
+
+/* What each followed type's tp_traverse visits (python/traverse.c). */
+static void print_refs(void)
+{
+    BEGIN("refs");
+#if PY_VERSION_HEX >= 0x030C0000
+    FIELD("modules", offsetof(Interp, imports.modules));
+#else
+    FIELD("modules", offsetof(Interp, modules));
+#endif
+    FIELD("dict_basicsize", sizeof(PyDictObject));
+    FIELD("dict_keys", offsetof(PyDictObject, ma_keys));
+    FIELD("dict_values", offsetof(PyDictObject, ma_values));
+#if PY_VERSION_HEX >= 0x030B0000
+    typedef struct _dictkeysobject K;
+    BOOL("keys_log2", 1);
+    FIELD("keys_size", offsetof(K, dk_log2_size));
+    FIELD("keys_log2_index", offsetof(K, dk_log2_index_bytes));
+    FIELD("keys_kind", offsetof(K, dk_kind));
+    FIELD("keys_nentries", offsetof(K, dk_nentries));
+    FIELD("keys_indices", offsetof(K, dk_indices));
+    _Static_assert(DICT_KEYS_GENERAL == 0, "traverse.c takes kind 0 for general keys");
+    FIELD("values_values", offsetof(PyDictValues, values));
+#else
+    /* Before 3.11 struct _dictkeysobject lives in Objects/dict-common.h, not in any installed
+     * header: Py_ssize_t dk_refcnt, dk_size; dict_lookup_func dk_lookup; Py_ssize_t dk_usable,
+     * dk_nentries; char dk_indices[]. Entries are PyDictKeyEntry {hash, key, value}; the split
+     * values are a plain PyObject *[]. The same in 3.8, 3.9 and 3.10. */
+    BOOL("keys_log2", 0);
+    FIELD("keys_size", sizeof(Py_ssize_t));
+    NONE("keys_log2_index");
+    NONE("keys_kind");
+    FIELD("keys_nentries", 4 * sizeof(Py_ssize_t));
+    FIELD("keys_indices", 5 * sizeof(Py_ssize_t));
+    FIELD("values_values", 0);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    FIELD("values_capacity", offsetof(PyDictValues, capacity));
+    FIELD("values_valid", offsetof(PyDictValues, valid));
+    FIELD("values_embedded", offsetof(PyDictValues, embedded));
+    /* 3.13.0's PyObject_VisitManagedDict visits valid inline values, else the dict, and its
+     * dict_traverse skips embedded values; later releases (gh-130327, checked against Debian's
+     * 3.13.5 and 3.13.15's Objects/dictobject.c) visit the dict when there is one, and the dict
+     * visits its values. Headers do not say which: the release they come from does, so a 3.13
+     * table serves either 3.13.0-3.13.4 or 3.13.5 and later (see main()). Only 3.13.0 and
+     * 3.13.5+ headers are at hand, so 3.13.1-3.13.4 share 3.13.0's table; when in that range the
+     * change came is not known here. */
+    BOOL("managed_dict_first", PY_VERSION_HEX >= 0x030D0500);
+    FIELD("flag_inline_values", Py_TPFLAGS_INLINE_VALUES);
+#else
+    NONE("values_capacity");
+    NONE("values_valid");
+    NONE("values_embedded");
+    BOOL("managed_dict_first", 0);
+    FIELD("flag_inline_values", 0);
+#endif
+    /* The managed dict pointers sit before the GC header: _PyObject_ManagedDictPointer() is
+     * ((PyObject **)obj) - 3 from 3.11 on; 3.11's _PyObject_ValuesPointer() is obj - 4; 3.12's
+     * _PyDictOrValues_SetValues() stores values - 1 (Include/internal/pycore_object.h). */
+#if defined(Py_TPFLAGS_MANAGED_DICT)
+    FIELD("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
+    SFIELD("managed_dict", -3 * (long)sizeof(PyObject *));
+#else
+    FIELD("flag_managed_dict", 0);
+    SFIELD("managed_dict", 0);
+#endif
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    SFIELD("managed_values", -4 * (long)sizeof(PyObject *));
+#else
+    SFIELD("managed_values", 0);
+#endif
+    BOOL("managed_tagged", PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000);
+    FIELD("tp_base", offsetof(PyTypeObject, tp_base));
+    FIELD("tp_dict", offsetof(PyTypeObject, tp_dict));
+    FIELD("tp_dictoffset", offsetof(PyTypeObject, tp_dictoffset));
+    FIELD("tp_mro", offsetof(PyTypeObject, tp_mro));
+    FIELD("tp_bases", offsetof(PyTypeObject, tp_bases));
+    FIELD("tp_cache", offsetof(PyTypeObject, tp_cache));
+#if PY_VERSION_HEX >= 0x03090000
+    FIELD("ht_module", offsetof(PyHeapTypeObject, ht_module));
+#else
+    NONE("ht_module");
+#endif
+    FIELD("ht_name", offsetof(PyHeapTypeObject, ht_name));
+    FIELD("ht_qualname", offsetof(PyHeapTypeObject, ht_qualname));
+    FIELD("ht_cached_keys", offsetof(PyHeapTypeObject, ht_cached_keys));
+    FIELD("member_size", sizeof(PyMemberDef));
+    FIELD("member_type", offsetof(PyMemberDef, type));
+    FIELD("member_offset", offsetof(PyMemberDef, offset));
+    FIELD("t_object_ex", T_OBJECT_EX);
+    FIELD("list_basicsize", sizeof(PyListObject));
+    FIELD("list_items", offsetof(PyListObject, ob_item));
+    FIELD("tuple_basicsize", sizeof(PyTupleObject) - sizeof(PyObject *));
+    FIELD("tuple_items", offsetof(PyTupleObject, ob_item));
+    FIELD("set_basicsize", sizeof(PySetObject));
+    FIELD("set_table", offsetof(PySetObject, table));
+    FIELD("set_mask", offsetof(PySetObject, mask));
+    FIELD("setentry_size", sizeof(setentry));
+    _Static_assert(offsetof(setentry, key) == 0, "traverse.c reads the key first");
+    FIELD("cell_basicsize", sizeof(PyCellObject));
+    FIELD("cell_ref", offsetof(PyCellObject, ob_ref));
+    FIELD("method_basicsize", sizeof(PyMethodObject));
+    FIELD("method_func", offsetof(PyMethodObject, im_func));
+    FIELD("method_self", offsetof(PyMethodObject, im_self));
+#if PY_VERSION_HEX >= 0x030A0000
+    FIELD("module_basicsize", sizeof(PyModuleObject));
+    FIELD("module_dict", offsetof(PyModuleObject, md_dict));
+#else
+    /* Before 3.10 PyModuleObject is private to Objects/moduleobject.c: PyObject_HEAD, md_dict,
+     * md_def, md_state, md_weaklist, md_name. */
+    FIELD("module_basicsize", sizeof(PyObject) + 5 * sizeof(void *));
+    FIELD("module_dict", sizeof(PyObject));
+#endif
+    FIELD("func_basicsize", sizeof(PyFunctionObject));
+    {
+        typedef PyFunctionObject F;
+        size_t f[] = {
+            offsetof(F, func_code),
+            offsetof(F, func_globals),
+            offsetof(F, func_module),
+            offsetof(F, func_defaults),
+            offsetof(F, func_kwdefaults),
+            offsetof(F, func_doc),
+            offsetof(F, func_name),
+            offsetof(F, func_dict),
+            offsetof(F, func_closure),
+            offsetof(F, func_annotations),
+            offsetof(F, func_qualname),
+#if PY_VERSION_HEX >= 0x030A0000
+            offsetof(F, func_builtins),
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+            offsetof(F, func_typeparams),
+#endif
+        };
+        print_list("func_fields", f, sizeof(f) / sizeof(f[0]), 14);
+    }
+    FIELD("weakref_basicsize", sizeof(PyWeakReference));
+    FIELD("weakref_object", offsetof(PyWeakReference, wr_object));
+#if PY_VERSION_HEX >= 0x030B0000
+    NONE("gen_frame");
+    FIELD("gen_frame_state", offsetof(PyGenObject, gi_frame_state));
+    SFIELD("frame_cleared", FRAME_CLEARED);
+#if PY_VERSION_HEX >= 0x030E0000
+    NONE("iframe_stacktop");
+    FIELD("iframe_stackpointer", offsetof(_PyInterpreterFrame, stackpointer));
+#else
+    FIELD("iframe_stacktop", offsetof(_PyInterpreterFrame, stacktop));
+    NONE("iframe_stackpointer");
+#endif
+    FIELD("iframe_localsplus", offsetof(_PyInterpreterFrame, localsplus));
+    print_list("frame_fields", NULL, 0, 8);
+    NONE("frame_localsplus");
+    NONE("frame_valuestack");
+    NONE("frame_stacktop");
+    NONE("frame_stackdepth");
+#else
+    FIELD("gen_frame", offsetof(PyGenObject, gi_frame));
+    NONE("gen_frame_state");
+    SFIELD("frame_cleared", 0);
+    NONE("iframe_stacktop");
+    NONE("iframe_stackpointer");
+    NONE("iframe_localsplus");
+    {
+        typedef PyFrameObject Fr;
+        size_t f[] = {offsetof(Fr, f_back),    offsetof(Fr, f_code),   offsetof(Fr, f_builtins),
+                      offsetof(Fr, f_globals), offsetof(Fr, f_locals), offsetof(Fr, f_trace)};
+        print_list("frame_fields", f, sizeof(f) / sizeof(f[0]), 8);
+    }
+    FIELD("frame_localsplus", offsetof(PyFrameObject, f_localsplus));
+    FIELD("frame_valuestack", offsetof(PyFrameObject, f_valuestack));
+#if PY_VERSION_HEX >= 0x030A0000
+    NONE("frame_stacktop");
+    FIELD("frame_stackdepth", offsetof(PyFrameObject, f_stackdepth));
+#else
+    FIELD("frame_stacktop", offsetof(PyFrameObject, f_stacktop));
+    NONE("frame_stackdepth");
+#endif
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    NONE("tstate_frame");
+    NONE("tstate_cframe");
+    NONE("cframe_current_frame");
+    FIELD("tstate_current_frame", offsetof(PyThreadState, current_frame));
+#elif PY_VERSION_HEX >= 0x030B0000
+    NONE("tstate_frame");
+    FIELD("tstate_cframe", offsetof(PyThreadState, cframe));
+    FIELD("cframe_current_frame", offsetof(_PyCFrame, current_frame));
+    NONE("tstate_current_frame");
+#else
+    FIELD("tstate_frame", offsetof(PyThreadState, frame));
+    NONE("tstate_cframe");
+    NONE("cframe_current_frame");
+    NONE("tstate_current_frame");
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+    NONE("frame_back");
+    FIELD("iframe_previous", offsetof(_PyInterpreterFrame, previous));
+    NONE("code_varnames");
+    FIELD("code_localsplusnames", offsetof(PyCodeObject, co_localsplusnames));
+#else
+    FIELD("frame_back", offsetof(PyFrameObject, f_back));
+    NONE("iframe_previous");
+    FIELD("code_varnames", offsetof(PyCodeObject, co_varnames));
+    NONE("code_localsplusnames");
+#endif
+    FIELD("code_name", offsetof(PyCodeObject, co_name));
+    FIELD("str_length", offsetof(PyASCIIObject, length));
+    FIELD("str_state", offsetof(PyASCIIObject, state));
+    FIELD("str_ascii_size", sizeof(PyASCIIObject));
     END();
 }
 
@@ -348,6 +611,16 @@ int main(int argc, char **argv)
     /* 3.14.5 brought back the generational GC and grew the GC state from 240 to 264 bytes, so a
      * 3.14 table built from 3.14.5+ headers serves 3.14.5 and later only. */
     unsigned hex_min = (major << 24) | (minor << 16);
+    unsigned hex_max = (major << 24) | (minor << 16) | 0xffff;
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    /* 3.13.5 and later visit a materialised managed dict before the inline values (gh-130327,
+     * refs.managed_dict_first): nothing in the headers or the debug offsets says so, so a 3.13
+     * table serves only its side of that release. */
+    if (PY_VERSION_HEX >= 0x030D0500)
+        hex_min |= 5 << 8;
+    else
+        hex_max = (major << 24) | (minor << 16) | 0x04ff;
+#endif
 #if PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000
     char name[32];
     if (sizeof(struct _gc_runtime_state) == 264) {
@@ -360,12 +633,27 @@ int main(int argc, char **argv)
     char name[32];
     snprintf(name, sizeof(name), "%u.%u", major, minor);
 #endif
+    /* Debug and free-threaded builds have layouts of their own, named like their binaries. */
+#if defined(Py_GIL_DISABLED)
+    const bool free_threaded = true;
+    strcat(name, "t");
+#else
+    const bool free_threaded = false;
+#endif
+#if defined(Py_DEBUG)
+    const bool debug = true;
+    strcat(name, "d");
+#else
+    const bool debug = false;
+#endif
 
     printf("{\n");
     printf("    .name = \"%s\",\n", name);
     printf("    .hex_min = 0x%08x,\n", hex_min);
-    printf("    .hex_max = 0x%08x,\n", (major << 24) | (minor << 16) | 0xffff);
+    printf("    .hex_max = 0x%08x,\n", hex_max);
     printf("    .source = \"%s\",\n", source);
+    printf("    .debug = %s,\n", debug ? "true" : "false");
+    printf("    .free_threaded = %s,\n", free_threaded ? "true" : "false");
     print_runtime();
     print_interp();
     print_gc();
@@ -373,6 +661,7 @@ int main(int argc, char **argv)
     print_object();
     print_sizes();
     print_debug_offsets();
+    print_refs();
     printf("},\n");
     return 0;
 }

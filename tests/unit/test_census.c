@@ -1,0 +1,121 @@
+/* census against the fake interpreter: the bounds it checks before anything is copied.
+ *
+ * The walk itself is tested against real interpreters (tests/census, the integration matrix);
+ * these pin what must hold for any target, hostile ones included: a census sizes nothing from
+ * an arena table its mappings cannot hold, and uses no more of pymemd's memory than
+ * census_max_memory; a free-threaded target is refused with its reason. Non-blocking mode (or a
+ * refusal before anything is stopped): no process is needed. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fakepy.h"
+#include "python/census.h"
+
+/* A fake that has been sampled once, as census_take requires. */
+static PyReader *sampled(Fake *f)
+{
+    PyReader *pr = NULL;
+    assert_int_equal(pyreader_new(&f->loc, &pr), 0);
+    PySample s;
+    pyreader_sample(pr, f->r, 0.0, false, &s);
+    return pr;
+}
+
+/* The forgery of issue 11: 2,048 arenas claimed over the one real MiB (it made pymemd copy
+ * 2.1 GB per census). Refused before any buffer is sized, with the reason. */
+static void forged_arena_table_is_refused(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.13");
+    const PyLayout *l = f.l;
+    uint32_t asz = l->obmalloc.arena_object_size, n = 2048;
+    uint8_t *table = calloc(n, asz);
+    assert_non_null(table);
+    for (uint32_t i = 0; i < n; i++) {
+        put64(table, i * asz + l->obmalloc.arena_address, ARENA0);
+        put64(table, i * asz + l->obmalloc.arena_pool_address, ARENA0 + l->obmalloc.arena_size);
+    }
+    _cleanup_(pyreader_freep) PyReader *pr = sampled(&f);
+    rmem_fake_add(f.r, ARENAS + 0x100000, table, (size_t)n * asz);
+    put64(f.obm, l->obmalloc.arenas, ARENAS + 0x100000);
+    put32(f.obm, l->obmalloc.maxarenas, n);
+    CensusHints *hints = NULL;
+    Census *c = NULL;
+    char err[300] = "";
+    assert_int_equal(census_take(pr, f.r, 0, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
+                     -ERANGE);
+    assert_null(c);
+    assert_non_null(strstr(err, "refused"));
+    assert_non_null(strstr(err, "has not mapped"));
+    censushints_free(hints);
+    rmem_free(f.r);
+    f.r = NULL;
+    free(table);
+    fake_free(&f);
+}
+
+/* A census whose arenas alone exceed census_max_memory is refused before anything is copied,
+ * and says how much it would have needed. */
+static void census_over_the_cap_is_refused(void **state)
+{
+    Fake f;
+    fake_build(&f, "3.12");
+    _cleanup_(pyreader_freep) PyReader *pr = sampled(&f);
+    uint64_t old = census_max_memory();
+    assert_true(old == CENSUS_MAX_MEMORY_DEFAULT);
+    /* The fake's arenas use 4 pools: one pool less than that is too little. */
+    census_set_max_memory(3 * f.l->obmalloc.pool_size);
+    CensusHints *hints = NULL;
+    Census *c = NULL;
+    char err[300] = "";
+    assert_int_equal(census_take(pr, f.r, 0, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
+                     -E2BIG);
+    assert_null(c);
+    assert_non_null(strstr(err, "more than census_max_memory"));
+    census_set_max_memory(old);
+    censushints_free(hints);
+    fake_free(&f);
+}
+
+/* A free-threaded 3.13t target that has been sampled: a census says why there is none, in the
+ * words the JSON's objects_error carries, and touches nothing. */
+static void free_threaded_is_refused_with_its_reason(void **state)
+{
+    if (!table("3.13t")) {
+        skip(); /* layouts.c generated without upstream-pythons.sh's 3.13t */
+        return;
+    }
+    Fake f;
+    fake_build(&f, "3.13t");
+    _cleanup_(pyreader_freep) PyReader *pr = sampled(&f);
+
+    uint64_t calls = rmem_calls(f.r);
+    CensusHints *hints = NULL;
+    Census *c = NULL;
+    char err[300] = "";
+    assert_int_equal(
+        census_take(pr, f.r, getpid(), CENSUS_FREEZE, 1.0, &hints, &c, err, sizeof(err)),
+        -EOPNOTSUPP);
+    assert_string_equal(err, "object census of free-threaded builds is not supported yet");
+    assert_null(c);
+    assert_null(hints);
+    assert_int_equal(rmem_calls(f.r), calls);
+    fake_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(forged_arena_table_is_refused),
+        cmocka_unit_test(census_over_the_cap_is_refused),
+        cmocka_unit_test(free_threaded_is_refused_with_its_reason),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

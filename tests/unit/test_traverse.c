@@ -1,0 +1,151 @@
+/* traverse: references followed in a fake heap laid out by each generated table. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "python/layout.h"
+#include "python/traverse.h"
+
+#define BASE 0x10000000ull
+#define SIZE 65536
+
+static uint8_t mem[SIZE];
+
+/* The fake copy: BASE..BASE+SIZE, anything else unmapped. */
+static int fake_read(void *rctx, uint64_t addr, void *buf, size_t len)
+{
+    (void)rctx;
+    if (addr < BASE || addr + len > BASE + SIZE)
+        return -EFAULT;
+    memcpy(buf, mem + (addr - BASE), len);
+    return 0;
+}
+
+static void put64(uint64_t addr, uint64_t v)
+{
+    memcpy(mem + (addr - BASE), &v, 8);
+}
+
+static void put8(uint64_t addr, uint8_t v)
+{
+    mem[addr - BASE] = v;
+}
+
+/* A static type object named name at addr with the given basicsize. */
+static void make_type(const PyLayout *l, uint64_t addr, const char *name, int64_t basicsize)
+{
+    uint64_t s = addr + 0x400;
+    memcpy(mem + (s - BASE), name, strlen(name) + 1);
+    put64(addr + l->object.tp_name, s);
+    put64(addr + l->object.tp_basicsize, (uint64_t)basicsize);
+    put64(addr + l->object.tp_itemsize, 0);
+    put64(addr + l->object.tp_flags, 0);
+}
+
+typedef struct Seen {
+    uint64_t refs[64], keys[64];
+    int n, weak;
+} Seen;
+
+static int record(void *ud, uint64_t ref, uint64_t key, bool weak)
+{
+    Seen *s = ud;
+    if (weak) {
+        s->weak++;
+        return 0;
+    }
+    s->keys[s->n] = key;
+    s->refs[s->n++] = ref;
+    return 0;
+}
+
+static void test_dict_and_list(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < pylayout_ntables; i++) {
+        const PyLayout *l = &pylayout_tables[i];
+        memset(mem, 0, sizeof(mem));
+        uint64_t dict_type = BASE + 0x1000, list_type = BASE + 0x2000, odd_type = BASE + 0x3000;
+        make_type(l, dict_type, "dict", l->refs.dict_basicsize);
+        make_type(l, list_type, "list", l->refs.list_basicsize);
+        make_type(l, odd_type, "ext.Odd", 64);
+
+        /* A combined dict of 4 slots: entries k0->v0, a deleted one, k2->v2. */
+        uint64_t d = BASE + 0x4000, keys = BASE + 0x5000, entries;
+        put64(d + l->object.ob_type, dict_type);
+        put64(d + l->refs.dict_keys, keys);
+        put64(d + l->refs.dict_values, 0);
+        put64(keys + l->refs.keys_nentries, 3);
+        uint64_t esize = 24, koff = 8, voff = 16;
+        if (l->refs.keys_log2) {
+            put8(keys + l->refs.keys_size, 3);       /* 8 index slots */
+            put8(keys + l->refs.keys_log2_index, 3); /* of one byte */
+            put8(keys + l->refs.keys_kind, 0);       /* general: {hash, key, value} */
+            entries = keys + l->refs.keys_indices + 8;
+        } else {
+            put64(keys + l->refs.keys_size, 8);
+            entries = keys + l->refs.keys_indices + 8; /* one-byte indices */
+        }
+        uint64_t k0 = BASE + 0x7000, v0 = BASE + 0x7100, k2 = BASE + 0x7200, v2 = BASE + 0x7300;
+        put64(entries + 0 * esize + koff, k0);
+        put64(entries + 0 * esize + voff, v0);
+        put64(entries + 1 * esize + koff, BASE + 0x7400); /* deleted: a dummy key, no value */
+        put64(entries + 2 * esize + koff, k2);
+        put64(entries + 2 * esize + voff, v2);
+
+        _cleanup_(traverser_freep) Traverser *t = NULL;
+        assert_int_equal(traverser_new(l, fake_read, NULL, &t), 0);
+        Seen s = {0};
+        assert_int_equal(traverser_visit(t, d, dict_type, record, &s), 0);
+        assert_int_equal(s.n, 4);
+        assert_true(s.refs[0] == v0 && s.keys[0] == k0 && s.refs[1] == k0);
+        assert_true(s.refs[2] == v2 && s.keys[2] == k2 && s.refs[3] == k2);
+
+        /* A split dict: its values array, as many as the keys have entries. */
+        uint64_t values = BASE + 0x6000;
+        put64(d + l->refs.dict_values, values);
+        put64(values + l->refs.values_values + 0, v0);
+        put64(values + l->refs.values_values + 8, 0);
+        put64(values + l->refs.values_values + 16, v2);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(traverser_visit(t, d, dict_type, record, &s), 0);
+        assert_int_equal(s.n, 2);
+        assert_true(s.refs[0] == v0 && s.refs[1] == v2);
+
+        /* A list of 3 items, one of them twice. */
+        uint64_t lst = BASE + 0x8000, items = BASE + 0x8100;
+        put64(lst + l->object.ob_type, list_type);
+        put64(lst + l->object.ob_size, 3);
+        put64(lst + l->refs.list_items, items);
+        put64(items, v0), put64(items + 8, v2), put64(items + 16, v0);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(traverser_visit(t, lst, list_type, record, &s), 0);
+        assert_int_equal(s.n, 3);
+        assert_true(s.refs[0] == v0 && s.refs[1] == v2 && s.refs[2] == v0);
+
+        /* A list whose items are unmapped, a corrupt size, an unknown type. */
+        put64(lst + l->refs.list_items, 0x50);
+        assert_int_equal(traverser_visit(t, lst, list_type, record, &s), -EFAULT);
+        put64(lst + l->refs.list_items, items);
+        put64(lst + l->object.ob_size, (uint64_t)-5);
+        assert_int_equal(traverser_visit(t, lst, list_type, record, &s), -EIO);
+        assert_int_equal(traverser_visit(t, BASE + 0x9000, odd_type, record, &s), -ENOTSUP);
+
+        /* A dict named "dict" whose basic size is not the table's is not followed. */
+        make_type(l, BASE + 0xa000, "dict", l->refs.dict_basicsize + 8);
+        assert_int_equal(traverser_visit(t, d, BASE + 0xa000, record, &s), -ENOTSUP);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dict_and_list),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
