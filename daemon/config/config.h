@@ -46,13 +46,13 @@ typedef struct Config {
     double census_min_interval;        /* seconds between two censuses of one target that ?fresh=1
                                         *   may cause; inside it the latest is served. 0 (off) or
                                         *   0.1..3600 */
-    char census_match[1024]; /* POSIX extended regex (known to compile): who is censused on
-                              *   schedule; "" = the targets named by pid or match */
-    double pss_interval;     /* seconds between reads of smaps_rollup; 0 (off) or
-                              *   0.01..86400 */
-    uint64_t pss_max_rss;    /* PSS is not read above this RSS (bytes); 0: no limit */
-    bool census_nonblocking; /* take censuses without stopping the target (may come out
-                              *   inconsistent: then reported as such, not as numbers) */
+    char census_match[1024];    /* POSIX extended regex (known to compile): who is censused on
+                                 *   schedule; "" = the targets named by pid or match */
+    double pss_interval;        /* seconds between reads of smaps_rollup; 0 (off) or
+                                 *   0.01..86400 */
+    uint64_t pss_max_rss;       /* PSS is not read above this RSS (bytes); 0: no limit */
+    bool census_nonblocking;    /* take censuses without stopping the target (may come out
+                                 *   inconsistent: then reported as such, not as numbers) */
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
 } Config;
 

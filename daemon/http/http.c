@@ -423,8 +423,9 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
         return send_error(c, MHD_HTTP_BAD_REQUEST, "type=T is required (a census type name)");
     char err[300] = "", *json = NULL;
     double retry = 0;
-    int k = h->referrers ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
-                         : -ENOTSUP;
+    int k = h->referrers
+                ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
+                : -ENOTSUP;
     if (k == -EAGAIN)
         return send_too_many(c, retry, "%s", err);
     if (k < 0)

@@ -927,9 +927,8 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
 }
 
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
-                      double max_pause,
-                      const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
-                      size_t errlen)
+                      double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret,
+                      char *err, size_t errlen)
 {
     Pass p = {.r = r,
               .pid = pid,

@@ -70,12 +70,12 @@ typedef enum CensusMode {
  * expect (if not NULL) is checked once the target is stopped, before it is read (see
  * freeze_process). Gives up when the target would stay stopped longer than max_pause seconds.
  * Returns 0 with *ret (the caller frees it with census_free), or -errno with a sentence in err:
- * -EBUSY (the GC is collecting, or another tracer holds the process), -ETIMEDOUT (abandoned at max_pause; the target was resumed), -EIO (the lists did
- * not hold together: a torn non-blocking walk or a corrupt target), -ERANGE (the arena table
- * claims memory the process has not mapped), -E2BIG (more than census_max_memory), -ESTALE
- * (not the expected process), -ESRCH,
- * -EPERM. The target is never left stopped. A census that succeeds hands the length of the
- * permanent list to pr (pyreader_note_frozen). */
+ * -EBUSY (the GC is collecting, or another tracer holds the process), -ETIMEDOUT (abandoned at
+ * max_pause; the target was resumed), -EIO (the lists did not hold together: a torn non-blocking
+ * walk or a corrupt target), -ERANGE (the arena table claims memory the process has not mapped),
+ * -E2BIG (more than census_max_memory), -ESTALE (not the expected process), -ESRCH, -EPERM. The
+ * target is never left stopped. A census that succeeds hands the length of the permanent list to pr
+ * (pyreader_note_frozen). */
 int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                 double max_pause, CensusHints **hints, Census **ret, char *err, size_t errlen);
 /* A census that also hands every object it walks to a visitor (python/refs.c). reset() runs
@@ -93,8 +93,8 @@ typedef struct CensusVisitor {
     void *ud;
 } CensusVisitor;
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
-                      double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret, char *err,
-                      size_t errlen);
+                      double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret,
+                      char *err, size_t errlen);
 /* What a census may use of pymemd's own memory: the copy of the arenas, the pages hinted by the
  * previous census and those read on demand. A census that would need more is refused (-E2BIG)
  * before anything is copied, or abandoned when the walk needs more; the reason says so. Set

@@ -681,8 +681,8 @@ Refs *refs_free(Refs *x)
 }
 
 int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const char *type,
-              CensusMode mode, double max_pause,
-              CensusHints **hints, Refs **ret, char *err, size_t errlen)
+              CensusMode mode, double max_pause, CensusHints **hints, Refs **ret, char *err,
+              size_t errlen)
 {
     RAddr gc, obm;
     const PyLoc *loc;
@@ -703,7 +703,8 @@ int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const c
     c.interp = interp;
     CensusVisitor vis = {ctx_reset, ctx_object, ctx_done, &c};
     Census *census = NULL;
-    int k = census_take_visit(pr, r, pid, expect, mode, max_pause, &vis, hints, &census, err, errlen);
+    int k =
+        census_take_visit(pr, r, pid, expect, mode, max_pause, &vis, hints, &census, err, errlen);
     if (k < 0 && c.msg[0])
         snprintf(err, errlen, "%s", c.msg);
     free(c.objs);

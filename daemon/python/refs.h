@@ -44,8 +44,9 @@ typedef struct Refs {
 
 /* Who holds the GC-tracked instances of type `type` (a tp_name, a __name__ when unambiguous, or
  * "name@0xADDR") in the target, computed over a census copy (see census_take_visit; expect and
- * hints as there). Returns 0 with *ret (the caller frees it with refs_free), or -errno with a sentence in
- * err: -ENOENT (no live object of that type), -EINVAL (the name is ambiguous) or the census's. */
+ * hints as there). Returns 0 with *ret (the caller frees it with refs_free), or -errno with a
+ * sentence in err: -ENOENT (no live object of that type), -EINVAL (the name is ambiguous) or the
+ * census's. */
 int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const char *type,
               CensusMode mode, double max_pause, CensusHints **hints, Refs **ret, char *err,
               size_t errlen);

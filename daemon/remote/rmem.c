@@ -135,11 +135,11 @@ static int live_readv(Rmem *r, const RmemIov *iov, size_t n)
     return 0;
 }
 
-<<<<<<< HEAD
 void rmem_set_deadline(Rmem *r, double deadline)
 {
     r->deadline = deadline;
-=======
+}
+
 static int cmp_region(const void *a, const void *b)
 {
     const FakeRegion *x = a, *y = b;
@@ -173,7 +173,6 @@ int rmem_maps(Rmem *r, Maps **ret)
     free(v);
     *ret = m;
     return 0;
->>>>>>> layout-merge
 }
 
 int rmem_readv(Rmem *r, const RmemIov *iov, size_t n)

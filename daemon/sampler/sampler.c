@@ -92,7 +92,7 @@ typedef struct CensusJob {
     CensusMode mode;
     double max_pause;
     bool on_demand;
-    double started; /* monotonic */
+    double started;      /* monotonic */
     char referrers[128]; /* a referrers job: the type asked for; "" for a census */
     int result;
     Census *census; /* the result, a reference */

@@ -14,9 +14,9 @@
 struct Target {
     pid_t pid;
     bool have_stamp;
-    ProcStamp stamp;           /* the process and program image the last sample read */
-    double image_since;        /* monotonic seconds: when that image started, or was first seen */
-    bool was_python;           /* the process was a readable Python at some sample */
+    ProcStamp stamp;    /* the process and program image the last sample read */
+    double image_since; /* monotonic seconds: when that image started, or was first seen */
+    bool was_python;    /* the process was a readable Python at some sample */
     /* The census's own: it runs on another thread than sampling, so it reads through its own
      * reader and Rmem, and checks the identity it is given, all made by target_census_prepare()
      * from what sampling found. */

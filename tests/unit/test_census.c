@@ -49,8 +49,9 @@ static void forged_arena_table_is_refused(void **state)
     CensusHints *hints = NULL;
     Census *c = NULL;
     char err[300] = "";
-    assert_int_equal(census_take(pr, f.r, 0, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
-                     -ERANGE);
+    assert_int_equal(
+        census_take(pr, f.r, 0, NULL, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
+        -ERANGE);
     assert_null(c);
     assert_non_null(strstr(err, "refused"));
     assert_non_null(strstr(err, "has not mapped"));
@@ -75,8 +76,9 @@ static void census_over_the_cap_is_refused(void **state)
     CensusHints *hints = NULL;
     Census *c = NULL;
     char err[300] = "";
-    assert_int_equal(census_take(pr, f.r, 0, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
-                     -E2BIG);
+    assert_int_equal(
+        census_take(pr, f.r, 0, NULL, CENSUS_NONBLOCKING, 1.0, &hints, &c, err, sizeof(err)),
+        -E2BIG);
     assert_null(c);
     assert_non_null(strstr(err, "more than census_max_memory"));
     census_set_max_memory(old);
@@ -101,7 +103,7 @@ static void free_threaded_is_refused_with_its_reason(void **state)
     Census *c = NULL;
     char err[300] = "";
     assert_int_equal(
-        census_take(pr, f.r, getpid(), CENSUS_FREEZE, 1.0, &hints, &c, err, sizeof(err)),
+        census_take(pr, f.r, getpid(), NULL, CENSUS_FREEZE, 1.0, &hints, &c, err, sizeof(err)),
         -EOPNOTSUPP);
     assert_string_equal(err, "object census of free-threaded builds is not supported yet");
     assert_null(c);
