@@ -305,12 +305,9 @@ class Daemon(Pymemd):
     """A pymemd watching one target, taking censuses only when asked (?fresh=1)."""
 
     def __init__(self, pymemd, pid):
-        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-            # Every ?fresh=1 here must take a census of its own.
-            f.write("census_interval = 0\ninterval = 0.2\ncensus_min_interval = 0\n")
-        self.conf = f.name
-        Pymemd.__init__(self, pymemd, ["--pid", str(pid), "--config", f.name,
-                                       "--log-level", "error"], "pymemd")
+        # Every ?fresh=1 here must take a census of its own.
+        Pymemd.__init__(self, pymemd, ["--pid", str(pid), "--log-level", "error"], "pymemd",
+                        conf="census_interval = 0\ninterval = 0.2\ncensus_min_interval = 0\n")
         self.base = "/api/v1/processes/%d" % pid
         try:
             self.start()
@@ -322,10 +319,6 @@ class Daemon(Pymemd):
     def api(self, path):
         """The JSON of GET /api/v1/processes/PID<path> (Fail unless 200)."""
         return self.json(self.base + path, timeout=60)
-
-    def close(self):
-        Pymemd.close(self)
-        os.unlink(self.conf)
 
 
 def test_growth(pymemd, py):

@@ -13,7 +13,6 @@ exactly `N passed, M failed, K skipped`; exit status 0 iff nothing failed.
 import os
 import signal
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpcommon import *  # noqa: E402,F401,F403
@@ -52,14 +51,10 @@ def t_empty_and_signals(c, ctx):
 
 
 def t_config_hup(c, ctx):
-    d = tempfile.mkdtemp(prefix="pymemd-http-conf-")
-    inst = None
+    conf = ("# written by tests/http/test_signals_config.py\n"
+            "interval = 0.3\nmatch = %s\n" % ctx.regex)
+    inst = Pymemd(ctx.exe, [], "pymemd (--config)", conf=conf)
     try:
-        conf = os.path.join(d, "pymemd.conf")
-        with open(conf, "w") as f:
-            f.write("# written by tests/http/test_signals_config.py\n"
-                    "interval = 0.3\nmatch = %s\n" % ctx.regex)
-        inst = Pymemd(ctx.exe, ["--config", conf], "pymemd (--config)")
         inst.start()
         pids = [t.pid for t in ctx.targets]
         p = wait_sampled(inst, pids)
@@ -67,8 +62,7 @@ def t_config_hup(c, ctx):
                                             "targets: %s" % sorted(p))
         doc = inst.doc()
         c.eq("interval_seconds from the config file", 0.3, doc["pymemd"].get("interval_seconds"))
-        with open(conf, "a") as f:
-            f.write("log_level = debug\n")
+        inst.write_conf(conf + "log_level = debug\n")
         os.kill(inst.p.pid, signal.SIGHUP)
         time.sleep(1.0)
         c.ok(inst.alive(), "SIGHUP with --config killed pymemd (exit %s, stderr %s)" % (
@@ -83,9 +77,7 @@ def t_config_hup(c, ctx):
         c.eq("exit status after SIGTERM", 0, rc)
         c.ok(took < STOP_LIMIT, "SIGTERM: exited after %.2f s" % took)
     finally:
-        if inst is not None:
-            inst.close()
-        shutil.rmtree(d, ignore_errors=True)
+        inst.close()
 
 
 def port_in_use_case(c, ctx, port, holder):

@@ -506,17 +506,35 @@ class NotAvailable(Exception):
 
 
 class Pymemd(object):
-    def __init__(self, exe, args, name):
+    """A pymemd daemon on loopback. With conf, its configuration is that text, in a temporary
+    file given with --config (write_conf replaces it, for a SIGHUP); with env, the environment
+    of the daemon (inherited otherwise)."""
+
+    def __init__(self, exe, args, name, conf=None, env=None):
         self.exe = exe
         self.name = name
         self.port = None
         self.p = None
         self.errf = tempfile.TemporaryFile()
-        self.args = args
+        self.args = list(args)
+        self.env = env
+        self.conf = None
+        if conf is not None:
+            with tempfile.NamedTemporaryFile("w", prefix="pymemd-", suffix=".conf",
+                                             delete=False) as f:
+                f.write(conf)
+            self.conf = f.name
+            self.args = ["--config", self.conf] + self.args
         self.started_at = None
 
-    def start(self, port=None, ready_timeout=10.0):
-        """Start on a free port (retried if the port was taken meanwhile)."""
+    def write_conf(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def start(self, port=None, ready_timeout=10.0, wait=True):
+        """Start on a free port (retried if the port was taken meanwhile) and wait until it is
+        ready; without wait, return as soon as it is started (for a driver that watches the
+        start itself)."""
         for attempt in range(5):
             self.port = port or free_port()
             argv = [self.exe, "--listen", "127.0.0.1:%d" % self.port] + list(self.args)
@@ -524,8 +542,10 @@ class Pymemd(object):
             self.errf.truncate()
             self.started_at = time.time()
             self.p = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=self.errf)
+                                    stderr=self.errf, env=self.env)
             self.argv = argv
+            if not wait:
+                return self
             deadline = time.monotonic() + ready_timeout
             while time.monotonic() < deadline:
                 if self.p.poll() is not None:
@@ -612,6 +632,37 @@ class Pymemd(object):
             raise Fail("GET /api/v1/processes: no \"processes\" list: %s" % short(r.raw, 200))
         return d["processes"]
 
+    def status_json(self, path, timeout=60):
+        """(status, document) of GET path, whatever the status; a body that is not JSON comes
+        as {"error": {"message": the body}}."""
+        r = self.get(path, timeout=timeout)
+        try:
+            return r.status, r.json()
+        except ValueError:
+            return r.status, {"error": {"message": short(r.raw)}}
+
+    def process(self, pid, missing_ok=False):
+        """The PROCESS of GET /api/v1/processes/PID; Fail unless 200 (None with missing_ok)."""
+        st, doc = self.status_json("/api/v1/processes/%d" % pid)
+        if st == 200:
+            return doc
+        if missing_ok:
+            return None
+        raise Fail("GET /api/v1/processes/%d: %d %s" % (pid, st, short(json.dumps(doc))))
+
+    def wait_process(self, pid, timeout=20.0, cond=None):
+        """The PROCESS of pid once it is sampled "ok" (and cond(PROCESS) holds, when given);
+        Fail when not within timeout."""
+        end = time.monotonic() + timeout
+        p = None
+        while time.monotonic() < end:
+            p = self.process(pid, missing_ok=True)
+            if p and p.get("status") == "ok" and (cond is None or cond(p)):
+                return p
+            time.sleep(0.05)
+        raise Fail("pid %d not sampled ok within %.0f s: %s" % (
+            pid, timeout, short(json.dumps(p), 200)))
+
     def stop(self, sig=signal.SIGTERM, limit=STOP_LIMIT):
         """Send sig; return (exit status or None, seconds). Kills it if it
         did not exit within 10 s."""
@@ -631,11 +682,89 @@ class Pymemd(object):
         CHILDREN.reap(self.p)
         return rc, took
 
+    def sanitizer_report(self):
+        """The start of an AddressSanitizer, LeakSanitizer or UBSan report in its stderr, or
+        None."""
+        text = self.stderr()
+        m = SANITIZER_REPORT.search(text)
+        return short(text[m.start():], 600) if m else None
+
+    def shutdown(self):
+        """SIGTERM, wait for the exit and close: a sanitizer build reports leaks at a clean
+        exit, and any sanitizer report is a failure, "pymemd's sanitizer report"."""
+        self.stop()
+        report = self.sanitizer_report() if self.p is not None else None
+        if report:
+            RESULTS.out("FAIL", "pymemd's sanitizer report", report)
+        self.close()
+
     def close(self):
         if self.p is not None:
             CHILDREN.reap(self.p)
         try:
             self.errf.close()
+        except OSError:
+            pass
+        if self.conf:
+            try:
+                os.unlink(self.conf)
+            except OSError:
+                pass
+            self.conf = None
+
+
+SANITIZER_REPORT = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:).*")
+
+
+class NotifySocket(object):
+    """A notify socket as systemd offers one (give its path as NOTIFY_SOCKET): every datagram
+    is kept with its arrival time (monotonic)."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []   # (monotonic time, text)
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append((time.monotonic(), data.decode("utf-8", "replace")))
+
+    def wait_for(self, word, timeout):
+        """The arrival time of the first message with the line word, waiting up to timeout
+        seconds; None if none came."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                for t, m in self.messages:
+                    if word in m.split("\n"):
+                        return t
+            time.sleep(0.002)
+        return None
+
+    def times(self, word):
+        with self.lock:
+            return [t for t, m in self.messages if word in m.split("\n")]
+
+    def close(self):
+        """Stops listening and removes the socket (its directory can take another)."""
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+        try:
+            os.unlink(self.path)
         except OSError:
             pass
 

@@ -22,7 +22,6 @@ Prints PASS/FAIL/SKIP lines and ends with "N passed, M failed, K skipped". Stand
 only; every process started is killed and reaped on every path.
 """
 import argparse
-import http.client
 import json
 import mmap
 import os
@@ -38,98 +37,22 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from pymemdtest import (CHILDREN, Stopping, clean_env, free_port, pyenv_python,  # noqa: E402
-                        read_line, short)
+from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Stopping, clean_env,  # noqa: E402
+                        proc_state, pyenv_python, read_line, run_driver, short)
 
-RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
 SYSTEM_PY = "/usr/bin/python3"
 DEBIAN_BIN = os.path.expanduser("~/.cache/pymemd/debian/bin")
 
 
-def report(kind, name, text=""):
-    RESULTS[kind] += 1
-    print("%-4s %s%s" % (kind, name, (": " + text) if text else ""), flush=True)
-
-
-class Skip(Exception):
-    pass
-
-
-class Daemon(object):
-    """pymemd on a free loopback port with the given configuration text."""
-
-    def __init__(self, pymemd, conf, args):
-        self.port = free_port()
-        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
-        f.write(conf)
-        f.close()
-        self.conf = f.name
-        self.err = tempfile.TemporaryFile()
-        self.p = CHILDREN.spawn([pymemd, "--listen", "127.0.0.1:%d" % self.port, "--config",
-                                 self.conf, "--log-level", "warn"] + list(args),
-                                stdout=subprocess.DEVNULL, stderr=self.err, env=clean_env())
-        end = time.monotonic() + 15
-        while True:
-            try:
-                if self.get("/healthz", raw=True)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if self.p.poll() is not None or time.monotonic() > end:
-                raise RuntimeError("pymemd did not start: %s" % short(self.stderr()))
-            time.sleep(0.05)
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode("utf-8", "replace")
-
-    def get(self, path, raw=False, timeout=60):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            body = r.read()
-        finally:
-            c.close()
-        if raw:
-            return r.status, body
-        try:
-            return r.status, json.loads(body.decode("utf-8"))
-        except ValueError:
-            return r.status, {"error": {"message": short(body)}}
-
-    def process(self, pid):
-        st, doc = self.get("/api/v1/processes/%d" % pid)
-        return doc if st == 200 else None
-
-    def wait_ok(self, pid, timeout=20, cond=None):
-        end = time.monotonic() + timeout
-        p = None
-        while time.monotonic() < end:
-            p = self.process(pid)
-            if p and p.get("status") == "ok" and (cond is None or cond(p)):
-                return p
-            time.sleep(0.05)
-        raise RuntimeError("pid %d not sampled ok within %.0f s: %s" % (
-            pid, timeout, short(json.dumps(p), 200)))
-
-    def close(self):
-        # SIGTERM first: a sanitizer build reports leaks at a clean exit.
-        try:
-            self.p.terminate()
-            self.p.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        CHILDREN.reap(self.p)
-        text = self.stderr()
-        m = re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:).*", text)
-        if m:
-            report("FAIL", "pymemd's sanitizer report", short(text[m.start():], 600))
-        self.err.close()
-        try:
-            os.unlink(self.conf)
-        except OSError:
-            pass
+def daemon(pymemd, conf, args):
+    """pymemd on a free loopback port with the given configuration text, ready."""
+    d = Pymemd(pymemd, ["--log-level", "warn"] + list(args), "pymemd", conf=conf,
+               env=clean_env())
+    try:
+        return d.start(ready_timeout=15)
+    except BaseException:
+        d.close()
+        raise
 
 
 def proc_status(pid, key):
@@ -142,14 +65,6 @@ def proc_status(pid, key):
     except OSError:
         return None
     return None
-
-
-def proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def wait_for(cond, timeout, step=0.001):
@@ -178,8 +93,9 @@ class Fresh(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             try:
-                st, doc = self.daemon_.get("/api/v1/processes/%d/objects?fresh=1&top=1" % self.pid)
-            except OSError as e:
+                st, doc = self.daemon_.status_json(
+                    "/api/v1/processes/%d/objects?fresh=1&top=1" % self.pid)
+            except (OSError, Fail) as e:
                 st, doc = "error", {"error": {"message": str(e)}}
             self.statuses[st] = self.statuses.get(st, 0) + 1
             self.last = (st, doc)
@@ -239,8 +155,8 @@ def test_killed_released(pymemd, py, rounds=10, threads=2000, objects=200000):
                                     env=clean_env())
             try:
                 pid = int(read_line(parent, 60))
-                d = Daemon(pymemd, conf, ["--pid", str(pid)])
-                d.wait_ok(pid)
+                d = daemon(pymemd, conf, ["--pid", str(pid)])
+                d.wait_process(pid)
                 fresh = Fresh(d, pid, once=True)
                 fresh.start()
                 traced = wait_for(lambda: proc_status(pid, "TracerPid") not in ("0", None) or
@@ -263,7 +179,7 @@ def test_killed_released(pymemd, py, rounds=10, threads=2000, objects=200000):
                                    "took %.3f s" % took if took is not None else
                                    "still blocked after 5 s"))
                     # Only pymemd's exit lets such a zombie go.
-                    d.close()
+                    d.shutdown()
                     d = None
                     if took is None:
                         took = float(read_line(parent, 10))
@@ -272,19 +188,20 @@ def test_killed_released(pymemd, py, rounds=10, threads=2000, objects=200000):
                 del traced
             finally:
                 if d:
-                    d.close()
+                    d.shutdown()
                     d = None
                 CHILDREN.reap(parent)
         if caught == 0:
-            report("FAIL", name, "no round caught the target stopped (census too quick?)")
+            RESULTS.out("FAIL", name, "no round caught the target stopped (census too quick?)")
         elif bad:
-            report("FAIL", name, "; ".join(bad[:4]) + " (%d of %d rounds)" % (len(bad), rounds))
+            RESULTS.out("FAIL", name, "; ".join(bad[:4]) + " (%d of %d rounds)" % (
+                len(bad), rounds))
         else:
-            report("PASS", name, "%d rounds (%d caught mid-census), parent waited %s s" % (
+            RESULTS.out("PASS", name, "(%d rounds (%d caught mid-census), parent waited %s s)" % (
                 rounds, caught, ", ".join(notes)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
 
 
 # --- 2. no signal lost; a stop signal still stops -------------------------------------------
@@ -365,8 +282,8 @@ def test_signals_not_lost(pymemd, py, sigcount, total=100000, seconds=25):
     d = None
     clients = []
     try:
-        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
-        d.wait_ok(t.pid)
+        d = daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
+        d.wait_process(t.pid)
         clients = [Fresh(d, t.pid) for _ in range(2)]
         for c in clients:
             c.start()
@@ -393,7 +310,7 @@ def test_signals_not_lost(pymemd, py, sigcount, total=100000, seconds=25):
         for c in clients:
             c.join(120)
         censuses = sum(c.statuses.get(200, 0) for c in clients)
-        d.close()
+        d.shutdown()
         d = None
         # pymemd is gone: nothing can hold a signal any more. Deliveries finish in microseconds.
         got = wait_for(lambda: t.count() >= sent and t.count(), 10, step=0.01) and t.count()
@@ -403,19 +320,19 @@ def test_signals_not_lost(pymemd, py, sigcount, total=100000, seconds=25):
             for k, v in c.statuses.items():
                 statuses[k] = statuses.get(k, 0) + v
         if censuses < 20:
-            report("FAIL", name, "only %d on-demand censuses succeeded (%s): the test proves "
-                   "nothing" % (censuses, statuses))
+            RESULTS.out("FAIL", name, "only %d on-demand censuses succeeded (%s): the test proves "
+                        "nothing" % (censuses, statuses))
         elif got != sent:
-            report("FAIL", name, "the target received %d of %d (%d lost) over %d on-demand "
-                   "censuses and the periodic ones" % (got, sent, sent - got, censuses))
+            RESULTS.out("FAIL", name, "the target received %d of %d (%d lost) over %d on-demand "
+                        "censuses and the periodic ones" % (got, sent, sent - got, censuses))
         else:
-            report("PASS", name, "received %d of %d; %d on-demand censuses (%s), %d sends "
-                   "refused with EAGAIN and retried" % (got, sent, censuses, statuses, refused))
+            RESULTS.out("PASS", name, "(received %d of %d; %d on-demand censuses (%s), %d sends "
+                        "refused with EAGAIN and retried)" % (got, sent, censuses, statuses, refused))
     finally:
         for c in clients:
             c.stop.set()
         if d:
-            d.close()
+            d.shutdown()
         t.close()
 
 
@@ -425,8 +342,8 @@ def test_stop_signal_kept(pymemd, py, sigcount, rounds=150):
     d = None
     clients = []
     try:
-        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
-        d.wait_ok(t.pid)
+        d = daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.2\ninterval = 0.05\n", ["--pid", str(t.pid)])
+        d.wait_process(t.pid)
         clients = [Fresh(d, t.pid) for _ in range(2)]
         for c in clients:
             c.start()
@@ -449,17 +366,18 @@ def test_stop_signal_kept(pymemd, py, sigcount, rounds=150):
             c.join(120)
         censuses = sum(c.statuses.get(200, 0) for c in clients)
         if bad:
-            report("FAIL", name, "; ".join(bad[:4]))
+            RESULTS.out("FAIL", name, "; ".join(bad[:4]))
         elif censuses < 10:
-            report("FAIL", name, "only %d on-demand censuses succeeded: proves nothing" % censuses)
+            RESULTS.out("FAIL", name, "only %d on-demand censuses succeeded: proves nothing" %
+                        censuses)
         else:
-            report("PASS", name, "%d stop/continue rounds, %d on-demand censuses" % (
+            RESULTS.out("PASS", name, "(%d stop/continue rounds, %d on-demand censuses)" % (
                 rounds, censuses))
     finally:
         for c in clients:
             c.stop.set()
         if d:
-            d.close()
+            d.shutdown()
         t.close()
 
 
@@ -500,7 +418,7 @@ def test_traced_by_other(pymemd, py):
     name = "a target traced by strace: reported as such, census refused, counters read (%s)" % py
     strace = shutil.which("strace")
     if not strace:
-        report("SKIP", name, "strace is not installed (scripts/deps.sh installs it)")
+        RESULTS.out("SKIP", name, "strace is not installed (scripts/deps.sh installs it)")
         return
     t = CHILDREN.spawn([py, "-c", plain_target()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                        env=clean_env())
@@ -512,20 +430,20 @@ def test_traced_by_other(pymemd, py):
         if not wait_for(lambda: proc_status(t.pid, "TracerPid") == str(s.pid), 10, step=0.01):
             raise RuntimeError("strace did not attach (TracerPid %s)" %
                                proc_status(t.pid, "TracerPid"))
-        d = Daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.3\ninterval = 0.1\n", ["--pid", str(t.pid)])
+        d = daemon(pymemd, "census_min_interval = 0\nmax_census_pause = 1\ncensus_interval = 0.3\ninterval = 0.1\n", ["--pid", str(t.pid)])
         problems = []
-        p = d.wait_ok(t.pid)
+        p = d.wait_process(t.pid)
         if thresholds(p) != truth["threshold"] or collections(p) != truth["collections"]:
             problems.append("counters %s/%s, the target says %s/%s" % (
                 thresholds(p), collections(p), truth["threshold"], truth["collections"]))
         want = "traced by pid %d (strace)" % s.pid
-        st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+        st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
         msg = (doc.get("error") or {}).get("message", "")
         if st == 200 or want not in msg:
             problems.append("?fresh=1 answered %s %s (expected a refusal saying \"%s\")" % (
                 st, short(msg or json.dumps(doc), 160), want))
         p = wait_for(lambda: (lambda q: q if q and q.get("objects_error") else None)(
-            d.process(t.pid)), 5, step=0.05)
+            d.process(t.pid, missing_ok=True)), 5, step=0.05)
         if not p or want not in (p.get("objects_error") or "") or p.get("objects") is not None:
             problems.append("scheduled census: objects_error %r, objects %s" % (
                 (p or {}).get("objects_error"), short(json.dumps((p or {}).get("objects")), 60)))
@@ -535,23 +453,24 @@ def test_traced_by_other(pymemd, py):
         CHILDREN.reap(s)
         s = None
         wait_for(lambda: proc_status(t.pid, "TracerPid") == "0", 10, step=0.01)
-        st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+        st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
         while st == 429:
             time.sleep(0.1)
-            st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+            st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
         if st != 200 or census_count(doc, "Marker") != 1234:
             problems.append("after strace left: ?fresh=1 %s, Marker count %s (expected 1234)" % (
                 st, census_count(doc, "Marker") if st == 200 else short(json.dumps(doc), 120)))
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "census refused: \"%s\"; thresholds %s read while traced" % (
+            RESULTS.out("PASS", name, "(census refused: \"%s\"; thresholds %s read while "
+                        "traced)" % (
                 short(msg, 140), truth["threshold"]))
     finally:
         if s:
             CHILDREN.reap(s)
         if d:
-            d.close()
+            d.shutdown()
         CHILDREN.reap(t)
 
 
@@ -585,14 +504,14 @@ def interpreter_pairs():
     if os.access(deb315, os.X_OK):
         pairs.append(("Debian 3.15 <-> /usr/bin/python3.11", [deb315], ["/usr/bin/python3.11"]))
     else:
-        report("SKIP", "exec in place from Debian 3.15", "%s not built (debian-pythons.sh)" %
-               deb315)
+        RESULTS.out("SKIP", "exec in place from Debian 3.15", "%s not built (debian-pythons.sh)" %
+                    deb315)
     new_label, new = pyenv_python()
     old_label, old = pyenv_python(8)
     if new and old:
         pairs.append(("%s <-> %s" % (new_label, old_label), [new], [old]))
     else:
-        report("SKIP", "exec in place between pyenv versions", "no pyenv 3.8 and newer")
+        RESULTS.out("SKIP", "exec in place between pyenv versions", "no pyenv 3.8 and newer")
     pairs.append(("/usr/bin/python3.11 -> itself", ["/usr/bin/python3.11"],
                   ["/usr/bin/python3.11"]))
     if new:
@@ -610,10 +529,10 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
     d = None
     try:
         truth = json.loads(read_line(t, 60))
-        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = %g\n" % interval,
+        d = daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = %g\n" % interval,
                    ["--pid", str(t.pid)])
         problems = []
-        p = d.wait_ok(t.pid, cond=lambda p: thresholds(p) == truth["threshold"])
+        p = d.wait_process(t.pid, cond=lambda p: thresholds(p) == truth["threshold"])
         start0 = p.get("start_time")
         versions = [truth["version"]]
         for hop in range(1, hops):
@@ -624,9 +543,10 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
             versions.append(tb["version"])
             # The first sample taken after the new image spoke must be of it, exactly.
             first = wait_for(lambda: (lambda q: q if q and (q.get("sampled_at") or 0) > t_truth
-                                      else None)(d.process(t.pid)), interval + 1.0, step=0.005)
+                                      else None)(d.process(t.pid, missing_ok=True)),
+                             interval + 1.0, step=0.005)
             if not first:
-                q = d.process(t.pid) or {}
+                q = d.process(t.pid, missing_ok=True) or {}
                 problems.append("hop %d: no sample within %.2f s (one interval and 1 s) of the "
                                 "new image printing its values; the last: status %s, version %s, "
                                 "error %s, %.2f s old" % (
@@ -645,10 +565,10 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
                 if first.get("start_time") != start0:
                     problems.append("hop %d: start_time %s after exec, %s before" % (
                         hop, first.get("start_time"), start0))
-            st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+            st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
             while st == 429:
                 time.sleep(0.1)
-                st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+                st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
             mine, old = "Image%d" % hop, "Image%d" % (hop - 1)
             if st != 200 or census_count(doc, mine) != 2345 or census_count(doc, old):
                 problems.append("hop %d: census after exec: %s, %s %s (expected 2345), %s %s" % (
@@ -658,13 +578,14 @@ def test_exec_in_place(pymemd, label, a, b, hops=6, interval=0.05):
             if len(problems) > 3:
                 break
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "%d images (%s), each read exactly, censuses of the new image" % (
+            RESULTS.out("PASS", name, "(%d images (%s), each read exactly, censuses of the new "
+                        "image)" % (
                 hops, " -> ".join(versions)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         CHILDREN.reap(t)
 
 
@@ -678,24 +599,25 @@ def test_shell_execs_python(pymemd, py):
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
     d = None
     try:
-        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 0.1\ndiscovery_interval = 0.1\n",
+        d = daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 0.1\ndiscovery_interval = 0.1\n",
                    ["--match", tag])
         # Ten discoveries see the shell and set it aside as not Python.
         time.sleep(1.0)
-        seen = d.process(t.pid)
+        seen = d.process(t.pid, missing_ok=True)
         t.stdin.write(b"go\n")
         t.stdin.flush()
         truth = json.loads(read_line(t, 60))
         try:
-            p = d.wait_ok(t.pid, timeout=10, cond=lambda p: thresholds(p) == truth["threshold"])
-        except RuntimeError as e:
-            report("FAIL", name, "%s (while a shell: %s)" % (e, short(json.dumps(seen), 100)))
+            p = d.wait_process(t.pid, timeout=10,
+                               cond=lambda p: thresholds(p) == truth["threshold"])
+        except Fail as e:
+            RESULTS.out("FAIL", name, "%s (while a shell: %s)" % (e, short(json.dumps(seen), 100)))
             return
-        report("PASS", name, "CPython %s, thresholds %s" % (
+        RESULTS.out("PASS", name, "(CPython %s, thresholds %s)" % (
             (p.get("python") or {}).get("version"), thresholds(p)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         CHILDREN.reap(t)
 
 
@@ -718,7 +640,7 @@ def test_pid_reuse(pymemd, py):
     name = "a pid reused between samples is never censused as the old process (%s)" % py
     path = "/proc/sys/kernel/ns_last_pid"
     if not os.access(path, os.W_OK):
-        report("SKIP", name, "%s is not writable: a pid reuse cannot be forced" % path)
+        RESULTS.out("SKIP", name, "%s is not writable: a pid reuse cannot be forced" % path)
         return
     a = CHILDREN.spawn([py, "-c", plain_target("OnlyA", 777)], stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, env=clean_env())
@@ -727,33 +649,33 @@ def test_pid_reuse(pymemd, py):
         read_line(a, 60)
         pid = a.pid
         # Samples 30 s apart: the reuse happens between two of them.
-        d = Daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 30\n", ["--pid", str(pid)])
-        pa = d.wait_ok(pid)
+        d = daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 30\n", ["--pid", str(pid)])
+        pa = d.wait_process(pid)
         CHILDREN.reap(a)
         b = spawn_at(pid, [py, "-c", plain_target("OnlyB", 555)])
         if not b:
-            report("SKIP", name, "could not get pid %d again" % pid)
+            RESULTS.out("SKIP", name, "could not get pid %d again" % pid)
             return
         read_line(b, 60)
-        st, doc = d.get("/api/v1/processes/%d/objects?fresh=1" % pid)
-        p = d.process(pid) or {}
+        st, doc = d.status_json("/api/v1/processes/%d/objects?fresh=1" % pid)
+        p = d.process(pid, missing_ok=True) or {}
         msg = (doc.get("error") or {}).get("message", "")
         if st == 200 and p.get("start_time") == pa.get("start_time"):
-            report("FAIL", name, "census of the new process (OnlyB %d, OnlyA %d) served while "
-                   "pid %d is still reported as the old one (start_time %s, cmdline %s)" % (
-                       census_count(doc, "OnlyB"), census_count(doc, "OnlyA"), pid,
-                       p.get("start_time"), short(p.get("cmdline"), 60)))
+            RESULTS.out("FAIL", name, "census of the new process (OnlyB %d, OnlyA %d) served while "
+                        "pid %d is still reported as the old one (start_time %s, cmdline %s)" % (
+                            census_count(doc, "OnlyB"), census_count(doc, "OnlyA"), pid,
+                            p.get("start_time"), short(p.get("cmdline"), 60)))
         elif st == 200 and census_count(doc, "OnlyA"):
-            report("FAIL", name, "a census naming the old process's objects after the reuse")
+            RESULTS.out("FAIL", name, "a census naming the old process's objects after the reuse")
         elif st != 200 and "reused" not in msg:
-            report("FAIL", name, "refused (%s) without saying the pid was reused: %s" % (
+            RESULTS.out("FAIL", name, "refused (%s) without saying the pid was reused: %s" % (
                 st, short(msg, 160)))
         else:
-            report("PASS", name, "%s: %s" % (st, short(msg or "census of the new process, "
-                                                       "reported under its own identity", 160)))
+            RESULTS.out("PASS", name, "(%s: %s)" % (st, short(msg or "census of the new process, "
+                                                            "reported under its own identity", 160)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         if b:
             CHILDREN.reap(b)
         CHILDREN.reap(a)
@@ -765,9 +687,14 @@ def main():
     ap.add_argument("--sigcount", required=True, help="the libsigcount.so test library")
     ap.add_argument("--only", help="run only the tests whose function name matches this regex")
     a = ap.parse_args()
+    return run_driver("never harm the target: the ptrace stop of a census", run, a)
+
+
+def run(a):
     tests = []
     if os.geteuid() != 0:
-        report("SKIP", "ptrace safety tests", "need root (or CAP_SYS_PTRACE) to stop processes")
+        RESULTS.out("SKIP", "ptrace safety tests",
+                    "need root (or CAP_SYS_PTRACE) to stop processes")
     else:
         _, newest = pyenv_python()
         tests += [(test_killed_released, (a.pymemd, SYSTEM_PY)),
@@ -781,23 +708,16 @@ def main():
                       (test_traced_by_other, (a.pymemd, newest))]
         for label, pa, pb in interpreter_pairs():
             tests.append((test_exec_in_place, (a.pymemd, label, pa, pb)))
-    try:
-        for fn, args in tests:
-            if a.only and not re.search(a.only, fn.__name__):
-                continue
-            try:
-                fn(*args)
-            except Stopping:
-                raise
-            except Exception as e:  # a broken case is a failure, not a crash of the suite
-                report("FAIL", "%s%s" % (fn.__name__, args[1:2]), repr(e))
-    finally:
-        CHILDREN.stop_all()
-    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"],
-                                                 RESULTS["SKIP"]))
-    return 1 if RESULTS["FAIL"] else 0
+    for fn, args in tests:
+        if a.only and not re.search(a.only, fn.__name__):
+            continue
+        try:
+            fn(*args)
+        except Stopping:
+            raise
+        except Exception as e:  # a broken case is a failure, not a crash of the suite
+            RESULTS.out("FAIL", "%s%s" % (fn.__name__, args[1:2]), repr(e))
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     sys.exit(main())

@@ -28,8 +28,6 @@ import json
 import math
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,22 +36,13 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.dont_write_bytecode = True
-from pymemdtest import CHILDREN, clean_env, free_port, pyenv_python, short  # noqa: E402
-
-RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-
-
-def report(kind, name, text=""):
-    RESULTS[kind] += 1
-    print("%-4s %s%s" % (kind, name, (": " + text) if text else ""), flush=True)
-
-
-class Fail(Exception):
-    pass
+import pymemdtest  # noqa: E402
+from pymemdtest import (RESULTS, Fail, NotifySocket, Pymemd, clean_env, pyenv_python,  # noqa: E402
+                        request, run_driver, short)
 
 
 # A target: N objects in reference cycles (so they are GC-tracked and stay), then it waits.
-# Its first line is its own object count once quiescent.
+# Its first line is its own object count once quiescent, and its pid.
 TARGET = r'''
 import gc, json, os, sys, time
 n = int(sys.argv[1])
@@ -67,164 +56,47 @@ for i in range(n):
     b.payload = [i]
     keep.append(a)
 gc.collect()
-os.write(1, (json.dumps({"objects": len(gc.get_objects())}) + "\n").encode())
+os.write(1, (json.dumps({"objects": len(gc.get_objects()), "pid": os.getpid()}) + "\n").encode())
 while True:
     time.sleep(0.05)
 '''
 
 
-class Target(object):
-    def __init__(self, py, n, tag):
-        self.p = CHILDREN.spawn([py, "-c", TARGET, str(n), tag], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env=clean_env())
-        self.pid = self.p.pid
-        line = self.p.stdout.readline()
-        if not line:
-            raise Fail("target (%s) exited before it was ready" % py)
-        self.truth = json.loads(line)
-
-    def close(self):
-        CHILDREN.reap(self.p)
+def target(py, n, tag):
+    """The TARGET script with n pairs under py; its truth is {"objects": gc.get_objects()}."""
+    return pymemdtest.Target("target (%s)" % py, [py, "-c", TARGET, str(n), tag],
+                             env=clean_env(), error=Fail, timeout=60)
 
 
-class Notify(object):
-    """A notify socket as systemd offers one: records every datagram with its arrival time."""
-
-    def __init__(self, directory):
-        self.path = os.path.join(directory, "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
-        self.messages = []   # (monotonic time, text)
-        self.lock = threading.Lock()
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.messages.append((time.monotonic(), data.decode("utf-8", "replace")))
-
-    def wait_for(self, word, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for t, m in self.messages:
-                    if word in m.split("\n"):
-                        return t
-            time.sleep(0.002)
-        return None
-
-    def times(self, word):
-        with self.lock:
-            return [t for t, m in self.messages if word in m.split("\n")]
-
-    def close(self):
-        self.stop = True
-        self.thread.join()
-        self.sock.close()
-
-
-class Daemon(object):
-    def __init__(self, exe, args, conf, tmp, notify=None, watchdog_usec=None):
-        self.port = free_port()
-        self.conf = os.path.join(tmp, "pymemd-%d.conf" % self.port)
-        self.write_conf(conf)
-        env = clean_env()
-        if notify:
-            env["NOTIFY_SOCKET"] = notify.path
-        if watchdog_usec:
-            env["WATCHDOG_USEC"] = str(watchdog_usec)
-        self.errf = tempfile.TemporaryFile()
-        self.p = CHILDREN.spawn([exe, "--listen", "127.0.0.1:%d" % self.port, "--config",
-                                 self.conf, "--log-level", "warn"] + list(args),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=self.errf, env=env)
-
-    def write_conf(self, text):
-        with open(self.conf, "w") as f:
-            f.write(text)
-
-    def wait_ready(self, timeout=20):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.p.poll() is not None:
-                raise Fail("pymemd exited (%s): %s" % (self.p.returncode, self.stderr()))
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise Fail("pymemd not ready within %d s: %s" % (timeout, self.stderr()))
-
-    def stderr(self):
-        self.errf.seek(0)
-        text = self.errf.read().decode("utf-8", "replace")
-        # The end says most: a sanitizer report, or the last warnings.
-        return short(text[-1500:], 1500)
-
-    def get(self, path, timeout=30, conn=None):
-        """(status, headers dict (lower-case names), body bytes)."""
-        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            body = r.read()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
-        except (OSError, http.client.HTTPException) as e:
-            if self.p.poll() is None:
-                raise
-            raise Fail("GET %s: %s; pymemd exited (%s): %s" % (
-                path, e, self.p.returncode, self.stderr()))
-        finally:
-            if conn is None:
-                c.close()
-
-    def process(self, pid):
-        st, _, body = self.get("/api/v1/processes/%d" % pid)
-        if st != 200:
-            raise Fail("GET /api/v1/processes/%d: %d %s" % (pid, st, short(body)))
-        return json.loads(body)
-
-    def wait_ok(self, pid, timeout=20):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            st, _, body = self.get("/api/v1/processes/%d" % pid)
-            if st == 200 and json.loads(body).get("status") == "ok":
-                return json.loads(body)
-            time.sleep(0.05)
-        raise Fail("pid %d not read as ok within %d s" % (pid, timeout))
-
-    def close(self):
-        CHILDREN.reap(self.p)
-        self.errf.close()
+def daemon(exe, args, conf, notify=None, watchdog_usec=None, wait=True):
+    """pymemd with the configuration text conf, a notify socket and a watchdog when given;
+    ready (the shared readiness wait), or only started without wait."""
+    env = clean_env(NOTIFY_SOCKET=notify.path if notify else None,
+                    WATCHDOG_USEC=str(watchdog_usec) if watchdog_usec else None)
+    d = Pymemd(exe, ["--log-level", "warn"] + list(args), "pymemd", conf=conf, env=env)
+    try:
+        return d.start(ready_timeout=20, wait=wait)
+    except BaseException:
+        d.close()
+        raise
 
 
 def test_flood(exe, py, tmp):
     """Two clients flood ?fresh=1 for 10 s; the schedule holds."""
     name = "two clients flooding ?fresh=1 for 10 s (%s)" % py
     interval, window, flood = 1.0, 2.5, 10.0
-    a = Target(py, 150000, "flooded")
-    b = Target(py, 1000, "bystander")
-    notify = Notify(tmp)
+    a = target(py, 150000, "flooded")
+    b = target(py, 1000, "bystander")
+    notify = NotifySocket(tmp)
     d = None
     try:
-        d = Daemon(exe, ["--pid", str(a.pid), "--pid", str(b.pid)],
+        d = daemon(exe, ["--pid", str(a.pid), "--pid", str(b.pid)],
                    "interval = %g\ncensus_interval = 0\ncensus_min_interval = %g\n"
-                   % (interval, window), tmp, notify, watchdog_usec=2000000)
+                   % (interval, window), notify, watchdog_usec=2000000, wait=False)
         if notify.wait_for("READY=1", 30) is None:
-            raise Fail("no READY=1 within 30 s: %s" % d.stderr())
-        d.wait_ok(a.pid)
-        d.wait_ok(b.pid)
+            raise Fail("no READY=1 within 30 s: %s" % short(d.stderr()[-1500:], 1500))
+        d.wait_process(a.pid)
+        d.wait_process(b.pid)
         before = d.process(a.pid).get("censuses_total", 0)
         stop = threading.Event()
         answers = []      # (status, census at, Age header, Retry-After, wall time)
@@ -236,7 +108,8 @@ def test_flood(exe, py, tmp):
             c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
             try:
                 while not stop.is_set():
-                    st, h, body = d.get(path, conn=c)
+                    r = d.get(path, conn=c)
+                    st, body = r.status, r.body
                     now = time.time()
                     at = None
                     if st == 404 and "growth needs two censuses" in body.decode():
@@ -245,7 +118,7 @@ def test_flood(exe, py, tmp):
                         doc = json.loads(body)
                         at = doc.get("at") if "objects" in path else doc.get("to")
                     with lock:
-                        answers.append((st, at, h.get("age"), h.get("retry-after"), now))
+                        answers.append((st, at, r.h("Age"), r.h("Retry-After"), now))
             except Exception as e:   # noqa: BLE001 -- reported as a failure
                 with lock:
                     problems.append("%s: %s" % (path, e))
@@ -256,7 +129,8 @@ def test_flood(exe, py, tmp):
             c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
             try:
                 while not stop.is_set():
-                    st, _, body = d.get("/api/v1/processes/%d" % b.pid, conn=c)
+                    r = d.get("/api/v1/processes/%d" % b.pid, conn=c)
+                    st, body = r.status, r.body
                     now = time.time()
                     if st == 200:
                         staleness.append((now, now - json.loads(body)["sampled_at"]))
@@ -319,15 +193,15 @@ def test_flood(exe, py, tmp):
             problems.append("watchdog pings during the flood: %d, largest gap %.2f s" % (
                 len(pings), max(gaps)))
         if problems:
-            report("FAIL", name, "; ".join(problems[:6]))
+            RESULTS.out("FAIL", name, "; ".join(problems[:6]))
         else:
-            report("PASS", name, "%d requests %s, %d censuses (bound %d), %d from the latest "
-                   "census; bystander at most %.2f s stale; %d watchdog pings, gap <= %.2f s"
-                   % (len(answers), statuses, taken, bound, reused, worst, len(pings),
-                      max(gaps)))
+            RESULTS.out("PASS", name, "(%d requests %s, %d censuses (bound %d), %d from the latest "
+                        "census; bystander at most %.2f s stale; %d watchdog pings, gap <= %.2f s)"
+                        % (len(answers), statuses, taken, bound, reused, worst, len(pings),
+                           max(gaps)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         notify.close()
         a.close()
         b.close()
@@ -337,48 +211,48 @@ def test_429(exe, py, tmp):
     """A failed on-demand census: the next request inside the window gets 429 + Retry-After."""
     name = "429 with Retry-After after a failed census inside the window (%s)" % py
     window = 30
-    t = Target(py, 400000, "too-big")
+    t = target(py, 400000, "too-big")
     d = None
     try:
-        d = Daemon(exe, ["--pid", str(t.pid)],
+        d = daemon(exe, ["--pid", str(t.pid)],
                    "interval = 0.5\ncensus_interval = 0\ncensus_min_interval = %d\n"
-                   "max_census_pause_on_demand = 0.001\n" % window, tmp)
-        d.wait_ready()
-        d.wait_ok(t.pid)
+                   "max_census_pause_on_demand = 0.001\n" % window)
+        d.wait_process(t.pid)
         path = "/api/v1/processes/%d/objects?fresh=1" % t.pid
         t0 = time.monotonic()   # the window opens when the census starts, after this
-        st1, _, body1 = d.get(path)
-        st2, h2, body2 = d.get(path)
-        st3, h3, body3 = d.get("/api/v1/processes/%d/growth?fresh=1" % t.pid)
+        r1 = d.get(path)
+        r2 = d.get(path)
+        r3 = d.get("/api/v1/processes/%d/growth?fresh=1" % t.pid)
         elapsed = time.monotonic() - t0
         p = d.process(t.pid)
         problems = []
-        if st1 != 503 or "abandoned" not in json.loads(body1)["error"]["message"]:
+        if r1.status != 503 or "abandoned" not in r1.json()["error"]["message"]:
             problems.append("first census: %d %s (expected 503, abandoned at the 1 ms budget)"
-                            % (st1, short(body1, 120)))
-        for label, st, h, body in (("objects", st2, h2, body2), ("growth", st3, h3, body3)):
-            if st != 429:
-                problems.append("%s again: %d %s (expected 429)" % (label, st, short(body, 120)))
+                            % (r1.status, short(r1.body, 120)))
+        for label, r in (("objects", r2), ("growth", r3)):
+            if r.status != 429:
+                problems.append("%s again: %d %s (expected 429)" % (label, r.status,
+                                                                    short(r.body, 120)))
                 continue
-            err = json.loads(body).get("error", {})
-            ra = h.get("retry-after", "")
+            err = r.json().get("error", {})
+            ra = r.h("Retry-After") or ""
             if err.get("code") != 429 or "abandoned" not in err.get("message", ""):
-                problems.append("%s: JSON error %s" % (label, short(body, 160)))
+                problems.append("%s: JSON error %s" % (label, short(r.body, 160)))
             if not ra.isdigit() or not (window - elapsed - 1 <= int(ra) <= window):
                 problems.append("%s: Retry-After %r (window %d s)" % (label, ra, window))
-            if h.get("content-type") != "application/json":
-                problems.append("%s: Content-Type %s" % (label, h.get("content-type")))
+            if r.h("Content-Type") != "application/json":
+                problems.append("%s: Content-Type %s" % (label, r.h("Content-Type")))
         if p["censuses_total"] != 1:
             problems.append("censuses_total %s (expected 1: the 429s took none)" %
                             p["censuses_total"])
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "503 then 429 twice, Retry-After %s, %s" % (
-                h2["retry-after"], short(json.loads(body2)["error"]["message"], 100)))
+            RESULTS.out("PASS", name, "(503 then 429 twice, Retry-After %s, %s)" % (
+                r2.h("Retry-After"), short(r2.json()["error"]["message"], 100)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         t.close()
 
 
@@ -386,8 +260,8 @@ def test_census_match(exe, py, tmp):
     """--all censuses nobody on schedule unless census_match says so; SIGHUP changes it."""
     name = "census_match chooses who is censused on schedule; --all alone: nobody (%s)" % py
     tag = "pymemd-schedule-%d" % os.getpid()
-    t = Target(py, 1000, tag)
-    other = Target(py, 1000, "not-selected-%d" % os.getpid())
+    t = target(py, 1000, tag)
+    other = target(py, 1000, "not-selected-%d" % os.getpid())
     d = None
     problems = []
     try:
@@ -395,16 +269,14 @@ def test_census_match(exe, py, tmp):
         # A generous pause budget: this test is about who, not how long (test_budget is).
         conf = "interval = 0.3\ncensus_interval = 0.3\ndiscovery_interval = 0.2\n" \
                "max_census_pause = 2\n"
-        d = Daemon(exe, ["--all"], conf, tmp)
-        d.wait_ready()
-        d.wait_ok(t.pid)
+        d = daemon(exe, ["--all"], conf)
+        d.wait_process(t.pid)
         # Wait until the schedule has looked at the target (it then says why no census).
         end = time.monotonic() + 20
         while time.monotonic() < end and not d.process(t.pid).get("objects_error"):
             time.sleep(0.1)
         time.sleep(1.0)   # a few more census intervals (0.3 s) for every process watched
-        st, _, body = d.get("/api/v1/processes")
-        procs = json.loads(body)["processes"]
+        procs = d.json("/api/v1/processes")["processes"]
         censused = [(p["pid"], p["censuses_total"]) for p in procs if p.get("censuses_total")]
         if censused:
             problems.append("--all censused %s on schedule" % censused)
@@ -428,20 +300,19 @@ def test_census_match(exe, py, tmp):
             problems.append("census total %d, the target's own gc.get_objects() %d" % (
                 p["objects"]["total"], t.truth["objects"]))
         time.sleep(1.0)
-        st, _, body = d.get("/api/v1/processes")
-        procs = json.loads(body)["processes"]
+        procs = d.json("/api/v1/processes")["processes"]
         censused = sorted(p["pid"] for p in procs if p.get("censuses_total"))
         if censused != [t.pid]:
             problems.append("censused after SIGHUP: %s (expected only %d)" % (censused, t.pid))
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "%d processes watched, none censused with --all; after SIGHUP "
-                   "only pid %d (%d censuses)" % (len(procs), t.pid,
-                                                   d.process(t.pid)["censuses_total"]))
+            RESULTS.out("PASS", name, "(%d processes watched, none censused with --all; after "
+                        "SIGHUP only pid %d (%d censuses))" % (
+                            len(procs), t.pid, d.process(t.pid)["censuses_total"]))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         t.close()
         other.close()
 
@@ -449,13 +320,12 @@ def test_census_match(exe, py, tmp):
 def test_budget(exe, py, tmp):
     """A scheduled census over max_census_pause is abandoned, then skipped and reported."""
     name = "scheduled census over max_census_pause: abandoned once, then skipped (%s)" % py
-    t = Target(py, 400000, "budget")
+    t = target(py, 400000, "budget")
     d = None
     try:
-        d = Daemon(exe, ["--pid", str(t.pid)], "interval = 0.3\ncensus_interval = 0.3\n"
-                   "max_census_pause = 0.001\n", tmp)
-        d.wait_ready()
-        d.wait_ok(t.pid)
+        d = daemon(exe, ["--pid", str(t.pid)], "interval = 0.3\ncensus_interval = 0.3\n"
+                   "max_census_pause = 0.001\n")
+        d.wait_process(t.pid)
         # The first census (its scouting walk of the running heap takes a while) ends with an
         # error; from then on the schedule only skips, for 9 intervals.
         end = time.monotonic() + 60
@@ -469,7 +339,7 @@ def test_budget(exe, py, tmp):
             errors.add((p.get("objects_error") or "")[:40])
             time.sleep(0.1)
         p = d.process(t.pid)
-        d.close()
+        d.shutdown()
         d = None
         # pymemd gone: whatever it did, the target runs.
         with open("/proc/%d/status" % t.pid) as f:
@@ -488,27 +358,26 @@ def test_budget(exe, py, tmp):
         if state != "S" and state != "R":
             problems.append("target state %s" % state)
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "1 census, then 1.8 s of skips; objects_error: %s" % short(
+            RESULTS.out("PASS", name, "(1 census, then 1.8 s of skips; objects_error: %s)" % short(
                 p["objects_error"], 100))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         t.close()
 
 
 def test_pss(exe, py, tmp):
     """PSS read every pss_interval, not every sample; null with the reason when not read."""
     name = "PSS at its own cadence, null with a reason above pss_max_rss (%s)" % py
-    t = Target(py, 1000, "pss")
+    t = target(py, 1000, "pss")
     problems = []
     d = None
     try:
-        d = Daemon(exe, ["--pid", str(t.pid)],
-                   "interval = 0.1\ncensus_interval = 0\npss_interval = 1\n", tmp)
-        d.wait_ready()
-        d.wait_ok(t.pid)
+        d = daemon(exe, ["--pid", str(t.pid)],
+                   "interval = 0.1\ncensus_interval = 0\npss_interval = 1\n")
+        d.wait_process(t.pid)
         seen = []
         end = time.monotonic() + 3.5
         while time.monotonic() < end:
@@ -533,46 +402,43 @@ def test_pss(exe, py, tmp):
             if read is not None and not (-0.05 <= sampled - read <= 1.0 + 0.1 + 0.2):
                 problems.append("a sample at %.2f serves a PSS read at %.2f" % (sampled, read))
                 break
-        d.close()
+        d.shutdown()
         # Above pss_max_rss, and with pss_interval 0: null, the reason, no Prometheus series.
         for conf, word in (("pss_max_rss = 1K\n", "pss_max_rss"), ("pss_interval = 0\n",
                                                                   "pss_interval")):
-            d = Daemon(exe, ["--pid", str(t.pid)], "interval = 0.2\ncensus_interval = 0\n" + conf,
-                       tmp)
-            d.wait_ready()
-            m = d.wait_ok(t.pid)["memory"]
+            d = daemon(exe, ["--pid", str(t.pid)], "interval = 0.2\ncensus_interval = 0\n" + conf)
+            m = d.wait_process(t.pid)["memory"]
             if m["pss_bytes"] is not None or m["pss_read_at"] is not None or \
                     word not in (m["pss_error"] or "") or not m["rss_bytes"]:
                 problems.append("%s: memory %s" % (conf.strip(), m))
-            st, _, body = d.get("/metrics?format=prometheus")
-            text = body.decode()
+            text = d.get("/metrics?format=prometheus").body.decode()
             if "python_memory_proportional_bytes{" in text or \
                     "python_memory_resident_bytes{pid=\"%d\"" % t.pid not in text:
                 problems.append("%s: Prometheus PSS/RSS series wrong" % conf.strip())
-            d.close()
+            d.shutdown()
             d = None
         if problems:
-            report("FAIL", name, "; ".join(problems[:5]))
+            RESULTS.out("FAIL", name, "; ".join(problems[:5]))
         else:
-            report("PASS", name, "%d samples, %d PSS reads in 3.5 s; null with the reason "
-                   "above pss_max_rss and with pss_interval 0" % (len(samples), len(reads)))
+            RESULTS.out("PASS", name, "(%d samples, %d PSS reads in 3.5 s; null with the reason "
+                        "above pss_max_rss and with pss_interval 0)" % (len(samples), len(reads)))
     finally:
         if d:
-            d.close()
+            d.shutdown()
         t.close()
 
 
 def test_ready(exe, py, tmp):
     """READY=1 and /healthz 200 only once /metrics can be served (15 starts)."""
     name = "readiness: /metrics right after READY=1 or /healthz 200 is never 503"
-    t = Target(py, 200000, "ready")
+    t = target(py, 200000, "ready")
     problems, early = [], 0
     try:
         for i in range(15):
-            notify = Notify(tmp) if i % 2 == 0 else None
-            d = Daemon(exe, ["--pid", str(t.pid)] if i % 3 else
+            notify = NotifySocket(tmp) if i % 2 == 0 else None
+            d = daemon(exe, ["--pid", str(t.pid)] if i % 3 else
                        ["--match", "^no-such-process-[x]yz$"],
-                       "interval = 0.5\ncensus_interval = 0\n", tmp, notify)
+                       "interval = 0.5\ncensus_interval = 0\n", notify, wait=False)
             try:
                 if notify:
                     if notify.wait_for("READY=1", 20) is None:
@@ -582,7 +448,8 @@ def test_ready(exe, py, tmp):
                     end = time.monotonic() + 20
                     while time.monotonic() < end:
                         try:
-                            st, _, body = d.get("/healthz", timeout=5)
+                            r = request(d.port, "GET", "/healthz", timeout=5)
+                            st, body = r.status, r.body
                         except OSError:
                             time.sleep(0.002)
                             continue
@@ -594,23 +461,22 @@ def test_ready(exe, py, tmp):
                             break
                         time.sleep(0.002)
                 for fmt in ("json", "prometheus", "openmetrics"):
-                    st, _, body = d.get("/metrics?format=" + fmt)
-                    if st != 200:
+                    r = d.get("/metrics?format=" + fmt)
+                    if r.status != 200:
                         problems.append("start %d: /metrics?format=%s right after readiness: "
-                                        "%d %s" % (i, fmt, st, short(body, 100)))
-                st, _, _ = d.get("/healthz")
-                if st != 200:
-                    problems.append("start %d: /healthz %d after READY=1" % (i, st))
+                                        "%d %s" % (i, fmt, r.status, short(r.body, 100)))
+                r = d.get("/healthz")
+                if r.status != 200:
+                    problems.append("start %d: /healthz %d after READY=1" % (i, r.status))
             finally:
-                d.close()
+                d.shutdown()
                 if notify:
                     notify.close()
-                    os.unlink(notify.path)
         if problems:
-            report("FAIL", name, "; ".join(problems[:5]))
+            RESULTS.out("FAIL", name, "; ".join(problems[:5]))
         else:
-            report("PASS", name, "15 starts (8 with a notify socket); /healthz said 503 "
-                   "\"starting\" %d times before the first snapshot" % early)
+            RESULTS.out("PASS", name, "(15 starts (8 with a notify socket); /healthz said 503 "
+                        "\"starting\" %d times before the first snapshot)" % early)
     finally:
         t.close()
 
@@ -620,32 +486,29 @@ def main():
     ap.add_argument("--pymemd", required=True)
     ap.add_argument("--only", help="run only the test functions whose name contains this")
     a = ap.parse_args()
+    return run_driver("the schedule does not harm targets or starve itself", run, a)
+
+
+def run(a):
     exe = os.path.abspath(a.pymemd)
     label, py = pyenv_python(11)
     if not py:
         label, py = pyenv_python()
     py = py or "/usr/bin/python3"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    try:
-        if os.geteuid() != 0:
-            report("SKIP", "schedule tests", "need root or CAP_SYS_PTRACE to stop targets")
-        else:
-            with tempfile.TemporaryDirectory(prefix="pymemd-schedule-") as tmp:
-                for test in (test_ready, test_pss, test_429, test_budget, test_census_match,
-                             test_flood):
-                    if a.only and a.only not in test.__name__:
-                        continue
-                    try:
-                        test(exe, py, tmp)
-                    except Exception as e:   # noqa: BLE001 -- a test that breaks fails
-                        report("FAIL", test.__doc__.strip().split("\n")[0],
-                               "%s: %s" % (type(e).__name__, short(str(e), 300)))
-                        traceback.print_exc()
-    finally:
-        CHILDREN.stop_all()
-    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"],
-                                               RESULTS["SKIP"]), flush=True)
-    return 1 if RESULTS["FAIL"] else 0
+    if os.geteuid() != 0:
+        RESULTS.out("SKIP", "schedule tests", "need root or CAP_SYS_PTRACE to stop targets")
+        return
+    with tempfile.TemporaryDirectory(prefix="pymemd-schedule-") as tmp:
+        for test in (test_ready, test_pss, test_429, test_budget, test_census_match,
+                     test_flood):
+            if a.only and a.only not in test.__name__:
+                continue
+            try:
+                test(exe, py, tmp)
+            except Exception as e:   # noqa: BLE001 -- a test that breaks fails
+                RESULTS.out("FAIL", test.__doc__.strip().split("\n")[0],
+                            "%s: %s" % (type(e).__name__, short(str(e), 300)))
+                traceback.print_exc()
 
 
 if __name__ == "__main__":
