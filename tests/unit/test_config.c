@@ -1013,8 +1013,9 @@ static void census_max_memory_sizes(void **state)
         {"15M", 0},
         {"1025G", 0},
         {"1.5G", 0},
-        {"2g", 0},
-        {"2GB", 0},
+        /* one size syntax for every size key (see size_key): a lower-case unit, "B" after it */
+        {"2g", 2ull << 30},
+        {"2GB", 2ull << 30},
         {"G", 0},
         {"-1G", 0},
         {"99999999999999999999999G", 0},
