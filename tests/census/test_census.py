@@ -22,7 +22,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pymemdtest  # noqa: E402
-from pymemdtest import RESULTS, Pymemd, pyenv_python, pyenv_root, run_driver, wait_ok  # noqa: E402
+from pymemdtest import (RESULTS, Pymemd, free_port, pyenv_python, pyenv_root, run_driver,  # noqa: E402
+                        wait_ok)
 
 
 def report(kind, name, text=""):

@@ -67,7 +67,8 @@ FT_TARGET = os.path.join(HERE, "ft_target.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pymemdtest  # noqa: E402
 from pymemdtest import (CHILDREN, RESULTS, Stopping, clean_env, pyenv_root, say,  # noqa: E402
-                        short, version_key)
+                        captured, read_line, short,
+                        version_key)
 
 SCENARIOS = [
     ("default", []),
