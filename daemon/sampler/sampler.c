@@ -603,6 +603,7 @@ static bool census_collect(Sampler *s, const SamplerOptions *opt)
         w->census_error[0] = 0;
         w->over_budget = j.census->frozen && j.census->pause_seconds > opt->max_census_pause;
         w->budget_skips = 0;
+        target_census_taken(w->t, j.census);
         census_free(w->prev_census);
         w->prev_census = w->census;
         w->census = j.census;

@@ -274,6 +274,15 @@ static void sample_pss(Target *t, TargetSample *s)
                  "/proc/%d/smaps_rollup is not readable (needs ptrace access)", t->pid);
 }
 
+void target_census_taken(Target *t, const Census *c)
+{
+    /* The census ran on its own reader: the sampling one learns the length of the permanent list
+     * it walked, unless the interpreter was found afresh meanwhile (another program image). */
+    if (t->reader && c && t->census_gen == t->interp_gen)
+        pyreader_note_frozen(t->reader, c->generation[3], c->permanent_first, c->permanent_last,
+                             c->permanent_at);
+}
+
 int target_referrers(Target *t, const char *type, CensusMode mode, double max_pause, Refs **ret,
                      char *err, size_t errlen)
 {

@@ -109,6 +109,10 @@ int target_census_prepare(Target *t);
  * err. Never leaves it stopped. */
 int target_census(Target *t, CensusMode mode, double max_pause, Census **ret, char *err,
                   size_t errlen);
+/* Hands what a census of the target learnt to its sampling (the length of the permanent list,
+ * which samples serve while its ends stay put). Called by the thread that samples it. */
+void target_census_taken(Target *t, const Census *c);
+
 /* Who holds the instances of `type` (python/refs.h), over a census copy sharing the census's
  * hints: prepared, checked and run as target_census() is. The caller frees *ret with
  * refs_free. */

@@ -982,7 +982,7 @@ def run_interp(interp, pymemd, keep_dir):
                 target.close()
     if interp.free_threaded:
         kind, text = ft_counts(pymemd, interp, keep_dir)
-        RESULTS.report(interp.label, "ft-counts", kind, text)
+        report(interp.label, "ft-counts", kind, text)
     return info
 
 
