@@ -317,8 +317,10 @@ static int run_once(const Config *o, double started_at)
                                    o->nmatches, &s.id)) {
             s.censuses++;
             target_census_prepare(t);
+            /* Someone at a terminal asked for it now, as ?fresh=1 does: the on-demand budget. */
             target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          o->max_census_pause, &s.census, s.census_error, sizeof(s.census_error));
+                          o->max_census_pause_on_demand, &s.census, s.census_error,
+                          sizeof(s.census_error));
         }
         samples[n++] = s;
     }
