@@ -233,20 +233,14 @@ def check_http(python, pymemd, pymemctl, tmp):
     d = None
     try:
         truth = json.loads(read_line(p, 60))
-        port = pymemdtest.free_port()
-        d = CHILDREN.spawn([pymemd, "--listen", "127.0.0.1:%d" % port, "--pid", str(p.pid),
-                            "--interval", "0.2", "--census-interval", "0"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+        # census_min_interval = 0: this case checks the answers, one request after another;
+        # the rate limit is checked below with a daemon that has it.
+        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
+                                       "--census-interval", "0"], "pymemd",
+                              conf="census_min_interval = 0\n", env=clean_env()).start()
+        port = d.port
         url = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, p.pid)
-        doc = None
-        for _ in range(100):  # until the sampler has read the target once
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if json.load(r).get("status") == "ok":
-                        break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
+        pymemdtest.wait_ok(d, [p.pid])
         with urllib.request.urlopen(url + "/referrers?type=Session", timeout=60) as r:
             doc = json.load(r)
         got = dict((g["type"], [g["objects"], g["refs"]])
@@ -269,12 +263,31 @@ def check_http(python, pymemd, pymemctl, tmp):
             if r.returncode != 0 or want not in r.stdout:
                 problems.append("pymemctl referrers (exit %d) lacks %r: %s" % (
                     r.returncode, want, short(r.stdout + r.stderr)))
+        # Referrers copy the heap as a census does: a second request inside census_min_interval
+        # is refused with 429 and Retry-After instead of stopping the target again.
+        d.shutdown()
+        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
+                                       "--census-interval", "0"], "pymemd",
+                              conf="census_min_interval = 30\n", env=clean_env()).start()
+        url = "http://127.0.0.1:%d/api/v1/processes/%d" % (d.port, p.pid)
+        pymemdtest.wait_ok(d, [p.pid])
+        with urllib.request.urlopen(url + "/referrers?type=Session", timeout=60) as r:
+            json.load(r)
+        try:
+            urllib.request.urlopen(url + "/referrers?type=Session", timeout=60)
+            problems.append("a second request inside census_min_interval was answered")
+        except urllib.error.HTTPError as e:
+            retry = e.headers.get("Retry-After")
+            if e.code != 429 or not retry or not 0 < int(retry) <= 30:
+                problems.append("a second request inside census_min_interval got HTTP %d, "
+                                "Retry-After %r (expected 429, 1..30)" % (e.code, retry))
         if problems:
             return report("FAIL", label, "; ".join(problems))
-        report("PASS", label, "HTTP and pymemctl agree with the target")
+        report("PASS", label, "HTTP and pymemctl agree with the target; a second request "
+               "inside census_min_interval gets 429")
     finally:
         if d is not None:
-            CHILDREN.reap(d)
+            d.shutdown()
         CHILDREN.reap(p)
 
 
