@@ -6,7 +6,8 @@
   so does the second stop that a copy falling short of new pages needs;
 - pymemd SIGKILLed while it holds the target stopped: the target runs on;
 - the target killed while pymemd holds it stopped: pymemd reports it, does not crash;
-- a census over max_census_pause is abandoned and the target resumed;
+- a census over its pause budget (--once: max_census_pause_on_demand) is abandoned and the
+  target resumed;
 - a non-blocking census of a heap being mutated hard: never a crash, never a census that does
   not add up; an inconsistent walk is reported as such.
 
@@ -258,7 +259,7 @@ def test_target_dies(pymemd, py):
 def test_max_pause(pymemd, py):
     t = Target(py, "big", 400000)
     try:
-        p = proc_of(pymemd_once(pymemd, t.pid, "max_census_pause = 0.001\n"), t.pid)
+        p = proc_of(pymemd_once(pymemd, t.pid, "max_census_pause_on_demand = 0.001\n"), t.pid)
         before = t.beats()
         time.sleep(0.3)
         running = t.beats() > before and not t.state()["State"].strip().startswith("t")
