@@ -13,6 +13,7 @@ packages=(
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
+    make xz-utils dpkg-dev                  # upstream 3.13/3.13t built from the .orig tarball
     strace                                  # safety tests: a target another tracer holds
     python3.11-dbg debuginfod               # debug symbols test (may upgrade python3.11 to match)
 )
