@@ -342,6 +342,18 @@ static bool same_root(const RefsRoot *a, const RefsRoot *b)
     return true;
 }
 
+/* Appends a root entry that names no chain ("more chains", "unreached"), holding `holds`. */
+static int append_summary(RefsRoot **v, size_t *nv, const char *kind, int64_t holds)
+{
+    RefsRoot *n = realloc(*v, (*nv + 1) * sizeof(**v));
+    if (!n)
+        return -ENOMEM;
+    *v = n;
+    n[*nv] = (RefsRoot){.kind = kind, .holds = holds};
+    (*nv)++;
+    return 0;
+}
+
 static int cmp_root(const void *a, const void *b)
 {
     const RefsRoot *x = a, *y = b;
@@ -546,28 +558,9 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         if (p >= 0 && !(kind_at(c, t, p) == TK_DICT && (up == TK_MODULE || up == TK_TYPE)))
             b.queue[p] = (uint32_t)j;
     }
-    if (more) {
-        RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
-        if (!nvv) {
-            k = -ENOMEM;
-            goto out;
-        }
-        v = nvv;
-        memset(&v[nv], 0, sizeof(*v));
-        v[nv].kind = "more chains";
-        v[nv++].holds = more;
-    }
-    if (unreached) {
-        RefsRoot *nvv = realloc(v, (nv + 1) * sizeof(*v));
-        if (!nvv) {
-            k = -ENOMEM;
-            goto out;
-        }
-        v = nvv;
-        memset(&v[nv], 0, sizeof(*v));
-        v[nv].kind = "unreached";
-        v[nv++].holds = unreached;
-    }
+    if ((more && (k = append_summary(&v, &nv, "more chains", more)) < 0) ||
+        (unreached && (k = append_summary(&v, &nv, "unreached", unreached)) < 0))
+        goto out;
     qsort(v, nv, sizeof(*v), cmp_root);
     if (nv > REFS_ROOTS_MAX) { /* the unreached entry, last, is kept */
         if (strcmp(v[nv - 1].kind, "unreached") == 0)
