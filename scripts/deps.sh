@@ -11,6 +11,7 @@ packages=(
     python3 util-linux binutils curl        # integration tests (target scripts, setpriv, nm)
     procps                                  # /bin/kill, the unit's ExecReload=
     prometheus systemd                      # promtool and a real Prometheus; systemd-analyze
+    python3-prometheus-client               # the OpenMetrics reference parser (promtool has none)
     tmux groff-base                         # pymemctl top in a terminal; man page check
     ca-certificates dpkg                    # Debian interpreters for the test matrix
     make xz-utils dpkg-dev                  # upstream 3.13/3.13t built from the .orig tarball

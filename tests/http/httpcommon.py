@@ -7,7 +7,8 @@ real CPython targets (tests/integration/target.py: each prints its own ground tr
 line and then sits still) and `pymemd --listen 127.0.0.1:PORT --match RE --interval 0.2` on a
 free loopback port, waits until the targets are sampled, and checks its part of the contract
 against what the targets say about themselves. Both text formats are checked line by line
-here and by `promtool check metrics`, whose every complaint is a failure.
+here, and by `promtool check metrics` (0.0.4) or the OpenMetrics reference parser, whose
+every complaint is a failure.
 
 Standard library only (Python 3.9+). A driver prints one PASS/FAIL/SKIP line per check and
 ends with exactly `N passed, M failed, K skipped`; exit status 0 iff nothing failed. Every
@@ -401,15 +402,20 @@ def fmt_labels(labels):
 
 
 def promtool_check(text, om=False):
-    """(the failure or None, promtool's lines). Raises Skip without promtool.
+    """(the failure or None, the checker's lines). Raises Skip without the checker.
 
-    promtool 2.42 exits 0 when clean, 3 on lint problems (naming, help), 1 on "error while
-    linting: text format parsing error ...". A user's CI fails on any of them, so every exit
-    status but 0 and every line printed is a failure here, with one exception that is
-    promtool's, not the exposition's: it parses OpenMetrics as the 0.0.4 text format, where
-    the sample X_total of the counter family X (OpenMetrics names the family without _total)
-    is a family of its own without HELP. Exactly those lines, for exactly the counter
-    families the text declares with a HELP, are not counted; anything else is."""
+    Text 0.0.4 goes to `promtool check metrics`, which exits 0 when clean, 3 on lint problems
+    (naming, help) and 1 on "error while linting: text format parsing error ..."; a user's CI
+    fails on any of them, so every exit status but 0 and every line printed is a failure.
+
+    promtool (2.42 in Debian 12, and later ones) has no OpenMetrics parser: it reads any input
+    as 0.0.4, where the sample X_total of the OpenMetrics counter family X is a family of its
+    own without HELP. OpenMetrics goes instead to the reference parser of the Prometheus
+    client library (Debian's python3-prometheus-client), which rejects anything OpenMetrics
+    1.0 does not allow (no `# EOF`, bad escapes, a counter sample without _total, duplicate
+    families, samples of one family apart...); its exception is the failure."""
+    if om:
+        return openmetrics_check(text)
     exe = shutil.which("promtool")
     if not exe:
         raise Skip("promtool is not installed (apt-get install prometheus)")
@@ -417,16 +423,27 @@ def promtool_check(text, om=False):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     out = r.stdout.decode("utf-8", "replace").strip()
     lines = [l for l in out.splitlines() if l.strip()]
-    if om:
-        counters = set(m.group(1) for m in re.finditer(r"^# TYPE (\S+) counter$", text, re.M))
-        helped = set(m.group(1) for m in re.finditer(r"^# HELP (\S+) ", text, re.M))
-        ok = set("%s_total no help text" % f for f in counters & helped)
-        lines = [l for l in lines if l.strip() not in ok]
-        if r.returncode in (0, 3) and not lines:
-            return None, lines
     if r.returncode == 0 and not lines:
         return None, lines
     return "promtool check metrics exit %d: %s" % (r.returncode, short(out, 500)), lines
+
+
+def openmetrics_check(text):
+    """OpenMetrics text through prometheus_client's strict parser (see promtool_check)."""
+    try:
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    except ImportError:
+        raise Skip("the OpenMetrics reference parser is not installed "
+                   "(apt-get install python3-prometheus-client)")
+    try:
+        families = list(text_string_to_metric_families(text))
+    except Exception as e:  # the parser raises ValueError and friends: all are findings
+        return "OpenMetrics parser: %s: %s" % (type(e).__name__, short(str(e), 500)), []
+    declared = len(re.findall(r"^# TYPE ", text, re.M))
+    if len(families) != declared:
+        return ("OpenMetrics parser: %d families parsed, %d declared with # TYPE"
+                % (len(families), declared)), []
+    return None, []
 
 
 # --------------------------------------------------------------------------
@@ -736,7 +753,7 @@ def check_exposition(c, inst, fmt, expect_pids=None):
     if err:
         c.diffs.append(err)
     else:
-        c.note("promtool: clean")
+        c.note("%s: clean" % ("OpenMetrics parser" if fmt == "om" else "promtool"))
     c.note("%d families, %d samples, %d bytes" % (len(ex.families), len(ex.samples), len(text)))
     return ex
 

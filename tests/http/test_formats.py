@@ -302,7 +302,7 @@ def cases(ctx):
     case("JSON document (/metrics) = targets' ground truth", t_json_document, ctx)
     case("snapshots are fresh (--interval %s)" % INTERVAL, t_sampling_fresh, ctx)
     case("Prometheus text 0.0.4: format + promtool", t_expo, ctx, "text")
-    case("OpenMetrics 1.0.0: format + promtool", t_expo, ctx, "om")
+    case("OpenMetrics 1.0.0: format + reference parser", t_expo, ctx, "om")
     case("text and OpenMetrics carry the same series", t_expo_same, ctx)
     for t in ctx.targets:
         case("metric values = ground truth: %s pid %d" % (t.label, t.pid), t_values, ctx, t)
