@@ -959,14 +959,16 @@ class Tmux(object):
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
+            # Bytes: any process on the machine may have a name that is not UTF-8 (the
+            # lifecycle test, running alongside, names one with a cut UTF-8 sequence).
             try:
-                with open("/proc/%s/stat" % d) as f:
+                with open("/proc/%s/stat" % d, "rb") as f:
                     st = f.read()
             except OSError:
                 continue
-            comm = st[st.index("(") + 1:st.rindex(")")]
-            ppid = int(st[st.rindex(")") + 2:].split()[1])
-            if ppid == pane and comm == "pymemctl":
+            comm = st[st.index(b"(") + 1:st.rindex(b")")]
+            ppid = int(st[st.rindex(b")") + 2:].split()[1])
+            if ppid == pane and comm == b"pymemctl":
                 return int(d)
         return None
 
