@@ -27,10 +27,6 @@ from pymemdtest import (RESULTS, Pymemd, free_port, pyenv_python, pyenv_root, ru
                         wait_ok)
 
 
-def report(kind, name, text=""):
-    RESULTS.out(kind, name, text)
-
-
 def interpreters():
     """The newest pyenv interpreter and the system one: a shared and a static build."""
     out = []
@@ -38,7 +34,7 @@ def interpreters():
     if path:
         out.append(path)
     else:
-        report("SKIP", "pyenv interpreters", "none under %s" % pyenv_root())
+        RESULTS.out("SKIP", "pyenv interpreters", "none under %s" % pyenv_root())
     out.append("/usr/bin/python3")
     return out
 
@@ -178,9 +174,9 @@ def test_twins(pymemd, py):
         counts = sorted(x["count"] for x in rows)
         keys = set(x["type"] for x in rows)
         if counts == [100, 200] and len(keys) == 2:
-            report("PASS", "same-named types kept apart (%s)" % py, ", ".join(sorted(keys)))
+            RESULTS.out("PASS", "same-named types kept apart (%s)" % py, ", ".join(sorted(keys)))
         else:
-            report("FAIL", "same-named types kept apart (%s)" % py, "rows %s" % rows)
+            RESULTS.out("FAIL", "same-named types kept apart (%s)" % py, "rows %s" % rows)
     finally:
         t.close()
 
@@ -212,7 +208,7 @@ def test_kill_daemon(pymemd, py):
         d.wait()
         os.unlink(f.name)
         if not caught:
-            report("SKIP", "SIGKILL of pymemd mid-census (%s)" % py,
+            RESULTS.out("SKIP", "SIGKILL of pymemd mid-census (%s)" % py,
                    "never saw the target traced (census too quick)")
             return
         before = t.beats()
@@ -220,10 +216,10 @@ def test_kill_daemon(pymemd, py):
         st = t.state()["State"].strip()
         after = t.beats()
         if after > before and not st.startswith("t"):
-            report("PASS", "SIGKILL of pymemd mid-census (%s)" % py,
+            RESULTS.out("PASS", "SIGKILL of pymemd mid-census (%s)" % py,
                    "target state %s, heartbeats go on (+%d)" % (st, after - before))
         else:
-            report("FAIL", "SIGKILL of pymemd mid-census (%s)" % py,
+            RESULTS.out("FAIL", "SIGKILL of pymemd mid-census (%s)" % py,
                    "target state %s, heartbeats %d -> %d" % (st, before, after))
     finally:
         t.close()
@@ -239,18 +235,18 @@ def test_target_dies(pymemd, py):
         t.p.kill()
         out, err = d.communicate(timeout=60)
         if not caught:
-            report("SKIP", "target killed mid-census (%s)" % py, "never saw the target traced")
+            RESULTS.out("SKIP", "target killed mid-census (%s)" % py, "never saw the target traced")
             return
         if d.returncode < 0:
-            report("FAIL", "target killed mid-census (%s)" % py,
+            RESULTS.out("FAIL", "target killed mid-census (%s)" % py,
                    "pymemd died of signal %d" % -d.returncode)
             return
         p = proc_of(subprocess.CompletedProcess([], d.returncode, out, err), t.pid)
         if p.get("objects") is None and p.get("objects_error"):
-            report("PASS", "target killed mid-census (%s)" % py,
+            RESULTS.out("PASS", "target killed mid-census (%s)" % py,
                    "exit %d, objects_error: %s" % (d.returncode, p["objects_error"][:80]))
         else:
-            report("FAIL", "target killed mid-census (%s)" % py, "objects: %s" % (
+            RESULTS.out("FAIL", "target killed mid-census (%s)" % py, "objects: %s" % (
                 json.dumps(p.get("objects"))[:120]))
     finally:
         t.close()
@@ -265,9 +261,9 @@ def test_max_pause(pymemd, py):
         running = t.beats() > before and not t.state()["State"].strip().startswith("t")
         err = p.get("objects_error") or ""
         if p.get("objects") is None and "abandoned" in err and running:
-            report("PASS", "census over max_census_pause abandoned (%s)" % py, err[:90])
+            RESULTS.out("PASS", "census over max_census_pause abandoned (%s)" % py, err[:90])
         else:
-            report("FAIL", "census over max_census_pause abandoned (%s)" % py,
+            RESULTS.out("FAIL", "census over max_census_pause abandoned (%s)" % py,
                    "objects %s, error %r, target running %s" % (
                        json.dumps(p.get("objects"))[:60], err, running))
     finally:
@@ -284,7 +280,7 @@ def test_nonblocking_churn(pymemd, py):
             if o is None:
                 err = p.get("objects_error") or ""
                 if "inconsistent" not in err and "collecting" not in err:
-                    report("FAIL", "non-blocking census of a churning heap (%s)" % py,
+                    RESULTS.out("FAIL", "non-blocking census of a churning heap (%s)" % py,
                            "no census and no reason: %r" % err)
                     return
                 inconsistent += 1
@@ -292,12 +288,12 @@ def test_nonblocking_churn(pymemd, py):
             total = sum(x["count"] for x in o["types"])
             gens = sum(g["count"] for g in o["generations"])
             if total != o["total"] or gens != o["total"] or o["frozen"]:
-                report("FAIL", "non-blocking census of a churning heap (%s)" % py,
+                RESULTS.out("FAIL", "non-blocking census of a churning heap (%s)" % py,
                        "a census that does not add up: types %d, generations %d, total %d" % (
                            total, gens, o["total"]))
                 return
             ok += 1
-        report("PASS", "non-blocking census of a churning heap (%s)" % py,
+        RESULTS.out("PASS", "non-blocking census of a churning heap (%s)" % py,
                "%d consistent, %d reported inconsistent, none wrong" % (ok, inconsistent))
     finally:
         t.close()
@@ -344,10 +340,10 @@ def test_growth(pymemd, py):
         if (top.get("name") == "Leak" and top.get("count") == 500 and size and
                 top.get("bytes") == 500 * size and growth["from"] == first["at"] and
                 growth["to"] == second["at"]):
-            report("PASS", "growth between two censuses (%s)" % py,
+            RESULTS.out("PASS", "growth between two censuses (%s)" % py,
                    "Leak +500 objects, +%d bytes" % top["bytes"])
         else:
-            report("FAIL", "growth between two censuses (%s)" % py,
+            RESULTS.out("FAIL", "growth between two censuses (%s)" % py,
                    "top row %s (expected Leak +500, +%s bytes)" % (top, 500 * size if size else "?"))
     finally:
         if d:
@@ -394,9 +390,9 @@ def test_snapshot(pymemd, py):
                 problems.append("%s census off the target's own count by %d: %s" % (
                     label, off, worst))
         if problems:
-            report("FAIL", name, "; ".join(problems))
+            RESULTS.out("FAIL", name, "; ".join(problems))
         else:
-            report("PASS", name, "stops 1, 2, 1; pages read %d, %d, %d; counts as the target's" % (
+            RESULTS.out("PASS", name, "stops 1, 2, 1; pages read %d, %d, %d; counts as the target's" % (
                 first["pages_read"], second["pages_read"], third["pages_read"]))
     finally:
         if d:
@@ -406,7 +402,7 @@ def test_snapshot(pymemd, py):
 
 def run(pymemd):
     if os.geteuid() != 0:
-        report("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
+        RESULTS.out("SKIP", "census tests", "need root or CAP_SYS_PTRACE to stop other processes")
         return
     for py in interpreters():
         for test in (test_twins, test_growth, test_snapshot, test_kill_daemon, test_target_dies,
@@ -414,12 +410,12 @@ def run(pymemd):
             try:
                 test(pymemd, py)
             except Exception as e:  # a broken case is a failure, not a crash of the suite
-                report("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
+                RESULTS.out("FAIL", "%s (%s)" % (test.__name__, py), repr(e))
     # Two 3M-object targets: on one interpreter only (the walk does not depend on it).
     try:
         test_frozen_large(pymemd, interpreters()[0])
     except Exception as e:  # a broken case is a failure, not a crash of the suite
-        report("FAIL", "test_frozen_large", repr(e))
+        RESULTS.out("FAIL", "test_frozen_large", repr(e))
 
 
 def main():
@@ -539,10 +535,10 @@ def test_frozen_large(pymemd, py):
                                                      g.get("frozen_age_seconds"),
                                                      now - census["at"]))
         if problems:
-            report("FAIL", name, "%s (%d problems; sample median %.3f s vs control %.3f s)" % (
+            RESULTS.out("FAIL", name, "%s (%d problems; sample median %.3f s vs control %.3f s)" % (
                 "; ".join(sorted(set(problems))[:3]), len(problems), mf, mc))
         else:
-            report("PASS", name, "%d samples; frozen %d after %.1f s (null before: %s); "
+            RESULTS.out("PASS", name, "%d samples; frozen %d after %.1f s (null before: %s); "
                    "sample median %.3f s vs control %.3f s; oldest sample %.1f s; census age "
                    "served" % (len(stamps[fpid]), truth, exact_at, "yes" if seen_null else "no",
                                mf, mc, max_age))
@@ -579,9 +575,9 @@ def test_census_memory_cap(pymemd, py):
         peak_mib = usage.ru_maxrss / 1024.0
         if (p.get("status") == "ok" and p.get("objects") is None and "census_max_memory" in err
                 and "refused" in err and p["gc"]["generations"] and peak_mib < 48):
-            report("PASS", name, "%s; pymemd peak RSS %.1f MiB" % (err[:110], peak_mib))
+            RESULTS.out("PASS", name, "%s; pymemd peak RSS %.1f MiB" % (err[:110], peak_mib))
         else:
-            report("FAIL", name, "status %s, objects %s, error %r, arenas %.0f MiB, pymemd peak "
+            RESULTS.out("FAIL", name, "status %s, objects %s, error %r, arenas %.0f MiB, pymemd peak "
                    "RSS %.1f MiB" % (p.get("status"), json.dumps(p.get("objects"))[:60], err,
                                      arena_mib, peak_mib))
     finally:

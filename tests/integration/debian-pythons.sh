@@ -124,6 +124,8 @@ if ! flock -w 600 9; then
 fi
 
 log() { echo "debian-pythons: $*" >&2; }
+# shellcheck source=tests/integration/private-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
 
 # Per-interpreter result, filled in below.
 declare -A STATUS=() VERSION=() REASON=() INCDIR=() PLATINC=()
@@ -321,33 +323,14 @@ probe() {
 }
 
 # ---------------------------------------------------------------------------
-# Private apt
-
-mirror() {
-    if [[ -n "${PYMEMD_DEBIAN_MIRROR:-}" ]]; then echo "${PYMEMD_DEBIAN_MIRROR%/}"; return 0; fi
-    local u f
-    # deb822 sources first, then one-line sources; a Debian archive URI ends in /debian.
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f "$f" ]] || continue
-        u="$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f" |
-             grep -E '^https?://[^[:space:]]+/debian/?$' | head -n 1 || true)"
-        [[ -n "$u" ]] && { echo "${u%/}"; return 0; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f "$f" ]] || continue
-        u="$(grep -E '^[[:space:]]*deb[[:space:]]' "$f" | sed -E 's/\[[^]]*\]//' |
-             awk '{ print $2 }' | grep -E '^https?://[^[:space:]]+/debian/?$' | head -n 1 || true)"
-        [[ -n "$u" ]] && { echo "${u%/}"; return 0; }
-    done
-    return 1
-}
+# Private apt (mirror, write_apt_conf, apt_reason: private-apt.sh)
 
 # setup_apt ROOTKEY MIRROR: private apt tree in $CACHE/apt/SUITE for the suite
 # that ROOTKEY names (sid-nopie: sid); sets APTD.  The package lists of the last
 # update are kept (for an hour): the next update of the suite, for another root
 # or after a failure, then only asks whether they changed.
 setup_apt() {
-    local suite="${1%%-*}" mirror="$2" keyrings="$MACHINE_KEYRING" hp="" hsp=""
+    local suite="${1%%-*}" mirror="$2" keyrings="$MACHINE_KEYRING"
     APTD="$CACHE/apt/$suite"
     local keep="$CACHE/apt/.lists-$suite"
     rm -rf "$keep"
@@ -366,42 +349,7 @@ setup_apt() {
         keyrings="$keyrings,$CACHE/keyring/debian-archive-keyring.gpg"
     fi
     echo "deb [arch=amd64 signed-by=$keyrings] $mirror $suite main" >"$APTD/sources.list"
-    # Keep the machine's proxy settings, if any (read only).
-    hp="$(apt-config dump Acquire::http::Proxy 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n 1 || true)"
-    hsp="$(apt-config dump Acquire::https::Proxy 2>/dev/null | sed -n 's/^Acquire::https::Proxy "\(.*\)";$/\1/p' | head -n 1 || true)"
-    cat >"$APTD/apt.conf" <<EOF
-// Private apt configuration written by tests/integration/debian-pythons.sh.
-// Read via APT_CONFIG before anything else; it points apt's configuration
-// parts at empty private directories so that nothing of /etc/apt is read
-// (and no machine hook runs) and no state outside $APTD is written.
-Dir::Etc::main "$APTD/apt.conf.main";
-Dir::Etc::parts "$APTD/apt.conf.d";
-Dir::Etc::sourcelist "$APTD/sources.list";
-Dir::Etc::sourceparts "$APTD/sources.list.d";
-Dir::Etc::preferences "$APTD/preferences";
-Dir::Etc::preferencesparts "$APTD/preferences.d";
-Dir::Etc::trusted "$APTD/trusted.gpg";
-Dir::Etc::trustedparts "$APTD/trusted.gpg.d";
-Dir::State "$APTD/state";
-Dir::State::status "$APTD/state/status";
-Dir::Cache "$APTD/cache";
-Dir::Log "$APTD/log";
-Debug::NoLocking "true";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::GzipIndexes "true";
-Acquire::http::Timeout "30";
-Acquire::https::Timeout "30";
-Acquire::Retries "2";
-// The machine's mirror may serve a frozen snapshot whose Release files are past
-// their Valid-Until date (the machine's own apt config disables that check for
-// the same reason).  Signatures are still verified.
-Acquire::Check-Valid-Until "false";
-EOF
-    [[ -n "$hp" ]] && echo "Acquire::http::Proxy \"$hp\";" >>"$APTD/apt.conf"
-    [[ -n "$hsp" ]] && echo "Acquire::https::Proxy \"$hsp\";" >>"$APTD/apt.conf"
+    write_apt_conf "$APTD" tests/integration/debian-pythons.sh
     return 0
 }
 
@@ -414,18 +362,6 @@ apt_opts() {
 }
 papt_get()   { APT_CONFIG="$APTD/apt.conf" timeout "$APT_TIMEOUT" apt-get -q "${APT_OPTS[@]}" "$@"; }
 papt_cache() { APT_CONFIG="$APTD/apt.conf" timeout "$APT_TIMEOUT" apt-cache "${APT_OPTS[@]}" "$@"; }
-
-# Short reason out of apt's output: the most specific error line.
-apt_reason() {
-    local r
-    r="$(grep -E '^(E:|W: GPG error|W: Failed to fetch|W: The repository)' "$1" |
-         grep -vE '^E: (Some index files|Unable to fetch some archives)' | tail -n 1 || true)"
-    [[ -n "$r" ]] || r="$(grep -A1 -E '^Err:' "$1" | tail -n 1 || true)"
-    [[ -n "$r" ]] || r="$(grep -E '^[EW]:' "$1" | tail -n 1 || true)"
-    [[ -n "$r" ]] || r="$(tail -n 1 "$1")"
-    [[ -n "$r" ]] || r="no output"
-    echo "$r" | tr '\t' ' ' | sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' | cut -c1-200
-}
 
 # Runtime-library closure of the given packages: follow Depends/Pre-Depends
 # (first alternative) into lib* packages, skipping -dev packages and the shared

@@ -51,6 +51,9 @@ for a in "$@"; do
     esac
 done
 
+# shellcheck source=tests/integration/private-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
+
 TOP="${PYMEMD_CACHE_DIR:-$HOME/.cache/pymemd}"
 CACHE="$TOP/upstream"
 RETRY_AFTER="${PYMEMD_UPSTREAM_RETRY_AFTER:-3600}"
@@ -130,42 +133,16 @@ probe() {
 }
 
 # ---------------------------------------------------------------------------
-# Fetching the source through a private apt
-
-mirror() {
-    if [[ -n "${PYMEMD_DEBIAN_MIRROR:-}" ]]; then echo "${PYMEMD_DEBIAN_MIRROR%/}"; return 0; fi
-    local u f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f "$f" ]] || continue
-        u="$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f" |
-             grep -E '^https?://[^[:space:]]+/debian/?$' | head -n 1 || true)"
-        [[ -n "$u" ]] && { echo "${u%/}"; return 0; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f "$f" ]] || continue
-        u="$(grep -E '^[[:space:]]*deb[[:space:]]' "$f" | sed -E 's/\[[^]]*\]//' |
-             awk '{ print $2 }' | grep -E '^https?://[^[:space:]]+/debian/?$' | head -n 1 || true)"
-        [[ -n "$u" ]] && { echo "${u%/}"; return 0; }
-    done
-    return 1
-}
+# Fetching the source through a private apt (mirror, write_apt_conf, apt_reason:
+# private-apt.sh)
 
 # first GLOB-RESULTS...: the first existing file a glob gave, or nothing.
 first() { [[ -e "$1" ]] && echo "$1"; return 0; }
 
-# Short reason out of apt's output: the most specific error line.
-apt_reason() {
-    local r
-    r="$(grep -E '^(E:|W: GPG error|W: Failed to fetch|W: The repository)' "$1" | tail -n 1 || true)"
-    [[ -n "$r" ]] || r="$(tail -n 1 "$1")"
-    [[ -n "$r" ]] || r="no output"
-    echo "$r" | tr '\t' ' ' | sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' | cut -c1-200
-}
-
 # fetch_source: leaves the verified tarball's path in TARBALL, or the reason in FETCH_REASON.
 TARBALL="" FETCH_REASON=""
 fetch_source() {
-    local m APTD="$CACHE/apt" keyrings="$MACHINE_KEYRING" hp="" hsp="" out
+    local m APTD="$CACHE/apt" keyrings="$MACHINE_KEYRING" out
     if ! m="$(mirror)"; then
         FETCH_REASON="no Debian mirror in the machine's apt sources (set PYMEMD_DEBIAN_MIRROR)"
         return 1
@@ -180,40 +157,7 @@ fetch_source() {
              "$APTD/state/lists/partial" "$APTD/cache/archives/partial"
     : >"$APTD/state/status"
     echo "deb-src [signed-by=$keyrings] $m $SUITE main" >"$APTD/sources.list"
-    hp="$(apt-config dump Acquire::http::Proxy 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n 1 || true)"
-    hsp="$(apt-config dump Acquire::https::Proxy 2>/dev/null | sed -n 's/^Acquire::https::Proxy "\(.*\)";$/\1/p' | head -n 1 || true)"
-    cat >"$APTD/apt.conf" <<EOF
-// Private apt configuration written by tests/integration/upstream-pythons.sh (read via
-// APT_CONFIG before anything else): nothing of /etc/apt is read, no machine hook runs, no
-// state outside $APTD is written.
-Dir::Etc::main "$APTD/apt.conf.main";
-Dir::Etc::parts "$APTD/apt.conf.d";
-Dir::Etc::sourcelist "$APTD/sources.list";
-Dir::Etc::sourceparts "$APTD/sources.list.d";
-Dir::Etc::preferences "$APTD/preferences";
-Dir::Etc::preferencesparts "$APTD/preferences.d";
-Dir::Etc::trusted "$APTD/trusted.gpg";
-Dir::Etc::trustedparts "$APTD/trusted.gpg.d";
-Dir::State "$APTD/state";
-Dir::State::status "$APTD/state/status";
-Dir::Cache "$APTD/cache";
-Dir::Log "$APTD/log";
-Debug::NoLocking "true";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb-src::Sources::KeepCompressed "true";
-Acquire::GzipIndexes "true";
-Acquire::http::Timeout "30";
-Acquire::https::Timeout "30";
-Acquire::Retries "2";
-// The machine's mirror may be a frozen snapshot past its Release files' Valid-Until (the
-// machine's own apt config disables that check too).  Signatures are still verified.
-Acquire::Check-Valid-Until "false";
-EOF
-    [[ -n "$hp" ]] && echo "Acquire::http::Proxy \"$hp\";" >>"$APTD/apt.conf"
-    [[ -n "$hsp" ]] && echo "Acquire::https::Proxy \"$hsp\";" >>"$APTD/apt.conf"
+    write_apt_conf "$APTD" tests/integration/upstream-pythons.sh
     papt() { APT_CONFIG="$APTD/apt.conf" timeout "$APT_TIMEOUT" apt-get -q "$@"; }
 
     out="$APTD/log/update.log"
