@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "config/config.h"
+#include "elf/debuginfo.h"
 #include "http/http.h"
 #include "pymemd/api.h"
 #include "sampler/sampler.h"
@@ -431,6 +432,8 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
     SnapshotHolder holder;
     holder_init(&holder);
     census_set_max_memory(cfg->census_max_memory);
+    /* A debuginfod server slow to answer must not hold up sampling (--once waits for it). */
+    debuginfo_set_background(true);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
     int k = sampler_start(&so, &holder, &sampler);

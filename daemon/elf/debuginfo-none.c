@@ -14,3 +14,13 @@ int debuginfo_fetch(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_
     snprintf(why, whylen, "pymemd was built without libdebuginfod");
     return -ENOSYS;
 }
+
+void debuginfo_set_background(bool on)
+{
+    (void)on;
+}
+
+unsigned debuginfo_generation(void)
+{
+    return 0;
+}

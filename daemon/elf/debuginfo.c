@@ -3,6 +3,9 @@
 
 #include <elfutils/debuginfod.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +30,8 @@ static int past_deadline(debuginfod_client *client, long done, long total)
     return now_s() > *deadline;
 }
 
-int debuginfo_fetch(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_fd, char *why,
-                    size_t whylen)
+/* Whether there is anything to ask a server for. */
+static int fetch_possible(size_t len, char *why, size_t whylen)
 {
     const char *urls = getenv("DEBUGINFOD_URLS");
     if (!urls || !*urls) {
@@ -39,6 +42,16 @@ int debuginfo_fetch(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_
         snprintf(why, whylen, "no build-id to ask debuginfod for");
         return -EINVAL;
     }
+    return 0;
+}
+
+/* The fetch itself, blocking for up to timeout_s. */
+static int fetch_now(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_fd, char *why,
+                     size_t whylen)
+{
+    int k = fetch_possible(len, why, whylen);
+    if (k < 0)
+        return k;
     debuginfod_client *client = debuginfod_begin();
     if (!client) {
         snprintf(why, whylen, "debuginfod: cannot start a client");
@@ -64,4 +77,158 @@ int debuginfo_fetch(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_
     else
         snprintf(why, whylen, "debuginfod: %s", strerror(-fd));
     return fd;
+}
+
+/* --- in the background --- */
+
+/* Build-ids asked for in the background; entries are only appended, so an index stays valid
+ * while the lock is dropped. Bounded: a host runs few distinct stripped interpreters. */
+enum { FETCHES_MAX = 256 };
+
+typedef enum FetchState {
+    FETCH_QUEUED,
+    FETCH_RUNNING,
+    FETCH_DONE,
+} FetchState;
+
+typedef struct Fetch {
+    uint8_t id[ELFMEM_BUILD_ID_MAX];
+    size_t len;
+    unsigned timeout_s;
+    FetchState state;
+    int result; /* once done: 0 or -errno */
+    int fd;     /* once done well: the debug file; callers get duplicates */
+    char why[96];
+} Fetch;
+
+static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+static Fetch *fetches;
+static size_t nfetches;
+static bool background, worker_running;
+static atomic_uint generation;
+
+void debuginfo_set_background(bool on)
+{
+    pthread_mutex_lock(&fetch_lock);
+    background = on;
+    pthread_mutex_unlock(&fetch_lock);
+}
+
+unsigned debuginfo_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+/* Takes queued fetches one at a time, oldest first, and ends when none is left. */
+static void *fetch_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint8_t id[ELFMEM_BUILD_ID_MAX];
+        size_t i, len;
+        unsigned timeout_s;
+
+        pthread_mutex_lock(&fetch_lock);
+        for (i = 0; i < nfetches && fetches[i].state != FETCH_QUEUED; i++)
+            ;
+        if (i == nfetches) {
+            worker_running = false;
+            pthread_mutex_unlock(&fetch_lock);
+            return NULL;
+        }
+        fetches[i].state = FETCH_RUNNING;
+        len = fetches[i].len;
+        memcpy(id, fetches[i].id, len);
+        timeout_s = fetches[i].timeout_s;
+        pthread_mutex_unlock(&fetch_lock);
+
+        char why[sizeof(fetches[i].why)] = "";
+        int fd = -1, k = fetch_now(id, len, timeout_s, &fd, why, sizeof(why));
+
+        pthread_mutex_lock(&fetch_lock);
+        fetches[i].result = k < 0 ? k : 0;
+        fetches[i].fd = k < 0 ? -1 : fd;
+        memcpy(fetches[i].why, why, sizeof(why));
+        fetches[i].state = FETCH_DONE;
+        atomic_fetch_add(&generation, 1);
+        pthread_mutex_unlock(&fetch_lock);
+    }
+}
+
+/* The answer for a build-id known to the table: its result, or -EINPROGRESS. Under the lock. */
+static int fetch_answer(const Fetch *f, int *ret_fd, char *why, size_t whylen)
+{
+    if (f->state != FETCH_DONE) {
+        snprintf(why, whylen, "being fetched from debuginfod (up to %u s)", f->timeout_s);
+        return -EINPROGRESS;
+    }
+    if (f->result < 0) {
+        snprintf(why, whylen, "%s", f->why);
+        return f->result;
+    }
+    int fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        int k = -errno;
+        snprintf(why, whylen, "debuginfod: %s", strerror(-k));
+        return k;
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+/* Queues a fetch and makes sure the worker runs. Under the lock. */
+static int fetch_queue(const uint8_t *id, size_t len, unsigned timeout_s, char *why, size_t whylen)
+{
+    if (nfetches == FETCHES_MAX) {
+        snprintf(why, whylen, "debuginfod: more than %d build-ids asked for", FETCHES_MAX);
+        return -ENOSPC;
+    }
+    Fetch *n = realloc(fetches, (nfetches + 1) * sizeof(*n));
+    if (!n) {
+        snprintf(why, whylen, "debuginfod: out of memory");
+        return -ENOMEM;
+    }
+    fetches = n;
+    Fetch *f = &fetches[nfetches];
+    *f = (Fetch){.len = len, .timeout_s = timeout_s, .state = FETCH_QUEUED, .fd = -1};
+    memcpy(f->id, id, len);
+    if (!worker_running) {
+        pthread_t t;
+        pthread_attr_t attr;
+        int k = pthread_attr_init(&attr);
+        if (k == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            k = pthread_create(&t, &attr, fetch_worker, NULL);
+            pthread_attr_destroy(&attr);
+        }
+        if (k != 0) {
+            snprintf(why, whylen, "debuginfod: cannot start a thread: %s", strerror(k));
+            return -k;
+        }
+        worker_running = true;
+    }
+    nfetches++;
+    snprintf(why, whylen, "being fetched from debuginfod (up to %u s)", timeout_s);
+    return -EINPROGRESS;
+}
+
+int debuginfo_fetch(const uint8_t *id, size_t len, unsigned timeout_s, int *ret_fd, char *why,
+                    size_t whylen)
+{
+    int k = fetch_possible(len, why, whylen);
+    if (k < 0)
+        return k;
+    pthread_mutex_lock(&fetch_lock);
+    if (!background) {
+        pthread_mutex_unlock(&fetch_lock);
+        return fetch_now(id, len, timeout_s, ret_fd, why, whylen);
+    }
+    k = 1;
+    for (size_t i = 0; i < nfetches && k == 1; i++)
+        if (fetches[i].len == len && memcmp(fetches[i].id, id, len) == 0)
+            k = fetch_answer(&fetches[i], ret_fd, why, whylen);
+    if (k == 1)
+        k = fetch_queue(id, len, timeout_s, why, whylen);
+    pthread_mutex_unlock(&fetch_lock);
+    return k;
 }

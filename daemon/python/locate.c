@@ -49,6 +49,8 @@ typedef struct ElfFacts {
     bool obm_from_debug_file;
     const char *debug_source; /* where the debug file came from: "/usr/lib/debug", "debuginfod" */
     char debug_note[168];     /* why no debug file was found, for the pymalloc reason */
+    bool debug_pending;       /* debuginfod is still fetching it (in the background) */
+    unsigned debug_gen;       /* debuginfo_generation() when it was asked for */
     ElfLoad loads[8];
     size_t nloads;
 } ElfFacts;
@@ -167,8 +169,16 @@ static int debug_file_fetch(ElfFacts *facts, PyElfCache *c, ElfFile **ret)
         }
     }
     char why[96];
+    unsigned gen = debuginfo_generation(); /* before asking: a fetch may end meanwhile */
     int fd = -1, k = debuginfo_fetch(facts->build_id, facts->build_id_len, DEBUGINFO_TIMEOUT_S, &fd,
                                      why, sizeof(why));
+    if (k == -EINPROGRESS) {
+        /* Not a miss: asked again once a fetch has finished (facts_get). */
+        snprintf(facts->debug_note, sizeof(facts->debug_note), "%s", why);
+        facts->debug_pending = true;
+        facts->debug_gen = gen;
+        return k;
+    }
     _cleanup_(elffile_freep) ElfFile *dbg = NULL;
     if (k >= 0) {
         c->opens++;
@@ -349,8 +359,15 @@ static const ElfFacts *facts_get(PyElfCache *c, pid_t pid, Rmem *r, const MapsEn
     for (size_t i = 0; i < c->n && !slot; i++) {
         ElfFacts *f = &c->v[i];
         if (f->inode == e->inode && f->dev_major == e->dev_major && f->dev_minor == e->dev_minor) {
-            if (same_build(r, e, f))
+            if (same_build(r, e, f)) {
+                if (f->debug_pending && f->debug_gen != debuginfo_generation()) {
+                    /* A background fetch finished, maybe this one: ask again. */
+                    f->debug_pending = false;
+                    f->debug_note[0] = 0;
+                    facts_from_debug_file(f, pid, c, true);
+                }
                 return f;
+            }
             slot = f; /* stale: read the file again into the same slot */
         }
     }
@@ -975,6 +992,8 @@ static void locate_obmalloc_symbols(PyLoc *loc, Rmem *r, const ElfFacts *facts, 
     bool blocks = l->obmalloc.counter_symbol ? s->allocated_blocks != 0
                                              : s->raw_allocated_blocks && s->arenas && s->maxarenas;
     if (!(s->narenas_currently_allocated && s->narenas_highwater && blocks)) {
+        loc->obmalloc_pending = facts->debug_pending;
+        loc->debug_gen = facts->debug_gen;
         snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
                  "stripped CPython %s binary: pymalloc counters are static symbols; install its "
                  "debug file (e.g. python3.X-dbg) or set DEBUGINFOD_URLS: %s",
@@ -991,6 +1010,11 @@ static void locate_obmalloc_symbols(PyLoc *loc, Rmem *r, const ElfFacts *facts, 
         return;
     }
     loc->obmalloc_ok = true;
+}
+
+bool pyloc_outdated(const PyLoc *loc)
+{
+    return loc->obmalloc_pending && debuginfo_generation() != loc->debug_gen;
 }
 
 int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, const uint8_t *dbg,

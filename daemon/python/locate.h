@@ -63,12 +63,18 @@ typedef struct PyLoc {
     PyObmallocSymbols obm;
     bool obmalloc_ok; /* counters reachable */
     char obmalloc_reason[300];
+    bool obmalloc_pending; /* not reachable yet: the debug file is being fetched */
+    unsigned debug_gen;    /* debuginfo_generation() then */
 } PyLoc;
 
 /* Locates the interpreter in process `pid` through reader `r`. Returns 0 with ret->status telling
  * OK / not Python / unsupported; -errno when the process could not be inspected at all (-ESRCH
  * gone, -EACCES/-EPERM denied). */
 int pyloc_locate(PyElfCache *cache, pid_t pid, Rmem *r, PyLoc *ret);
+
+/* Whether locating again may find more: the symbols of pymalloc's counters were being fetched
+ * from debuginfod in the background, and a fetch has finished since. */
+bool pyloc_outdated(const PyLoc *loc);
 
 /* Overlays a layout table with the values of a _Py_DebugOffsets image `dbg` of `len` bytes read
  * from a target (3.13+): every offset it carries for a field pymemd reads, after checking each

@@ -377,7 +377,7 @@ static bool located_final(const Target *t, bool settling)
 static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, TargetSample *s)
 {
     int k;
-    if (t->located && !located_final(t, s->settling))
+    if (t->located && (!located_final(t, s->settling) || pyloc_outdated(&t->loc)))
         forget_interpreter(t);
     if (!t->located) {
         k = pyloc_locate(cache, t->pid, t->rmem, &t->loc);

@@ -16,6 +16,11 @@ and, with the reason pymemd gives for a null pymalloc:
   debuginfod-mute the server accepts connections and never answers (bounded by pymemd's
                   time-out)
   no-urls         DEBUGINFOD_URLS unset
+and, as a daemon, where a fetch runs in the background:
+  daemon-mute     while the mute server holds the fetch, every target is still sampled on
+                  time (no sample older than DAEMON_MAX_AGE s), the fetch is reported as under
+                  way, then as timed out
+  daemon-served   the served debug file arrives in the background and pymalloc becomes exact
 
 The build-id of the copy is changed (in the binary and in a copy of its debug file alike) so that
 the installed debug file cannot answer for it; nothing under /usr is modified.
@@ -42,22 +47,25 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pymemdtest import CHILDREN, clean_env, free_port, read_line, short  # noqa: E402
+from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, clean_env, free_port, read_line,  # noqa: E402
+                        short)
 
 SYSTEM_PYTHON = "/usr/bin/python3.11"
 NOBODY = 65534
 PYMEMD_TIMEOUT = 60      # seconds; pymemd's own debuginfod bound is 10 s
 SERVER_TIMEOUT = 60      # seconds for debuginfod to index the served directory
+# The daemon cases: sampling interval, and the oldest a sample may be while a fetch hangs (the
+# fetch used to run on the sampling thread, which then took no sample for 10 s).
+DAEMON_INTERVAL = 0.5
+DAEMON_MAX_AGE = 3.0
 # The target prints its own count, then sleeps: time.sleep allocates nothing, so the count at rest
 # is the printed one (the int and str made to print it are freed before the sleep).
 TARGET = "import sys, time; print(sys.getallocatedblocks(), flush=True); time.sleep(600)"
 
-RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
 
 
 def report(kind, name, text):
-    RESULTS[kind] += 1
-    print("%-4s %-16s %s" % (kind, name, text))
+    RESULTS.out(kind, name, text)
     sys.stdout.flush()
 
 
@@ -222,6 +230,86 @@ def nobody_prefix():
     return prefix, None
 
 
+def daemon_cases(pymemd, tmp, exe_served, exe_missing, served, served_id):
+    """The daemon fetches in the background: sampling goes on while a server hangs."""
+    mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other = Target(SYSTEM_PYTHON)
+    t = Target(exe_missing)
+    d = None
+    try:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        url = "http://127.0.0.1:%d" % mute.getsockname()[1]
+        d = Pymemd(pymemd, ["--pid", str(t.pid), "--pid", str(other.pid), "--interval",
+                            str(DAEMON_INTERVAL)], "pymemd (mute debuginfod)",
+                   env=pymemd_env(DEBUGINFOD_URLS=url,
+                                  DEBUGINFOD_CACHE_PATH=os.path.join(tmp, "daemon-mute-cache")))
+        d.start()
+        oldest = {t.pid: 0.0, other.pid: 0.0}
+        saw_pending = saw_timeout = False
+        other_exact = None
+        end = time.monotonic() + 25
+        while time.monotonic() < end and not saw_timeout:
+            for p in d.processes():
+                if p.get("pid") in oldest and isinstance(p.get("sampled_at"), (int, float)):
+                    oldest[p["pid"]] = max(oldest[p["pid"]], time.time() - p["sampled_at"])
+                if p.get("pid") == t.pid:
+                    err = p.get("error") or ""
+                    saw_pending = saw_pending or "being fetched from debuginfod" in err
+                    saw_timeout = "debuginfod: no answer within" in err
+                if p.get("pid") == other.pid:
+                    other_exact = (p.get("pymalloc") or {}).get("allocated_blocks")
+            time.sleep(0.2)
+        worst = max(oldest.values())
+        if worst > DAEMON_MAX_AGE:
+            report("FAIL", "daemon-mute", "a sample %.1f s old while the fetch hung (at most %.1f "
+                   "s allowed): the fetch held up sampling" % (worst, DAEMON_MAX_AGE))
+        elif not saw_pending or not saw_timeout:
+            report("FAIL", "daemon-mute", "the error never said %s" % (
+                "the fetch was under way" if not saw_pending else "it timed out"))
+        elif other_exact != other.blocks:
+            report("FAIL", "daemon-mute", "the other target's allocated_blocks %s, its own "
+                   "sys.getallocatedblocks() %d" % (other_exact, other.blocks))
+        else:
+            report("PASS", "daemon-mute", "%s never answers: fetch reported under way, then "
+                   "timed out; oldest sample %.2f s; the other target exact" % (url, worst))
+    except Fail as e:
+        report("FAIL", "daemon-mute", str(e))
+    finally:
+        if d:
+            d.stop()
+        mute.close()
+        t.close()
+        other.close()
+
+    dbgd = shutil.which("debuginfod")
+    if not dbgd:
+        report("SKIP", "daemon-served", "no debuginfod (Debian package debuginfod)")
+        return
+    server = Debuginfod(dbgd, served, tmp)
+    t = Target(exe_served)
+    d = None
+    try:
+        server.wait_for(served_id)
+        d = Pymemd(pymemd, ["--pid", str(t.pid), "--interval", str(DAEMON_INTERVAL)],
+                   "pymemd (debuginfod)",
+                   env=pymemd_env(DEBUGINFOD_URLS=server.url,
+                                  DEBUGINFOD_CACHE_PATH=os.path.join(tmp, "daemon-cache")))
+        d.start()
+        t0 = time.monotonic()
+        p = d.wait_process(t.pid, timeout=30, cond=lambda p: (p.get("pymalloc") or {}).get(
+            "allocated_blocks") is not None)
+        expect_exact("daemon-served", t, p, "fetched in the background from %s, exact %.1f s "
+                     "after start" % (server.url, time.monotonic() - t0))
+    except Fail as e:
+        report("FAIL", "daemon-served", str(e))
+    finally:
+        if d:
+            d.stop()
+        t.close()
+        server.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pymemd", required=True)
@@ -377,6 +465,7 @@ def main():
                 t.close()
         finally:
             mute.close()
+        daemon_cases(pymemd, tmp, exe_served, exe_missing, served, served_id)
     except RuntimeError as e:
         report("FAIL", "setup", str(e))
     except KeyboardInterrupt:
@@ -386,8 +475,8 @@ def main():
             server.close()
         CHILDREN.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"], RESULTS["SKIP"]))
-    return 1 if RESULTS["FAIL"] else 0
+    print(RESULTS.summary())
+    return 1 if RESULTS.failed else 0
 
 
 if __name__ == "__main__":
