@@ -31,11 +31,14 @@ static const char objects_help[] =
     "                        count, trimmed to --top N when given\n";
 
 static const char growth_help[] =
-    "Usage: pymemctl growth PID [--top N] [--url URL] [--json] [--no-color]\n"
+    "Usage: pymemctl growth PID [--top N] [--fresh] [--url URL] [--json] [--no-color]\n"
     "The types whose number of live objects changed between pymemd's last two\n"
     "object censuses of process PID, largest growth first: what is piling up.\n"
     "\n"
     "      --top N           show the N types that grew most (default 20; 0: all)\n"
+    "      --fresh           have pymemd take a census now and compare it with the\n"
+    "                        one before (pymemd takes at most one per\n"
+    "                        census_min_interval; inside it the latest is used)\n"
     "      --json            print the daemon's JSON\n"
     "                        (GET " PYMEMD_PATH_PROCESSES "/PID/growth)\n";
 
@@ -81,9 +84,6 @@ static int parse(Ctl *ctl, int argc, char **argv, bool census, Opts *o)
             o->by_bytes = strcmp(optarg, "bytes") == 0;
             break;
         case OPT_FRESH:
-            if (!census)
-                return ctl_usage_error(cmd, "growth has no --fresh: it compares the last two "
-                                            "censuses");
             o->fresh = true;
             break;
         case ':':
@@ -294,6 +294,39 @@ static void census_path(char *path, size_t size, const Ctl *ctl, const Opts *o, 
         snprintf(path + n, size - (size_t)n, "%stop=%ld", sep, o->top);
 }
 
+/* A failed objects/growth answer, and what to run when the daemon has not the censuses yet. */
+static int census_fail(const CtlAnswer *a, const Opts *o, bool census)
+{
+    int r = ctl_fail(a);
+
+    if (a->status != 404)
+        return r;
+    /* With --fresh too: a scheduled census abandoned over max_census_pause may succeed on
+     * demand, which has max_census_pause_on_demand. */
+    if (strstr(a->msg, "no object census"))
+        fprintf(stderr, "pymemctl: to take one now: pymemctl %s --fresh %ld\n",
+                census ? "objects" : "growth", o->pid);
+    else if (strstr(a->msg, "growth needs two censuses"))
+        fprintf(stderr,
+                "pymemctl: to take another: pymemctl growth --fresh %ld (pymemd takes at most "
+                "one census per census_min_interval, 10 s by default)\n",
+                o->pid);
+    return r;
+}
+
+/* growth --fresh: a census now (the latest one inside census_min_interval), so that growth
+ * compares it with the one before. */
+static int fresh_census(const Ctl *ctl, const Opts *o)
+{
+    _cleanup_(ctl_answer_clear) CtlAnswer a = {0};
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/%ld/objects?fresh=1&top=1", PYMEMD_PATH_PROCESSES, o->pid);
+    if (ctl_get(ctl, path, CTL_TIMEOUT_CENSUS_MS, &a) != CTL_EXIT_OK)
+        return ctl_fail(&a);
+    return CTL_EXIT_OK;
+}
+
 static int run(Ctl *ctl, int argc, char **argv, bool census)
 {
     _cleanup_(ctl_answer_clear) CtlAnswer a = {0};
@@ -307,9 +340,12 @@ static int run(Ctl *ctl, int argc, char **argv, bool census)
     r = ctl_ready(ctl);
     if (r != 0)
         return r;
+    if (!census && o.fresh && (r = fresh_census(ctl, &o)) != CTL_EXIT_OK)
+        return r;
     census_path(path, sizeof(path), ctl, &o, census);
-    if (ctl_get(ctl, path, o.fresh ? CTL_TIMEOUT_CENSUS_MS : CTL_TIMEOUT_MS, &a) != CTL_EXIT_OK)
-        return ctl_fail(&a);
+    if (ctl_get(ctl, path, o.fresh && census ? CTL_TIMEOUT_CENSUS_MS : CTL_TIMEOUT_MS, &a) !=
+        CTL_EXIT_OK)
+        return census_fail(&a, &o, census);
     if (ctl->json)
         return ctl_print_raw(&a);
     r = census ? census_print(ctl, a.json, &o) : growth_print(ctl, a.json, &o);

@@ -349,6 +349,8 @@ def t_no_census(c, ctx):
         rc, out, err = ctl(*args, url=ctx.b.url)
         c.eq("%s: exit status" % sub, 1, rc)
         c.ok(msg in err, "%s: stderr %r lacks the daemon's message %r" % (sub, short(err), msg))
+        hint = "pymemctl %s --fresh %d" % (sub, t.pid)
+        c.ok(hint in err, "%s: stderr %r does not say what to run (%r)" % (sub, short(err), hint))
         c.eq("%s: stdout" % sub, "", out)
         rc, out, err = ctl("--json", *args, url=ctx.b.url)
         c.eq("%s --json: exit status" % sub, 1, rc)
@@ -476,6 +478,40 @@ def t_growth(c, ctx, t):
     c.ok(rc == 0 and out in (body, body2), "growth --json differs from GET %s" % path)
 
 
+CENSUS_MIN_INTERVAL = 10.0  # pymemd's default
+
+
+def t_growth_fresh(c, ctx, t):
+    """growth --fresh: a census now, then the growth table between it and the one before,
+    which is the daemon's growth afterwards. Run once census_min_interval has passed since the
+    latest census (inside it, the latest would be the answer and there may be only one)."""
+    st, body = ctx.a.fetch("/api/v1/processes/%d/objects?top=1" % t.pid)
+    before = json.loads(body) if st == 200 else {}
+    if before.get("at"):
+        time.sleep(max(0.0, before["at"] + CENSUS_MIN_INTERVAL + 0.5 - time.time()))
+    rc, out, err = ctl("growth", "--fresh", str(t.pid), url=ctx.a.url)
+    st, body = ctx.a.fetch("/api/v1/processes/%d/growth" % t.pid)
+    latest = json.loads(ctx.a.fetch("/api/v1/processes/%d/objects?top=1" % t.pid)[1])
+    if st != 200:
+        raise Fail("GET growth after growth --fresh: %d %s (pymemctl: %d %s)" % (
+            st, short(body), rc, short(err)))
+    g = json.loads(body)
+    c.eq("exit status", 0, rc)
+    c.eq("growth compares up to the latest census", latest.get("at"), g.get("to"))
+    c.ok(latest.get("at", 0) > before.get("at", 0),
+         "no census taken: the latest is at %s, as before the command" % latest.get("at"))
+    c.ok(re.search(r"^pid %d: change between the censuses at " % t.pid, out, re.M),
+         "no 'change between the censuses' line: %s" % short(out, 150))
+    if not g["types"]:
+        c.ok("no type changed" in out, "empty growth not said")
+        return
+    rows = type_table(out)
+    for w, (name, cells) in zip(g["types"], rows):
+        c.eq("type", w["type"], name)
+        c.eq("%s count" % name, delta(w["count"]), cells[0])
+    c.eq("rows", min(len(g["types"]), 20), len(rows))
+
+
 def t_unknown_pid(c, ctx):
     pid = 1
     while pid in [t.pid for t in ctx.targets]:
@@ -562,7 +598,7 @@ def t_help(c, ctx):
                 "--no-color", "PYMEMD_URL"):
         c.ok(cmd in out, "--help does not mention %s" % cmd)
     for cmd, opts in (("ls", []), ("show", []), ("objects", ["--top", "--sort", "--fresh"]),
-                      ("growth", ["--top"]), ("top", ["--interval"])):
+                      ("growth", ["--top", "--fresh"]), ("top", ["--interval"])):
         for argv in ([cmd, "--help"], ["help", cmd], ["--json", cmd, "-h"],
                      ["--no-color", "help", cmd]):
             rc, out, err = ctl(*argv)
@@ -1282,6 +1318,7 @@ def main():
         case("objects %s --fresh" % t.label, t_objects_fresh, ctx, t)
         case("objects %s --json --top 4" % t.label, t_objects_json, ctx, t)
         case("growth %s" % t.label, t_growth, ctx, t)
+        case("growth --fresh %s" % t.label, t_growth_fresh, ctx, t)
         case("unknown pid: exit 1 with the daemon's message", t_unknown_pid, ctx)
         case("unreachable daemon: exit 3 naming the URL; PYMEMD_URL and --url", t_unreachable,
              ctx)
