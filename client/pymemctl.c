@@ -41,7 +41,7 @@ static const char usage_text[] =
     "      --user USER[:PASSWORD]\n"
     "                        basic auth; without :PASSWORD, $PYMEMCTL_PASSWORD or\n"
     "                        USER's password in ~/.netrc (never a prompt). Without\n"
-    "                        --user, ~/.netrc (or $NETRC) is used when it names the host\n"
+    "                        --user, ~/.netrc (or $NETRC) if it names the host\n"
     "  -h, --help            this text; 'pymemctl COMMAND --help' for a command\n"
     "  -V, --version         print the version\n"
     "\n"
