@@ -136,8 +136,12 @@ static CURLcode http_setup(Http *h, const char *url, long timeout_ms, Sink *sink
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_ERRORBUFFER, curlerr);
     const HttpAccess *a = h->access;
-    if (a && a->cacert)
+    /* --cacert names the one CA to trust: the system's store (hundreds of files, read at
+     * every connect, inside the 2 s connect timeout) is then not read at all. */
+    if (a && a->cacert) {
         SET(CURLOPT_CAINFO, a->cacert);
+        SET(CURLOPT_CAPATH, NULL);
+    }
     if (a && a->cert)
         SET(CURLOPT_SSLCERT, a->cert);
     if (a && a->key)
