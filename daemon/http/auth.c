@@ -103,7 +103,9 @@ static int cache_key(const char *user, const char *pass, const char *hash,
 
 bool auth_check(Auth *a, const char *user, const char *pass)
 {
-    if (!a || a->nusers == 0)
+    /* No credentials at all: nothing to learn from the timing, so no bcrypt is spent on it
+     * (a flood of bare requests must not keep the server threads busy hashing). */
+    if (!a || a->nusers == 0 || !user)
         return false;
     const char *u = user ? user : "", *p = pass ? pass : "";
     /* Looks at every user, so that the time does not say where in the list a name is. */

@@ -22,7 +22,8 @@ int auth_new(const WebUser *users, size_t n, Auth **ret);
 /* NULL-safe; returns NULL. */
 Auth *auth_free(Auth *a);
 
-/* Whether user and pass (NULL: not sent) are those of a configured user. */
+/* Whether user and pass (NULL: not sent) are those of a configured user. A request with no
+ * user at all is refused at once; any other check costs one bcrypt unless cached. */
 bool auth_check(Auth *a, const char *user, const char *pass);
 
 /* How many bcrypt computations checks have cost so far (for tests of the cache). */

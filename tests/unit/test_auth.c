@@ -51,9 +51,13 @@ static void checks_and_cache(void **state)
     assert_int_equal(auth_bcrypt_runs(a), 8);
     assert_false(auth_check(a, "mallory", "secret"));
     assert_int_equal(auth_bcrypt_runs(a), 9);
-    /* Nothing sent. */
+    /* Nothing sent: refused without a bcrypt (no user to find out about). A user without a
+     * password still costs one, as a known user does. */
     assert_false(auth_check(a, NULL, NULL));
+    assert_false(auth_check(a, NULL, "secret"));
+    assert_int_equal(auth_bcrypt_runs(a), 9);
     assert_false(auth_check(a, "alice", NULL));
+    assert_false(auth_check(a, "mallory", NULL));
     assert_int_equal(auth_bcrypt_runs(a), 11);
     /* Still good after the failures. */
     assert_true(auth_check(a, "alice", "secret"));
