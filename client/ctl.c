@@ -93,6 +93,32 @@ int ctl_set_url(Ctl *ctl, const char *url, const char *from)
     return 0;
 }
 
+/* --user USER[:PASSWORD]. Without the password: $PYMEMCTL_PASSWORD, else the password of USER
+ * in ~/.netrc; pymemctl never prompts, so that scripts cannot hang on it. */
+static int set_user(Ctl *ctl, const char *arg)
+{
+    const char *colon = strchr(arg, ':');
+    const char *env = getenv("PYMEMCTL_PASSWORD");
+    char *user = colon ? strndup(arg, (size_t)(colon - arg)) : strdup(arg);
+    char *pass = colon ? strdup(colon + 1) : env ? strdup(env) : NULL;
+    if (!user || (!pass && (colon || env))) {
+        free(user);
+        free(pass);
+        ctl_error("out of memory");
+        return CTL_EXIT_DAEMON;
+    }
+    if (!user[0]) {
+        free(user);
+        free(pass);
+        return ctl_usage_error(NULL, "--user needs a user name: --user USER[:PASSWORD]");
+    }
+    free((char *)ctl->access.user);
+    free((char *)ctl->access.password);
+    ctl->access.user = user;
+    ctl->access.password = pass;
+    return 0;
+}
+
 int ctl_common_option(Ctl *ctl, int opt, const char *arg)
 {
     switch (opt) {
@@ -104,6 +130,17 @@ int ctl_common_option(Ctl *ctl, int opt, const char *arg)
     case OPT_NO_COLOR:
         ctl->no_color = true;
         return 0;
+    case OPT_CACERT:
+        ctl->access.cacert = arg;
+        return 0;
+    case OPT_CERT:
+        ctl->access.cert = arg;
+        return 0;
+    case OPT_KEY:
+        ctl->access.key = arg;
+        return 0;
+    case OPT_USER:
+        return set_user(ctl, arg);
     default:
         return ctl_usage_error(NULL, "unknown option");
     }
@@ -140,6 +177,7 @@ int ctl_ready(Ctl *ctl)
         ctl_error("cannot set up libcurl");
         return CTL_EXIT_DAEMON;
     }
+    http_set_access(ctl->http, &ctl->access);
     return 0;
 }
 
@@ -148,6 +186,11 @@ void ctl_done(Ctl *ctl)
     ctl->http = http_free(ctl->http);
     free(ctl->url);
     ctl->url = NULL;
+    if (ctl->access.password)
+        explicit_bzero((char *)ctl->access.password, strlen(ctl->access.password));
+    free((char *)ctl->access.user);
+    free((char *)ctl->access.password);
+    ctl->access = (HttpAccess){0};
 }
 
 void ctl_answer_clear(CtlAnswer *a)

@@ -25,11 +25,13 @@ enum {
 #define CTL_TIMEOUT_CENSUS_MS 35000L
 
 typedef struct Ctl {
-    char *url;     /* base URL without a trailing '/'; owned; NULL until --url or ctl_ready() */
-    bool json;     /* print the daemon's JSON unchanged */
-    bool no_color; /* --no-color */
-    bool color;    /* set by ctl_ready(): stdout is a terminal, NO_COLOR unset, no --no-color */
-    Http *http;    /* set by ctl_ready(); owned */
+    char *url;         /* base URL without a trailing '/'; owned; NULL until --url or ctl_ready() */
+    bool json;         /* print the daemon's JSON unchanged */
+    bool no_color;     /* --no-color */
+    bool color;        /* set by ctl_ready(): stdout is a terminal, NO_COLOR unset, no --no-color */
+    Http *http;        /* set by ctl_ready(); owned */
+    HttpAccess access; /* --cacert, --cert, --key, --user: pointers into argv and the
+                        * environment, except the user and password, which are owned */
 } Ctl;
 
 /* Long options every command accepts, before or after its name. */
@@ -38,11 +40,18 @@ enum {
     OPT_JSON,
     OPT_NO_COLOR,
     OPT_VERSION,
+    OPT_CACERT,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_USER,
     OPT_FIRST_COMMAND_OPTION, /* commands number their own options from here */
 };
 #define CTL_COMMON_OPTIONS                                                                         \
     {"url", required_argument, NULL, OPT_URL}, {"json", no_argument, NULL, OPT_JSON},              \
         {"no-color", no_argument, NULL, OPT_NO_COLOR},                                             \
+        {"cacert", required_argument, NULL, OPT_CACERT},                                           \
+        {"cert", required_argument, NULL, OPT_CERT}, {"key", required_argument, NULL, OPT_KEY},    \
+        {"user", required_argument, NULL, OPT_USER},                                               \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }

@@ -20,6 +20,7 @@ struct Http {
     struct curl_slist *headers;
     bool (*abort_fn)(void *);
     void *abort_data;
+    const HttpAccess *access;
 };
 
 /* The body being received, and why receiving stopped if it did. */
@@ -95,6 +96,11 @@ Http *http_free(Http *h)
     return NULL;
 }
 
+void http_set_access(Http *h, const HttpAccess *access)
+{
+    h->access = access;
+}
+
 void http_set_abort(Http *h, bool (*abort_fn)(void *), void *userdata)
 {
     h->abort_fn = abort_fn;
@@ -129,6 +135,28 @@ static CURLcode http_setup(Http *h, const char *url, long timeout_ms, Sink *sink
     SET(CURLOPT_XFERINFODATA, h);
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_ERRORBUFFER, curlerr);
+    const HttpAccess *a = h->access;
+    /* --cacert names the one CA to trust: the system's store (hundreds of files, read at
+     * every connect, inside the 2 s connect timeout) is then not read at all. */
+    if (a && a->cacert) {
+        SET(CURLOPT_CAINFO, a->cacert);
+        SET(CURLOPT_CAPATH, NULL);
+    }
+    if (a && a->cert)
+        SET(CURLOPT_SSLCERT, a->cert);
+    if (a && a->key)
+        SET(CURLOPT_SSLKEY, a->key);
+    if (a && a->user) {
+        SET(CURLOPT_USERNAME, a->user);
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    if (a && a->user && a->password)
+        SET(CURLOPT_PASSWORD, a->password);
+    else
+        /* No password given: ~/.netrc (or $NETRC) may have one for this host (and user). */
+        SET(CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+    if (getenv("NETRC") && getenv("NETRC")[0])
+        SET(CURLOPT_NETRC_FILE, getenv("NETRC"));
 #undef SET
     return rc;
 }

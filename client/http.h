@@ -18,6 +18,18 @@ Http *http_new(void);
 /* Frees the client; NULL-safe; returns NULL. */
 Http *http_free(Http *h);
 
+/* How to reach a pymemd that has a web config (--web.config.file). Every field may be NULL. */
+typedef struct HttpAccess {
+    const char *cacert;   /* PEM file of the CA that signed the server's certificate */
+    const char *cert;     /* client certificate (PEM) */
+    const char *key;      /* its key (PEM); NULL: in the cert file */
+    const char *user;     /* basic auth user; NULL: ~/.netrc (or $NETRC) when it has the host */
+    const char *password; /* with user; NULL: the password of user in ~/.netrc */
+} HttpAccess;
+
+/* Uses access (which must outlive h's requests) for every request of h. */
+void http_set_access(Http *h, const HttpAccess *access);
+
 /* Makes a transfer in progress end early, as -ECANCELED, once abort() returns true: the live
  * view uses it to quit at once on a signal instead of waiting for a slow daemon. */
 void http_set_abort(Http *h, bool (*abort_fn)(void *), void *userdata);

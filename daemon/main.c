@@ -73,6 +73,10 @@ static void usage(FILE *out)
             "                           census_match, max_census_pause[_on_demand],\n"
             "                           census_min_interval, pss_interval, pss_max_rss, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
+            "      --web.config.file FILE  TLS, client certificates, basic auth and headers,\n"
+            "                           in Prometheus exporter-toolkit's web config format\n"
+            "                           (config/web-config.yml); with TLS only https:// is\n"
+            "                           served; SIGHUP re-reads users and headers\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
@@ -82,7 +86,7 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
-    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS };
+    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_WEBCONFIG };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
@@ -94,6 +98,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         {"census-interval", required_argument, NULL, OPT_CENSUS},
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+        /* exporter-toolkit's spelling, and ours */
+        {"web.config.file", required_argument, NULL, OPT_WEBCONFIG},
+        {"web-config-file", required_argument, NULL, OPT_WEBCONFIG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
@@ -122,6 +129,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             break;
         case OPT_LOGLEVEL:
             key = "log_level";
+            break;
+        case OPT_WEBCONFIG:
+            key = "web_config_file";
             break;
         case OPT_ONCE:
             cl->once = true;
@@ -393,15 +403,40 @@ static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, 
     return sampler_census_now(ctx, pid, 30.0, ret_retry_after, err, errlen);
 }
 
-/* SIGHUP: reads the configuration again. A bad file keeps the running configuration. */
-static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double started_at)
+/* Loads the web config c names (none: an empty one, which changes nothing). */
+static int load_web(const Config *c, WebConfig *ret, char *err, size_t errlen)
+{
+    if (!c->web_config_file[0]) {
+        *ret = (WebConfig){0};
+        return 0;
+    }
+    return webconfig_load(c->web_config_file, ret, err, errlen);
+}
+
+/* SIGHUP: reads the configuration again. A bad file (the config or the web config) keeps the
+ * running configuration. */
+static void reload(const Cmdline *cl, Config *cur, WebConfig *web, HttpServer *http,
+                   Sampler *sampler, double started_at)
 {
     Config c;
-    char err[512];
+    WebConfig w;
+    char err[1024];
     sd_notify(0, "RELOADING=1");
     if (build_config(cl, &c, err, sizeof(err)) < 0) {
         log_error("reload: %s; keeping the running configuration", err);
+    } else if (load_web(&c, &w, err, sizeof(err)) < 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        config_done(&c);
+    } else if (http_set_web(http, &w) < 0) {
+        log_error("reload: out of memory; keeping the running configuration");
+        webconfig_done(&w);
+        config_done(&c);
     } else {
+        if (!webconfig_tls_equal(&w, web))
+            log_warn("reload: the TLS settings of the web config take effect at the next "
+                     "restart; its users and headers are applied now");
+        webconfig_done(web);
+        *web = w;
         if (strcmp(c.listen, cur->listen) != 0)
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
@@ -419,7 +454,7 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
 
 /* Serves until SIGTERM or SIGINT. The signals are blocked in every thread and taken here with
  * sigtimedwait, which also paces the systemd watchdog. */
-static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
+static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double started_at)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -444,7 +479,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
     }
     HttpServer *http = NULL;
     char err[512];
-    k = http_start(cfg->listen, &holder, census_now, sampler, &http, err, sizeof(err));
+    k = http_start(cfg->listen, web, &holder, census_now, sampler, &http, err, sizeof(err));
     if (k < 0) {
         log_error("%s", err);
         sampler_stop(sampler);
@@ -452,8 +487,16 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         return 1;
     }
     http_set_referrers(http, referrers_now, sampler);
-    log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
+    log_info("listening on http%s://%s/ ; watching %s every %gs", web->tls ? "s" : "", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
+    if (web->tls || web->nusers)
+        log_info("web config %s: %s%s%s%s%s", cfg->web_config_file, web->tls ? "TLS" : "no TLS",
+                 web->tls ? ", client certificates: " : "",
+                 web->tls ? webconfig_client_auth_name(web->client_auth) : "",
+                 web->nusers ? ", basic auth" : ", no basic auth",
+                 web->nheaders ? ", extra headers" : "");
+    if (web->http2_given)
+        log_info("web config: http_server_config.http2 has no effect: pymemd serves HTTP/1.1");
 
     uint64_t wd_usec = 0;
     bool wd = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
@@ -471,7 +514,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
                 ready = true;
                 sd_notify(0, "READY=1\nSTATUS=serving");
                 if (hup_pending)
-                    reload(cl, cfg, sampler, started_at);
+                    reload(cl, cfg, web, http, sampler, started_at);
             }
         }
         double wait = ready ? tick : MIN(tick, 0.01);
@@ -483,7 +526,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
             break;
         }
         if (sig == SIGHUP && ready) {
-            reload(cl, cfg, sampler, started_at);
+            reload(cl, cfg, web, http, sampler, started_at);
             continue;
         }
         if (sig == SIGHUP) {
@@ -513,7 +556,7 @@ int main(int argc, char **argv)
     if (r >= 0)
         return r;
     Config cfg;
-    char err[512];
+    char err[1024];
     if (build_config(&cl, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "pymemd: %s\n", err);
         return 2;
@@ -523,9 +566,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "pymemd: --referrers needs --once and at least one --pid\n");
         return 2;
     }
+    /* A web config that cannot be used refuses the start, as a bad config file does. */
+    WebConfig web = {0};
+    if (!cl.once && !cl.referrers && load_web(&cfg, &web, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pymemd: %s\n", err);
+        config_done(&cfg);
+        return 2;
+    }
     r = cl.referrers ? run_referrers(&cfg, cl.referrers)
         : cl.once    ? run_once(&cfg, started_at)
-                     : run_daemon(&cl, &cfg, started_at);
+                     : run_daemon(&cl, &cfg, &web, started_at);
+    webconfig_done(&web);
     config_done(&cfg);
     return r;
 }

@@ -202,6 +202,7 @@ typedef enum KeyKind {
     KEY_LOG_LEVEL,
     KEY_COUNT,
     KEY_REGEX, /* one POSIX extended regex into a char array; "" allowed (the default) */
+    KEY_PATH,  /* a file name into a char array; "" allowed (the default: none) */
     KEY_SIZE,  /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed unless
                 * the key has a range (max > 0) */
 } KeyKind;
@@ -212,7 +213,7 @@ typedef struct KeyDef {
     size_t offset;   /* of the field in Config, for the scalar kinds */
     double min, max; /* accepted range for KEY_SECONDS and KEY_COUNT */
     bool zero_off;   /* 0 turns the feature off (and is accepted even when min > 0) */
-    size_t size;     /* of the field, for KEY_REGEX */
+    size_t size;     /* of the field, for KEY_REGEX and KEY_PATH */
 } KeyDef;
 
 /* store() copies bytes of the type its key kind implies; these keep the struct and the table in
@@ -258,6 +259,8 @@ static const KeyDef keys[] = {
     {"pss_max_rss", KEY_SIZE, offsetof(Config, pss_max_rss), 0, 0, false},
     {"census_max_memory", KEY_SIZE, offsetof(Config, census_max_memory), 16 << 20,
      1024.0 * (1ull << 30), false},
+    {"web_config_file", KEY_PATH, offsetof(Config, web_config_file), 0, 0, false,
+     sizeof(((Config *)0)->web_config_file)},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
@@ -584,7 +587,7 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
                         quote(&q, key), suggestion);
         return fail(err, errlen, -EINVAL, "unknown key %s", quote(&q, key));
     }
-    if (!*v && k->kind != KEY_REGEX)
+    if (!*v && k->kind != KEY_REGEX && k->kind != KEY_PATH)
         return fail(err, errlen, -EINVAL, "%s: no value given", k->name);
 
     switch (k->kind) {
@@ -641,6 +644,13 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
     }
     case KEY_REGEX:
         return set_regex(c, k, v, err, errlen);
+    case KEY_PATH:
+        /* Only its length is checked here: the file is read (and judged) by its user. */
+        if (strlen(v) >= k->size)
+            return fail(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name,
+                        quote(&q, v), k->size - 1);
+        memcpy((char *)c + k->offset, v, strlen(v) + 1);
+        return 0;
     case KEY_SIZE:
         return set_size(c, k, v, err, errlen);
     }

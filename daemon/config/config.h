@@ -54,6 +54,7 @@ typedef struct Config {
     bool census_nonblocking;    /* take censuses without stopping the target (may come out
                                  *   inconsistent: then reported as such, not as numbers) */
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
+    char web_config_file[4096]; /* exporter-toolkit web config (TLS, basic auth); "" = none */
 } Config;
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "config.h"
+#include "http/auth.h"
 #include "metrics/prom.h"
 #include "pymemd/api.h"
 #include "util/clock.h"
@@ -21,8 +25,21 @@
 
 #define CONTENT_TYPE_JSON "application/json"
 
+/* What a web config sets that a reload may change (users, headers): immutable once made, shared
+ * by the requests that started under it, freed by the last of them. */
+typedef struct HttpWeb {
+    int refs;
+    Auth *auth; /* NULL: no basic auth */
+    WebHeader *headers;
+    size_t nheaders;
+} HttpWeb;
+
 struct HttpServer {
     struct MHD_Daemon *mhd;
+    bool tls;
+    WebClientAuth client_auth;
+    pthread_mutex_t web_lock;
+    HttpWeb *web; /* under web_lock; never NULL while serving */
     SnapshotHolder *holder;
     HttpCensusFn census;
     void *census_ctx;
@@ -165,11 +182,17 @@ static const char *const content_types[SNAP_NFORMATS] = {
 
 /* ---- responses ------------------------------------------------------------------------- */
 
+/* The web config of the request this thread is answering (set by handle()), whose headers go
+ * on every response. libmicrohttpd calls handle() and queues its response on one thread. */
+static __thread const HttpWeb *current_web;
+
 static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
                              const char *content_type)
 {
     if (!r)
         return MHD_NO;
+    for (size_t i = 0; current_web && i < current_web->nheaders; i++)
+        MHD_add_response_header(r, current_web->headers[i].name, current_web->headers[i].value);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
@@ -219,6 +242,19 @@ static enum MHD_Result send_error_v(struct MHD_Connection *c, unsigned status, c
     if (hname)
         MHD_add_response_header(r, hname, hvalue);
     return queue(c, status, r, CONTENT_TYPE_JSON);
+}
+
+static enum MHD_Result send_error_v_hdr(struct MHD_Connection *c, unsigned status,
+                                        const char *hname, const char *hvalue, const char *fmt, ...)
+    _printf_(5, 6);
+static enum MHD_Result send_error_v_hdr(struct MHD_Connection *c, unsigned status,
+                                        const char *hname, const char *hvalue, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(c, status, hname, hvalue, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
@@ -507,9 +543,10 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
     return &req_states[http_uri_has_control(uri) ? REQ_ANNOUNCED_CONTROL : REQ_ANNOUNCED];
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **req_cls)
+static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **req_cls)
 {
     HttpServer *h = cls;
     /* The first call only announces the request. Answering before the request has been read
@@ -563,6 +600,153 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the first sample is not taken yet");
     enum MHD_Result r = metrics ? serve_metrics(c, snap) : serve_api(h, c, snap, url);
     snapshot_unref(snap);
+    return r;
+}
+
+/* ---- access: client certificates and basic auth (web config) ------------------------------ */
+
+static HttpWeb *web_free(HttpWeb *w)
+{
+    if (!w)
+        return NULL;
+    auth_free(w->auth);
+    for (size_t i = 0; i < w->nheaders; i++) {
+        free(w->headers[i].name);
+        free(w->headers[i].value);
+    }
+    free(w->headers);
+    free(w);
+    return NULL;
+}
+
+static HttpWeb *web_get(HttpServer *h)
+{
+    pthread_mutex_lock(&h->web_lock);
+    HttpWeb *w = h->web;
+    w->refs++;
+    pthread_mutex_unlock(&h->web_lock);
+    return w;
+}
+
+static void web_put(HttpServer *h, HttpWeb *w)
+{
+    pthread_mutex_lock(&h->web_lock);
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&h->web_lock);
+    if (last)
+        web_free(w);
+}
+
+/* The users and headers of web (NULL: none) as an HttpWeb with one reference. */
+static int web_new(const WebConfig *web, HttpWeb **ret)
+{
+    HttpWeb *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->refs = 1;
+    if (web && web->nusers && auth_new(web->users, web->nusers, &w->auth) < 0) {
+        web_free(w);
+        return -ENOMEM;
+    }
+    if (web && web->nheaders) {
+        w->headers = calloc(web->nheaders, sizeof(*w->headers));
+        if (!w->headers) {
+            web_free(w);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < web->nheaders; i++, w->nheaders++) {
+            w->headers[i].name = strdup(web->headers[i].name);
+            w->headers[i].value = strdup(web->headers[i].value);
+            if (!w->headers[i].name || !w->headers[i].value) {
+                w->nheaders++;
+                web_free(w);
+                return -ENOMEM;
+            }
+        }
+    }
+    *ret = w;
+    return 0;
+}
+
+int http_set_web(HttpServer *h, const WebConfig *web)
+{
+    HttpWeb *w;
+    int k = web_new(web, &w);
+    if (k < 0)
+        return k;
+    pthread_mutex_lock(&h->web_lock);
+    HttpWeb *old = h->web;
+    h->web = w;
+    pthread_mutex_unlock(&h->web_lock);
+    web_put(h, old);
+    return 0;
+}
+
+/* Why the client certificate of this TLS connection is not good enough for client_auth_type,
+ * or NULL when it is. libmicrohttpd only asks for a certificate (when given a CA) and leaves
+ * checking it to us. */
+static const char *client_cert_refusal(const HttpServer *h, struct MHD_Connection *c)
+{
+    if (!h->tls || h->client_auth == WEB_NO_CLIENT_CERT ||
+        h->client_auth == WEB_REQUEST_CLIENT_CERT)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    if (!s)
+        return "no TLS session";
+    unsigned n = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (!peers || n == 0)
+        return h->client_auth == WEB_VERIFY_CLIENT_CERT_IF_GIVEN
+                   ? NULL
+                   : "a client certificate is required";
+    if (h->client_auth == WEB_REQUIRE_ANY_CLIENT_CERT)
+        return NULL;
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+        return "the client certificate is not valid: not signed by the configured client CA, "
+               "expired or not yet valid";
+    return NULL;
+}
+
+/* Checks access before anything is served (exporter-toolkit guards every path, /healthz too),
+ * then serves with the configured headers on every response. */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    HttpServer *h = cls;
+    /* The first call only announces the request (see serve_request): nothing is answered. */
+    if (!*req_cls || *req_cls == &req_states[REQ_ANNOUNCED] ||
+        *req_cls == &req_states[REQ_ANNOUNCED_CONTROL])
+        return serve_request(cls, c, url, method, version, upload_data, upload_data_size, req_cls);
+    HttpWeb *w = web_get(h);
+    current_web = w;
+    enum MHD_Result r;
+    const char *refusal = client_cert_refusal(h, c);
+    if (refusal) {
+        r = send_error(c, MHD_HTTP_FORBIDDEN, "%s", refusal);
+    } else if (w->auth) {
+        char *pass = NULL;
+        char *user = MHD_basic_auth_get_username_password(c, &pass);
+        bool ok = auth_check(w->auth, user, pass);
+        if (pass) {
+            explicit_bzero(pass, strlen(pass));
+            MHD_free(pass);
+        }
+        if (user)
+            MHD_free(user);
+        r = ok ? serve_request(cls, c, url, method, version, upload_data, upload_data_size, req_cls)
+               : send_error_v_hdr(c, MHD_HTTP_UNAUTHORIZED, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  "Basic realm=\"pymemd\", charset=\"UTF-8\"", "%s",
+                                  "authentication required: a user and password of "
+                                  "basic_auth_users in the web config");
+    } else {
+        r = serve_request(cls, c, url, method, version, upload_data, upload_data_size, req_cls);
+    }
+    current_web = NULL;
+    web_put(h, w);
     return r;
 }
 
@@ -647,33 +831,57 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
-int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
-               HttpServer **ret, char *err, size_t errlen)
+int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, HttpCensusFn census,
+               void *ctx, HttpServer **ret, char *err, size_t errlen)
 {
     HttpServer *h = calloc(1, sizeof(*h));
-    if (!h) {
+    if (!h || web_new(web, &h->web) < 0) {
+        free(h);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    pthread_mutex_init(&h->web_lock, NULL);
+    h->tls = web && web->tls;
+    h->client_auth = h->tls ? web->client_auth : WEB_NO_CLIENT_CERT;
     h->holder = holder;
     h->census = census;
     h->census_ctx = ctx;
     h->fd = open_listener(addr, err, errlen);
     if (h->fd < 0) {
         int k = h->fd;
+        web_free(h->web);
+        pthread_mutex_destroy(&h->web_lock);
         free(h);
         return k;
     }
+    /* With TLS, libmicrohttpd asks for a client certificate only when it has CAs to trust; for
+     * RequestClientCert and RequireAnyClientCert without client_ca_file the server's own
+     * certificate stands in (any certificate is accepted: none is verified then). */
+    char priorities[128] = "NORMAL";
+    const char *trust = NULL;
+    if (h->tls) {
+        webconfig_priorities(web, priorities, sizeof(priorities));
+        trust = web->client_ca_pem;
+        if (!trust && web->client_auth != WEB_NO_CLIENT_CERT)
+            trust = web->cert_pem;
+    }
     /* Two polling threads on epoll: the machine class has two cores, and a handler only copies
      * a prepared body, so more threads would only add contention. */
+    /* The TLS options come last, after MHD_OPTION_END when TLS is off: libmicrohttpd stops
+     * reading options there. */
     h->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
-        MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (h->tls ? MHD_USE_TLS : 0), 0, NULL,
+        NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
+        h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls ? web->cert_pem : NULL,
+        MHD_OPTION_HTTPS_MEM_KEY, h->tls ? web->key_pem : NULL, MHD_OPTION_HTTPS_PRIORITIES,
+        priorities, trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, trust, MHD_OPTION_END);
     if (!h->mhd) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
+        snprintf(err, errlen, "cannot start the HTTP%s server on %s", h->tls ? "S" : "", addr);
         close(h->fd);
+        web_free(h->web);
+        pthread_mutex_destroy(&h->web_lock);
         free(h);
         return -EIO;
     }
@@ -687,5 +895,7 @@ void http_stop(HttpServer *h)
         return;
     MHD_stop_daemon(h->mhd);
     close(h->fd);
+    web_free(h->web);
+    pthread_mutex_destroy(&h->web_lock);
     free(h);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http/webconfig.h"
 #include "metrics/snapshot.h"
 
 typedef struct HttpServer HttpServer;
@@ -17,10 +18,17 @@ typedef int (*HttpCensusFn)(void *ctx, pid_t pid, double *ret_retry_after, char 
                             size_t errlen);
 
 /* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder; census (with ctx)
- * serves fresh censuses, or is NULL. On failure returns -errno with a sentence for the
- * operator in err (a taken port says so, and how to choose another). The caller owns *ret. */
-int http_start(const char *listen, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
-               HttpServer **ret, char *err, size_t errlen);
+ * serves fresh censuses, or is NULL. web (NULL: none) is a loaded web config: with TLS in it
+ * only HTTPS is served, with its certificate and key bytes (the files are not read here), and
+ * client certificates are checked per client_auth_type (403 when refused); with users, every
+ * request needs one of them (401 otherwise); its headers go on every response. web is not
+ * kept. On failure returns -errno with a sentence for the operator in err (a taken port says
+ * so, and how to choose another). The caller owns *ret. */
+int http_start(const char *listen, const WebConfig *web, SnapshotHolder *holder,
+               HttpCensusFn census, void *ctx, HttpServer **ret, char *err, size_t errlen);
+/* Replaces the users and headers (a reload); the TLS settings stay those of http_start. web
+ * is not kept. Returns 0 or -ENOMEM (then nothing changed). */
+int http_set_web(HttpServer *h, const WebConfig *web);
 void http_stop(HttpServer *h);
 
 /* Answers GET .../referrers?type=T: 0 with the JSON document in *ret_json (the server frees it),
