@@ -72,6 +72,9 @@ static void usage(FILE *out)
             "                           census_match, max_census_pause[_on_demand],\n"
             "                           census_min_interval, pss_interval, pss_max_rss, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
+            "      --cmdline MODE       what command lines show: redacted (default: values of\n"
+            "                           password/secret/token/key/auth... flags and URL\n"
+            "                           passwords become ***), full, or hidden (null)\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
@@ -81,7 +84,7 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
-    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS };
+    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_CMDLINE };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
@@ -93,6 +96,7 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         {"census-interval", required_argument, NULL, OPT_CENSUS},
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+        {"cmdline", required_argument, NULL, OPT_CMDLINE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
@@ -121,6 +125,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             break;
         case OPT_LOGLEVEL:
             key = "log_level";
+            break;
+        case OPT_CMDLINE:
+            key = "cmdline";
             break;
         case OPT_ONCE:
             cl->once = true;
@@ -405,6 +412,7 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        json_set_cmdline_mode((CmdlineMode)c.cmdline);
         census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
@@ -449,6 +457,8 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         return 1;
     }
     http_set_referrers(http, referrers_now, sampler);
+    if (http_exposed(http, err, sizeof(err)))
+        log_warn("%s", err);
     log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
 
@@ -516,6 +526,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((LogLevel)cfg.log_level);
+    json_set_cmdline_mode((CmdlineMode)cfg.cmdline);
     if (cl.referrers && (!cl.once || cfg.npids == 0)) {
         fprintf(stderr, "pymemd: --referrers needs --once and at least one --pid\n");
         return 2;

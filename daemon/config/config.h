@@ -54,7 +54,21 @@ typedef struct Config {
     bool census_nonblocking;    /* take censuses without stopping the target (may come out
                                  *   inconsistent: then reported as such, not as numbers) */
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
+    int cmdline;                /* a CmdlineMode: what "cmdline" shows (full, redacted, hidden) */
 } Config;
+
+/* Bounds on every regular expression (match, census_match): glibc's regcomp() copies the
+ * pattern once per counted repetition, nested ones multiplied, so `(.{0,1000}){0,100}` takes
+ * 14 s and 1 GiB to compile. A pattern is refused when it is longer than CONFIG_REGEX_MAX bytes,
+ * nests groups deeper than CONFIG_REGEX_DEPTH, or would expand to more than
+ * CONFIG_REGEX_EXPANDED elements (`.{0,1000}` compiles in 0.12 s). */
+#define CONFIG_REGEX_MAX      512
+#define CONFIG_REGEX_DEPTH    16
+#define CONFIG_REGEX_EXPANDED 1000
+
+/* Checks regex against the bounds above and compiles it (REG_EXTENDED | REG_NOSUB). Returns 0,
+ * or -EINVAL with the reason in err (a sentence without the key's name). */
+int config_check_regex(const char *regex, char *err, size_t errlen);
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without
  * config_done(), though calling it is harmless. */

@@ -22,6 +22,10 @@ typedef int (*HttpCensusFn)(void *ctx, pid_t pid, double *ret_retry_after, char 
 int http_start(const char *listen, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
                HttpServer **ret, char *err, size_t errlen);
 void http_stop(HttpServer *h);
+/* Whether h listens on an address other hosts can reach (not 127.0.0.0/8 or ::1; 0.0.0.0 and
+ * :: are); then buf (len bytes) holds the warning to log, naming what is exposed and how to
+ * restrict it. */
+bool http_exposed(const HttpServer *h, char *buf, size_t len);
 
 /* Answers GET .../referrers?type=T: 0 with the JSON document in *ret_json (the server frees it),
  * -EAGAIN when rate-limited (429 after *ret_retry_after seconds), or -errno with a sentence in
