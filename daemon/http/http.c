@@ -767,11 +767,11 @@ int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, vo
     h->exposed = exposed_address(h->fd);
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
-        MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT, MHD_OPTION_CONNECTION_LIMIT,
-        connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_CLIENT,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
-        MHD_OPTION_END);
+        /* First, so that no message goes to libmicrohttpd's own stderr logger. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        HTTP_MAX_PER_CLIENT, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
         close(h->fd);
