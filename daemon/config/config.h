@@ -89,8 +89,11 @@ int config_copy(Config *dst, const Config *src);
 int config_set(Config *c, const char *key, const char *value, char *err, size_t errlen);
 
 /* Parses the file at path onto c: keys in the file override what c holds, and repeatable keys
- * append. Returns 0, or a negative errno (-ENOENT for a missing file, -EINVAL for a syntax or
- * value error, -EFBIG for a file over CONFIG_FILE_MAX, -ENOMEM, or whatever open/read said)
+ * append. Only a regular file is read (opened non-blocking, so a FIFO never blocks the caller).
+ * Returns 0, or a negative errno (-ENOENT for a missing file, -EISDIR for a directory, -EINVAL
+ * for another file that is not regular or a syntax or value error, -ENODATA for an empty file
+ * or one of blanks only, -EFBIG for a file over CONFIG_FILE_MAX, -ENOMEM, or whatever open/read
+ * said)
  * with a message in err of the form `FILE:LINE: what is wrong` (or `FILE: ...` when no line is
  * to blame). On failure c is exactly as it was. */
 int config_load_file(Config *c, const char *path, char *err, size_t errlen);

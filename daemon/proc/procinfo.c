@@ -39,7 +39,9 @@
 
 /* Three contexts, each asking only for what its call needs: libproc2 picks the files it reads
  * from the items, so an identity item in the memory context would cost a cmdline read every
- * second for nothing. */
+ * second for nothing. For the same reason no PIDS_ENVIRON item is ever asked for: libproc2 opens
+ * /proc/PID/environ only for those, and a process's environment (tokens, passwords) is nothing
+ * pymemd reads or serves (tests/http/test_hardening.py checks it with strace). */
 enum {
     ID_TGID,
     ID_CMD,
