@@ -89,7 +89,7 @@ int census_type_key(const char *name, uint64_t type, char *buf, size_t len)
     pthread_once(&type_key_once, type_key_init);
     /* 48 bits: two types of one name meeting in one census collide with a chance of 2^-48. */
     uint64_t h = siphash_u64(type_key_secret, type) >> 16;
-    return snprintf(buf, len, "%s#%012" PRIx64, name, h);
+    return snprintf(buf, len, "%s~%012" PRIx64, name, h);
 }
 
 uint64_t census_max_memory(void)

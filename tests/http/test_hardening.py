@@ -228,7 +228,7 @@ def t_type_keys(c, ctx):
         c.eq("Dup counts", [100, 200], [n for n, _ in keys[0]])
         c.eq("the keys of the second census", keys[0], keys[1])
         for n, k in keys[0]:
-            c.ok(re.match(r"^Dup#[0-9a-f]{12}$", k), "key %r is not Dup#<12 hex digits>" % k)
+            c.ok(re.match(r"^Dup~[0-9a-f]{12}$", k), "key %r is not Dup~<12 hex digits>" % k)
             for i in t.truth["ids"]:
                 c.ok("%x" % i not in k and "0x" not in k,
                      "key %r holds the address 0x%x" % (k, i))
