@@ -708,9 +708,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         return;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    /* The message may quote what a client sent: no control bytes into the log. */
+    /* The message may quote what a client sent: one line, no control bytes into the log. */
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
     for (char *m = msg; *m; m++)
-        if ((unsigned char)*m < 0x20 && *m != '\n')
+        if ((unsigned char)*m < 0x20 || *m == 0x7f)
             *m = '?';
     log_warn("http: %s", msg);
 }
@@ -762,9 +765,9 @@ int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, vo
         free(h);
         return k;
     }
+    h->exposed = exposed_address(h->fd);
     /* Two polling threads on epoll: the machine class has two cores, and a handler only copies
      * a prepared body, so more threads would only add contention. */
-    h->exposed = exposed_address(h->fd);
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
         /* First, so that no message goes to libmicrohttpd's own stderr logger. */

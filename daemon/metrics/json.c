@@ -7,7 +7,6 @@
 
 #include "util/strbuf.h"
 
-/* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
 static _Atomic int cmdline_mode = CMDLINE_REDACTED;
 
 void json_set_cmdline_mode(CmdlineMode m)
@@ -31,6 +30,7 @@ static const char *shown_cmdline(const TargetSample *s)
     return NULL;
 }
 
+/* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
 static void add_i64(cJSON *o, const char *key, int64_t v)
 {
     if (v < 0)
