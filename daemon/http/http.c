@@ -25,6 +25,18 @@
 
 #define CONTENT_TYPE_JSON "application/json"
 
+/* Connections. libmicrohttpd's epoll threads serve any number of slow connections without
+ * blocking one another, so what keeps a scrape from being shut out is that slow clients cannot
+ * take every slot: each client address may hold HTTP_MAX_PER_CLIENT connections (a Prometheus
+ * server holds one per target; 128 leaves room for a dashboard's bursts, whose closed connections
+ * count until a worker has cleaned them up), all of them together HTTP_MAX_CONNECTIONS, and a
+ * connection that sends nothing for HTTP_IDLE_TIMEOUT seconds, in the middle of a request or
+ * between two, is closed (a scrape sends its request at once; Prometheus reconnects when its
+ * kept-alive connection was closed). */
+#define HTTP_MAX_CONNECTIONS 4000u
+#define HTTP_MAX_PER_CLIENT  128u
+#define HTTP_IDLE_TIMEOUT    5u
+
 struct HttpServer {
     struct MHD_Daemon *mhd;
     SnapshotHolder *holder;
@@ -253,6 +265,17 @@ static enum MHD_Result send_too_many(struct MHD_Connection *c, double retry_afte
     return r;
 }
 
+/* A request that waits for the sampler (a census, a referrers walk: up to half a minute) sends
+ * nothing meanwhile, and neither does its client, rightly. After the wait the connection is given
+ * the time it waited on top of the idle timeout, so that the answer is sent instead of the
+ * connection being closed as idle (libmicrohttpd counts idleness from the last bytes read). */
+static void waited(struct MHD_Connection *c, double since)
+{
+    double w = clock_mono() - since;
+    unsigned extra = w > 0 ? (unsigned)MIN(ceil(w), 3600.0) : 0;
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT + extra);
+}
+
 static void unref_cb(void *cls)
 {
     snapshot_unref(cls);
@@ -388,7 +411,9 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     if (query_flag(c, "fresh")) {
         char err[300] = "";
         double retry = 0;
+        double t0 = clock_mono();
         int k = h->census ? h->census(h->census_ctx, pid, &retry, err, sizeof(err)) : -ENOTSUP;
+        waited(c, t0);
         if (k == -EAGAIN)
             return send_too_many(c, retry, "%s", err);
         if (k < 0)
@@ -428,9 +453,11 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
         return send_error(c, MHD_HTTP_BAD_REQUEST, "type=T is required (a census type name)");
     char err[300] = "", *json = NULL;
     double retry = 0;
+    double t0 = clock_mono();
     int k = h->referrers
                 ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
                 : -ENOTSUP;
+    waited(c, t0);
     if (k == -EAGAIN)
         return send_too_many(c, retry, "%s", err);
     if (k < 0)
@@ -717,17 +744,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
             *m = '?';
     log_warn("http: %s", msg);
 }
-
-/* Connections. libmicrohttpd's epoll threads serve any number of slow connections without
- * blocking one another, so what keeps a scrape from being shut out is that slow clients cannot
- * take every slot: each client address may hold HTTP_MAX_PER_CLIENT connections (a Prometheus
- * server holds one per target), all of them together HTTP_MAX_CONNECTIONS, and a connection
- * that sends nothing for HTTP_IDLE_TIMEOUT seconds, in the middle of a request or between two,
- * is closed (a scrape sends its request at once; Prometheus reconnects when its kept-alive
- * connection was closed). */
-#define HTTP_MAX_CONNECTIONS 4000u
-#define HTTP_MAX_PER_CLIENT  32u
-#define HTTP_IDLE_TIMEOUT    5u
 
 /* The connection limit the descriptor limit allows: the soft RLIMIT_NOFILE is raised towards
  * the hard one (systemd's default soft limit is 1024), and 256 descriptors stay for the
