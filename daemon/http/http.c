@@ -265,17 +265,6 @@ static enum MHD_Result send_too_many(struct MHD_Connection *c, double retry_afte
     return r;
 }
 
-/* A request that waits for the sampler (a census, a referrers walk: up to half a minute) sends
- * nothing meanwhile, and neither does its client, rightly. After the wait the connection is given
- * the time it waited on top of the idle timeout, so that the answer is sent instead of the
- * connection being closed as idle (libmicrohttpd counts idleness from the last bytes read). */
-static void waited(struct MHD_Connection *c, double since)
-{
-    double w = clock_mono() - since;
-    unsigned extra = w > 0 ? (unsigned)MIN(ceil(w), 3600.0) : 0;
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, HTTP_IDLE_TIMEOUT + extra);
-}
-
 static void unref_cb(void *cls)
 {
     snapshot_unref(cls);
@@ -411,9 +400,7 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     if (query_flag(c, "fresh")) {
         char err[300] = "";
         double retry = 0;
-        double t0 = clock_mono();
         int k = h->census ? h->census(h->census_ctx, pid, &retry, err, sizeof(err)) : -ENOTSUP;
-        waited(c, t0);
         if (k == -EAGAIN)
             return send_too_many(c, retry, "%s", err);
         if (k < 0)
@@ -453,11 +440,9 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
         return send_error(c, MHD_HTTP_BAD_REQUEST, "type=T is required (a census type name)");
     char err[300] = "", *json = NULL;
     double retry = 0;
-    double t0 = clock_mono();
     int k = h->referrers
                 ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
                 : -ENOTSUP;
-    waited(c, t0);
     if (k == -EAGAIN)
         return send_too_many(c, retry, "%s", err);
     if (k < 0)
