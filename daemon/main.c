@@ -77,6 +77,9 @@ static void usage(FILE *out)
             "                           in Prometheus exporter-toolkit's web config format\n"
             "                           (config/web-config.yml); with TLS only https:// is\n"
             "                           served; SIGHUP re-reads users and headers\n"
+            "      --cmdline MODE       what command lines show: redacted (default: values of\n"
+            "                           password/secret/token/key/auth... flags and URL\n"
+            "                           passwords become ***), full, or hidden (null)\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
@@ -86,7 +89,7 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
-    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_WEBCONFIG };
+    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_WEBCONFIG, OPT_CMDLINE };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
@@ -101,6 +104,7 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         /* exporter-toolkit's spelling, and ours */
         {"web.config.file", required_argument, NULL, OPT_WEBCONFIG},
         {"web-config-file", required_argument, NULL, OPT_WEBCONFIG},
+        {"cmdline", required_argument, NULL, OPT_CMDLINE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
@@ -132,6 +136,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             break;
         case OPT_WEBCONFIG:
             key = "web_config_file";
+            break;
+        case OPT_CMDLINE:
+            key = "cmdline";
             break;
         case OPT_ONCE:
             cl->once = true;
@@ -441,6 +448,7 @@ static void reload(const Cmdline *cl, Config *cur, WebConfig *web, HttpServer *h
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        json_set_cmdline_mode((CmdlineMode)c.cmdline);
         census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
@@ -487,6 +495,11 @@ static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double sta
         return 1;
     }
     http_set_referrers(http, referrers_now, sampler);
+    /* Beyond loopback, basic auth or verified client certificates are what keep strangers out. */
+    bool authenticated =
+        web->nusers > 0 || (web->tls && web->client_auth == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT);
+    if (!authenticated && http_exposed(http, err, sizeof(err)))
+        log_warn("%s", err);
     log_info("listening on http%s://%s/ ; watching %s every %gs", web->tls ? "s" : "", cfg->listen,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
     if (web->tls || web->nusers)
@@ -562,6 +575,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((LogLevel)cfg.log_level);
+    json_set_cmdline_mode((CmdlineMode)cfg.cmdline);
     if (cl.referrers && (!cl.once || cfg.npids == 0)) {
         fprintf(stderr, "pymemd: --referrers needs --once and at least one --pid\n");
         return 2;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <inttypes.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/redact.h"
 
 /* The largest PID Linux can hand out: PID_MAX_LIMIT in include/linux/threads.h (4 * 1024 * 1024
  * on 64-bit kernels). A larger number cannot name a process, so it is a typo. */
@@ -60,6 +62,7 @@ void config_init(Config *c)
         .pss_interval = 30.0,
         .pss_max_rss = 4ULL << 30,
         .census_max_memory = 1ull << 30,
+        .cmdline = CMDLINE_REDACTED,
     };
 }
 
@@ -201,10 +204,11 @@ typedef enum KeyKind {
     KEY_SECONDS,
     KEY_LOG_LEVEL,
     KEY_COUNT,
-    KEY_REGEX, /* one POSIX extended regex into a char array; "" allowed (the default) */
-    KEY_PATH,  /* a file name into a char array; "" allowed (the default: none) */
-    KEY_SIZE,  /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed unless
-                * the key has a range (max > 0) */
+    KEY_REGEX,   /* one POSIX extended regex into a char array; "" allowed (the default) */
+    KEY_PATH,    /* a file name into a char array; "" allowed (the default: none) */
+    KEY_CMDLINE, /* full, redacted or hidden */
+    KEY_SIZE,    /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed unless
+                  * the key has a range (max > 0) */
 } KeyKind;
 
 typedef struct KeyDef {
@@ -235,6 +239,7 @@ FIELD_IS(census_min_interval, double);
 FIELD_IS(pss_interval, double);
 FIELD_IS(pss_max_rss, uint64_t);
 FIELD_IS(census_max_memory, uint64_t);
+FIELD_IS(cmdline, int);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -261,6 +266,7 @@ static const KeyDef keys[] = {
      1024.0 * (1ull << 30), false},
     {"web_config_file", KEY_PATH, offsetof(Config, web_config_file), 0, 0, false,
      sizeof(((Config *)0)->web_config_file)},
+    {"cmdline", KEY_CMDLINE, offsetof(Config, cmdline), 0, 0, false},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
@@ -458,18 +464,164 @@ static int add_pid(Config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* Saturating arithmetic for the expanded size: a pattern's estimate never wraps around. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* Skips a bracket expression starting at p ('['): a ']' right after "[" or "[^" is a member,
+ * and "[:alpha:]", "[.x.]", "[=x=]" are read whole. Returns what follows it (or the end). */
+static const char *skip_bracket(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p && *p != ']') {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char close = p[1];
+            const char *e = p + 2;
+            while (*e && !(e[0] == close && e[1] == ']'))
+                e++;
+            p = *e ? e + 2 : e;
+            continue;
+        }
+        p++;
+    }
+    return *p ? p + 1 : p;
+}
+
+/* "{m}", "{m,}" or "{m,n}" at p: the copies glibc makes of the atom before it (n, or m + 1 when
+ * unbounded, at least 1), with *ret_end after the '}'. 0 when it is not a well-formed bound (then
+ * regcomp judges it). */
+static uint64_t bound_copies(const char *p, const char **ret_end)
+{
+    char *e;
+    if (p[1] < '0' || p[1] > '9')
+        return 0;
+    unsigned long m = strtoul(p + 1, &e, 10), n = m;
+    if (*e == ',') {
+        if (e[1] == '}')
+            n = m + 1, e++;
+        else if (e[1] >= '0' && e[1] <= '9')
+            n = strtoul(e + 1, &e, 10);
+        else
+            return 0;
+    }
+    if (*e != '}')
+        return 0;
+    *ret_end = e + 1;
+    return MAX(MAX(m, n), 1ul);
+}
+
+/* The size of the alternation at *pp once glibc has expanded its counted repetitions, up to an
+ * unmatched ')' or the end; -E2BIG past CONFIG_REGEX_DEPTH nested groups. */
+static int regex_size(const char **pp, unsigned depth, uint64_t *ret)
+{
+    uint64_t total = 0, seq = 0, last = 0;
+    const char *p = *pp;
+    while (*p && *p != ')') {
+        uint64_t atom = 1;
+        if (*p == '|') {
+            total = sat_add(total, seq);
+            seq = last = 0;
+            p++;
+            continue;
+        } else if (*p == '(') {
+            if (depth >= CONFIG_REGEX_DEPTH)
+                return -E2BIG;
+            p++;
+            int k = regex_size(&p, depth + 1, &atom);
+            if (k < 0)
+                return k;
+            atom = sat_add(atom, 1);
+            if (*p == ')')
+                p++;
+        } else if (*p == '[') {
+            p = skip_bracket(p);
+        } else if (*p == '\\' && p[1]) {
+            p += 2;
+        } else if (*p == '{' && last) {
+            const char *end;
+            uint64_t copies = bound_copies(p, &end);
+            if (copies) {
+                /* The atom is replaced by its copies. */
+                uint64_t grown = sat_mul(last, copies);
+                seq = sat_add(seq - last, grown);
+                last = grown;
+                p = end;
+                continue;
+            }
+            p++;
+        } else if (*p == '*' || *p == '+' || *p == '?') {
+            /* Loops over the atom, no copies (glibc writes "x+" as "xx*": one more). */
+            if (*p == '+' && last) {
+                seq = sat_add(seq, last);
+                last = sat_mul(last, 2);
+            }
+            p++;
+            continue;
+        } else {
+            p++;
+        }
+        seq = sat_add(seq, atom);
+        last = atom;
+    }
+    *pp = p;
+    *ret = sat_add(total, seq);
+    return 0;
+}
+
+int config_check_regex(const char *regex, char *err, size_t errlen)
+{
+    size_t len = strlen(regex);
+    if (len > CONFIG_REGEX_MAX)
+        return fail(err, errlen, -EINVAL, "is longer than %d bytes", CONFIG_REGEX_MAX);
+    uint64_t size = 0;
+    const char *p = regex;
+    int k = 0;
+    /* An unmatched ')' stops regex_size(); go on after it, regcomp has the last word. */
+    for (;;) {
+        uint64_t part;
+        k = regex_size(&p, 0, &part);
+        if (k < 0)
+            break;
+        size = sat_add(size, part);
+        if (!*p)
+            break;
+        p++;
+    }
+    if (k < 0)
+        return fail(err, errlen, -EINVAL, "nests groups deeper than %d", CONFIG_REGEX_DEPTH);
+    if (size > CONFIG_REGEX_EXPANDED)
+        return fail(err, errlen, -EINVAL,
+                    "is too costly to compile: its counted repetitions ({m,n}) expand to about "
+                    "%" PRIu64 " elements, more than %d; use * or + instead of large bounds",
+                    size, CONFIG_REGEX_EXPANDED);
+    regex_t re;
+    int rc = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char why[200];
+        regerror(rc, &re, why, sizeof(why));
+        return fail(err, errlen, -EINVAL, "is not a valid regular expression: %s", why);
+    }
+    regfree(&re);
+    return 0;
+}
+
 static int add_match(Config *c, const char *v, char *err, size_t errlen)
 {
     Quoted q;
-    regex_t re;
-    int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char why[256];
-        regerror(rc, &re, why, sizeof(why));
-        return fail(err, errlen, -EINVAL, "match: %s is not a valid regular expression: %s",
-                    quote(&q, v), why);
-    }
-    regfree(&re);
+    char why[256];
+    if (config_check_regex(v, why, sizeof(why)) < 0)
+        return fail(err, errlen, -EINVAL, "match: %s %s", quote(&q, v), why);
 
     for (size_t i = 0; i < c->nmatches; i++)
         if (strcmp(c->matches[i], v) == 0)
@@ -525,17 +677,9 @@ static int set_regex(Config *c, const KeyDef *k, const char *v, char *err, size_
     if (strlen(v) >= k->size)
         return fail(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name, quote(&q, v),
                     k->size - 1);
-    if (*v) {
-        regex_t re;
-        int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char why[256];
-            regerror(rc, &re, why, sizeof(why));
-            return fail(err, errlen, -EINVAL, "%s: %s is not a valid regular expression: %s",
-                        k->name, quote(&q, v), why);
-        }
-        regfree(&re);
-    }
+    char why[256];
+    if (*v && config_check_regex(v, why, sizeof(why)) < 0)
+        return fail(err, errlen, -EINVAL, "%s: %s %s", k->name, quote(&q, v), why);
     memcpy((char *)c + k->offset, v, strlen(v) + 1);
     return 0;
 }
@@ -651,6 +795,14 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
                         quote(&q, v), k->size - 1);
         memcpy((char *)c + k->offset, v, strlen(v) + 1);
         return 0;
+    case KEY_CMDLINE: {
+        int m = redact_mode_from_string(v);
+        if (m < 0)
+            return fail(err, errlen, -EINVAL, "%s: %s is not one of full, redacted, hidden",
+                        k->name, quote(&q, v));
+        store(c, k, &m, sizeof(m));
+        return 0;
+    }
     case KEY_SIZE:
         return set_size(c, k, v, err, errlen);
     }
@@ -675,12 +827,14 @@ static int too_big(const char *path, char *err, size_t errlen)
                 path, CONFIG_FILE_MAX);
 }
 
-/* Reads the whole file, at most CONFIG_FILE_MAX bytes, NUL-terminated. Reading until EOF rather
- * than trusting st_size also works for pipes such as /dev/stdin. */
+/* Reads the whole file, at most CONFIG_FILE_MAX bytes, NUL-terminated. Only a regular file is
+ * read: a FIFO would block start or reload until a writer came, a device may never end. The open
+ * is non-blocking so that a FIFO without a writer is refused instead of waited for. Reading until
+ * EOF rather than trusting st_size copes with a file that grows while it is read. */
 static int read_all(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen)
 {
     char why[128];
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int r = -errno;
         return fail(err, errlen, r, "%s: cannot open the config file: %s", path,
@@ -693,7 +847,15 @@ static int read_all(const char *path, char **ret, size_t *ret_len, char *err, si
     }
     if (S_ISDIR(st.st_mode))
         return fail(err, errlen, -EISDIR, "%s: is a directory, not a config file", path);
-    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX)
+    if (!S_ISREG(st.st_mode))
+        return fail(err, errlen, -EINVAL,
+                    "%s: is a %s, not a regular file; the config file must be a regular file", path,
+                    S_ISFIFO(st.st_mode)   ? "FIFO"
+                    : S_ISCHR(st.st_mode)  ? "character device"
+                    : S_ISBLK(st.st_mode)  ? "block device"
+                    : S_ISSOCK(st.st_mode) ? "socket"
+                                           : "special file");
+    if (st.st_size > CONFIG_FILE_MAX)
         return too_big(path, err, errlen);
 
     _cleanup_(freep) char *buf = NULL;
@@ -890,6 +1052,17 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen)
     int r = read_all(path, &text, &len, err, errlen);
     if (r < 0)
         return r;
+    /* An empty file is more often one caught half-written (or truncated by mistake) than meant:
+     * applied on reload it would drop every pid and match and widen the daemon to --all. A file
+     * of comments only (config/pymemd.conf as shipped) is a deliberate choice of the defaults. */
+    size_t blank = 0;
+    while (blank < len && (is_blank(text[blank]) || text[blank] == '\n'))
+        blank++;
+    if (blank == len)
+        return fail(err, errlen, -ENODATA,
+                    "%s: the config file is empty; refused, as it may be half-written (to run on "
+                    "the defaults, leave a comment line in it)",
+                    path);
 
     /* Parse into a copy so that a mistake on line 40 does not leave lines 1-39 applied. */
     Config t;

@@ -55,7 +55,21 @@ typedef struct Config {
                                  *   inconsistent: then reported as such, not as numbers) */
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
     char web_config_file[4096]; /* exporter-toolkit web config (TLS, basic auth); "" = none */
+    int cmdline;                /* a CmdlineMode: what "cmdline" shows (full, redacted, hidden) */
 } Config;
+
+/* Bounds on every regular expression (match, census_match): glibc's regcomp() copies the
+ * pattern once per counted repetition, nested ones multiplied, so `(.{0,1000}){0,100}` takes
+ * 14 s and 1 GiB to compile. A pattern is refused when it is longer than CONFIG_REGEX_MAX bytes,
+ * nests groups deeper than CONFIG_REGEX_DEPTH, or would expand to more than
+ * CONFIG_REGEX_EXPANDED elements (`.{0,1000}` compiles in 0.12 s). */
+#define CONFIG_REGEX_MAX      512
+#define CONFIG_REGEX_DEPTH    16
+#define CONFIG_REGEX_EXPANDED 1000
+
+/* Checks regex against the bounds above and compiles it (REG_EXTENDED | REG_NOSUB). Returns 0,
+ * or -EINVAL with the reason in err (a sentence without the key's name). */
+int config_check_regex(const char *regex, char *err, size_t errlen);
 
 /* Fills c with the defaults. c owns nothing afterwards, so it may be dropped without
  * config_done(), though calling it is harmless. */
@@ -76,8 +90,11 @@ int config_copy(Config *dst, const Config *src);
 int config_set(Config *c, const char *key, const char *value, char *err, size_t errlen);
 
 /* Parses the file at path onto c: keys in the file override what c holds, and repeatable keys
- * append. Returns 0, or a negative errno (-ENOENT for a missing file, -EINVAL for a syntax or
- * value error, -EFBIG for a file over CONFIG_FILE_MAX, -ENOMEM, or whatever open/read said)
+ * append. Only a regular file is read (opened non-blocking, so a FIFO never blocks the caller).
+ * Returns 0, or a negative errno (-ENOENT for a missing file, -EISDIR for a directory, -EINVAL
+ * for another file that is not regular or a syntax or value error, -ENODATA for an empty file
+ * or one of blanks only, -EFBIG for a file over CONFIG_FILE_MAX, -ENOMEM, or whatever open/read
+ * said)
  * with a message in err of the form `FILE:LINE: what is wrong` (or `FILE: ...` when no line is
  * to blame). On failure c is exactly as it was. */
 int config_load_file(Config *c, const char *path, char *err, size_t errlen);

@@ -6,11 +6,13 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include "metrics/prom.h"
 #include "pymemd/api.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 
 #define CONTENT_TYPE_JSON "application/json"
@@ -34,6 +37,18 @@ typedef struct HttpWeb {
     size_t nheaders;
 } HttpWeb;
 
+/* Connections. libmicrohttpd's epoll threads serve any number of slow connections without
+ * blocking one another, so what keeps a scrape from being shut out is that slow clients cannot
+ * take every slot: each client address may hold HTTP_MAX_PER_CLIENT connections (a Prometheus
+ * server holds one per target; 128 leaves room for a dashboard's bursts, whose closed connections
+ * count until a worker has cleaned them up), all of them together HTTP_MAX_CONNECTIONS, and a
+ * connection that sends nothing for HTTP_IDLE_TIMEOUT seconds, in the middle of a request or
+ * between two, is closed (a scrape sends its request at once; Prometheus reconnects when its
+ * kept-alive connection was closed). */
+#define HTTP_MAX_CONNECTIONS 4000u
+#define HTTP_MAX_PER_CLIENT  128u
+#define HTTP_IDLE_TIMEOUT    5u
+
 struct HttpServer {
     struct MHD_Daemon *mhd;
     bool tls;
@@ -46,6 +61,7 @@ struct HttpServer {
     int fd;
     HttpReferrersFn referrers;
     void *referrers_ctx;
+    bool exposed; /* listening on an address other hosts can reach */
 };
 
 void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx)
@@ -831,6 +847,91 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
+/* Whether a bound address can be reached from other hosts: anything but 127.0.0.0/8, ::1 and
+ * ::ffff:127.0.0.0/104 (the wildcards 0.0.0.0 and :: included). */
+static bool exposed_address(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return true;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) != 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return false;
+        return !(IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return true;
+}
+
+bool http_exposed(const HttpServer *h, char *buf, size_t len)
+{
+    if (!h->exposed)
+        return false;
+    snprintf(buf, len,
+             "listening beyond loopback without authentication: any host that reaches this "
+             "address can read the command lines (redacted unless cmdline = full), names and "
+             "executables of the watched processes, their Python type names and object counts, "
+             "heap and memory sizes, and can make pymemd stop a target briefly for a census "
+             "(?fresh=1, referrers); listen on 127.0.0.1, or restrict access with a web "
+             "configuration file (--web.config.file: basic auth and TLS) or a firewall");
+    return true;
+}
+
+/* libmicrohttpd's own messages (a client that sent garbage, a failed accept) go through
+ * pymemd's log: prefixed, as warnings, and at most HTTP_LOG_BURST every HTTP_LOG_INTERVAL
+ * seconds for all of them together, because a client decides how many there are (one writing
+ * garbage made 35,838 lines in 5 s). The two pool threads share the limit, hence the lock. */
+#define HTTP_LOG_BURST    10
+#define HTTP_LOG_INTERVAL 10.0
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static LogRateLimit mhd_log_rl;
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (log_get_level() < LOG_LEVEL_WARN)
+        return;
+    pthread_mutex_lock(&mhd_log_lock);
+    bool ok = log_ratelimit_ok(&mhd_log_rl, clock_mono(), HTTP_LOG_INTERVAL, HTTP_LOG_BURST);
+    pthread_mutex_unlock(&mhd_log_lock);
+    if (!ok)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* The message may quote what a client sent: one line, no control bytes into the log. */
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    for (char *m = msg; *m; m++)
+        if ((unsigned char)*m < 0x20 || *m == 0x7f)
+            *m = '?';
+    log_warn("http: %s", msg);
+}
+
+/* The connection limit the descriptor limit allows: the soft RLIMIT_NOFILE is raised towards
+ * the hard one (systemd's default soft limit is 1024), and 256 descriptors stay for the
+ * sampler (maps, /proc files, ELF files). */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 512;
+    rlim_t want = HTTP_MAX_CONNECTIONS + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : MIN(want, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return HTTP_MAX_CONNECTIONS;
+    return rl.rlim_cur > 512 ? (unsigned)(rl.rlim_cur - 256) : 256;
+}
+
 int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, HttpCensusFn census,
                void *ctx, HttpServer **ret, char *err, size_t errlen)
 {
@@ -854,6 +955,7 @@ int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, H
         free(h);
         return k;
     }
+    h->exposed = exposed_address(h->fd);
     /* With TLS, libmicrohttpd asks for a client certificate only when it has CAs to trust; for
      * RequestClientCert and RequireAnyClientCert without client_ca_file the server's own
      * certificate stands in (any certificate is accepted: none is verified then). */
@@ -871,9 +973,12 @@ int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, H
      * reading options there. */
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (h->tls ? MHD_USE_TLS : 0), 0, NULL,
-        NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
+        NULL, handle, h,
+        /* First, so that no message goes to libmicrohttpd's own stderr logger. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        HTTP_MAX_PER_CLIENT, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
         h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls ? web->cert_pem : NULL,
         MHD_OPTION_HTTPS_MEM_KEY, h->tls ? web->key_pem : NULL, MHD_OPTION_HTTPS_PRIORITIES,
         priorities, trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, trust, MHD_OPTION_END);

@@ -30,6 +30,10 @@ int http_start(const char *listen, const WebConfig *web, SnapshotHolder *holder,
  * is not kept. Returns 0 or -ENOMEM (then nothing changed). */
 int http_set_web(HttpServer *h, const WebConfig *web);
 void http_stop(HttpServer *h);
+/* Whether h listens on an address other hosts can reach (not 127.0.0.0/8 or ::1; 0.0.0.0 and
+ * :: are); then buf (len bytes) holds the warning to log, naming what is exposed and how to
+ * restrict it. */
+bool http_exposed(const HttpServer *h, char *buf, size_t len);
 
 /* Answers GET .../referrers?type=T: 0 with the JSON document in *ret_json (the server frees it),
  * -EAGAIN when rate-limited (429 after *ret_retry_after seconds), or -errno with a sentence in

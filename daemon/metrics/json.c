@@ -1,10 +1,34 @@
 #include "metrics/json.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 
 #include "util/strbuf.h"
+
+static _Atomic int cmdline_mode = CMDLINE_REDACTED;
+
+void json_set_cmdline_mode(CmdlineMode m)
+{
+    cmdline_mode = (int)m;
+}
+
+/* The command line as the setting allows it to be shown; NULL (JSON null) when hidden. */
+static const char *shown_cmdline(const TargetSample *s)
+{
+    if (!s->have_identity)
+        return NULL;
+    switch ((CmdlineMode)cmdline_mode) {
+    case CMDLINE_FULL:
+        return s->id.cmdline;
+    case CMDLINE_REDACTED:
+        return s->id.cmdline_redacted;
+    case CMDLINE_HIDDEN:
+        break;
+    }
+    return NULL;
+}
 
 /* Adds a number, or null when the value is unknown (-1): never a made-up zero. */
 static void add_i64(cJSON *o, const char *key, int64_t v)
@@ -195,7 +219,7 @@ cJSON *json_process(const TargetSample *s)
         return NULL;
     cJSON_AddNumberToObject(p, "pid", s->pid);
     add_str_or_null(p, "name", s->have_identity ? s->id.comm : NULL);
-    add_str_or_null(p, "cmdline", s->have_identity ? s->id.cmdline : NULL);
+    add_str_or_null(p, "cmdline", shown_cmdline(s));
     add_str_or_null(p, "exe", s->have_identity ? s->id.exe : NULL);
     if (s->have_identity)
         cJSON_AddNumberToObject(p, "start_time", s->id.start_time);

@@ -4,6 +4,11 @@
 #include <cjson/cJSON.h>
 
 #include "sampler/target.h"
+#include "util/redact.h"
+
+/* What "cmdline" shows from now on (config key cmdline; CMDLINE_REDACTED until set). One
+ * setting for the whole daemon: main sets it at start and on reload. */
+void json_set_cmdline_mode(CmdlineMode m);
 
 /* One PROCESS object. The caller owns the result (cJSON_Delete). NULL on allocation failure. */
 cJSON *json_process(const TargetSample *s);

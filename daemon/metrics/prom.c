@@ -204,6 +204,17 @@ static double v_censuses(const TargetSample *s)
     return s->have_py ? (double)s->censuses : -1;
 }
 
+/* The object_type label of a census type. "other" is the sum of the types past the top N, so a
+ * type whose key is "other" (a class may be named anything) is written "other~", and one whose
+ * key is "other~" is written "other~~", and so on: the mapping stays one-to-one and no real
+ * type can ever be labelled plain "other". */
+static void object_type_label(StrBuf *b, const char *key)
+{
+    label_value(b, key);
+    if (strncmp(key, "other", 5) == 0 && key[5 + strspn(key + 5, "~")] == 0)
+        strbuf_puts(b, "~");
+}
+
 /* python_objects and python_objects_bytes: the top types of each target, then "other". */
 static void objects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, unsigned top,
                     bool bytes)
@@ -231,7 +242,7 @@ static void objects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, 
             }
             StrBuf lbl = {0};
             strbuf_puts(&lbl, "object_type=\"");
-            label_value(&lbl, c->types[t].name);
+            object_type_label(&lbl, c->types[t].name);
             strbuf_puts(&lbl, "\"");
             char *extra = strbuf_finish(&lbl, NULL);
             if (extra)

@@ -23,6 +23,7 @@
  * when the status scan here saw the line: a kernel thread or a zombie has no memory lines, and
  * must come out as -1, not as a process that uses no memory. */
 #include "proc/procinfo.h"
+#include "util/redact.h"
 #include "util/utf8.h"
 
 #include <dirent.h>
@@ -38,7 +39,9 @@
 
 /* Three contexts, each asking only for what its call needs: libproc2 picks the files it reads
  * from the items, so an identity item in the memory context would cost a cmdline read every
- * second for nothing. */
+ * second for nothing. For the same reason no PIDS_ENVIRON item is ever asked for: libproc2 opens
+ * /proc/PID/environ only for those, and a process's environment (tokens, passwords) is nothing
+ * pymemd reads or serves (tests/http/test_hardening.py checks it with strace). */
 enum {
     ID_TGID,
     ID_CMD,
@@ -423,8 +426,25 @@ void procidentity_done(ProcIdentity *id)
         return;
     free(id->cmdline);
     id->cmdline = NULL;
+    free(id->cmdline_redacted);
+    id->cmdline_redacted = NULL;
     free(id->exe);
     id->exe = NULL;
+}
+
+/* Makes *s valid UTF-8 in a new buffer; NULL stays NULL. */
+static int sanitize(char **s)
+{
+    if (!*s)
+        return 0;
+    size_t len = strlen(*s) * 3 + 1; /* every byte may become U+FFFD */
+    char *clean = malloc(len);
+    if (!clean)
+        return -ENOMEM;
+    utf8_sanitize(clean, len, *s);
+    free(*s);
+    *s = clean;
+    return 0;
 }
 
 /* /proc/PID/comm: at most 15 bytes and a newline. */
@@ -476,22 +496,24 @@ int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
     }
     utf8_sanitize(id.comm, sizeof(id.comm), comm);
 
-    r = join_cmdline(pid, PIDS_VAL(ID_CMDLINE_V, strv, s, p->identity), &id.cmdline);
+    char **argv = PIDS_VAL(ID_CMDLINE_V, strv, s, p->identity);
+    r = join_cmdline(pid, argv, &id.cmdline);
     if (r < 0)
         return r;
-    if (id.cmdline) {
-        size_t len = strlen(id.cmdline) * 3 + 1; /* every byte may become U+FFFD */
-        char *clean = malloc(len);
-        if (!clean)
-            return -ENOMEM;
-        utf8_sanitize(clean, len, id.cmdline);
-        free(id.cmdline);
-        id.cmdline = clean;
-    }
+    /* Redacted from the vector, not the joined line: a value with blanks in it is one argument
+     * and is hidden whole. */
+    if (id.cmdline && !(id.cmdline_redacted = redact_argv((const char *const *)argv)))
+        return -ENOMEM;
+    r = sanitize(&id.cmdline);
+    if (r < 0)
+        return r;
+    r = sanitize(&id.cmdline_redacted);
+    if (r < 0)
+        return r;
     id.exe = read_exe(pid);
 
     *ret = id;
-    id.cmdline = id.exe = NULL;
+    id.cmdline = id.cmdline_redacted = id.exe = NULL;
     return 0;
 }
 

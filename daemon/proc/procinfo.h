@@ -13,8 +13,10 @@ typedef struct ProcInfo ProcInfo;
 typedef struct ProcIdentity {
     pid_t pid;
     char comm[64];
-    char *cmdline; /* arguments joined with spaces, or NULL when empty (kernel threads) */
-    char *exe;     /* readlink of /proc/PID/exe, or NULL when it cannot be read */
+    char *cmdline; /* arguments joined with spaces, or NULL when empty (kernel threads); for
+                    *   matching: served only with cmdline = full */
+    char *cmdline_redacted; /* the same through redact_argv(): what cmdline = redacted serves */
+    char *exe;              /* readlink of /proc/PID/exe, or NULL when it cannot be read */
     uint64_t
         start_ticks;   /* stat field 22, clock ticks after boot: with pid, identifies a process */
     double start_time; /* seconds since the epoch */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,65 @@ static _Atomic uint64_t max_memory = CENSUS_MAX_MEMORY_DEFAULT;
 void census_set_max_memory(uint64_t bytes)
 {
     atomic_store(&max_memory, bytes);
+}
+
+/* ---- type keys --------------------------------------------------------------------------- */
+
+static uint64_t type_key_secret[2];
+static pthread_once_t type_key_once = PTHREAD_ONCE_INIT;
+
+static void type_key_init(void)
+{
+    /* getrandom() blocks only before the kernel's pool is first seeded (early boot), and then
+     * briefly; a short read cannot happen for 16 bytes. Should it fail, the clock and the pid
+     * still keep the key from being known in advance. */
+    if (getrandom(type_key_secret, sizeof(type_key_secret), 0) !=
+        (ssize_t)sizeof(type_key_secret)) {
+        type_key_secret[0] = (uint64_t)(clock_real() * 1e9) ^ ((uint64_t)getpid() << 32);
+        type_key_secret[1] = (uint64_t)(clock_mono() * 1e9) ^ (uint64_t)(uintptr_t)&type_key_secret;
+    }
+}
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND(v0, v1, v2, v3)                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = rotl64(v1, 13), v1 ^= v0, v0 = rotl64(v0, 32);                              \
+        v2 += v3, v3 = rotl64(v3, 16), v3 ^= v2;                                                   \
+        v0 += v3, v3 = rotl64(v3, 21), v3 ^= v0;                                                   \
+        v2 += v1, v1 = rotl64(v1, 17), v1 ^= v2, v2 = rotl64(v2, 32);                              \
+    } while (0)
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012) of the 8-byte little-endian message m: one block,
+ * then the final block that carries the length (8) in its top byte. */
+static uint64_t siphash_u64(const uint64_t k[2], uint64_t m)
+{
+    uint64_t v0 = 0x736f6d6570736575ull ^ k[0], v1 = 0x646f72616e646f6dull ^ k[1],
+             v2 = 0x6c7967656e657261ull ^ k[0], v3 = 0x7465646279746573ull ^ k[1];
+    const uint64_t last = 8ull << 56;
+    v3 ^= m;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v3 ^= last;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int i = 0; i < 4; i++)
+        SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+int census_type_key(const char *name, uint64_t type, char *buf, size_t len)
+{
+    pthread_once(&type_key_once, type_key_init);
+    /* 48 bits: two types of one name meeting in one census collide with a chance of 2^-48. */
+    uint64_t h = siphash_u64(type_key_secret, type) >> 16;
+    return snprintf(buf, len, "%s~%012" PRIx64, name, h);
 }
 
 uint64_t census_max_memory(void)
@@ -640,7 +700,7 @@ static int cmp_type(const void *a, const void *b)
 }
 
 /* The result table: one row per type object. Two types that share a __name__ are never merged:
- * each gets a qualified name (a static type's full tp_name, a heap type's address). */
+ * each gets a qualified name (a static type's full tp_name, else census_type_key()). */
 typedef struct Row {
     const TypeInfo *ti;
     bool shared; /* another type has the same __name__ */
@@ -689,7 +749,7 @@ static int collect_types(const TypeTable *t, Census *c)
         else if (strchr(ti->tp_name, '.'))
             k = snprintf(name, cap - used, "%s", ti->tp_name);
         else
-            k = snprintf(name, cap - used, "%s@0x%" PRIx64, short_name(ti), ti->type);
+            k = census_type_key(short_name(ti), ti->type, name, cap - used);
         used += (size_t)k + 1;
         char *pyname = c->strings + used;
         k = snprintf(pyname, cap - used, "%s", short_name(ti));

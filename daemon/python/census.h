@@ -101,6 +101,16 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
  * from census_max_memory. */
 #define CENSUS_MAX_MEMORY_DEFAULT (1ull << 30)
 void census_set_max_memory(uint64_t bytes);
+
+/* The census key of a type whose __name__ (name) another type shares and whose tp_name has no
+ * module to tell them apart: "name~" and 12 hex digits of a keyed hash (SipHash-2-4) of the type
+ * object's address, under a key drawn at random once per daemon. It is the same for the same
+ * type in every census while the daemon runs, so growth and referrers find it again, and it
+ * does not give the address away (which would tell a reader where the target's heap is). The
+ * census and the referrers lookup (refs.c) both name types through this function. "~", not "#":
+ * in a URL "#" starts the fragment, and curl would cut "?type=" short there. Writes at
+ * most len bytes, NUL included; returns what snprintf returns. */
+int census_type_key(const char *name, uint64_t type, char *buf, size_t len);
 uint64_t census_max_memory(void);
 
 /* Censuses are shared read-only between the sampler and snapshots: a reference each. */

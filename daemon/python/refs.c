@@ -581,7 +581,7 @@ out:
 
 /* ---- the census visitor ---------------------------------------------------------------- */
 
-/* The type asked for: its tp_name, its __name__ when no other type has it, or name@0xADDR.
+/* The type asked for: its tp_name, its __name__ when no other type has it, or its census key.
  * The traverser caches each type, so looking one up per object costs a hash probe. */
 static int resolve(Ctx *c, Traverser *t, uint64_t *ret)
 {
@@ -599,7 +599,7 @@ static int resolve(Ctx *c, Traverser *t, uint64_t *ret)
         if (k < 0)
             continue;
         char qual[REFS_NAME_MAX + 24];
-        snprintf(qual, sizeof(qual), "%s@0x%" PRIx64, short_name(ti->name), type);
+        census_type_key(short_name(ti->name), type, qual, sizeof(qual));
         if (strcmp(c->want, qual) == 0 || strcmp(c->want, ti->name) == 0)
             exact = type; /* wins over __name__ matches */
         else if (strcmp(c->want, short_name(ti->name)) == 0) {

@@ -43,7 +43,7 @@ typedef struct Refs {
 } Refs;
 
 /* Who holds the GC-tracked instances of type `type` (a tp_name, a __name__ when unambiguous, or
- * "name@0xADDR") in the target, computed over a census copy (see census_take_visit; expect and
+ * census_type_key()) in the target, computed over a census copy (see census_take_visit; expect and
  * hints as there). Returns 0 with *ret (the caller frees it with refs_free), or -errno with a
  * sentence in err: -ENOENT (no live object of that type), -EINVAL (the name is ambiguous) or the
  * census's. */

@@ -721,9 +721,12 @@ static int copy_sample(const Watched *w, TargetSample *out)
     if (!in->have_identity)
         return 0;
     out->id.cmdline = in->id.cmdline ? strdup(in->id.cmdline) : NULL;
+    out->id.cmdline_redacted = in->id.cmdline_redacted ? strdup(in->id.cmdline_redacted) : NULL;
     out->id.exe = in->id.exe ? strdup(in->id.exe) : NULL;
-    if ((in->id.cmdline && !out->id.cmdline) || (in->id.exe && !out->id.exe)) {
+    if ((in->id.cmdline && !out->id.cmdline) || (in->id.exe && !out->id.exe) ||
+        (in->id.cmdline_redacted && !out->id.cmdline_redacted)) {
         free(out->id.cmdline);
+        free(out->id.cmdline_redacted);
         free(out->id.exe);
         out->have_identity = false;
         return -ENOMEM;

@@ -29,19 +29,28 @@ int log_level_from_string(const char *s)
     return -EINVAL;
 }
 
-void log_msg(LogLevel level, const char *fmt, ...)
+void log_msgv(LogLevel level, const char *fmt, va_list ap)
 {
     static const char *const tags[] = {"error", "warn", "info", "debug"};
     if (level > log_level)
         return;
 
-    /* One fprintf per line so concurrent threads do not interleave within a line. */
+    /* One fprintf per line so concurrent threads do not interleave within a line. A message
+     * that ends in a newline (libmicrohttpd's do) is not given a second one. */
     char line[2048];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = 0;
+    fprintf(stderr, "pymemd: %s: %s\n", tags[level], line);
+}
+
+void log_msg(LogLevel level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    log_msgv(level, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "pymemd: %s: %s\n", tags[level], line);
 }
 
 bool log_ratelimit_ok(LogRateLimit *rl, double now, double interval_s, unsigned burst)

@@ -2,6 +2,7 @@
  * -errno and let their caller decide. Strings that come from a target are quoted by the caller. */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "util/macro.h"
@@ -19,6 +20,7 @@ LogLevel log_get_level(void);
 int log_level_from_string(const char *s);
 
 void log_msg(LogLevel level, const char *fmt, ...) _printf_(2, 3);
+void log_msgv(LogLevel level, const char *fmt, va_list ap) _printf_(2, 0);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -6,6 +6,7 @@
  * census_max_memory; a free-threaded target is refused with its reason. Non-blocking mode (or a
  * refusal before anything is stopped): no process is needed. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,12 +113,37 @@ static void free_threaded_is_refused_with_its_reason(void **state)
     fake_free(&f);
 }
 
+/* Keys of same-named types: stable for one type, distinct for two, and without the address in
+ * any spelling. */
+static void type_keys_hide_addresses(void **state)
+{
+    const uint64_t a = 0x55d206c5e950, b = 0x55d206c5f1a0;
+    char ka[64], ka2[64], kb[64], hex[32];
+    assert_int_equal(census_type_key("Dup", a, ka, sizeof(ka)), 16);
+    census_type_key("Dup", a, ka2, sizeof(ka2));
+    census_type_key("Dup", b, kb, sizeof(kb));
+    assert_string_equal(ka, ka2);
+    assert_string_not_equal(ka, kb);
+    assert_int_equal(strncmp(ka, "Dup~", 4), 0);
+    assert_int_equal(strspn(ka + 4, "0123456789abcdef"), 12);
+    for (const uint64_t *t = (const uint64_t[]){a, b, 0}; *t; t++) {
+        snprintf(hex, sizeof(hex), "%" PRIx64, *t);
+        assert_null(strstr(ka, hex));
+        assert_null(strstr(kb, hex));
+        /* Not even its low 24 bits, which ASLR leaves partly fixed. */
+        snprintf(hex, sizeof(hex), "%06" PRIx64, *t & 0xffffff);
+        assert_null(strstr(ka + 4, hex));
+    }
+    assert_null(strstr(ka, "0x"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(forged_arena_table_is_refused),
         cmocka_unit_test(census_over_the_cap_is_refused),
         cmocka_unit_test(free_threaded_is_refused_with_its_reason),
+        cmocka_unit_test(type_keys_hide_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

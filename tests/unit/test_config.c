@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "util/log.h"
+#include "util/redact.h"
 #include "util/macro.h"
 
 static void assert_config_equal(const Config *a, const Config *b)
@@ -45,6 +46,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_true(a->pss_interval == b->pss_interval);
     assert_true(a->pss_max_rss == b->pss_max_rss);
     assert_true(a->census_max_memory == b->census_max_memory);
+    assert_int_equal(a->cmdline, b->cmdline);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -121,6 +123,7 @@ static void defaults(void **state)
     assert_true(c.pss_interval == 30.0);
     assert_true(c.pss_max_rss == 4ULL << 30);
     assert_true(c.census_max_memory == 1ull << 30);
+    assert_int_equal(c.cmdline, CMDLINE_REDACTED);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -595,14 +598,32 @@ static void file_all_keys(void **state)
     assert_true(c.max_census_pause == 0.2);
     config_done(&c);
 
-    /* An empty file, or one of only comments, changes nothing. */
+    /* A file of only comments changes nothing. */
     Config d;
     config_init(&c);
     config_init(&d);
-    assert_int_equal(load_text(&c, "", err, sizeof(err), NULL), 0);
     assert_int_equal(load_text(&c, "# nothing\n\n  \n", err, sizeof(err), NULL), 0);
     assert_config_equal(&c, &d);
     config_done(&c);
+
+    /* An empty one (or blanks only) is refused: caught half-written it would widen a reload to
+     * --all. */
+    static const char *const empty[] = {"", "\n", "  \n\t\r\n"};
+    for (size_t i = 0; i < ARRAY_SIZE(empty); i++) {
+        char *path, *expect;
+        config_init(&c);
+        assert_int_equal(config_set(&c, "match", "^worker$", NULL, 0), 0);
+        assert_int_equal(load_text(&c, empty[i], err, sizeof(err), &path), -ENODATA);
+        assert_true(asprintf(&expect,
+                             "%s: the config file is empty; refused, as it may be half-written "
+                             "(to run on the defaults, leave a comment line in it)",
+                             path) > 0);
+        assert_string_equal(err, expect);
+        assert_int_equal(c.nmatches, 1);
+        free(expect);
+        free(path);
+        config_done(&c);
+    }
 }
 
 static void file_overrides_and_duplicates(void **state)
@@ -727,7 +748,8 @@ static void file_hash_in_regex(void **state)
 
 static void file_line_length(void **state)
 {
-    /* "match = " plus 4088 letters is exactly CONFIG_LINE_MAX bytes: allowed. */
+    /* "match = " plus 4088 letters is exactly CONFIG_LINE_MAX bytes: allowed as a line, and
+     * refused only as a regex (longer than CONFIG_REGEX_MAX), which says the line was read. */
     size_t prefix = strlen("match = ");
     char *text = malloc(CONFIG_LINE_MAX + 16);
     memcpy(text, "match = ", prefix);
@@ -737,9 +759,9 @@ static void file_line_length(void **state)
     Config c;
     char err[512];
     config_init(&c);
-    assert_int_equal(load_text(&c, text, err, sizeof(err), NULL), 0);
-    assert_int_equal(c.nmatches, 1);
-    assert_int_equal(strlen(c.matches[0]), CONFIG_LINE_MAX - prefix);
+    assert_int_equal(load_text(&c, text, err, sizeof(err), NULL), -EINVAL);
+    assert_non_null(strstr(err, "is longer than 512 bytes"));
+    assert_int_equal(c.nmatches, 0);
     config_done(&c);
 
     /* One byte more is refused, whatever the line holds. */
@@ -766,6 +788,27 @@ static void file_errors_from_the_system(void **state)
 
     assert_int_equal(config_load_file(&c, "/", err, sizeof(err)), -EISDIR);
     assert_string_equal(err, "/: is a directory, not a config file");
+
+    /* Not regular files: refused at once, never waited on. A FIFO without a writer would block
+     * a plain open() for ever; /dev/zero would never end. */
+    const char *dir = getenv("TMPDIR");
+    char *fifo;
+    assert_true(
+        asprintf(&fifo, "%s/test_config.fifo.%d", dir && *dir ? dir : "/tmp", (int)getpid()) > 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(config_load_file(&c, fifo, err, sizeof(err)), -EINVAL);
+    assert_true(asprintf(&expect,
+                         "%s: is a FIFO, not a regular file; the config file must be a regular "
+                         "file",
+                         fifo) > 0);
+    assert_string_equal(err, expect);
+    free(expect);
+    unlink(fifo);
+    free(fifo);
+    assert_int_equal(config_load_file(&c, "/dev/zero", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "/dev/zero: is a character device, not a regular file; the config "
+                             "file must be a regular file");
+    assert_config_equal(&c, &before);
 
     /* Exactly 1 MiB of comments is fine; one byte more is not. */
     size_t n = CONFIG_FILE_MAX + 1;
@@ -925,6 +968,7 @@ static void shipped_conf_defaults(void **state)
         "pss_interval",
         "pss_max_rss",
         "census_max_memory",
+        "cmdline",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
@@ -996,6 +1040,89 @@ static void shipped_conf_defaults(void **state)
     free(path);
 }
 
+static void cmdline_key(void **state)
+{
+    static const Case cases[] = {
+        {"cmdline", "full", true},   {"cmdline", "redacted", true}, {"cmdline", "hidden", true},
+        {"cmdline", "HIDDEN", true}, {"cmdline", "none", false},    {"cmdline", "", false},
+    };
+    run_cases(cases, ARRAY_SIZE(cases));
+    Config c;
+    char err[256];
+    config_init(&c);
+    assert_int_equal(config_set(&c, "cmdline", "hidden", err, sizeof(err)), 0);
+    assert_int_equal(c.cmdline, CMDLINE_HIDDEN);
+    assert_int_equal(config_set(&c, "cmdline", "secret", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "cmdline: \"secret\" is not one of full, redacted, hidden");
+    assert_int_equal(c.cmdline, CMDLINE_HIDDEN);
+    config_done(&c);
+}
+
+/* Regular expressions are bounded before regcomp() sees them: the issue's pathological pattern
+ * (14 s and 1 GiB in glibc) is refused, ordinary ones of the same shape are not. */
+static void regex_bounds(void **state)
+{
+    char err[512];
+    Config c;
+    config_init(&c);
+    /* Refused for both keys that take a regex, with the reason. */
+    assert_int_equal(config_set(&c, "match", "(.{0,1000}){0,100}", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "match: \"(.{0,1000}){0,100}\" is too costly to compile: its counted "
+                             "repetitions ({m,n}) expand to about 100100 elements, more than 1000; "
+                             "use * or + instead of large bounds");
+    assert_int_equal(
+        config_set(&c, "census_match", "((a{0,32767}){0,32767}){0,32767}", err, sizeof(err)),
+        -EINVAL);
+    assert_non_null(strstr(err, "is too costly to compile"));
+    assert_int_equal(config_set(&c, "match", "(x{2}){2}{2}{2}{2}{2}{2}{2}{2}{2}", err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "is too costly to compile"));
+    /* Alternatives add up, a bound multiplies what precedes it. */
+    assert_int_equal(config_set(&c, "match", "(abcdefghij|klmnopqrst){0,50}", err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(config_set(&c, "match", "(abcdefghij|klmnopqrst){0,40}", err, sizeof(err)), 0);
+    /* A brace inside brackets or escaped is a character, not a bound. */
+    assert_int_equal(config_set(&c, "match", "[{]999999}", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "match", "a\\{999999}", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "match", "[]a]{1,900}", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "match", "[[:alpha:]]{1,2000}", err, sizeof(err)), -EINVAL);
+    /* Within the bounds. */
+    assert_int_equal(config_set(&c, "match", ".{0,1000}", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "match", "^python3(\\.[0-9]+)?( .*)?$", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "census_match", "(a{1,10}){1,10}", err, sizeof(err)), 0);
+
+    /* Length: CONFIG_REGEX_MAX bytes, not one more. */
+    char long_re[CONFIG_REGEX_MAX + 2];
+    memset(long_re, 'a', sizeof(long_re) - 1);
+    long_re[CONFIG_REGEX_MAX] = 0;
+    assert_int_equal(config_set(&c, "match", long_re, err, sizeof(err)), 0);
+    long_re[CONFIG_REGEX_MAX] = 'a';
+    long_re[CONFIG_REGEX_MAX + 1] = 0;
+    assert_int_equal(config_set(&c, "match", long_re, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is longer than 512 bytes"));
+
+    /* Nesting: CONFIG_REGEX_DEPTH groups, not one more. */
+    char deep[2 * CONFIG_REGEX_DEPTH + 8];
+    size_t n = 0;
+    for (int i = 0; i < CONFIG_REGEX_DEPTH; i++)
+        deep[n++] = '(';
+    deep[n++] = 'a';
+    for (int i = 0; i < CONFIG_REGEX_DEPTH; i++)
+        deep[n++] = ')';
+    deep[n] = 0;
+    assert_int_equal(config_set(&c, "match", deep, err, sizeof(err)), 0);
+    memmove(deep + 1, deep, n + 1);
+    deep[0] = '(';
+    strcat(deep, ")");
+    assert_int_equal(config_set(&c, "match", deep, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "nests groups deeper than 16"));
+
+    /* Still a syntax check after the bounds. */
+    assert_int_equal(config_set(&c, "match", "(a", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is not a valid regular expression"));
+    config_done(&c);
+}
+
 /* census_max_memory takes a size the way systemd's MemoryMax= does. */
 static void census_max_memory_sizes(void **state)
 {
@@ -1061,6 +1188,8 @@ int main(void)
         cmocka_unit_test(copy_is_deep),
         cmocka_unit_test(shipped_conf_defaults),
         cmocka_unit_test(census_max_memory_sizes),
+        cmocka_unit_test(cmdline_key),
+        cmocka_unit_test(regex_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,25 @@
-/* http: content negotiation with the headers real clients send, gzip, listen addresses. */
+/* http: content negotiation with the headers real clients send, gzip, listen addresses, and a
+ * real server: the exposure warning, an answer that took longer than the idle timeout. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "http/http.h"
+#include "http/webconfig.h"
+
+/* No TLS, no users, no headers: plain HTTP as without --web.config.file. */
+static const WebConfig no_web;
 
 static void prometheus_accept_headers(void **state)
 {
@@ -125,6 +138,98 @@ static void control_characters(void **state)
     }
 }
 
+/* A free loopback port (bound, read and released: another program could take it in between,
+ * which a test machine does not do). */
+static unsigned free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void exposure(void **state)
+{
+    SnapshotHolder holder;
+    holder_init(&holder);
+    char addr[64], err[512], warning[1024];
+    static const struct {
+        const char *host;
+        bool exposed;
+    } cases[] = {{"127.0.0.1", false}, {"0.0.0.0", true}, {"127.0.0.3", false}};
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        HttpServer *h = NULL;
+        snprintf(addr, sizeof(addr), "%s:%u", cases[i].host, free_port());
+        assert_int_equal(http_start(addr, &no_web, &holder, NULL, NULL, &h, err, sizeof(err)), 0);
+        warning[0] = 0;
+        assert_int_equal(http_exposed(h, warning, sizeof(warning)), cases[i].exposed);
+        if (cases[i].exposed) {
+            assert_non_null(strstr(warning, "command lines"));
+            assert_non_null(strstr(warning, "--web.config.file"));
+        } else {
+            assert_string_equal(warning, "");
+        }
+        http_stop(h);
+    }
+    holder_done(&holder);
+}
+
+/* A referrers walk that takes longer than the idle timeout (5 s): its client sent its request
+ * and waits, rightly silent; the answer must reach it, not a connection closed as idle. */
+static int slow_referrers(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
+                          char **ret_json, char *err, size_t errlen)
+{
+    struct timespec ts = {6, 500000000};
+    nanosleep(&ts, NULL);
+    *ret_json = strdup("{\"slow\": true}");
+    return *ret_json ? 0 : -ENOMEM;
+}
+
+static void slow_answer_is_sent(void **state)
+{
+    SnapshotHolder holder;
+    holder_init(&holder);
+    JsonDaemonInfo info = {.version = "test", .top_types = 20};
+    holder_swap(&holder, snapshot_new(&info, NULL, 0));
+    unsigned port = free_port();
+    char addr[64], err[512];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    HttpServer *h = NULL;
+    assert_int_equal(http_start(addr, &no_web, &holder, NULL, NULL, &h, err, sizeof(err)), 0);
+    http_set_referrers(h, slow_referrers, NULL);
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    static const char req[] = "GET /api/v1/processes/42/referrers?type=Dup HTTP/1.1\r\n"
+                              "Host: x\r\n\r\n";
+    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        buf[got] = 0;
+        if (strstr(buf, "{\"slow\": true}"))
+            break;
+    }
+    buf[got] = 0;
+    close(fd);
+    assert_true(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    assert_non_null(strstr(buf, "{\"slow\": true}"));
+    http_stop(h);
+    holder_done(&holder);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +238,8 @@ int main(void)
         cmocka_unit_test(gzip),
         cmocka_unit_test(listen_addresses),
         cmocka_unit_test(control_characters),
+        cmocka_unit_test(exposure),
+        cmocka_unit_test(slow_answer_is_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,12 @@
-/* log: level parsing and the per-target rate limit. */
+/* log: level parsing, the per-target rate limit, and the shape of a line. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -31,11 +35,50 @@ static void ratelimit(void **state)
     assert_int_equal(rl.suppressed, 0);
 }
 
+/* Logs through log_msg() with stderr sent to a temporary file; returns what was written. */
+static char *captured(LogLevel level, const char *msg)
+{
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), 2) == 2);
+    log_msg(level, "%s", msg);
+    fflush(stderr);
+    assert_true(dup2(saved, 2) == 2);
+    close(saved);
+    long n = ftell(tmp);
+    rewind(tmp);
+    char *out = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(out, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    return out;
+}
+
+/* Every line has the prefix and level; a message that brings its own newline (libmicrohttpd's
+ * do) still makes one line; below the level, nothing. */
+static void lines(void **state)
+{
+    log_set_level(LOG_LEVEL_WARN);
+    char *out = captured(LOG_LEVEL_WARN, "http: Error processing request. Closing connection.\n");
+    assert_string_equal(out, "pymemd: warn: http: Error processing request. Closing connection.\n");
+    free(out);
+    out = captured(LOG_LEVEL_ERROR, "plain");
+    assert_string_equal(out, "pymemd: error: plain\n");
+    free(out);
+    out = captured(LOG_LEVEL_INFO, "below the level");
+    assert_string_equal(out, "");
+    free(out);
+    log_set_level(LOG_LEVEL_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(levels),
         cmocka_unit_test(ratelimit),
+        cmocka_unit_test(lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

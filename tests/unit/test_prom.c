@@ -113,11 +113,47 @@ static void openmetrics_format(void **state)
     free(t);
 }
 
+/* The remainder past the top N is object_type="other"; real types named other, other~ keep
+ * their own, distinct series however the ranking falls. */
+static void other_never_collides(void **state)
+{
+    TargetSample s[2];
+    fill(&s[0], &s[1]);
+    CensusType types[] = {
+        {.name = "other", .count = 50, .bytes = 5000},
+        {.name = "other~", .count = 40, .bytes = 4000},
+        {.name = "dict", .count = 30, .bytes = 3000},
+        {.name = "other", .count = 20, .bytes = 2000}, /* past the top 3: into the remainder */
+        {.name = "list", .count = 10, .bytes = 1000},
+    };
+    Census c = {.types = types, .ntypes = ARRAY_SIZE(types), .total = 150};
+    s[0].census = &c;
+    char *t = prom_render(PROM_TEXT, "0.1.0", s, 2, 3, NULL);
+    assert_non_null(t);
+    const char *lbl = "python_objects{pid=\"42\",name=\"we\\\"ird\\\\name\",object_type=";
+    char want[256];
+    snprintf(want, sizeof(want), "%s\"other~\"} 50", lbl);
+    assert_true(has_line(t, want));
+    snprintf(want, sizeof(want), "%s\"other~~\"} 40", lbl);
+    assert_true(has_line(t, want));
+    snprintf(want, sizeof(want), "%s\"dict\"} 30", lbl);
+    assert_true(has_line(t, want));
+    snprintf(want, sizeof(want), "%s\"other\"} 30", lbl); /* 20 + 10 */
+    assert_true(has_line(t, want));
+    /* Exactly one series per label value. */
+    snprintf(want, sizeof(want), "%s\"other\"}", lbl);
+    const char *first = strstr(t, want);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, want));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_format),
         cmocka_unit_test(openmetrics_format),
+        cmocka_unit_test(other_never_collides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
