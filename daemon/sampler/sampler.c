@@ -1007,8 +1007,13 @@ static int request_now(Sampler *s, CensusRequest *req, double timeout, double *r
     bool done = req->done;
     pthread_mutex_unlock(&s->lock);
     if (!done) {
-        snprintf(err, errlen, "the %s did not finish within %gs",
-                 req->referrers ? "referrers" : "census", timeout);
+        if (req->referrers)
+            snprintf(err, errlen,
+                     "the referrers did not finish within %gs; they go on, and their answer is "
+                     "kept for the next request",
+                     timeout);
+        else
+            snprintf(err, errlen, "the census did not finish within %gs", timeout);
         return -ETIMEDOUT;
     }
     snprintf(err, errlen, "%s", req->err);
