@@ -759,10 +759,9 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
-/* What a visitor reads through: the copy, or the stopped target for what it lacks. */
-/* A visitor's reads: while the target is stopped (a pass that reads on demand), bounded by the
- * pause budget as the walk is, so that following references never stops it longer than a
- * census would. */
+/* What a visitor reads through: the copy, or the stopped target for what it lacks; then bounded
+ * by the pause budget as the walk is, so that following references never keeps the target
+ * stopped longer than a census would. */
 static int census_read(void *view, uint64_t addr, void *buf, size_t len)
 {
     View *v = view;
