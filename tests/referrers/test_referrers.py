@@ -120,6 +120,16 @@ def _search(name, kept=Session()):  # held only by the codec registry's search f
     return None
 codecs.register(_search)
 del _search
+def _search_codec(name):            # its answer, kept only by the codec registry's cache
+    if name != "leakycodec":
+        return None
+    def encode(text, errors="strict", kept=Session()):
+        return text, len(text)
+    return codecs.CodecInfo(encode, encode, name="leakycodec")
+codecs.register(_search_codec)
+codecs.lookup("leakycodec")
+del _search_codec
+codecs.register_error("leaky", lambda exc, kept=Session(): ("?", exc.end))  # an error handler
 '''
 
 TARGET = r'''
@@ -180,6 +190,8 @@ EXPECTED_ROOTS = {
     "builtins.leaky_builtin": ("module global", 1),
     "sys.leaky_sys": ("module global", 1),
     "codecs.register() search functions": ("interpreter table", 1),
+    "codecs search cache": ("interpreter table", 1),
+    "codecs.register_error() handlers": ("interpreter table", 1),
 }
 UNREACHED = 3  # the cycle's two, and the one only itertools.repeat holds
 
