@@ -6,17 +6,24 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "fmt.h"
+#include "jget.h"
 #include "pymemd/api.h"
 
 static const char referrers_help[] =
-    "Usage: pymemctl referrers PID TYPE [--url URL] [--json] [--no-color]\n"
+    "Usage: pymemctl referrers PID TYPE [--fresh] [--url URL] [--json] [--no-color]\n"
     "Who keeps the live instances of TYPE alive in process PID: the objects that\n"
     "refer to them directly, by type; those pymemd does not follow but found them\n"
     "in; weak references; and the chains from a module global or class attribute\n"
     "that reach them, shortest first, with how many instances each holds.\n"
     "TYPE is a type name of `pymemctl objects PID`. pymemd copies the heap as for a\n"
-    "census (the process may be stopped briefly; pymemctl waits up to 35 s).\n"
+    "census (the process may be stopped briefly; pymemctl waits up to 35 s). The\n"
+    "daemon keeps its latest answer for each type and shows it again, saying when\n"
+    "it was computed.\n"
     "\n"
+    "      --fresh           have pymemd compute it again now (at most once per\n"
+    "                        census_min_interval per process: inside it the kept\n"
+    "                        answer is shown)\n"
     "      --json            print the daemon's JSON\n"
     "                        (GET " PYMEMD_PATH_PROCESSES "/PID/referrers?type=TYPE)\n";
 
@@ -91,11 +98,20 @@ static int encode(const char *s, char *out, size_t size)
 
 int cmd_referrers(Ctl *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {CTL_COMMON_OPTIONS, {0}};
+    enum { OPT_FRESH = OPT_FIRST_COMMAND_OPTION };
+    static const struct option options[] = {
+        CTL_COMMON_OPTIONS,
+        {"fresh", no_argument, NULL, OPT_FRESH},
+        {0},
+    };
     _cleanup_(ctl_answer_clear) CtlAnswer a = {0};
+    bool fresh = false;
     int opt, r;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
+        case OPT_FRESH:
+            fresh = true;
+            break;
         case 'h':
             fputs(referrers_help, stdout);
             return CTL_EXIT_OK;
@@ -117,14 +133,16 @@ int cmd_referrers(Ctl *ctl, int argc, char **argv)
         return ctl_usage_error("referrers", "TYPE must be a type name of 1 to 127 characters");
     if ((r = ctl_ready(ctl)) != 0)
         return r;
-    snprintf(path, sizeof(path), PYMEMD_PATH_PROCESSES "/%ld/referrers?type=%s", pid, type);
+    snprintf(path, sizeof(path), PYMEMD_PATH_PROCESSES "/%ld/referrers?type=%s%s", pid, type,
+             fresh ? "&fresh=1" : "");
     if (ctl_get(ctl, path, CTL_TIMEOUT_CENSUS_MS, &a) != CTL_EXIT_OK)
         return ctl_fail(&a);
     if (ctl->json)
         return ctl_print_raw(&a);
     const char *t = str(a.json, "type");
-    printf("%s in process %ld: %.0f live instances (paused %.3f s)\n", t ? t : argv[optind + 1],
-           pid, num(a.json, "count"), num(a.json, "pause_seconds"));
+    printf("%s in process %ld: %.0f live instances (at %s, %s; paused %.3f s)\n",
+           t ? t : argv[optind + 1], pid, num(a.json, "count"), FMT(fmt_clock, jnum(a.json, "at")),
+           FMT(fmt_ago, jnum(a.json, "at")), num(a.json, "pause_seconds"));
     print_groups(a.json, "referrers", "Held directly by:");
     print_groups(a.json, "unfollowed",
                  "Not followed by pymemd, but holding them (addresses found in their bodies):");

@@ -399,10 +399,11 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
 /* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
  * state); a census (or a referrers walk) may stop a target for up to
  * max_census_pause_on_demand, so the wait allows that and the walk. */
-static int referrers_now(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
-                         char **ret_json, char *err, size_t errlen)
+static int referrers_now(void *ctx, pid_t pid, const char *type, bool fresh,
+                         double *ret_retry_after, char **ret_json, char *err, size_t errlen)
 {
-    return sampler_referrers_now(ctx, pid, type, 30.0, ret_retry_after, ret_json, err, errlen);
+    return sampler_referrers_now(ctx, pid, type, fresh, 30.0, ret_retry_after, ret_json, err,
+                                 errlen);
 }
 
 static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, size_t errlen)

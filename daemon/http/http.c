@@ -467,7 +467,9 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
     return r;
 }
 
-/* DESIGN §4.1: computed over a new census copy on every request (fresh=1 is implied). */
+/* DESIGN §4.1. The latest answer for the type, kept by the sampler, answers a request without
+ * fresh=1, and one with it inside census_min_interval; its at and an Age header say how old it
+ * is, as for a census. */
 static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, pid_t pid)
 {
     const char *type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type");
@@ -475,9 +477,9 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
         return send_error(c, MHD_HTTP_BAD_REQUEST, "type=T is required (a census type name)");
     char err[300] = "", *json = NULL;
     double retry = 0;
-    int k = h->referrers
-                ? h->referrers(h->referrers_ctx, pid, type, &retry, &json, err, sizeof(err))
-                : -ENOTSUP;
+    int k = h->referrers ? h->referrers(h->referrers_ctx, pid, type, query_flag(c, "fresh"), &retry,
+                                        &json, err, sizeof(err))
+                         : -ENOTSUP;
     if (k == -EAGAIN)
         return send_too_many(c, retry, "%s", err);
     if (k < 0)
@@ -486,7 +488,12 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
                           : k == -EINVAL ? MHD_HTTP_BAD_REQUEST
                                          : MHD_HTTP_SERVICE_UNAVAILABLE,
                           "referrers of process %d failed: %s", pid, err[0] ? err : strerror(-k));
-    return send_owned(c, MHD_HTTP_OK, json, strlen(json), CONTENT_TYPE_JSON);
+    if (k == 0)
+        return send_owned(c, MHD_HTTP_OK, json, strlen(json), CONTENT_TYPE_JSON);
+    cJSON *doc = cJSON_Parse(json);
+    free(json);
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "at");
+    return send_json_age(c, doc, cJSON_IsNumber(at) ? fmax(0, clock_real() - at->valuedouble) : 0);
 }
 
 static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,

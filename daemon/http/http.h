@@ -35,11 +35,11 @@ void http_stop(HttpServer *h);
  * restrict it. */
 bool http_exposed(const HttpServer *h, char *buf, size_t len);
 
-/* Answers GET .../referrers?type=T: 0 with the JSON document in *ret_json (the server frees it),
- * -EAGAIN when rate-limited (429 after *ret_retry_after seconds), or -errno with a sentence in
- * err. */
-typedef int (*HttpReferrersFn)(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
-                               char **ret_json, char *err, size_t errlen);
+/* Answers GET .../referrers?type=T[&fresh=1]: 0 (computed now) or 1 (an earlier answer, kept)
+ * with the JSON document in *ret_json (the server frees it), -EAGAIN when rate-limited (429
+ * after *ret_retry_after seconds), or -errno with a sentence in err. */
+typedef int (*HttpReferrersFn)(void *ctx, pid_t pid, const char *type, bool fresh,
+                               double *ret_retry_after, char **ret_json, char *err, size_t errlen);
 /* Serves .../referrers through fn (with ctx); before this call the path answers 503. */
 void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx);
 

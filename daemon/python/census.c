@@ -131,6 +131,8 @@ typedef struct View {
     uint64_t pages_read;
     uint64_t mem_left; /* of census_max_memory, for pages read on demand */
     bool sealed;       /* the target runs again: a page that was not copied is a miss, not a read */
+    double deadline;   /* monotonic: a visitor reading while the target is stopped stops then */
+    uint64_t visitor_reads;
 } View;
 
 /* What one census of a target leaves for the next: the pages outside the arenas it needed.
@@ -817,9 +819,14 @@ static int gc_state(Rmem *r, const PyLayout *l, uint64_t gc, uint8_t *buf, int64
     return 0;
 }
 
-/* What a visitor reads through: the copy, or the stopped target for what it lacks. */
+/* What a visitor reads through: the copy, or the stopped target for what it lacks; then bounded
+ * by the pause budget as the walk is, so that following references never keeps the target
+ * stopped longer than a census would. */
 static int census_read(void *view, uint64_t addr, void *buf, size_t len)
 {
+    View *v = view;
+    if (v->deadline && ++v->visitor_reads % 4096 == 0 && clock_mono() > v->deadline)
+        return -ETIMEDOUT;
     return view_read(view, addr, buf, len);
 }
 
@@ -946,8 +953,17 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         total += c->generation[g];
     }
     c->total = total;
-    if (k >= 0 && p->vis && (k = p->vis->done(p->vis->ud, census_read, v)) < 0 && k != -ENODATA)
-        set_err(p->err, p->errlen, "following references failed: %s", strerror(-k));
+    v->deadline = deadline;
+    if (k >= 0 && p->vis && (k = p->vis->done(p->vis->ud, census_read, v)) < 0 && k != -ENODATA) {
+        if (k == -ETIMEDOUT)
+            set_err(p->err, p->errlen,
+                    "abandoned: following references over pages the copy lacked would have kept "
+                    "the process stopped longer than max_census_pause (%gs); the process was "
+                    "resumed, and the next try copies them in advance",
+                    p->max_pause);
+        else
+            set_err(p->err, p->errlen, "following references failed: %s", strerror(-k));
+    }
     if (k >= 0 && p->mode == CENSUS_NONBLOCKING) {
         /* A running mutator: the walk counts only if nothing moved meanwhile. */
         if ((k = gc_state(p->r, l, p->gc, after, &sum_after)) < 0 || sum_after != sum_before ||

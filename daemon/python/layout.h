@@ -197,6 +197,9 @@ typedef struct PyLayout {
      * tp_name and tp_basicsize (*_basicsize below). */
     struct {
         uint32_t modules; /* PyObject * sys.modules in PyInterpreterState */
+        /* PyObject * in PyInterpreterState: the codec registry's search functions (list), search
+         * cache and error handlers (dicts) */
+        uint32_t codec_tables[3];
         /* PyDictObject and its key table (struct _dictkeysobject; before 3.11 it is private to
          * Objects/dict-common.h, see genlayout.c). */
         uint32_t dict_basicsize;
@@ -248,6 +251,7 @@ typedef struct PyLayout {
         uint32_t module_basicsize, module_dict;
         uint32_t func_basicsize;
         uint32_t func_fields[14]; /* PyObject * members func_traverse visits; PYL_NONE ends */
+        uint32_t traceback_basicsize, traceback_next, traceback_frame;
         uint32_t weakref_basicsize, weakref_object;
         /* Frames (up to 3.10 the generator holds a frame object) and 3.11+ generators. */
         uint32_t gen_frame;           /* up to 3.10: PyFrameObject *gi_frame */
@@ -256,7 +260,15 @@ typedef struct PyLayout {
         uint32_t iframe_stacktop;     /* int, 3.11-3.13 */
         uint32_t iframe_stackpointer; /* _PyStackRef *, 3.14+ */
         uint32_t iframe_localsplus;
-        uint32_t frame_fields[8]; /* up to 3.10: PyObject * members frame_traverse visits */
+        uint32_t iframe_fields[4]; /* 3.11+: PyObject * (3.14+: tagged) _PyFrame_Traverse visits */
+        /* PyObject * members of a frame object frame_traverse visits: up to 3.10 all of them
+         * (then its locals and stack); from 3.11 those besides its _PyInterpreterFrame
+         * (sizes.frame_frame), whose locals it visits only when iframe_owner (char) is
+         * owned_by_frame_object. */
+        uint32_t frame_fields[8];
+        uint32_t iframe_owner;
+        int32_t owned_by_frame_object;
+        uint32_t stack_int_tag; /* 3.14+: low bits of a stack reference that is an int */
         uint32_t frame_localsplus;
         uint32_t frame_valuestack;
         uint32_t frame_stacktop;   /* PyObject **, 3.8-3.9 */

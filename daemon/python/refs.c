@@ -21,6 +21,14 @@
 #define LABEL_MAX   (2 * REFS_NAME_MAX + 32)
 #define MAX_CHAINS  4096 /* distinct chains told apart; instances past them count as "more" */
 
+/* Errors that end the whole walk rather than mark one object unreadable: a page the copy lacks
+ * (the census then copies again, see census_take_visit), its time up while the target is
+ * stopped, no memory. */
+static bool stops_walk(int k)
+{
+    return k == -ENODATA || k == -ETIMEDOUT || k == -ENOMEM;
+}
+
 /* ---- the objects of a walk, by address ------------------------------------------------- */
 
 typedef struct Obj {
@@ -34,8 +42,10 @@ typedef struct Ctx {
     uint64_t interp;  /* the main interpreter */
     Obj *objs;
     size_t n, cap;
-    uint32_t *index; /* open addressing: 1 + position in objs; 0 empty */
-    size_t icap;
+    uint64_t *ikey; /* open addressing on the address: the address, 0 empty */
+    uint32_t *ipos; /* its position in objs */
+    size_t icap;    /* 1 << (64 - ishift) */
+    unsigned ishift;
     uint8_t *inst; /* per object: an instance of the type asked for */
     Refs *x;
     char msg[256];
@@ -64,10 +74,15 @@ static int ctx_object(void *ud, uint64_t obj, uint64_t type)
     return 0;
 }
 
+/* Fibonacci hashing: the product's high bits, which every bit of the address stirs. Its low
+ * bits would not do: objects of one size class lie a fixed stride apart, so the low bits of
+ * their addresses (and of any product of them) take a few values only, and the probes pile up
+ * in clusters. The slot holds the address itself, so that a probe (most lookups are of objects
+ * that are not GC-tracked: str, int) touches one array, not the objects' too. */
 static size_t slot_of(const Ctx *c, uint64_t addr)
 {
-    size_t i = (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull) & (c->icap - 1);
-    while (c->index[i] && c->objs[c->index[i] - 1].addr != addr)
+    size_t i = (size_t)(((addr >> 3) * 0x9e3779b97f4a7c15ull) >> c->ishift);
+    while (c->ikey[i] && c->ikey[i] != addr)
         i = (i + 1) & (c->icap - 1);
     return i;
 }
@@ -75,21 +90,31 @@ static size_t slot_of(const Ctx *c, uint64_t addr)
 /* The position of the walked object at addr, or -1. */
 static int64_t find(const Ctx *c, uint64_t addr)
 {
-    uint32_t v = c->index[slot_of(c, addr)];
-    return v ? (int64_t)v - 1 : -1;
+    size_t i = slot_of(c, addr);
+    return c->ikey[i] ? (int64_t)c->ipos[i] : -1;
 }
 
+/* At most two thirds full: about two probes for an address that is not there, mostly in one
+ * cache line. */
 static int build_index(Ctx *c)
 {
-    free(c->index);
+    free(c->ikey);
+    free(c->ipos);
     c->icap = 1024;
-    while (c->icap < c->n * 2)
+    c->ishift = 64 - 10;
+    while (c->icap < c->n + c->n / 2) {
         c->icap *= 2;
-    c->index = calloc(c->icap, sizeof(*c->index));
-    if (!c->index)
+        c->ishift--;
+    }
+    c->ikey = calloc(c->icap, sizeof(*c->ikey));
+    c->ipos = malloc(c->icap * sizeof(*c->ipos));
+    if (!c->ikey || !c->ipos)
         return -ENOMEM;
-    for (size_t i = 0; i < c->n; i++)
-        c->index[slot_of(c, c->objs[i].addr)] = (uint32_t)(i + 1);
+    for (size_t i = 0; i < c->n; i++) {
+        size_t j = slot_of(c, c->objs[i].addr);
+        c->ikey[j] = c->objs[i].addr;
+        c->ipos[j] = (uint32_t)i;
+    }
     return 0;
 }
 
@@ -191,7 +216,7 @@ static int direct_referrers(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         Hits h = {c, 0, 0};
         int k = traverser_visit(t, o->addr, o->type, count_hit, &h);
         const TraverseType *ti;
-        if (k == -ENODATA || k == -ENOMEM)
+        if (stops_walk(k))
             return k;
         if (traverser_type(t, o->type, &ti) < 0) {
             x->unreadable++;
@@ -207,7 +232,7 @@ static int direct_referrers(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         }
         int64_t hits;
         k = scan_body(c, t, read, rctx, o, &hits);
-        if (k == -ENODATA || k == -ENOMEM)
+        if (stops_walk(k))
             return k;
         if (k < 0)
             x->unreadable++;
@@ -226,9 +251,31 @@ typedef struct Bfs {
     uint32_t *queue;
     size_t tail;
     int32_t from;
-    char (*labels)[LABEL_MAX]; /* the frame locals seeded */
+    char (*labels)[LABEL_MAX]; /* the frame locals and interpreter tables seeded */
+    const char **kinds;        /* each label's kind */
     size_t nlabels;
 } Bfs;
+
+/* Seeds the walk with object i (not seen yet), the root of chains named label, of that kind. */
+static int seed(Bfs *b, int64_t i, const char *label, const char *kind)
+{
+    if (i < 0 || b->parent[i] != UNSEEN)
+        return 0;
+    char(*lb)[LABEL_MAX] = realloc(b->labels, (b->nlabels + 1) * sizeof(*lb));
+    if (!lb)
+        return -ENOMEM;
+    b->labels = lb;
+    const char **kd = realloc(b->kinds, (b->nlabels + 1) * sizeof(*kd));
+    if (!kd)
+        return -ENOMEM;
+    b->kinds = kd;
+    snprintf(lb[b->nlabels], LABEL_MAX, "%s", label);
+    kd[b->nlabels] = kind;
+    b->parent[i] = SEEDED;
+    b->key[i] = b->nlabels++;
+    b->queue[b->tail++] = (uint32_t)i;
+    return 0;
+}
 
 static int bfs_visit(void *ud, uint64_t ref, uint64_t key, bool weak)
 {
@@ -268,10 +315,10 @@ static void describe(Ctx *c, Traverser *t, const Bfs *b, int32_t i, RefsRoot *r)
     int32_t top = i;
     for (int32_t p = b->parent[i]; p >= 0 && n < 64; p = b->parent[p])
         path[n++] = top = p;
-    if (b->parent[top] == SEEDED) { /* a thread's frame local, then what it leads through */
+    if (b->parent[top] == SEEDED) { /* a frame local or a table, then what it leads through */
         char name[REFS_NAME_MAX];
         snprintf(r->root, sizeof(r->root), "%s", b->labels[b->key[top]]);
-        r->kind = "thread frame local";
+        r->kind = b->kinds[b->key[top]];
         for (int j = n - 1; j >= 0 && r->nchain < REFS_CHAIN_MAX; j--) {
             const TraverseType *ti;
             int32_t o = path[j];
@@ -400,11 +447,11 @@ static int seed_threads(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, Bfs
     uint64_t threads[MAX_THREADS], ts;
     int nthreads = 0, k = 0;
     if (!c->interp || (k = rd64(read, rctx, c->interp + l->interp.threads_head, &ts)) < 0)
-        return c->interp && k == -ENODATA ? k : 0;
+        return c->interp && stops_walk(k) ? k : 0;
     while (ts && nthreads < MAX_THREADS) {
         threads[nthreads++] = ts;
         if ((k = rd64(read, rctx, ts + l->tstate.next, &ts)) < 0)
-            return k == -ENODATA ? k : 0;
+            return stops_walk(k) ? k : 0;
     }
     bool old = l->refs.tstate_frame != PYL_NONE; /* up to 3.10: PyFrameObject */
     for (int n = nthreads - 1; n >= 0; n--) {
@@ -459,26 +506,22 @@ static int seed_threads(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, Bfs
                 uint64_t v;
                 if ((k = rd64(read, rctx, locals + (uint64_t)j * 8, &v)) < 0)
                     break;
-                int64_t i = v ? find(c, v & ~tag) : -1;
+                uint64_t int_tag = tag ? l->refs.stack_int_tag : 0;
+                int64_t i = v && !(int_tag && (v & int_tag) == int_tag) ? find(c, v & ~tag) : -1;
                 if (i < 0 || b->parent[i] != UNSEEN)
                     continue;
-                char(*lb)[LABEL_MAX] = realloc(b->labels, (b->nlabels + 1) * sizeof(*lb));
-                if (!lb)
-                    return -ENOMEM;
-                b->labels = lb;
-                char var[REFS_NAME_MAX];
+                char var[REFS_NAME_MAX], label[LABEL_MAX];
                 local_name(t, read, rctx, l, names, lens, j, var, sizeof(var));
-                snprintf(lb[b->nlabels], LABEL_MAX, "thread %d: %.100s(): %.100s", nthreads - n,
-                         func, var);
-                b->parent[i] = SEEDED;
-                b->key[i] = b->nlabels++;
-                b->queue[b->tail++] = (uint32_t)i;
+                snprintf(label, sizeof(label), "thread %d: %.100s(): %.100s", nthreads - n, func,
+                         var);
+                if ((k = seed(b, i, label, "thread frame local")) < 0)
+                    return k;
             }
             if (k < 0)
                 break;
             k = rd64(read, rctx, f + (old ? l->refs.frame_back : l->refs.iframe_previous), &f);
         }
-        if (k == -ENODATA || k == -ENOMEM)
+        if (stops_walk(k))
             return k;
     }
     return 0;
@@ -510,12 +553,34 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
     }
     if ((k = seed_threads(c, t, read, rctx, &b)) < 0)
         goto out;
-    for (size_t head = 0; head < b.tail; head++) {
-        uint32_t i = b.queue[head];
-        b.from = (int32_t)i;
-        k = traverser_visit(t, c->objs[i].addr, c->objs[i].type, bfs_visit, &b);
-        if (k == -ENODATA || k == -ENOMEM)
-            goto out;
+    /* Then, for what those leave unreached, the interpreter's own tables that no module holds
+     * (the codec registry); sys, builtins and the import machinery are modules, reached above. */
+    static const char *const codec_labels[3] = {
+        "codecs.register() search functions",
+        "codecs search cache",
+        "codecs.register_error() handlers",
+    };
+    for (int stage = 0, head = 0; stage < 2; stage++) {
+        for (; (size_t)head < b.tail; head++) {
+            uint32_t i = b.queue[head];
+            b.from = (int32_t)i;
+            k = traverser_visit(t, c->objs[i].addr, c->objs[i].type, bfs_visit, &b);
+            if (stops_walk(k))
+                goto out;
+        }
+        for (int j = 0; stage == 0 && c->interp && j < 3; j++) {
+            uint64_t table;
+            if (c->l->refs.codec_tables[j] == PYL_NONE)
+                continue;
+            if ((k = rd64(read, rctx, c->interp + c->l->refs.codec_tables[j], &table)) < 0) {
+                if (stops_walk(k))
+                    goto out;
+                continue;
+            }
+            if ((k = seed(&b, table ? find(c, table) : -1, codec_labels[j], "interpreter table")) <
+                0)
+                goto out;
+        }
     }
     k = 0;
     /* The queue is spent: from here it maps a holder to the chain of its instances. */
@@ -576,6 +641,7 @@ out:
     free(b.key);
     free(b.queue);
     free(b.labels);
+    free(b.kinds);
     return k;
 }
 
@@ -594,7 +660,7 @@ static int resolve(Ctx *c, Traverser *t, uint64_t *ret)
         prev = type;
         const TraverseType *ti;
         int k = traverser_type(t, type, &ti);
-        if (k == -ENODATA || k == -ENOMEM)
+        if (stops_walk(k))
             return k;
         if (k < 0)
             continue;
@@ -701,7 +767,8 @@ int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const c
     if (k < 0 && c.msg[0])
         snprintf(err, errlen, "%s", c.msg);
     free(c.objs);
-    free(c.index);
+    free(c.ikey);
+    free(c.ipos);
     free(c.inst);
     if (k < 0) {
         refs_free(x);

@@ -1,8 +1,8 @@
 /* refs: who holds the live instances of a type (DESIGN §4.1), read out of the census's copy of
  * the heap: the direct referrers grouped by type, the referrers pymemd does not follow (found by
  * scanning their bodies for the instances' addresses), weak references, and the chains from
- * sys.modules (module globals, class attributes) and from the threads' frame locals that keep
- * the instances alive. */
+ * sys.modules (module globals, class attributes), from the threads' frame locals, and then from
+ * the interpreter's tables no module holds (the codec registry) that keep the instances alive. */
 #pragma once
 
 #include <stdint.h>
@@ -24,7 +24,8 @@ typedef struct RefsGroup {
 typedef struct RefsRoot {
     char root[2 * REFS_NAME_MAX + 8]; /* "module.name", "module.Class.name"; "" when none */
     const char *kind;                 /* "module global", "class attribute", "thread frame local",
-                                         "sys.modules", "unreached" */
+                                         "interpreter table", "sys.modules", "more chains",
+                                         "unreached" */
     int64_t holds;                    /* instances reached through this chain */
     int nchain;
     char chain[REFS_CHAIN_MAX][REFS_NAME_MAX + 16]; /* "module leaky", "dict _cache" */

@@ -181,6 +181,7 @@ static TraverseKind kind_of(const PyLayout *l, const TraverseType *ti)
         {"coroutine", TK_GENERATOR, l->sizes.gen_basicsize},
         {"async_generator", TK_GENERATOR, 0},
         {"frame", TK_FRAME, l->sizes.frame_basicsize},
+        {"traceback", TK_TRACEBACK, l->refs.traceback_basicsize},
         {"weakref", TK_WEAKREF, l->refs.weakref_basicsize},
         {"weakref.ReferenceType", TK_WEAKREF, l->refs.weakref_basicsize},
     };
@@ -194,7 +195,8 @@ static TraverseKind kind_of(const PyLayout *l, const TraverseType *ti)
             if (known[i].kind == TK_GENERATOR && l->refs.gen_frame == PYL_NONE &&
                 l->refs.gen_frame_state == PYL_NONE)
                 return TK_UNKNOWN;
-            if (known[i].kind == TK_FRAME && l->refs.frame_localsplus == PYL_NONE)
+            if (known[i].kind == TK_FRAME && l->refs.frame_localsplus == PYL_NONE &&
+                l->refs.iframe_owner == PYL_NONE)
                 return TK_UNKNOWN;
             return known[i].kind;
         }
@@ -305,10 +307,11 @@ static int visit_field(Ctx *c, uint64_t addr)
     return k < 0 ? k : visit_ptr(c, p, 0);
 }
 
-/* n consecutive PyObject * from addr, with tag bits cleared (3.14+ stack references). */
+/* n consecutive PyObject * from addr; with tag_bits, stack references (3.14+): tagged ints
+ * skipped, the tag bits of the others cleared. */
 static int visit_array(Ctx *c, uint64_t addr, int64_t n, uint64_t tag_bits)
 {
-    uint64_t buf[CHUNK];
+    uint64_t buf[CHUNK], int_tag = tag_bits ? c->t->l->refs.stack_int_tag : 0;
     if (n < 0 || n > MAX_ITEMS)
         return -EIO;
     for (int64_t i = 0; i < n; i += CHUNK) {
@@ -316,9 +319,12 @@ static int visit_array(Ctx *c, uint64_t addr, int64_t n, uint64_t tag_bits)
         int k = rd(c->t, addr + (uint64_t)i * 8, buf, m * 8);
         if (k < 0)
             return k;
-        for (size_t j = 0; j < m; j++)
+        for (size_t j = 0; j < m; j++) {
+            if (int_tag && (buf[j] & int_tag) == int_tag)
+                continue;
             if ((k = visit_ptr(c, buf[j] & ~tag_bits, 0)) < 0)
                 return k;
+        }
     }
     return 0;
 }
@@ -479,21 +485,23 @@ static int visit_fields(Ctx *c, uint64_t obj, const uint32_t *f, size_t n)
     return 0;
 }
 
-/* Generators, coroutines and async generators: up to 3.10 they hold a frame object; from 3.11
- * the frame is inside them, its locals and stack visited while it is not cleared. */
-static int visit_generator(Ctx *c, uint64_t obj)
+/* A 3.11+ _PyInterpreterFrame, as _PyFrame_Traverse: its frame object, f_locals, function and
+ * code, then its locals and value stack. */
+static int visit_iframe(Ctx *c, uint64_t iframe)
 {
     const PyLayout *l = c->t->l;
-    int k;
-    if (l->refs.gen_frame != PYL_NONE)
-        return visit_field(c, obj + l->refs.gen_frame);
-    int8_t state;
-    if ((k = rd(c->t, obj + l->refs.gen_frame_state, &state, 1)) < 0)
-        return k;
-    if (state >= l->refs.frame_cleared)
-        return 0;
-    uint64_t iframe = obj + l->sizes.gen_iframe, locals = iframe + l->refs.iframe_localsplus;
+    uint64_t tag = l->sizes.code_tag_bits, locals = iframe + l->refs.iframe_localsplus;
     int64_t n;
+    int k;
+    for (size_t i = 0; i < 4 && l->refs.iframe_fields[i] != PYL_NONE; i++) {
+        uint64_t p;
+        if ((k = rd64(c->t, iframe + l->refs.iframe_fields[i], &p)) < 0)
+            return k;
+        if (l->refs.stack_int_tag && (p & l->refs.stack_int_tag) == l->refs.stack_int_tag)
+            continue;
+        if ((k = visit_ptr(c, p & ~tag, 0)) < 0)
+            return k;
+    }
     if (l->refs.iframe_stacktop != PYL_NONE) {
         int32_t top;
         if ((k = rd(c->t, iframe + l->refs.iframe_stacktop, &top, 4)) < 0)
@@ -507,7 +515,39 @@ static int visit_generator(Ctx *c, uint64_t obj)
             return -EIO;
         n = (int64_t)((sp - locals) / 8);
     }
-    return visit_array(c, locals, n, l->sizes.code_tag_bits);
+    return visit_array(c, locals, n, tag);
+}
+
+/* Generators, coroutines and async generators: up to 3.10 they hold a frame object; from 3.11
+ * the frame is inside them, visited while it is not cleared. */
+static int visit_generator(Ctx *c, uint64_t obj)
+{
+    const PyLayout *l = c->t->l;
+    int k;
+    if (l->refs.gen_frame != PYL_NONE)
+        return visit_field(c, obj + l->refs.gen_frame);
+    int8_t state;
+    if ((k = rd(c->t, obj + l->refs.gen_frame_state, &state, 1)) < 0)
+        return k;
+    if (state >= l->refs.frame_cleared)
+        return 0;
+    return visit_iframe(c, obj + l->sizes.gen_iframe);
+}
+
+/* Frame objects from 3.11: f_back, f_trace (3.13+: the extra locals, 3.14+: the overwritten fast
+ * locals), then, once the frame object owns its frame (its function has returned), that
+ * frame. A frame still running (or a generator's) is visited by its thread (or generator). */
+static int visit_frame_object(Ctx *c, uint64_t obj)
+{
+    const PyLayout *l = c->t->l;
+    uint64_t iframe;
+    int8_t owner;
+    int k;
+    if ((k = visit_fields(c, obj, l->refs.frame_fields, 8)) < 0 ||
+        (k = rd64(c->t, obj + l->sizes.frame_frame, &iframe)) < 0 ||
+        (k = rd(c->t, iframe + l->refs.iframe_owner, &owner, 1)) < 0)
+        return k;
+    return owner == l->refs.owned_by_frame_object ? visit_iframe(c, iframe) : 0;
 }
 
 /* Frame objects up to 3.10: their fields, the fast locals, cells and free variables, and the
@@ -519,6 +559,8 @@ static int visit_frame(Ctx *c, uint64_t obj)
     int32_t nlocals;
     int64_t ncells = 0, nfrees = 0, depth = 0;
     int k;
+    if (l->refs.frame_localsplus == PYL_NONE)
+        return visit_frame_object(c, obj);
     if ((k = visit_fields(c, obj, l->refs.frame_fields, 8)) < 0 ||
         (k = rd64(c->t, obj + l->sizes.frame_code, &code)) < 0 ||
         (k = rd(c->t, code + l->sizes.code_nlocals, &nlocals, 4)) < 0 ||
@@ -670,6 +712,10 @@ static int visit_kind(Ctx *c, uint64_t obj, TraverseKind kind, bool heap, uint64
         return visit_generator(c, obj);
     case TK_FRAME:
         return visit_frame(c, obj);
+    case TK_TRACEBACK:
+        if ((k = visit_field(c, obj + l->refs.traceback_next)) < 0)
+            return k;
+        return visit_field(c, obj + l->refs.traceback_frame);
     case TK_WEAKREF: {
         uint64_t p;
         if ((k = rd64(c->t, obj + l->refs.weakref_object, &p)) < 0)

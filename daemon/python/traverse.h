@@ -5,10 +5,10 @@
  * dict (combined and split tables, every key-table layout), collections.defaultdict and
  * collections.OrderedDict, list, tuple, set, frozenset, cell, function, method, module, heap
  * type objects, collections.deque, generators/coroutines/async generators (their frame's locals
- * and value stack), frame objects up to 3.10, weakref (weakly: wr_object, never as holding), and
- * instances of classes made by a class statement (__slots__, the instance dict, 3.11+ managed
- * dicts and 3.13+ inline values, then what their builtin base holds). Anything else is not
- * followed: the caller may scan its body instead. */
+ * and value stack), frame objects (3.11+: their frame's only once they own it), tracebacks, weakref
+ * (weakly: wr_object, never as holding), and instances of classes made by a class statement
+ * (__slots__, the instance dict, 3.11+ managed dicts and 3.13+ inline values, then what their
+ * builtin base holds). Anything else is not followed: the caller may scan its body instead. */
 #pragma once
 
 #include <stdbool.h>
@@ -36,6 +36,7 @@ typedef enum TraverseKind {
     TK_DEQUE,
     TK_GENERATOR,
     TK_FRAME,
+    TK_TRACEBACK,
     TK_WEAKREF,
 } TraverseKind;
 

@@ -68,6 +68,7 @@ typedef struct CensusRequest {
     double retry_after;
     char err[300];
     const char *referrers; /* GET .../referrers?type=T: T (the asker's); NULL for a census */
+    bool fresh;            /* referrers: ?fresh=1, an earlier answer only inside the window */
     char *json;            /* the referrers' answer, for the asker to free */
     struct CensusRequest *next;
 } CensusRequest;
@@ -81,6 +82,17 @@ typedef struct CensusGate {
     int result;
     char err[300];
 } CensusGate;
+
+/* The latest referrers answer of a pid for one type, kept so that asking again (inside
+ * census_min_interval, or without ?fresh=1) is answered without stopping the target again. At
+ * most REFS_ANSWERS_PER_PID per pid (the oldest goes); a pid's go when it is unwatched or execs. */
+#define REFS_ANSWERS_PER_PID 8
+typedef struct RefsAnswer {
+    pid_t pid;
+    char type[128]; /* as asked */
+    double at;      /* monotonic: when computed */
+    char *json;
+} RefsAnswer;
 
 /* The one census in flight, run by the census worker thread so that its walk (seconds for a
  * big heap) never holds up sampling. Guarded by the lock. */
@@ -112,6 +124,8 @@ struct Sampler {
     CensusRequest *requests;    /* guarded by lock, oldest first */
     CensusGate *gates;          /* guarded by lock */
     size_t ngates;
+    RefsAnswer *answers; /* guarded by lock */
+    size_t nanswers;
     CensusJob job;           /* guarded by lock */
     unsigned requests_added; /* guarded by lock: bumped by every new request */
     unsigned requests_seen;  /* what serve_requests last looked at (the thread's) */
@@ -257,6 +271,56 @@ static void gate_drop(Sampler *s, pid_t pid)
         *g = s->gates[--s->ngates];
 }
 
+/* ---- referrers answers kept (with the lock held) ------------------------------------------ */
+
+static RefsAnswer *answer_find(Sampler *s, pid_t pid, const char *type)
+{
+    for (size_t i = 0; i < s->nanswers; i++)
+        if (s->answers[i].pid == pid && strcmp(s->answers[i].type, type) == 0)
+            return &s->answers[i];
+    return NULL;
+}
+
+static void answer_remove(Sampler *s, RefsAnswer *a)
+{
+    free(a->json);
+    *a = s->answers[--s->nanswers];
+}
+
+/* Drops every answer of pid (type NULL) or its answer for one type. */
+static void answers_drop(Sampler *s, pid_t pid, const char *type)
+{
+    for (size_t i = s->nanswers; i-- > 0;)
+        if (s->answers[i].pid == pid && (!type || strcmp(s->answers[i].type, type) == 0))
+            answer_remove(s, &s->answers[i]);
+}
+
+/* Keeps json (taken over) as the latest answer of pid for type; on failure it is just freed:
+ * the next request computes one again, which is still correct. */
+static void answer_keep(Sampler *s, pid_t pid, const char *type, double at, char *json)
+{
+    answers_drop(s, pid, type);
+    size_t mine = 0;
+    RefsAnswer *oldest = NULL;
+    for (size_t i = 0; i < s->nanswers; i++)
+        if (s->answers[i].pid == pid) {
+            mine++;
+            if (!oldest || s->answers[i].at < oldest->at)
+                oldest = &s->answers[i];
+        }
+    if (mine >= REFS_ANSWERS_PER_PID)
+        answer_remove(s, oldest);
+    RefsAnswer *n = realloc(s->answers, (s->nanswers + 1) * sizeof(*n));
+    if (!n) {
+        free(json);
+        return;
+    }
+    s->answers = n;
+    n[s->nanswers] = (RefsAnswer){.pid = pid, .at = at, .json = json};
+    snprintf(n[s->nanswers].type, sizeof(n->type), "%s", type);
+    s->nanswers++;
+}
+
 /* Whether a request for pid is answered without a census: inside census_min_interval of the
  * last census. Then *ret_result is 1 (serve the latest) or -EAGAIN with *ret_retry and the
  * reason the last failed in err. */
@@ -320,23 +384,37 @@ static void finish_requests(Sampler *s, pid_t pid, RequestKind kind, const char 
     pthread_cond_broadcast(&s->census_done);
 }
 
-/* Referrers copy the heap as a census does, so ?fresh=1's window bounds them too, on a gate of
- * their own (keyed -pid): asking for referrers right after a fresh census is what a person
- * does. Inside the window there is no earlier answer to give (another type may be asked), so
- * the answer is 429. */
-static bool referrers_gate(Sampler *s, pid_t pid, double now, int *ret_result, double *ret_retry,
-                           char *err, size_t errlen)
+/* Whether a referrers request is answered without a new copy of the heap, and how. Referrers
+ * copy the heap as a census does, so ?fresh=1's window bounds them too, on a gate of their own
+ * (keyed -pid): asking for referrers right after a fresh census is what a person does. Without
+ * ?fresh=1 the latest answer for the type answers, however old; with it, only inside the window.
+ * Then *ret_result is 1 with a copy of that answer in *ret_json, or -EAGAIN (inside the window
+ * with no answer for that type, or its last attempt failed) with *ret_retry and the reason in
+ * err, or -ENOMEM. */
+static bool referrers_answered(Sampler *s, const CensusRequest *r, double now, int *ret_result,
+                               double *ret_retry, char **ret_json, char *err, size_t errlen)
 {
+    const RefsAnswer *a = answer_find(s, r->pid, r->referrers);
     int result;
-    if (!gate_answers(s, -pid, now, &result, ret_retry, err, errlen))
+    bool gated = gate_answers(s, -r->pid, now, &result, ret_retry, err, errlen);
+    if (!a && !gated)
+        return false;
+    if (a && (!r->fresh || gated)) {
+        *ret_json = strdup(a->json);
+        *ret_result = *ret_json ? 1 : -ENOMEM;
+        if (!*ret_json)
+            snprintf(err, errlen, "out of memory");
+        return true;
+    }
+    if (!gated)
         return false;
     *ret_result = -EAGAIN;
     if (result >= 0)
         snprintf(err, errlen,
-                 "referrers of process %d were computed %.1fs ago; census_min_interval (%gs) "
-                 "allows the next in %.1fs",
-                 pid, s->cur.opt.census_min_interval - *ret_retry, s->cur.opt.census_min_interval,
-                 *ret_retry);
+                 "referrers of process %d were computed %.1fs ago, not for '%s'; "
+                 "census_min_interval (%gs) allows the next in %.1fs",
+                 r->pid, s->cur.opt.census_min_interval - *ret_retry, r->referrers,
+                 s->cur.opt.census_min_interval, *ret_retry);
     return true;
 }
 
@@ -402,6 +480,7 @@ static void unwatch(Sampler *s, size_t i)
     pthread_mutex_lock(&s->lock);
     gate_drop(s, target_pid(w->t));
     gate_drop(s, -target_pid(w->t));
+    answers_drop(s, target_pid(w->t), NULL);
     pthread_mutex_unlock(&s->lock);
     census_free(w->census);
     census_free(w->prev_census);
@@ -589,8 +668,13 @@ static bool census_collect(Sampler *s, const SamplerOptions *opt)
         pthread_mutex_lock(&s->lock);
         gate_record(s, -j.pid, j.started, j.result, j.err);
         finish_requests(s, j.pid, FOR_REFERRERS, j.referrers, j.result, 0, j.err, j.json);
+        if (j.result >= 0)
+            answer_keep(s, j.pid, j.referrers, j.started, j.json);
+        else
+            answers_drop(s, j.pid, j.referrers); /* the latest attempt failed: say so */
         pthread_mutex_unlock(&s->lock);
-        free(j.json);
+        if (j.result < 0)
+            free(j.json);
         return true;
     }
     if (j.result < 0) {
@@ -676,7 +760,10 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             continue;
         }
         if (t.new_image) {
-            /* exec() in place: the censuses were of the old program. */
+            /* exec() in place: the censuses (and referrers) were of the old program. */
+            pthread_mutex_lock(&s->lock);
+            answers_drop(s, t.pid, NULL);
+            pthread_mutex_unlock(&s->lock);
             w->census = census_free(w->census);
             w->prev_census = census_free(w->prev_census);
             w->census_error[0] = 0;
@@ -804,8 +891,14 @@ static bool serve_requests(Sampler *s, const SamplerOptions *opt)
             snprintf(err, sizeof(err), "process %d is not a watched, readable Python process", pid);
             finish_requests(s, pid, FOR_ALL, NULL, -ENOENT, 0, err, NULL);
         } else if (r->referrers) {
-            if (referrers_gate(s, pid, clock_mono(), &result, &retry, err, sizeof(err))) {
-                finish_requests(s, pid, FOR_REFERRERS, r->referrers, result, retry, err, NULL);
+            char *json = NULL;
+            if (referrers_answered(s, r, clock_mono(), &result, &retry, &json, err, sizeof(err))) {
+                r->result = result;
+                r->retry_after = retry;
+                snprintf(r->err, sizeof(r->err), "%s", err);
+                r->json = json;
+                r->done = true;
+                pthread_cond_broadcast(&s->census_done);
             } else if (idle && !start && census_ready(w)) {
                 start = pid;
                 snprintf(start_type, sizeof(start_type), "%s", r->referrers);
@@ -886,9 +979,10 @@ static int request_now(Sampler *s, CensusRequest *req, double timeout, double *r
 {
     pthread_mutex_lock(&s->lock);
     int result;
-    double retry;
-    if (req->referrers ? referrers_gate(s, req->pid, clock_mono(), &result, &retry, err, errlen)
-                       : gate_answers(s, req->pid, clock_mono(), &result, &retry, err, errlen)) {
+    double retry = 0;
+    if (req->referrers
+            ? referrers_answered(s, req, clock_mono(), &result, &retry, &req->json, err, errlen)
+            : gate_answers(s, req->pid, clock_mono(), &result, &retry, err, errlen)) {
         pthread_mutex_unlock(&s->lock);
         *ret_retry_after = retry;
         return result;
@@ -916,8 +1010,13 @@ static int request_now(Sampler *s, CensusRequest *req, double timeout, double *r
     bool done = req->done;
     pthread_mutex_unlock(&s->lock);
     if (!done) {
-        snprintf(err, errlen, "the %s did not finish within %gs",
-                 req->referrers ? "referrers" : "census", timeout);
+        if (req->referrers)
+            snprintf(err, errlen,
+                     "the referrers did not finish within %gs; they go on, and their answer is "
+                     "kept for the next request",
+                     timeout);
+        else
+            snprintf(err, errlen, "the census did not finish within %gs", timeout);
         return -ETIMEDOUT;
     }
     snprintf(err, errlen, "%s", req->err);
@@ -932,10 +1031,10 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
     return request_now(s, &req, timeout, ret_retry_after, err, errlen);
 }
 
-int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout,
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, bool fresh, double timeout,
                           double *ret_retry_after, char **ret_json, char *err, size_t errlen)
 {
-    CensusRequest req = {.pid = pid, .referrers = type};
+    CensusRequest req = {.pid = pid, .referrers = type, .fresh = fresh};
     int k = request_now(s, &req, timeout, ret_retry_after, err, errlen);
     if (k >= 0)
         *ret_json = req.json;
@@ -1112,6 +1211,9 @@ void sampler_stop(Sampler *s)
         free(s->ignored[i].exe);
     free(s->ignored);
     free(s->gates);
+    while (s->nanswers)
+        answer_remove(s, &s->answers[0]);
+    free(s->answers);
     free_regexes(s);
     optcopy_free(&s->cur);
     optcopy_free(&s->pending);

@@ -71,11 +71,16 @@ int sampler_census_now(Sampler *s, pid_t pid, double timeout, double *ret_retry_
 bool sampler_census_selects(const regex_t *census_re, bool explicit_pid, const regex_t *re,
                             size_t nre, const ProcIdentity *id);
 /* Who holds the instances of `type` in pid (python/refs.h), computed on the census thread over
- * a fresh census copy, one at a time with the censuses. Rate-limited like ?fresh=1: one per
- * census_min_interval per process, else -EAGAIN with *ret_retry_after and the reason in err.
- * Returns 0 with the JSON document in *ret_json (the caller frees it), or -errno with a
- * sentence in err (-ENOENT: not watched or no such type; -EINVAL: an ambiguous name). */
-int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, double timeout,
+ * a fresh census copy, one at a time with the censuses. The latest answer for each type asked
+ * (a few per pid) is kept: without `fresh` it answers, however old; with `fresh` a new one is
+ * computed, rate-limited like ?fresh=1 to one per census_min_interval per process, inside which
+ * the kept answer for that type answers. Returns 0 (computed for this request, or for another
+ * one for the same pid and type waiting at the same time) or 1 (a kept answer) with the JSON
+ * document in *ret_json (the caller frees it); -EAGAIN inside the window with no answer kept for
+ * that type (or its last attempt failed), with *ret_retry_after and the reason in err; or
+ * -errno with a sentence in err (-ENOENT: not watched or no such type; -EINVAL: an ambiguous
+ * name). */
+int sampler_referrers_now(Sampler *s, pid_t pid, const char *type, bool fresh, double timeout,
                           double *ret_retry_after, char **ret_json, char *err, size_t errlen);
 
 /* Monotonic time of the last finished loop iteration: the watchdog checks it moves. */

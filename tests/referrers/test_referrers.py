@@ -2,16 +2,19 @@
 """Referrers against the target's own view, on every interpreter of the matrix.
 
 Each target imports a module `leaky` that builds known holding structures around instances of
-`Session`: a running function's local, a module-level dict cache, a list in a class attribute, a closure, a __slots__
-holder, an instance attribute, a deque, a generator's local, a cycle with no root (the GC is
-disabled so it stays), and one held only by itertools.repeat, a C type pymemd does not follow.
+`Session`: a running function's local, a module-level dict cache, a list in a class attribute, a
+closure, a __slots__ holder, an instance attribute, a deque, a generator's local, frame objects
+(of a returned function, of a traceback, of a suspended generator), the builtins and sys
+modules, the codec registry (no module holds it), a cycle with no root (the GC is disabled so it
+stays), and one held only by itertools.repeat, a C type pymemd does not follow.
 Once built it prints its own ground truth: for every object of gc.get_objects(), how many
 of gc.get_referents(o) (what its tp_traverse visits) are Session instances, grouped by
 type(o).__name__ (its own temporaries left out), then waits. pymemd --once --referrers Session
 must give the same count, and referrers plus unfollowed must equal that grouping exactly; roots
 must name the holders by their real names.
 
-Prints PASS/FAIL/SKIP lines and ends with "N passed, M failed, K skipped"; exit 1 on a FAIL.
+Prints PASS/FAIL/SKIP lines (tests/lib/pymemdtest.py) and ends with "N passed, M failed, K
+skipped"; exit 1 on a FAIL.
 """
 import argparse
 import json
@@ -19,13 +22,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pymemdtest  # noqa: E402
-from pymemdtest import CHILDREN, clean_env, read_line, short  # noqa: E402
+from pymemdtest import CHILDREN, Fail, Skip, case, clean_env, read_line, short  # noqa: E402
 
 LEAKY = r'''
 import collections, itertools
@@ -94,6 +94,42 @@ exposed = Holder()
 exposed.session = Session()
 vars(exposed)               # its __dict__ made real
 bound = Session().ping      # a bound method's __self__
+
+import sys, builtins, codecs
+def _returned():
+    held = Session()
+    return sys._getframe()
+returned_frame = _returned()  # a frame object that outlived its function: it owns its locals
+def _raiser():
+    doomed = Session()
+    raise ValueError("kept")
+try:
+    _raiser()
+except ValueError as e:
+    kept_tb = e.__traceback__   # traceback -> traceback -> the raiser's frame -> its local
+def _paused():
+    inside = Session()
+    yield 1
+paused = _paused()
+next(paused)
+paused_frames = [paused.gi_frame]  # a suspended generator's frame object: the generator holds
+                                   # its locals (3.11+), or this frame (up to 3.10)
+builtins.leaky_builtin = Session()  # held only by the builtins module's dict
+sys.leaky_sys = Session()           # held only by the sys module's dict
+def _search(name, kept=Session()):  # held only by the codec registry's search functions
+    return None
+codecs.register(_search)
+del _search
+def _search_codec(name):            # its answer, kept only by the codec registry's cache
+    if name != "leakycodec":
+        return None
+    def encode(text, errors="strict", kept=Session()):
+        return text, len(text)
+    return codecs.CodecInfo(encode, encode, name="leakycodec")
+codecs.register(_search_codec)
+codecs.lookup("leakycodec")
+del _search_codec
+codecs.register_error("leaky", lambda exc, kept=Session(): ("?", exc.end))  # an error handler
 '''
 
 TARGET = r'''
@@ -148,16 +184,16 @@ EXPECTED_ROOTS = {
     "leaky.exposed": ("module global", 1),
     "leaky.bound": ("module global", 1),
     "thread 1: serve(): pending": ("thread frame local", 4),
+    "leaky.returned_frame": ("module global", 1),
+    "leaky.kept_tb": ("module global", 1),
+    "leaky.paused": ("module global", 1),
+    "builtins.leaky_builtin": ("module global", 1),
+    "sys.leaky_sys": ("module global", 1),
+    "codecs.register() search functions": ("interpreter table", 1),
+    "codecs search cache": ("interpreter table", 1),
+    "codecs.register_error() handlers": ("interpreter table", 1),
 }
 UNREACHED = 3  # the cycle's two, and the one only itertools.repeat holds
-
-RESULTS = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-
-
-def report(status, label, msg):
-    RESULTS[status] += 1
-    print("%s %s: %s" % (status, label, msg), flush=True)
-
 
 def interpreters():
     out = []
@@ -184,111 +220,115 @@ def interpreters():
     return out
 
 
-def check(label, python, pymemd, tmp):
+def spawn_target(python, tmp):
     p = CHILDREN.spawn([python, "-c", TARGET, tmp], stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
+    return p, json.loads(read_line(p, 60))
+
+
+def referrers_of(doc):
+    return dict((g["type"], [g["objects"], g["refs"]]) for g in doc["referrers"] + doc["unfollowed"])
+
+
+def check_interpreter(c, python, why, pymemd, tmp):
+    if python is None:
+        raise Skip(why)
+    p, truth = spawn_target(python, tmp)
     try:
-        truth = json.loads(read_line(p, 60))
         r = subprocess.run([pymemd, "--once", "--pid", str(p.pid), "--referrers", "Session"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
                            universal_newlines=True)
         if r.returncode != 0:
-            return report("FAIL", label, "pymemd exited %d: %s" % (r.returncode, short(r.stderr)))
+            raise Fail("pymemd exited %d: %s" % (r.returncode, short(r.stderr)))
         doc = json.loads(r.stdout)
-        got = {}
-        for g in doc["referrers"] + doc["unfollowed"]:
-            got[g["type"]] = [g["objects"], g["refs"]]
-        problems = []
-        if doc["count"] != truth["count"]:
-            problems.append("count %d, the target says %d" % (doc["count"], truth["count"]))
-        if got != truth["groups"]:
-            problems.append("referrers %s, the target's own %s" % (sorted(got.items()),
-                                                                    sorted(truth["groups"].items())))
-        unf = dict((g["type"], g["objects"]) for g in doc["unfollowed"])
-        if unf != {"repeat": 1}:
-            problems.append("unfollowed %s, expected only repeat" % unf)
+        c.eq("count", truth["count"], doc["count"])
+        c.eq("referrers (the target's own gc.get_referents grouping)", truth["groups"],
+             referrers_of(doc))
+        c.eq("unfollowed", {"repeat": 1},
+             dict((g["type"], g["objects"]) for g in doc["unfollowed"]))
         roots = dict((x["root"], (x["kind"], x["holds"])) for x in doc["roots"])
         for name, want in EXPECTED_ROOTS.items():
-            if roots.get(name) != want:
-                problems.append("root %s: %s, expected %s" % (name, roots.get(name), want))
-        weak = [(g["type"], g["objects"]) for g in doc["weak"]]
-        if weak != [(truth["weakref"], 1)]:
-            problems.append("weak %s, expected one %s" % (weak, truth["weakref"]))
-        unreached = sum(x["holds"] for x in doc["roots"] if x["kind"] == "unreached")
-        if unreached != UNREACHED:
-            problems.append("%d unreached, expected %d" % (unreached, UNREACHED))
-        if problems:
-            return report("FAIL", label, "; ".join(problems))
-        report("PASS", label, "%d instances, %d referrer types, %d roots" % (
-            doc["count"], len(got), len(doc["roots"])))
+            c.eq("root %s" % name, list(want), list(roots[name]) if name in roots else None)
+        c.eq("weak", [[truth["weakref"], 1]], [[g["type"], g["objects"]] for g in doc["weak"]])
+        c.eq("unreached", UNREACHED,
+             sum(x["holds"] for x in doc["roots"] if x["kind"] == "unreached"))
+        c.note("%d instances, %d referrer types, %d roots" % (
+            doc["count"], len(doc["referrers"]), len(doc["roots"])))
     finally:
         CHILDREN.reap(p)
 
 
-def check_http(python, pymemd, pymemctl, tmp):
-    """The same answer over HTTP and through pymemctl, from a running daemon."""
-    label = "http+pymemctl"
-    p = CHILDREN.spawn([python, "-c", TARGET, tmp], stdin=subprocess.PIPE,
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
+def check_http(c, python, pymemd, pymemctl, tmp):
+    """The same answer over HTTP and through pymemctl, from a running daemon; the answers it
+    keeps, and the rate limit."""
+    p, truth = spawn_target(python, tmp)
     d = None
     try:
-        truth = json.loads(read_line(p, 60))
-        # census_min_interval = 0: this case checks the answers, one request after another;
-        # the rate limit is checked below with a daemon that has it.
+        # census_min_interval = 0: no window, but answers are kept all the same.
         d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
                                        "--census-interval", "0"], "pymemd",
                               conf="census_min_interval = 0\n", env=clean_env()).start()
-        port = d.port
-        url = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, p.pid)
+        base = "/api/v1/processes/%d/referrers?type=" % p.pid
         pymemdtest.wait_ok(d, [p.pid])
-        with urllib.request.urlopen(url + "/referrers?type=Session", timeout=60) as r:
-            doc = json.load(r)
-        got = dict((g["type"], [g["objects"], g["refs"]])
-                   for g in doc["referrers"] + doc["unfollowed"])
-        problems = []
-        if got != truth["groups"] or doc["count"] != truth["count"]:
-            problems.append("HTTP referrers %s, the target's own %s" % (
-                sorted(got.items()), sorted(truth["groups"].items())))
-        try:
-            urllib.request.urlopen(url + "/referrers?type=NoSuchType", timeout=60)
-            problems.append("an unknown type was not refused")
-        except urllib.error.HTTPError as e:
-            if e.code != 404:
-                problems.append("an unknown type got HTTP %d, not 404" % e.code)
-        r = subprocess.run([pymemctl, "--url", "127.0.0.1:%d" % port, "referrers", str(p.pid),
+        r = d.get(base + "Session", timeout=60)
+        c.eq("first request's status", 200, r.status)
+        c.eq("first request's Age header (computed for it)", None, r.h("Age"))
+        doc = r.json()
+        c.eq("HTTP referrers", truth["groups"], referrers_of(doc))
+        c.eq("HTTP count", truth["count"], doc["count"])
+        st, err = d.status_json(base + "NoSuchType")
+        c.eq("an unknown type's status", 404, st)
+        # Without fresh=1 the kept answer answers, with its at and an Age header.
+        r = d.get(base + "Session", timeout=60)
+        c.eq("a second request's status", 200, r.status)
+        c.eq("a second request's answer (the kept one)", doc, r.json())
+        c.ok(r.h("Age") is not None and 0 <= int(r.h("Age")) <= 60,
+             "a kept answer has an Age header of 0..60 s: %r" % r.h("Age"))
+        # With fresh=1 and no window, a new one: another copy, another at.
+        r = d.get(base + "Session&fresh=1", timeout=60)
+        fresh = r.json()
+        c.eq("fresh=1's Age header (computed for it)", None, r.h("Age"))
+        c.ok(fresh["at"] > doc["at"], "fresh=1 was answered from a new copy: at %r, the first %r"
+             % (fresh["at"], doc["at"]))
+        c.eq("fresh=1's referrers", truth["groups"], referrers_of(fresh))
+        r = subprocess.run([pymemctl, "--url", "127.0.0.1:%d" % d.port, "referrers", str(p.pid),
                             "Session"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60, universal_newlines=True)
         for want in ("leaky._cache (module global)  holds 5",
                      "module leaky -> class Registry -> list pending"):
-            if r.returncode != 0 or want not in r.stdout:
-                problems.append("pymemctl referrers (exit %d) lacks %r: %s" % (
-                    r.returncode, want, short(r.stdout + r.stderr)))
-        # Referrers copy the heap as a census does: a second request inside census_min_interval
-        # is refused with 429 and Retry-After instead of stopping the target again.
+            c.ok(r.returncode == 0 and want in r.stdout, "pymemctl referrers (exit %d) lacks %r: %s"
+                 % (r.returncode, want, short(r.stdout + r.stderr)))
         d.shutdown()
+        d = None
+        # Referrers copy the heap as a census does: inside census_min_interval a request is
+        # answered with the kept answer for its type (fresh=1 or not), or, when there is none,
+        # refused with 429 and Retry-After instead of stopping the target again.
         d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
                                        "--census-interval", "0"], "pymemd",
                               conf="census_min_interval = 30\n", env=clean_env()).start()
-        url = "http://127.0.0.1:%d/api/v1/processes/%d" % (d.port, p.pid)
         pymemdtest.wait_ok(d, [p.pid])
-        with urllib.request.urlopen(url + "/referrers?type=Session", timeout=60) as r:
-            json.load(r)
-        try:
-            urllib.request.urlopen(url + "/referrers?type=Session", timeout=60)
-            problems.append("a second request inside census_min_interval was answered")
-        except urllib.error.HTTPError as e:
-            retry = e.headers.get("Retry-After")
-            if e.code != 429 or not retry or not 0 < int(retry) <= 30:
-                problems.append("a second request inside census_min_interval got HTTP %d, "
-                                "Retry-After %r (expected 429, 1..30)" % (e.code, retry))
-        if problems:
-            return report("FAIL", label, "; ".join(problems))
-        report("PASS", label, "HTTP and pymemctl agree with the target; a second request "
-               "inside census_min_interval gets 429")
+        first = d.json(base + "Session&fresh=1", timeout=60)
+        r = d.get(base + "Session&fresh=1", timeout=60)
+        c.eq("fresh=1 inside census_min_interval: status", 200, r.status)
+        c.eq("fresh=1 inside census_min_interval: the kept answer", first, r.json())
+        c.ok(r.h("Age") is not None and 0 <= int(r.h("Age")) <= 30,
+             "fresh=1 inside census_min_interval: Age header of 0..30 s: %r" % r.h("Age"))
+        r = d.get(base + "Registry&fresh=1", timeout=60)
+        retry = r.h("Retry-After")
+        c.eq("another type inside census_min_interval: status", 429, r.status)
+        c.ok(retry and 0 < int(retry) <= 30, "429's Retry-After %r, expected 1..30" % retry)
     finally:
         if d is not None:
             d.shutdown()
         CHILDREN.reap(p)
+
+
+def run(args, tmp):
+    with open(os.path.join(tmp, "leaky.py"), "w") as f:
+        f.write(LEAKY)
+    for label, path, why in interpreters():
+        case(label, check_interpreter, path, why, args.pymemd, tmp)
+    case("http+pymemctl", check_http, sys.executable, args.pymemd, args.pymemctl, tmp)
 
 
 def main():
@@ -300,25 +340,8 @@ def main():
         print("SKIP all: reading other processes needs root or CAP_SYS_PTRACE")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "leaky.py"), "w") as f:
-            f.write(LEAKY)
-        try:
-            for label, path, why in interpreters():
-                if not path:
-                    report("SKIP", label, why)
-                    continue
-                try:
-                    check(label, path, args.pymemd, tmp)
-                except Exception as e:  # one interpreter's failure is reported, not fatal
-                    report("FAIL", label, "%s: %s" % (type(e).__name__, short(str(e))))
-            try:
-                check_http(sys.executable, args.pymemd, args.pymemctl, tmp)
-            except Exception as e:
-                report("FAIL", "http+pymemctl", "%s: %s" % (type(e).__name__, short(str(e))))
-        finally:
-            CHILDREN.stop_all()
-    print("%d passed, %d failed, %d skipped" % (RESULTS["PASS"], RESULTS["FAIL"], RESULTS["SKIP"]))
-    return 1 if RESULTS["FAIL"] else 0
+        return pymemdtest.run_driver("referrers against the target's own gc.get_referents()",
+                                     run, args, tmp)
 
 
 if __name__ == "__main__":

@@ -142,10 +142,77 @@ static void test_dict_and_list(void **state)
     }
 }
 
+static void put32(uint64_t addr, uint32_t v)
+{
+    memcpy(mem + (addr - BASE), &v, 4);
+}
+
+/* 3.11+ frame objects: their own members always; the locals and stack of their frame only once
+ * they own it, tagged ints (3.14+) skipped and tag bits cleared; a traceback's next and frame. */
+static void test_frame_and_traceback(void **state)
+{
+    (void)state;
+    int tested = 0;
+    for (size_t i = 0; i < pylayout_ntables; i++) {
+        const PyLayout *l = &pylayout_tables[i];
+        if (l->refs.iframe_owner == PYL_NONE)
+            continue;
+        tested++;
+        memset(mem, 0, sizeof(mem));
+        uint64_t frame_type = BASE + 0x1000, tb_type = BASE + 0x2000;
+        make_type(l, frame_type, "frame", l->sizes.frame_basicsize);
+        make_type(l, tb_type, "traceback", l->refs.traceback_basicsize);
+        uint64_t f = BASE + 0x4000, iframe = f + 0x100, back = BASE + 0x7000, trace = BASE + 0x7100;
+        uint64_t func = BASE + 0x7200, code = BASE + 0x7300, local = BASE + 0x7400;
+        uint64_t held = BASE + 0x7500;
+        put64(f + l->object.ob_type, frame_type);
+        put64(f + l->refs.frame_fields[0], back);  /* f_back */
+        put64(f + l->refs.frame_fields[1], trace); /* f_trace */
+        put64(f + l->sizes.frame_frame, iframe);
+        put64(iframe + l->refs.iframe_fields[2], func | (l->sizes.code_tag_bits & 1));
+        put64(iframe + l->refs.iframe_fields[3], code);
+        uint64_t locals = iframe + l->refs.iframe_localsplus;
+        put64(locals, local);
+        put64(locals + 8, l->refs.stack_int_tag ? (42u << 2) | l->refs.stack_int_tag : 0);
+        put64(locals + 16, held | (l->sizes.code_tag_bits & 1));
+        if (l->refs.iframe_stacktop != PYL_NONE)
+            put32(iframe + l->refs.iframe_stacktop, 3);
+        else
+            put64(iframe + l->refs.iframe_stackpointer, locals + 24);
+
+        _cleanup_(traverser_freep) Traverser *t = NULL;
+        assert_int_equal(traverser_new(l, fake_read, NULL, &t), 0);
+        /* Running (owned by its thread): its members only. */
+        put8(iframe + l->refs.iframe_owner, 0);
+        Seen s = {0};
+        assert_int_equal(traverser_visit(t, f, frame_type, record, &s), 0);
+        assert_int_equal(s.n, 2);
+        assert_true(s.refs[0] == back && s.refs[1] == trace);
+        /* Returned (owned by the frame object): then its frame, as _PyFrame_Traverse. */
+        put8(iframe + l->refs.iframe_owner, (uint8_t)l->refs.owned_by_frame_object);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(traverser_visit(t, f, frame_type, record, &s), 0);
+        assert_int_equal(s.n, 6);
+        assert_true(s.refs[2] == func && s.refs[3] == code);
+        assert_true(s.refs[4] == local && s.refs[5] == held);
+
+        uint64_t tb = BASE + 0x9000, next = BASE + 0x9100;
+        put64(tb + l->object.ob_type, tb_type);
+        put64(tb + l->refs.traceback_next, next);
+        put64(tb + l->refs.traceback_frame, f);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(traverser_visit(t, tb, tb_type, record, &s), 0);
+        assert_int_equal(s.n, 2);
+        assert_true(s.refs[0] == next && s.refs[1] == f);
+    }
+    assert_true(tested > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dict_and_list),
+        cmocka_unit_test(test_frame_and_traceback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -401,6 +401,22 @@ static void print_refs(void)
 #else
     FIELD("modules", offsetof(Interp, modules));
 #endif
+    {
+        /* The codec registry (Python/codecs.c): search functions (a list), the cache of their
+         * answers and the error handlers (dicts), reachable from no module. */
+        size_t f[] = {
+#if PY_VERSION_HEX >= 0x030D0000
+            offsetof(Interp, codecs.search_path),
+            offsetof(Interp, codecs.search_cache),
+            offsetof(Interp, codecs.error_registry),
+#else
+            offsetof(Interp, codec_search_path),
+            offsetof(Interp, codec_search_cache),
+            offsetof(Interp, codec_error_registry),
+#endif
+        };
+        print_list("codec_tables", f, sizeof(f) / sizeof(f[0]), 3);
+    }
     FIELD("dict_basicsize", sizeof(PyDictObject));
     FIELD("dict_keys", offsetof(PyDictObject, ma_keys));
     FIELD("dict_values", offsetof(PyDictObject, ma_values));
@@ -528,6 +544,10 @@ static void print_refs(void)
         };
         print_list("func_fields", f, sizeof(f) / sizeof(f[0]), 14);
     }
+    /* tb_traverse (Python/traceback.c) visits tb_next and tb_frame. */
+    FIELD("traceback_basicsize", sizeof(PyTracebackObject));
+    FIELD("traceback_next", offsetof(PyTracebackObject, tb_next));
+    FIELD("traceback_frame", offsetof(PyTracebackObject, tb_frame));
     FIELD("weakref_basicsize", sizeof(PyWeakReference));
     FIELD("weakref_object", offsetof(PyWeakReference, wr_object));
 #if PY_VERSION_HEX >= 0x030B0000
@@ -542,7 +562,52 @@ static void print_refs(void)
     NONE("iframe_stackpointer");
 #endif
     FIELD("iframe_localsplus", offsetof(_PyInterpreterFrame, localsplus));
-    print_list("frame_fields", NULL, 0, 8);
+    {
+        /* _PyFrame_Traverse (Python/frame.c): frame_obj, f_locals, the function and the code
+         * (3.14+: stack references, their tag bits cleared), then locals and stack. */
+        typedef _PyInterpreterFrame I;
+        size_t f[] = {
+            offsetof(I, frame_obj),
+            offsetof(I, f_locals),
+#if PY_VERSION_HEX >= 0x030C0000
+            offsetof(I, f_funcobj),
+#else
+            offsetof(I, f_func),
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+            offsetof(I, f_executable),
+#else
+            offsetof(I, f_code),
+#endif
+        };
+        print_list("iframe_fields", f, sizeof(f) / sizeof(f[0]), 4);
+    }
+    /* frame_traverse (Objects/frameobject.c) visits these members of a frame object, then its
+     * _PyInterpreterFrame only when the frame object owns it (the function has returned). */
+    {
+        typedef PyFrameObject Fr;
+        size_t f[] = {
+            offsetof(Fr, f_back),
+            offsetof(Fr, f_trace),
+#if PY_VERSION_HEX >= 0x030D0000
+            offsetof(Fr, f_extra_locals),
+            offsetof(Fr, f_locals_cache),
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+            offsetof(Fr, f_overwritten_fast_locals),
+#endif
+        };
+        print_list("frame_fields", f, sizeof(f) / sizeof(f[0]), 8);
+    }
+    FIELD("iframe_owner", offsetof(_PyInterpreterFrame, owner));
+    SFIELD("owned_by_frame_object", FRAME_OWNED_BY_FRAME_OBJECT);
+#if defined(Py_INT_TAG)
+    /* 3.14+: a stack reference with these low bits is a tagged int, no object
+     * (_PyGC_VisitFrameStack skips it). */
+    FIELD("stack_int_tag", Py_INT_TAG);
+#else
+    FIELD("stack_int_tag", 0);
+#endif
     NONE("frame_localsplus");
     NONE("frame_valuestack");
     NONE("frame_stacktop");
@@ -560,6 +625,10 @@ static void print_refs(void)
                       offsetof(Fr, f_globals), offsetof(Fr, f_locals), offsetof(Fr, f_trace)};
         print_list("frame_fields", f, sizeof(f) / sizeof(f[0]), 8);
     }
+    print_list("iframe_fields", NULL, 0, 4);
+    NONE("iframe_owner");
+    SFIELD("owned_by_frame_object", 0);
+    FIELD("stack_int_tag", 0);
     FIELD("frame_localsplus", offsetof(PyFrameObject, f_localsplus));
     FIELD("frame_valuestack", offsetof(PyFrameObject, f_valuestack));
 #if PY_VERSION_HEX >= 0x030A0000
