@@ -154,6 +154,13 @@ static int cmp_group(const void *a, const void *b)
     return strcmp(x->type, y->type);
 }
 
+/* Largest first. An empty list may be NULL, which qsort must not be given (UBSan says so). */
+static void sort_groups(RefsGroup *g, size_t n)
+{
+    if (n > 1)
+        qsort(g, n, sizeof(*g), cmp_group);
+}
+
 /* ---- direct referrers ------------------------------------------------------------------ */
 
 typedef struct Hits {
@@ -626,7 +633,8 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
     if ((more && (k = append_summary(&v, &nv, "more chains", more)) < 0) ||
         (unreached && (k = append_summary(&v, &nv, "unreached", unreached)) < 0))
         goto out;
-    qsort(v, nv, sizeof(*v), cmp_root);
+    if (nv > 1)
+        qsort(v, nv, sizeof(*v), cmp_root);
     if (nv > REFS_ROOTS_MAX) { /* the unreached entry, last, is kept */
         if (strcmp(v[nv - 1].kind, "unreached") == 0)
             v[REFS_ROOTS_MAX - 1] = v[nv - 1];
@@ -724,9 +732,9 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
         }
     if ((k = direct_referrers(c, t, read, rctx)) < 0 || (k = roots(c, t, read, rctx)) < 0)
         return k;
-    qsort(x->referrers, x->nreferrers, sizeof(*x->referrers), cmp_group);
-    qsort(x->unfollowed, x->nunfollowed, sizeof(*x->unfollowed), cmp_group);
-    qsort(x->weak, x->nweak, sizeof(*x->weak), cmp_group);
+    sort_groups(x->referrers, x->nreferrers);
+    sort_groups(x->unfollowed, x->nunfollowed);
+    sort_groups(x->weak, x->nweak);
     return 0;
 }
 

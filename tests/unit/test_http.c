@@ -179,8 +179,8 @@ static void exposure(void **state)
 
 /* A referrers walk that takes longer than the idle timeout (5 s): its client sent its request
  * and waits, rightly silent; the answer must reach it, not a connection closed as idle. */
-static int slow_referrers(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
-                          char **ret_json, char *err, size_t errlen)
+static int slow_referrers(void *ctx, pid_t pid, const char *type, bool fresh,
+                          double *ret_retry_after, char **ret_json, char *err, size_t errlen)
 {
     struct timespec ts = {6, 500000000};
     nanosleep(&ts, NULL);
