@@ -196,7 +196,6 @@ static int build_config(const Cmdline *cl, Config *ret, char *err, size_t errlen
     return 0;
 }
 
-/* Samples every selected process once and prints the JSON document. */
 /* --once --referrers: who holds the instances of a type in each --pid, one JSON line each. */
 static int run_referrers(const Config *o, const char *type)
 {
@@ -243,116 +242,6 @@ static int run_referrers(const Config *o, const char *type)
     return bad ? 1 : 0;
 }
 
-static int run_once(const Config *o, double started_at)
-{
-    census_set_max_memory(o->census_max_memory);
-    _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
-    _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
-    int k = procinfo_new(&pi);
-    if (k >= 0)
-        k = pyelfcache_new(&cache);
-    if (k < 0) {
-        fprintf(stderr, "pymemd: cannot initialise: %s\n", strerror(-k));
-        return 1;
-    }
-    regex_t *re = calloc(o->nmatches ? o->nmatches : 1, sizeof(*re));
-    if (!re)
-        return 1;
-    for (size_t i = 0; i < o->nmatches; i++)
-        regcomp(&re[i], o->matches[i], REG_EXTENDED | REG_NOSUB); /* checked by config */
-    regex_t census_re;
-    bool have_census_re =
-        o->census_match[0] && regcomp(&census_re, o->census_match, REG_EXTENDED | REG_NOSUB) == 0;
-
-    /* The explicit pids first, then those the patterns or --all select. */
-    pid_t *listed = NULL;
-    size_t nlisted = 0;
-    if (o->all || o->nmatches) {
-        k = procinfo_list(pi, &listed, &nlisted);
-        if (k < 0) {
-            fprintf(stderr, "pymemd: cannot list processes: %s\n", strerror(-k));
-            return 1;
-        }
-    }
-    size_t cap = o->npids + nlisted, n = 0;
-    TargetSample *samples = calloc(cap ? cap : 1, sizeof(*samples));
-    if (!samples) {
-        free(listed);
-        return 1;
-    }
-    pid_t self = getpid();
-    for (size_t i = 0; i < cap; i++) {
-        bool explicit_pid = i < o->npids;
-        pid_t pid = explicit_pid ? o->pids[i] : listed[i - o->npids];
-        if (pid == self)
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < n && !dup; j++)
-            dup = samples[j].pid == pid;
-        if (dup)
-            continue;
-        if (!explicit_pid && !o->all) {
-            ProcIdentity id;
-            if (procinfo_identity(pi, pid, &id) < 0)
-                continue;
-            bool m = sampler_selects(false, re, o->nmatches, &id);
-            procidentity_done(&id);
-            if (!m)
-                continue;
-        }
-        _cleanup_(target_freep) Target *t = NULL;
-        if (target_new(pid, &t) < 0)
-            continue;
-        target_set_pss_policy(t, o->pss_interval, o->pss_max_rss);
-        TargetSample s;
-        target_sample(t, cache, pi, true, &s);
-        /* Explicit pids are always reported; discovered ones only when they are Python. */
-        if (!explicit_pid && !targetsample_maybe_python(&s)) {
-            targetsample_done(&s);
-            continue;
-        }
-        /* The census follows the daemon's schedule policy (census_match). */
-        if (s.status == TARGET_OK && o->census_interval > 0 && s.have_identity &&
-            sampler_census_selects(have_census_re ? &census_re : NULL, explicit_pid, re,
-                                   o->nmatches, &s.id)) {
-            s.censuses++;
-            target_census_prepare(t);
-            /* Someone at a terminal asked for it now, as ?fresh=1 does: the on-demand budget. */
-            target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          o->max_census_pause_on_demand, &s.census, s.census_error,
-                          sizeof(s.census_error));
-        }
-        samples[n++] = s;
-    }
-    free(listed);
-    for (size_t i = 0; i < o->nmatches; i++)
-        regfree(&re[i]);
-    free(re);
-    if (have_census_re)
-        regfree(&census_re);
-
-    JsonDaemonInfo info = {PYMEMD_VERSION, started_at, o->interval};
-    char *doc = json_document(&info, samples, n);
-    size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        ok += samples[i].status == TARGET_OK;
-        targetsample_done(&samples[i]);
-    }
-    free(samples);
-    if (!doc) {
-        fprintf(stderr, "pymemd: out of memory\n");
-        return 1;
-    }
-    puts(doc);
-    free(doc);
-    if (ok == 0) {
-        fprintf(stderr, "pymemd: no target could be read%s\n",
-                n == 0 ? " (no CPython process matched)" : "; see \"error\" of each process");
-        return 1;
-    }
-    return 0;
-}
-
 static SamplerOptions sampler_options(const Config *c, double started_at)
 {
     return (SamplerOptions){
@@ -376,6 +265,42 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .version = PYMEMD_VERSION,
         .started_at = started_at,
     };
+}
+
+/* Samples every selected process once, through the daemon's own pipeline (sampler, snapshot),
+ * and prints the snapshot's JSON document. */
+static int run_once(const Config *o, double started_at)
+{
+    census_set_max_memory(o->census_max_memory);
+    SnapshotHolder holder;
+    holder_init(&holder);
+    SamplerOptions so = sampler_options(o, started_at);
+    int k = sampler_once(&so, &holder);
+    Snapshot *snap = holder_get(&holder);
+    holder_done(&holder);
+    if (k < 0 || !snap) {
+        fprintf(stderr, "pymemd: cannot sample: %s\n", strerror(k < 0 ? -k : ENOMEM));
+        return 1;
+    }
+    SnapBody doc = snapshot_body(snap, SNAP_JSON);
+    size_t n = snapshot_nprocs(snap), ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        SnapProc p;
+        ok += snapshot_proc(snap, i, &p) && p.readable;
+    }
+    fwrite(doc.data, 1, doc.len, stdout);
+    putchar('\n');
+    snapshot_unref(snap);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "pymemd: cannot write the document: %s\n", strerror(errno));
+        return 1;
+    }
+    if (ok == 0) {
+        fprintf(stderr, "pymemd: no target could be read%s\n",
+                n == 0 ? " (no CPython process matched)" : "; see \"error\" of each process");
+        return 1;
+    }
+    return 0;
 }
 
 /* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
@@ -433,7 +358,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
     census_set_max_memory(cfg->census_max_memory);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
-    int k = sampler_start(&so, &holder, &sampler);
+    int k = sampler_start(&so, &holder, NULL, NULL, &sampler);
     if (k < 0) {
         log_error("cannot start the sampler: %s", strerror(-k));
         holder_done(&holder);

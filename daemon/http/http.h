@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "metrics/snapshot.h"
+#include "snapshot/snapshot.h"
 
 typedef struct HttpServer HttpServer;
 
