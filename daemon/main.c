@@ -13,11 +13,14 @@
 #include <unistd.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "priv/listener.h"
+#include "priv/privsep.h"
 #include "pymemd/api.h"
 #include "sampler/sampler.h"
 #include "metrics/json.h"
@@ -75,7 +78,9 @@ static void usage(FILE *out)
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
-            "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
+            "Reading another user's process needs root or CAP_SYS_PTRACE. HTTP is served by\n"
+            "a child process holding no privilege (pymemd --privsep-listener, started by\n"
+            "pymemd itself; as the user pymemd, or nobody, when started as root).\n");
 }
 
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
@@ -303,22 +308,8 @@ static int run_once(const Config *o, double started_at)
     return 0;
 }
 
-/* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
- * state); a census (or a referrers walk) may stop a target for up to
- * max_census_pause_on_demand, so the wait allows that and the walk. */
-static int referrers_now(void *ctx, pid_t pid, const char *type, double *ret_retry_after,
-                         char **ret_json, char *err, size_t errlen)
-{
-    return sampler_referrers_now(ctx, pid, type, 30.0, ret_retry_after, ret_json, err, errlen);
-}
-
-static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, size_t errlen)
-{
-    return sampler_census_now(ctx, pid, 30.0, ret_retry_after, err, errlen);
-}
-
 /* SIGHUP: reads the configuration again. A bad file keeps the running configuration. */
-static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double started_at)
+static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, Privsep *ps, double started_at)
 {
     Config c;
     char err[512];
@@ -330,6 +321,7 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        privsep_log_level(ps, (LogLevel)c.log_level);
         census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
@@ -341,60 +333,106 @@ static void reload(const Cmdline *cl, Config *cur, Sampler *sampler, double star
     sd_notify(0, "READY=1");
 }
 
-/* Serves until SIGTERM or SIGINT. The signals are blocked in every thread and taken here with
- * sigtimedwait, which also paces the systemd watchdog. */
-static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
+/* Waits up to `seconds` for the listener to exit (it does once the channel ends), then kills
+ * it. Returns its wait status. */
+static int reap_listener(pid_t pid, double seconds)
+{
+    int st = 0;
+    for (double end = clock_mono() + seconds; clock_mono() < end;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return st;
+        usleep(10000);
+    }
+    log_warn("the HTTP listener (pid %d) did not exit; killing it", pid);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+static void describe_status(int st, char *buf, size_t len)
+{
+    if (WIFSIGNALED(st))
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+}
+
+/* Serves until SIGTERM or SIGINT, as two processes (priv/privsep.h): this one, which keeps the
+ * capabilities, samples and stays systemd's main pid; and the HTTP listener, a new image with
+ * none. The signals are blocked in every thread and taken here with sigtimedwait, which also
+ * paces the systemd watchdog. Either side ending ends both: the listener exits when the channel
+ * does, or by PR_SET_PDEATHSIG; a listener that dies makes this process stop (letting go of
+ * any target a census holds) and exit 1, so that Restart=on-failure brings both back. */
+static int run_daemon(const Cmdline *cl, Config *cfg, double started_at, const char *argv0)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    SnapshotHolder holder;
-    holder_init(&holder);
+    /* Bound here, with whatever privilege binding needs; served by the listener. */
+    char err[512];
+    int lfd = http_listen(cfg->listen, err, sizeof(err));
+    if (lfd < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    pid_t lpid = 0;
+    int sock = -1;
+    /* The listener is told only what it needs, as options: it does not read the config file,
+     * which may be readable only with the daemon's privileges. */
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    const char *largs[] = {"--listen", cfg->listen, "--log-level", levels[cfg->log_level & 3]};
+    int k = privsep_spawn(lfd, argv0, largs, (int)ARRAY_SIZE(largs), &lpid, &sock);
+    close(lfd);
+    if (k < 0) {
+        log_error("cannot start the HTTP listener: %s", strerror(-k));
+        return 1;
+    }
+    Privsep *ps = NULL;
+    if ((k = privsep_start(sock, &ps)) < 0) {
+        log_error("cannot serve the HTTP listener: %s", strerror(-k));
+        kill(lpid, SIGKILL);
+        reap_listener(lpid, 0);
+        return 1;
+    }
+
+    /* Snapshots go to the listener only: this process serves nothing from them. */
     census_set_max_memory(cfg->census_max_memory);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
-    int k = sampler_start(&so, &holder, NULL, NULL, &sampler);
+    k = sampler_start(&so, NULL, privsep_publish, ps, &sampler);
     if (k < 0) {
         log_error("cannot start the sampler: %s", strerror(-k));
-        holder_done(&holder);
+        privsep_stop(ps);
+        reap_listener(lpid, 5.0);
         return 1;
     }
-    HttpServer *http = NULL;
-    char err[512];
-    k = http_start(cfg->listen, &holder, census_now, sampler, &http, err, sizeof(err));
-    if (k < 0) {
-        log_error("%s", err);
-        sampler_stop(sampler);
-        holder_done(&holder);
-        return 1;
-    }
-    http_set_referrers(http, referrers_now, sampler);
-    log_info("listening on http://%s/ ; watching %s every %gs", cfg->listen,
-             cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
+    privsep_set_sampler(ps, sampler);
+    log_info("listening on http://%s/ (HTTP listener: pid %d); watching %s every %gs", cfg->listen,
+             lpid, cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
 
     uint64_t wd_usec = 0;
     bool wd = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     double tick = wd ? (double)wd_usec / 2e6 : 1.0;
-    /* Ready (READY=1, and /healthz 200) once the first snapshot is published, so that no
-     * scrape after readiness gets "the first sample is not taken yet". Until then the loop
-     * below looks every 10 ms. */
-    bool ready = false, hup_pending = false;
+    /* Ready (READY=1, and /healthz 200) once the listener serves and has published the first
+     * snapshot, so that no scrape after readiness gets "the first sample is not taken yet".
+     * Until then the loop below looks every 10 ms. */
+    bool ready = false, hup_pending = false, listener_gone = false;
     double last_wd = 0;
+    int rc = 0;
     for (;;) {
-        if (!ready) {
-            Snapshot *first = holder_get(&holder);
-            if (first) {
-                snapshot_unref(first);
-                ready = true;
-                sd_notify(0, "READY=1\nSTATUS=serving");
-                if (hup_pending)
-                    reload(cl, cfg, sampler, started_at);
-            }
+        if (!ready && privsep_ready(ps)) {
+            ready = true;
+            sd_notify(0, "READY=1\nSTATUS=serving");
+            if (hup_pending)
+                reload(cl, cfg, sampler, ps, started_at);
         }
         double wait = ready ? tick : MIN(tick, 0.01);
         struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
@@ -404,8 +442,22 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
             log_info("signal %d: stopping", sig);
             break;
         }
+        int st;
+        bool closed = privsep_closed(ps);
+        if (waitpid(lpid, &st, WNOHANG) == lpid || closed) {
+            /* The channel ends when the listener dies (or breaks the protocol and is let
+             * go): its exit status says which. */
+            if (closed)
+                st = reap_listener(lpid, 1.0);
+            char how[128];
+            describe_status(st, how, sizeof(how));
+            log_error("the HTTP listener (pid %d) %s; stopping", lpid, how);
+            listener_gone = true;
+            rc = 1;
+            break;
+        }
         if (sig == SIGHUP && ready) {
-            reload(cl, cfg, sampler, started_at);
+            reload(cl, cfg, sampler, ps, started_at);
             continue;
         }
         if (sig == SIGHUP) {
@@ -421,14 +473,55 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at)
         }
     }
     sd_notify(0, "STOPPING=1");
-    http_stop(http);
+    /* Requests waiting in the sampler give up, the channel ends (and with it the listener),
+     * then the sampler stops: a census in flight finishes and lets its target go first. */
+    sampler_interrupt(sampler);
+    privsep_stop(ps);
     sampler_stop(sampler);
-    holder_done(&holder);
-    return 0;
+    if (!listener_gone)
+        reap_listener(lpid, 5.0);
+    return rc;
+}
+
+/* The HTTP listener process (priv/listener.h): `pymemd --privsep-listener FDS OPTIONS...`, as
+ * privsep_spawn executes it, with the options run_daemon passes (no config file). It drops its
+ * privileges before it serves anything: whatever it must read with the privileges of a pymemd
+ * started as root (a TLS key readable only by root) is read before
+ * listener_drop_privileges(). */
+static int run_listener(int argc, char **argv)
+{
+    int lfd, sock;
+    pid_t parent;
+    if (argc < 3 || listener_parse_arg(argv[2], &lfd, &sock, &parent) < 0) {
+        fprintf(stderr, "pymemd: %s is for pymemd's own use\n", PRIVSEP_LISTENER_FLAG);
+        return 2;
+    }
+    static Cmdline cl;
+    argv[2] = argv[0];
+    int r = parse_args(argc - 2, argv + 2, &cl);
+    if (r >= 0)
+        return r;
+    Config cfg;
+    char err[512];
+    if (build_config(&cl, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pymemd: %s\n", err);
+        return 2;
+    }
+    log_set_level((LogLevel)cfg.log_level);
+    if (listener_drop_privileges(err, sizeof(err)) < 0) {
+        log_error("listener: %s", err);
+        config_done(&cfg);
+        return 1;
+    }
+    r = listener_run(lfd, sock, parent, cfg.listen);
+    config_done(&cfg);
+    return r;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], PRIVSEP_LISTENER_FLAG) == 0)
+        return run_listener(argc, argv);
     static Cmdline cl;
     double started_at = clock_real();
     int r = parse_args(argc, argv, &cl);
@@ -447,7 +540,7 @@ int main(int argc, char **argv)
     }
     r = cl.referrers ? run_referrers(&cfg, cl.referrers)
         : cl.once    ? run_once(&cfg, started_at)
-                     : run_daemon(&cl, &cfg, started_at);
+                     : run_daemon(&cl, &cfg, started_at, argv[0]);
     config_done(&cfg);
     return r;
 }

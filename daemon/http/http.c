@@ -608,7 +608,7 @@ int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *
 
 /* Binds the socket ourselves, so that a taken port is reported as such and not as a generic
  * failure to start the server. */
-static int open_listener(const char *addr, char *err, size_t errlen)
+int http_listen(const char *addr, char *err, size_t errlen)
 {
     char host[256], portstr[8];
     unsigned port;
@@ -655,23 +655,19 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
-int http_start(const char *addr, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
+int http_start(int fd, const char *addr, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
                HttpServer **ret, char *err, size_t errlen)
 {
     HttpServer *h = calloc(1, sizeof(*h));
     if (!h) {
         snprintf(err, errlen, "out of memory");
+        close(fd);
         return -ENOMEM;
     }
     h->holder = holder;
     h->census = census;
     h->census_ctx = ctx;
-    h->fd = open_listener(addr, err, errlen);
-    if (h->fd < 0) {
-        int k = h->fd;
-        free(h);
-        return k;
-    }
+    h->fd = fd;
     /* Two polling threads on epoll: the machine class has two cores, and a handler only copies
      * a prepared body, so more threads would only add contention. */
     h->mhd = MHD_start_daemon(

@@ -16,10 +16,14 @@ typedef struct HttpServer HttpServer;
 typedef int (*HttpCensusFn)(void *ctx, pid_t pid, double *ret_retry_after, char *err,
                             size_t errlen);
 
-/* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder; census (with ctx)
- * serves fresh censuses, or is NULL. On failure returns -errno with a sentence for the
- * operator in err (a taken port says so, and how to choose another). The caller owns *ret. */
-int http_start(const char *listen, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
+/* Binds and listens on "HOST:PORT" ("[::1]:9100" for IPv6): the listening socket (O_CLOEXEC),
+ * or -errno with a sentence for the operator in err (a taken port says so, and how to choose
+ * another). The privileged process binds; the unprivileged listener serves (priv/). */
+int http_listen(const char *listen, char *err, size_t errlen);
+/* Serves on fd (from http_listen, owned from now on; listen is its address, for messages) from
+ * holder; census (with ctx) serves fresh censuses, or is NULL. On failure returns -errno with a
+ * sentence in err. The caller owns *ret. */
+int http_start(int fd, const char *listen, SnapshotHolder *holder, HttpCensusFn census, void *ctx,
                HttpServer **ret, char *err, size_t errlen);
 void http_stop(HttpServer *h);
 

@@ -754,7 +754,10 @@ static void publish(Sampler *s, const SamplerOptions *opt)
     /* Handed on (to the listener process) before anyone waiting for this census is told. */
     if (s->publish_cb)
         s->publish_cb(s->publish_ctx, snap);
-    holder_swap(s->holder, snap);
+    if (s->holder)
+        holder_swap(s->holder, snap);
+    else
+        snapshot_unref(snap);
     /* Rendering builds and frees a JSON tree per target each interval, and the previous
      * snapshot's bodies go: hand the freed memory back (100 targets: 10.5 MiB of RSS instead of
      * 12.3). */
@@ -1157,16 +1160,21 @@ double sampler_heartbeat(Sampler *s)
     return atomic_load(&s->heartbeat);
 }
 
-void sampler_stop(Sampler *s)
+void sampler_interrupt(Sampler *s)
 {
-    if (!s)
-        return;
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
     pthread_cond_signal(&s->worker_wake);
     pthread_cond_broadcast(&s->census_done);
     pthread_mutex_unlock(&s->lock);
+}
+
+void sampler_stop(Sampler *s)
+{
+    if (!s)
+        return;
+    sampler_interrupt(s);
     pthread_join(s->thread, NULL);
     /* The worker finishes the census it runs (never leaving the target stopped) first. */
     pthread_join(s->worker, NULL);
