@@ -187,6 +187,9 @@ def root_creds(c, ctx):
         c.note("listener pid %d uid %d" % (lp, pw.pw_uid))
         rc, _ = d.stop()
         c.eq("exit status after SIGTERM", 0, rc)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and status(lp) is not None:
+            time.sleep(0.02)
         c.ok(status(lp) is None, "the listener outlived the sampler")
     finally:
         d.close()
