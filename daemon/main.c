@@ -410,7 +410,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at, const c
     k = sampler_start(&so, NULL, privsep_publish, ps, &sampler);
     if (k < 0) {
         log_error("cannot start the sampler: %s", strerror(-k));
-        privsep_stop(ps);
+        privsep_free(ps);
         reap_listener(lpid, 5.0);
         return 1;
     }
@@ -478,6 +478,7 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at, const c
     sampler_interrupt(sampler);
     privsep_stop(ps);
     sampler_stop(sampler);
+    privsep_free(ps);
     /* It has been exiting since privsep_stop ended the channel, while the sampler stopped:
      * it only closes its connections, so it is normally gone by now. A sanitizer build scans
      * for leaks at exit, which on a busy machine takes a second: that long it is given, then it

@@ -37,6 +37,7 @@ struct Privsep {
     Sampler *sampler; /* guarded by lock */
     Slot slots[MAX_INFLIGHT];
     atomic_bool hello, taken, closed;
+    bool stopped; /* privsep_stop ran */
 };
 
 int privsep_spawn(int listen_fd, const char *argv0, const char *const *args, int nargs,
@@ -277,13 +278,23 @@ void privsep_log_level(Privsep *p, LogLevel level)
 
 void privsep_stop(Privsep *p)
 {
-    if (!p)
+    if (!p || p->stopped)
         return;
-    /* Both directions end: the listener reads the end and exits, and so does the reader. */
+    /* Both directions end: the listener reads the end and exits, and so does the reader. The
+     * socket stays open (publishing into it fails) until privsep_free. */
     shutdown(p->sock, SHUT_RDWR);
     pthread_join(p->reader, NULL);
     reap(p, true);
+    p->stopped = true;
+}
+
+Privsep *privsep_free(Privsep *p)
+{
+    if (!p)
+        return NULL;
+    privsep_stop(p);
     close(p->sock);
     pthread_mutex_destroy(&p->lock);
     free(p);
+    return NULL;
 }

@@ -39,5 +39,8 @@ bool privsep_closed(Privsep *p);
 /* Tells the listener a new log level (after a reload). */
 void privsep_log_level(Privsep *p, LogLevel level);
 /* Ends the channel (the listener exits when it sees the end) and joins every thread; requests
- * still waiting in the sampler must have been let go first (sampler_interrupt). NULL-safe. */
+ * still waiting in the sampler must have been let go first (sampler_interrupt). The sampler
+ * may still publish (into the ended channel) until it is stopped. NULL-safe. */
 void privsep_stop(Privsep *p);
+/* Stops (if not yet) and frees; call once the sampler is stopped. NULL-safe, returns NULL. */
+Privsep *privsep_free(Privsep *p);
