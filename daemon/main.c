@@ -480,11 +480,11 @@ static int run_daemon(const Cmdline *cl, Config *cfg, double started_at, const c
     sampler_stop(sampler);
     privsep_free(ps);
     /* It has been exiting since privsep_stop ended the channel, while the sampler stopped:
-     * it only closes its connections, so it is normally gone by now. A sanitizer build scans
-     * for leaks at exit, which on a busy machine takes a second: that long it is given, then it
-     * is killed, so that SIGTERM stays quick and no child is left unreaped. */
+     * it only closes its connections, so it is normally gone by now (in milliseconds). A
+     * sanitizer build scans for leaks at exit, which on a busy machine takes a second: it is
+     * given half, then killed, so that SIGTERM stays quick and no child is left unreaped. */
     if (!listener_gone)
-        reap_listener(lpid, 1.0);
+        reap_listener(lpid, 0.5);
     return rc;
 }
 
