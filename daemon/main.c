@@ -13,12 +13,16 @@
 #include <unistd.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "config/config.h"
 #include "elf/debuginfo.h"
 #include "http/http.h"
+#include "http/webconfig.h"
+#include "priv/listener.h"
+#include "priv/privsep.h"
 #include "pymemd/api.h"
 #include "sampler/sampler.h"
 #include "metrics/json.h"
@@ -83,7 +87,9 @@ static void usage(FILE *out)
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
-            "Reading another user's process needs root or CAP_SYS_PTRACE.\n");
+            "Reading another user's process needs root or CAP_SYS_PTRACE. HTTP is served by\n"
+            "a child process holding no privilege (pymemd --privsep-listener, started by\n"
+            "pymemd itself; as the user pymemd, or nobody, when started as root).\n");
 }
 
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
@@ -214,7 +220,6 @@ static int build_config(const Cmdline *cl, Config *ret, char *err, size_t errlen
     return 0;
 }
 
-/* Samples every selected process once and prints the JSON document. */
 /* --once --referrers: who holds the instances of a type in each --pid, one JSON line each. */
 static int run_referrers(const Config *o, const char *type)
 {
@@ -261,116 +266,6 @@ static int run_referrers(const Config *o, const char *type)
     return bad ? 1 : 0;
 }
 
-static int run_once(const Config *o, double started_at)
-{
-    census_set_max_memory(o->census_max_memory);
-    _cleanup_(procinfo_freep) ProcInfo *pi = NULL;
-    _cleanup_(pyelfcache_freep) PyElfCache *cache = NULL;
-    int k = procinfo_new(&pi);
-    if (k >= 0)
-        k = pyelfcache_new(&cache);
-    if (k < 0) {
-        fprintf(stderr, "pymemd: cannot initialise: %s\n", strerror(-k));
-        return 1;
-    }
-    regex_t *re = calloc(o->nmatches ? o->nmatches : 1, sizeof(*re));
-    if (!re)
-        return 1;
-    for (size_t i = 0; i < o->nmatches; i++)
-        regcomp(&re[i], o->matches[i], REG_EXTENDED | REG_NOSUB); /* checked by config */
-    regex_t census_re;
-    bool have_census_re =
-        o->census_match[0] && regcomp(&census_re, o->census_match, REG_EXTENDED | REG_NOSUB) == 0;
-
-    /* The explicit pids first, then those the patterns or --all select. */
-    pid_t *listed = NULL;
-    size_t nlisted = 0;
-    if (o->all || o->nmatches) {
-        k = procinfo_list(pi, &listed, &nlisted);
-        if (k < 0) {
-            fprintf(stderr, "pymemd: cannot list processes: %s\n", strerror(-k));
-            return 1;
-        }
-    }
-    size_t cap = o->npids + nlisted, n = 0;
-    TargetSample *samples = calloc(cap ? cap : 1, sizeof(*samples));
-    if (!samples) {
-        free(listed);
-        return 1;
-    }
-    pid_t self = getpid();
-    for (size_t i = 0; i < cap; i++) {
-        bool explicit_pid = i < o->npids;
-        pid_t pid = explicit_pid ? o->pids[i] : listed[i - o->npids];
-        if (pid == self)
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < n && !dup; j++)
-            dup = samples[j].pid == pid;
-        if (dup)
-            continue;
-        if (!explicit_pid && !o->all) {
-            ProcIdentity id;
-            if (procinfo_identity(pi, pid, &id) < 0)
-                continue;
-            bool m = sampler_selects(false, re, o->nmatches, &id);
-            procidentity_done(&id);
-            if (!m)
-                continue;
-        }
-        _cleanup_(target_freep) Target *t = NULL;
-        if (target_new(pid, &t) < 0)
-            continue;
-        target_set_pss_policy(t, o->pss_interval, o->pss_max_rss);
-        TargetSample s;
-        target_sample(t, cache, pi, true, &s);
-        /* Explicit pids are always reported; discovered ones only when they are Python. */
-        if (!explicit_pid && !targetsample_maybe_python(&s)) {
-            targetsample_done(&s);
-            continue;
-        }
-        /* The census follows the daemon's schedule policy (census_match). */
-        if (s.status == TARGET_OK && o->census_interval > 0 && s.have_identity &&
-            sampler_census_selects(have_census_re ? &census_re : NULL, explicit_pid, re,
-                                   o->nmatches, &s.id)) {
-            s.censuses++;
-            target_census_prepare(t);
-            /* Someone at a terminal asked for it now, as ?fresh=1 does: the on-demand budget. */
-            target_census(t, o->census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
-                          o->max_census_pause_on_demand, &s.census, s.census_error,
-                          sizeof(s.census_error));
-        }
-        samples[n++] = s;
-    }
-    free(listed);
-    for (size_t i = 0; i < o->nmatches; i++)
-        regfree(&re[i]);
-    free(re);
-    if (have_census_re)
-        regfree(&census_re);
-
-    JsonDaemonInfo info = {PYMEMD_VERSION, started_at, o->interval};
-    char *doc = json_document(&info, samples, n);
-    size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        ok += samples[i].status == TARGET_OK;
-        targetsample_done(&samples[i]);
-    }
-    free(samples);
-    if (!doc) {
-        fprintf(stderr, "pymemd: out of memory\n");
-        return 1;
-    }
-    puts(doc);
-    free(doc);
-    if (ok == 0) {
-        fprintf(stderr, "pymemd: no target could be read%s\n",
-                n == 0 ? " (no CPython process matched)" : "; see \"error\" of each process");
-        return 1;
-    }
-    return 0;
-}
-
 static SamplerOptions sampler_options(const Config *c, double started_at)
 {
     return (SamplerOptions){
@@ -396,19 +291,40 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
     };
 }
 
-/* GET .../objects?fresh=1: the sampler thread takes it (it owns the targets and their ptrace
- * state); a census (or a referrers walk) may stop a target for up to
- * max_census_pause_on_demand, so the wait allows that and the walk. */
-static int referrers_now(void *ctx, pid_t pid, const char *type, bool fresh,
-                         double *ret_retry_after, char **ret_json, char *err, size_t errlen)
+/* Samples every selected process once, through the daemon's own pipeline (sampler, snapshot),
+ * and prints the snapshot's JSON document. */
+static int run_once(const Config *o, double started_at)
 {
-    return sampler_referrers_now(ctx, pid, type, fresh, 30.0, ret_retry_after, ret_json, err,
-                                 errlen);
-}
-
-static int census_now(void *ctx, pid_t pid, double *ret_retry_after, char *err, size_t errlen)
-{
-    return sampler_census_now(ctx, pid, 30.0, ret_retry_after, err, errlen);
+    census_set_max_memory(o->census_max_memory);
+    SnapshotHolder holder;
+    holder_init(&holder);
+    SamplerOptions so = sampler_options(o, started_at);
+    int k = sampler_once(&so, &holder);
+    Snapshot *snap = holder_get(&holder);
+    holder_done(&holder);
+    if (k < 0 || !snap) {
+        fprintf(stderr, "pymemd: cannot sample: %s\n", strerror(k < 0 ? -k : ENOMEM));
+        return 1;
+    }
+    SnapBody doc = snapshot_body(snap, SNAP_JSON);
+    size_t n = snapshot_nprocs(snap), ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        SnapProc p;
+        ok += snapshot_proc(snap, i, &p) && p.readable;
+    }
+    fwrite(doc.data, 1, doc.len, stdout);
+    putchar('\n');
+    snapshot_unref(snap);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "pymemd: cannot write the document: %s\n", strerror(errno));
+        return 1;
+    }
+    if (ok == 0) {
+        fprintf(stderr, "pymemd: no target could be read%s\n",
+                n == 0 ? " (no CPython process matched)" : "; see \"error\" of each process");
+        return 1;
+    }
+    return 0;
 }
 
 /* Loads the web config c names (none: an empty one, which changes nothing). */
@@ -421,10 +337,26 @@ static int load_web(const Config *c, WebConfig *ret, char *err, size_t errlen)
     return webconfig_load(c->web_config_file, ret, err, errlen);
 }
 
+/* Hands the listener the text of the web config file it serves with (it may not be able to
+ * read the file itself), for its new users and headers. */
+static void web_to_listener(Privsep *ps, const char *path)
+{
+    char *text = NULL, err[1024] = "";
+    size_t len = 0;
+    int k = webconfig_read(path, &text, &len, err, sizeof(err));
+    if (k >= 0)
+        k = privsep_web_reload(ps, text, len);
+    if (k < 0)
+        log_error("reload: the HTTP listener keeps its web config: %s",
+                  err[0] && !text ? err : strerror(-k));
+    free(text);
+}
+
 /* SIGHUP: reads the configuration again. A bad file (the config or the web config) keeps the
- * running configuration. */
-static void reload(const Cmdline *cl, Config *cur, WebConfig *web, HttpServer *http,
-                   Sampler *sampler, double started_at)
+ * running configuration. The web config is checked here; the listener, told to, reads it again
+ * itself (its users and headers change at once; TLS and a new file name at the next restart). */
+static void reload(const Cmdline *cl, Config *cur, WebConfig *web, Sampler *sampler, Privsep *ps,
+                   double started_at)
 {
     Config c;
     WebConfig w;
@@ -435,25 +367,28 @@ static void reload(const Cmdline *cl, Config *cur, WebConfig *web, HttpServer *h
     } else if (load_web(&c, &w, err, sizeof(err)) < 0) {
         log_error("reload: %s; keeping the running configuration", err);
         config_done(&c);
-    } else if (http_set_web(http, &w) < 0) {
-        log_error("reload: out of memory; keeping the running configuration");
-        webconfig_done(&w);
-        config_done(&c);
     } else {
-        if (!webconfig_tls_equal(&w, web))
+        if (strcmp(c.web_config_file, cur->web_config_file) != 0)
+            log_warn("reload: a new web config file (%s) takes effect at the next restart",
+                     c.web_config_file[0] ? c.web_config_file : "none");
+        else if (!webconfig_tls_equal(&w, web))
             log_warn("reload: the TLS settings of the web config take effect at the next "
                      "restart; its users and headers are applied now");
+        if (strcmp(c.web_config_file, cur->web_config_file) == 0 && c.web_config_file[0])
+            web_to_listener(ps, c.web_config_file);
         webconfig_done(web);
         *web = w;
         if (strcmp(c.listen, cur->listen) != 0)
             log_warn("reload: a new listen address (%s) takes effect at the next restart",
                      c.listen);
         log_set_level((LogLevel)c.log_level);
+        privsep_log_level(ps, (LogLevel)c.log_level);
         json_set_cmdline_mode((CmdlineMode)c.cmdline);
         census_set_max_memory(c.census_max_memory);
         SamplerOptions so = sampler_options(&c, started_at);
         sampler_reconfigure(sampler, &so);
         snprintf(c.listen, sizeof(c.listen), "%s", cur->listen);
+        snprintf(c.web_config_file, sizeof(c.web_config_file), "%s", cur->web_config_file);
         config_done(cur);
         *cur = c;
         log_info("reload: configuration applied");
@@ -461,47 +396,96 @@ static void reload(const Cmdline *cl, Config *cur, WebConfig *web, HttpServer *h
     sd_notify(0, "READY=1");
 }
 
-/* Serves until SIGTERM or SIGINT. The signals are blocked in every thread and taken here with
- * sigtimedwait, which also paces the systemd watchdog. */
-static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double started_at)
+/* Waits up to `seconds` for the listener to exit (it does once the channel ends), then kills
+ * it. Returns its wait status. */
+static int reap_listener(pid_t pid, double seconds)
+{
+    int st = 0;
+    for (double end = clock_mono() + seconds; clock_mono() < end;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return st;
+        usleep(10000);
+    }
+    log_info("the HTTP listener (pid %d) did not exit within %gs; killing it", pid, seconds);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+static void describe_status(int st, char *buf, size_t len)
+{
+    if (WIFSIGNALED(st))
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+}
+
+/* Serves until SIGTERM or SIGINT, as two processes (priv/privsep.h): this one, which keeps the
+ * capabilities, samples and stays systemd's main pid; and the HTTP listener, a new image with
+ * none. The signals are blocked in every thread and taken here with sigtimedwait, which also
+ * paces the systemd watchdog. Either side ending ends both: the listener exits when the channel
+ * does, or by PR_SET_PDEATHSIG; a listener that dies makes this process stop (letting go of
+ * any target a census holds) and exit 1, so that Restart=on-failure brings both back. */
+static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double started_at,
+                      const char *argv0)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    SnapshotHolder holder;
-    holder_init(&holder);
+    /* Bound here, with whatever privilege binding needs; served by the listener. */
+    char err[512];
+    int lfd = http_listen(cfg->listen, err, sizeof(err));
+    if (lfd < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    pid_t lpid = 0;
+    int sock = -1;
+    /* The listener is told only what it needs, as options: it does not read the config file,
+     * which may be readable only with the daemon's privileges. */
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    const char *largs[] = {"--listen",          cfg->listen,
+                           "--log-level",       levels[cfg->log_level & 3],
+                           "--web.config.file", cfg->web_config_file};
+    int nlargs = cfg->web_config_file[0] ? (int)ARRAY_SIZE(largs) : 4;
+    int k = privsep_spawn(lfd, argv0, largs, nlargs, &lpid, &sock);
+    close(lfd);
+    if (k < 0) {
+        log_error("cannot start the HTTP listener: %s", strerror(-k));
+        return 1;
+    }
+    Privsep *ps = NULL;
+    if ((k = privsep_start(sock, &ps)) < 0) {
+        log_error("cannot serve the HTTP listener: %s", strerror(-k));
+        kill(lpid, SIGKILL);
+        reap_listener(lpid, 0);
+        return 1;
+    }
+
+    /* Snapshots go to the listener only: this process serves nothing from them. */
     census_set_max_memory(cfg->census_max_memory);
     /* A debuginfod server slow to answer must not hold up sampling (--once waits for it). */
     debuginfo_set_background(true);
     SamplerOptions so = sampler_options(cfg, started_at);
     Sampler *sampler = NULL;
-    int k = sampler_start(&so, &holder, &sampler);
+    k = sampler_start(&so, NULL, privsep_publish, ps, &sampler);
     if (k < 0) {
         log_error("cannot start the sampler: %s", strerror(-k));
-        holder_done(&holder);
+        privsep_free(ps);
+        reap_listener(lpid, 5.0);
         return 1;
     }
-    HttpServer *http = NULL;
-    char err[512];
-    k = http_start(cfg->listen, web, &holder, census_now, sampler, &http, err, sizeof(err));
-    if (k < 0) {
-        log_error("%s", err);
-        sampler_stop(sampler);
-        holder_done(&holder);
-        return 1;
-    }
-    http_set_referrers(http, referrers_now, sampler);
-    /* Beyond loopback, basic auth or verified client certificates are what keep strangers out. */
-    bool authenticated =
-        web->nusers > 0 || (web->tls && web->client_auth == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT);
-    if (!authenticated && http_exposed(http, err, sizeof(err)))
-        log_warn("%s", err);
-    log_info("listening on http%s://%s/ ; watching %s every %gs", web->tls ? "s" : "", cfg->listen,
+    privsep_set_sampler(ps, sampler);
+    log_info("listening on http%s://%s/ (HTTP listener: pid %d); watching %s every %gs",
+             web->tls ? "s" : "", cfg->listen, lpid,
              cfg->all ? "every CPython process" : "the selected processes", cfg->interval);
     if (web->tls || web->nusers)
         log_info("web config %s: %s%s%s%s%s", cfg->web_config_file, web->tls ? "TLS" : "no TLS",
@@ -515,21 +499,18 @@ static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double sta
     uint64_t wd_usec = 0;
     bool wd = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     double tick = wd ? (double)wd_usec / 2e6 : 1.0;
-    /* Ready (READY=1, and /healthz 200) once the first snapshot is published, so that no
-     * scrape after readiness gets "the first sample is not taken yet". Until then the loop
-     * below looks every 10 ms. */
-    bool ready = false, hup_pending = false;
+    /* Ready (READY=1, and /healthz 200) once the listener serves and has published the first
+     * snapshot, so that no scrape after readiness gets "the first sample is not taken yet".
+     * Until then the loop below looks every 10 ms. */
+    bool ready = false, hup_pending = false, listener_gone = false;
     double last_wd = 0;
+    int rc = 0;
     for (;;) {
-        if (!ready) {
-            Snapshot *first = holder_get(&holder);
-            if (first) {
-                snapshot_unref(first);
-                ready = true;
-                sd_notify(0, "READY=1\nSTATUS=serving");
-                if (hup_pending)
-                    reload(cl, cfg, web, http, sampler, started_at);
-            }
+        if (!ready && privsep_ready(ps)) {
+            ready = true;
+            sd_notify(0, "READY=1\nSTATUS=serving");
+            if (hup_pending)
+                reload(cl, cfg, web, sampler, ps, started_at);
         }
         double wait = ready ? tick : MIN(tick, 0.01);
         struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
@@ -539,8 +520,22 @@ static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double sta
             log_info("signal %d: stopping", sig);
             break;
         }
+        int st;
+        bool closed = privsep_closed(ps);
+        if (waitpid(lpid, &st, WNOHANG) == lpid || closed) {
+            /* The channel ends when the listener dies (or breaks the protocol and is let
+             * go): its exit status says which. */
+            if (closed)
+                st = reap_listener(lpid, 1.0);
+            char how[128];
+            describe_status(st, how, sizeof(how));
+            log_error("the HTTP listener (pid %d) %s; stopping", lpid, how);
+            listener_gone = true;
+            rc = 1;
+            break;
+        }
         if (sig == SIGHUP && ready) {
-            reload(cl, cfg, web, http, sampler, started_at);
+            reload(cl, cfg, web, sampler, ps, started_at);
             continue;
         }
         if (sig == SIGHUP) {
@@ -556,14 +551,71 @@ static int run_daemon(const Cmdline *cl, Config *cfg, WebConfig *web, double sta
         }
     }
     sd_notify(0, "STOPPING=1");
-    http_stop(http);
+    /* Requests waiting in the sampler give up, the channel ends (and with it the listener),
+     * then the sampler stops: a census in flight finishes and lets its target go first. */
+    sampler_interrupt(sampler);
+    privsep_stop(ps);
     sampler_stop(sampler);
-    holder_done(&holder);
-    return 0;
+    privsep_free(ps);
+    /* It has been exiting since privsep_stop ended the channel, while the sampler stopped:
+     * it only closes its connections, so it is normally gone by now (in milliseconds). A
+     * sanitizer build scans for leaks at exit, which on a busy machine takes a second: it is
+     * given half, then killed, so that SIGTERM stays quick and no child is left unreaped. */
+    if (!listener_gone)
+        reap_listener(lpid, 0.5);
+    return rc;
+}
+
+/* The HTTP listener process (priv/listener.h): `pymemd --privsep-listener FDS OPTIONS...`, as
+ * privsep_spawn executes it, with the options run_daemon passes (no config file). It drops its
+ * privileges before it serves anything: whatever it must read with the privileges of a pymemd
+ * started as root (a TLS key readable only by root) is read before
+ * listener_drop_privileges(). */
+static int run_listener(int argc, char **argv)
+{
+    int lfd, sock;
+    pid_t parent;
+    if (argc < 3 || listener_parse_arg(argv[2], &lfd, &sock, &parent) < 0) {
+        fprintf(stderr, "pymemd: %s is for pymemd's own use\n", PRIVSEP_LISTENER_FLAG);
+        return 2;
+    }
+    static Cmdline cl;
+    argv[2] = argv[0];
+    int r = parse_args(argc - 2, argv + 2, &cl);
+    if (r >= 0)
+        return r;
+    Config cfg;
+    char err[512];
+    if (build_config(&cl, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pymemd: %s\n", err);
+        return 2;
+    }
+    log_set_level((LogLevel)cfg.log_level);
+    /* Read with the privileges pymemd was started with: a TLS key may be readable only by
+     * root. The sampler has checked the same file already. */
+    WebConfig web;
+    char werr[1024];
+    if (load_web(&cfg, &web, werr, sizeof(werr)) < 0) {
+        log_error("listener: %s", werr);
+        config_done(&cfg);
+        return 1;
+    }
+    if (listener_drop_privileges(err, sizeof(err)) < 0) {
+        log_error("listener: %s", err);
+        webconfig_done(&web);
+        config_done(&cfg);
+        return 1;
+    }
+    r = listener_run(lfd, sock, parent, cfg.listen, &web);
+    webconfig_done(&web);
+    config_done(&cfg);
+    return r;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], PRIVSEP_LISTENER_FLAG) == 0)
+        return run_listener(argc, argv);
     static Cmdline cl;
     double started_at = clock_real();
     int r = parse_args(argc, argv, &cl);
@@ -590,7 +642,7 @@ int main(int argc, char **argv)
     }
     r = cl.referrers ? run_referrers(&cfg, cl.referrers)
         : cl.once    ? run_once(&cfg, started_at)
-                     : run_daemon(&cl, &cfg, &web, started_at);
+                     : run_daemon(&cl, &cfg, &web, started_at, argv[0]);
     webconfig_done(&web);
     config_done(&cfg);
     return r;

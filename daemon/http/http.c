@@ -1,6 +1,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 #include "pymemd/api.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/macro.h"
 #include "util/strbuf.h"
 
 #define CONTENT_TYPE_JSON "application/json"
@@ -309,13 +311,16 @@ static void unref_cb(void *cls)
 static enum MHD_Result send_snapshot_body(struct MHD_Connection *c, Snapshot *snap, SnapFormat f,
                                           bool gzip)
 {
-    const SnapBody *b = gzip ? snapshot_gzip(snap, f) : &snap->body[f];
+    SnapBody plain = snapshot_body(snap, f);
+    const SnapBody *b = gzip ? snapshot_gzip(snap, f) : &plain;
     if (!b) {
-        b = &snap->body[f];
+        b = &plain;
         gzip = false;
     }
+    /* The body is read-only (a sealed, read-only mapping in the listener process);
+     * libmicrohttpd only reads it, but takes a non-const pointer. */
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
-        b->len, b->data, unref_cb, snapshot_ref(snap));
+        b->len, (void *)b->data, unref_cb, snapshot_ref(snap));
     if (!r) {
         snapshot_unref(snap);
         return MHD_NO;
@@ -326,16 +331,13 @@ static enum MHD_Result send_snapshot_body(struct MHD_Connection *c, Snapshot *sn
     return queue(c, MHD_HTTP_OK, r, content_types[f]);
 }
 
-/* A JSON body; age >= 0 adds an Age header (seconds since the census it shows was taken, for
- * a ?fresh=1 answered with an earlier census). */
-static enum MHD_Result send_json_age(struct MHD_Connection *c, cJSON *o, double age)
+/* A malloc'd JSON body (NULL: out of memory); age >= 0 adds an Age header (seconds since the
+ * census it shows was taken, for a ?fresh=1 answered with an earlier census). */
+static enum MHD_Result send_json_age(struct MHD_Connection *c, char *body, size_t len, double age)
 {
-    char *body = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
     if (!body)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -348,9 +350,13 @@ static enum MHD_Result send_json_age(struct MHD_Connection *c, cJSON *o, double 
     return queue(c, MHD_HTTP_OK, r, CONTENT_TYPE_JSON);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, cJSON *o)
+/* A JSON body that lives in a snapshot, copied (it is small: one process). */
+static enum MHD_Result send_json_copy(struct MHD_Connection *c, SnapBody b)
 {
-    return send_json_age(c, o, -1);
+    char *body = malloc(b.len + 1);
+    if (body)
+        memcpy(body, b.data, b.len);
+    return send_json_age(c, body, b.len, -1);
 }
 
 /* ---- routes ---------------------------------------------------------------------------- */
@@ -446,22 +452,24 @@ static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Sna
         fresh = holder_get(h->holder);
         snap = fresh ? fresh : snap;
     }
-    const TargetSample *t = snapshot_find(snap, pid);
+    SnapProc t;
     enum MHD_Result r;
-    if (!t)
+    if (!snapshot_find(snap, pid, &t))
         r = send_error(c, MHD_HTTP_NOT_FOUND, "process %d is not watched", pid);
-    else if (!t->census)
-        r = send_error(c, MHD_HTTP_NOT_FOUND, "no object census of process %d yet%s%s", pid,
-                       t->census_error[0] ? ": " : " (add ?fresh=1 to take one now)",
-                       t->census_error);
-    else if (growth && !t->prev_census)
+    else if (!t.have_census)
+        r = send_error(c, MHD_HTTP_NOT_FOUND, "no object census of process %d yet%s%.*s", pid,
+                       t.census_error.len ? ": " : " (add ?fresh=1 to take one now)",
+                       (int)MIN(t.census_error.len, 400), t.census_error.data);
+    else if (growth && !t.have_growth)
         r = send_error(c, MHD_HTTP_NOT_FOUND,
                        "growth needs two censuses of process %d; one has been taken", pid);
-    else
-        r = send_json_age(c,
-                          growth ? json_growth(pid, t->prev_census, t->census)
-                                 : json_census(t->census, (size_t)top),
-                          reused ? fmax(0, clock_real() - t->census->at) : -1);
+    else if (growth)
+        r = send_json_copy(c, t.growth);
+    else {
+        size_t len = 0;
+        char *body = snapshot_census(snap, pid, (size_t)top, &len);
+        r = send_json_age(c, body, len, reused ? fmax(0, clock_real() - t.census_at) : -1);
+    }
     if (fresh)
         snapshot_unref(fresh);
     return r;
@@ -490,10 +498,12 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
                           "referrers of process %d failed: %s", pid, err[0] ? err : strerror(-k));
     if (k == 0)
         return send_owned(c, MHD_HTTP_OK, json, strlen(json), CONTENT_TYPE_JSON);
+    /* The kept answer's age, from its own "at". */
     cJSON *doc = cJSON_Parse(json);
-    free(json);
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "at");
-    return send_json_age(c, doc, cJSON_IsNumber(at) ? fmax(0, clock_real() - at->valuedouble) : 0);
+    double age = cJSON_IsNumber(at) ? fmax(0, clock_real() - at->valuedouble) : 0;
+    cJSON_Delete(doc);
+    return send_json_age(c, json, strlen(json), age);
 }
 
 static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
@@ -503,7 +513,7 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     const char *rest = url + sizeof(prefix) - 1;
     if (*rest == 0 || strcmp(rest, "/") == 0) {
         size_t len;
-        char *body = json_processes(snap->samples, snap->n, &len);
+        char *body = snapshot_processes(snap, &len);
         if (!body)
             return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return send_owned(c, MHD_HTTP_OK, body, len, CONTENT_TYPE_JSON);
@@ -518,11 +528,11 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
         return serve_census(h, c, snap, (pid_t)pid, tail[1] == 'g');
     if (strcmp(tail, "/referrers") == 0)
         return serve_referrers(h, c, (pid_t)pid);
-    const TargetSample *t = snapshot_find(snap, (pid_t)pid);
-    if (!t)
+    SnapProc t;
+    if (!snapshot_find(snap, (pid_t)pid, &t))
         return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);
     if (*tail == 0 || strcmp(tail, "/") == 0)
-        return send_json(c, json_process(t));
+        return send_json_copy(c, t.process);
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
 }
 
@@ -807,7 +817,7 @@ int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *
 
 /* Binds the socket ourselves, so that a taken port is reported as such and not as a generic
  * failure to start the server. */
-static int open_listener(const char *addr, char *err, size_t errlen)
+int http_listen(const char *addr, char *err, size_t errlen)
 {
     char host[256], portstr[8];
     unsigned port;
@@ -939,13 +949,14 @@ static unsigned connection_limit(void)
     return rl.rlim_cur > 512 ? (unsigned)(rl.rlim_cur - 256) : 256;
 }
 
-int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, HttpCensusFn census,
-               void *ctx, HttpServer **ret, char *err, size_t errlen)
+int http_start(int fd, const char *addr, const WebConfig *web, SnapshotHolder *holder,
+               HttpCensusFn census, void *ctx, HttpServer **ret, char *err, size_t errlen)
 {
     HttpServer *h = calloc(1, sizeof(*h));
     if (!h || web_new(web, &h->web) < 0) {
         free(h);
         snprintf(err, errlen, "out of memory");
+        close(fd);
         return -ENOMEM;
     }
     pthread_mutex_init(&h->web_lock, NULL);
@@ -954,14 +965,7 @@ int http_start(const char *addr, const WebConfig *web, SnapshotHolder *holder, H
     h->holder = holder;
     h->census = census;
     h->census_ctx = ctx;
-    h->fd = open_listener(addr, err, errlen);
-    if (h->fd < 0) {
-        int k = h->fd;
-        web_free(h->web);
-        pthread_mutex_destroy(&h->web_lock);
-        free(h);
-        return k;
-    }
+    h->fd = fd;
     h->exposed = exposed_address(h->fd);
     /* With TLS, libmicrohttpd asks for a client certificate only when it has CAs to trust; for
      * RequestClientCert and RequireAnyClientCert without client_ca_file the server's own

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "http/webconfig.h"
-#include "metrics/snapshot.h"
+#include "snapshot/snapshot.h"
 
 typedef struct HttpServer HttpServer;
 
@@ -17,14 +17,18 @@ typedef struct HttpServer HttpServer;
 typedef int (*HttpCensusFn)(void *ctx, pid_t pid, double *ret_retry_after, char *err,
                             size_t errlen);
 
-/* Listens on "HOST:PORT" ("[::1]:9100" for IPv6) and serves from holder; census (with ctx)
- * serves fresh censuses, or is NULL. web (NULL: none) is a loaded web config: with TLS in it
- * only HTTPS is served, with its certificate and key bytes (the files are not read here), and
- * client certificates are checked per client_auth_type (403 when refused); with users, every
- * request needs one of them (401 otherwise); its headers go on every response. web is not
- * kept. On failure returns -errno with a sentence for the operator in err (a taken port says
- * so, and how to choose another). The caller owns *ret. */
-int http_start(const char *listen, const WebConfig *web, SnapshotHolder *holder,
+/* Binds and listens on "HOST:PORT" ("[::1]:9100" for IPv6): the listening socket (O_CLOEXEC),
+ * or -errno with a sentence for the operator in err (a taken port says so, and how to choose
+ * another). The privileged process binds; the unprivileged listener serves (priv/). */
+int http_listen(const char *listen, char *err, size_t errlen);
+/* Serves on fd (from http_listen, owned from now on; listen is its address, for messages) from
+ * holder; census (with ctx) serves fresh censuses, or is NULL. web (NULL: none) is a loaded web
+ * config: with TLS in it only HTTPS is served, with its certificate and key bytes (the files are
+ * not read here), and client certificates are checked per client_auth_type (403 when refused);
+ * with users, every request needs one of them (401 otherwise); its headers go on every
+ * response. web is not kept. On failure returns -errno with a sentence in err. The caller owns
+ * *ret. */
+int http_start(int fd, const char *listen, const WebConfig *web, SnapshotHolder *holder,
                HttpCensusFn census, void *ctx, HttpServer **ret, char *err, size_t errlen);
 /* Replaces the users and headers (a reload); the TLS settings stay those of http_start. web
  * is not kept. Returns 0 or -ENOMEM (then nothing changed). */

@@ -600,6 +600,11 @@ static int check_pem(const WebConfig *c, char *err, size_t errlen)
     return r;
 }
 
+int webconfig_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen)
+{
+    return read_file(path, "web config file", ret, ret_len, err, errlen);
+}
+
 int webconfig_load(const char *path, WebConfig *ret, char *err, size_t errlen)
 {
     _cleanup_(freep) char *buf = NULL;

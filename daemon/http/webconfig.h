@@ -77,6 +77,11 @@ int webconfig_parse(const char *buf, size_t len, WebConfig *ret, char *err, size
  * path in err; *ret as for webconfig_parse(). */
 int webconfig_load(const char *path, WebConfig *ret, char *err, size_t errlen);
 
+/* The text of the web config file at path (a regular file, at most WEBCONFIG_FILE_MAX bytes):
+ * what a reload hands the HTTP listener, which cannot read the file itself (privsep). The
+ * caller frees *ret. Returns 0 or -errno with a sentence in err. */
+int webconfig_read(const char *path, char **ret, size_t *ret_len, char *err, size_t errlen);
+
 /* Frees what c owns and zeroes it (the key's bytes are wiped first). NULL-safe, idempotent. */
 void webconfig_done(WebConfig *c);
 

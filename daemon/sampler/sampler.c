@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics/snaprender.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -136,6 +137,9 @@ struct Sampler {
     OptCopy pending;   /* from sampler_reconfigure(), taken in by the thread; guarded by lock */
     bool reconfigured; /* guarded by lock */
     SnapshotHolder *holder;
+    SamplerPublishFn publish_cb;
+    void *publish_ctx;
+    bool once; /* sampler_once(): every target read in full (force_frozen) */
     _Atomic double heartbeat;
 
     /* Owned by the thread. */
@@ -735,7 +739,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             break;
         bool was_ok = w->have_last && w->last.status == TARGET_OK;
         TargetSample t;
-        target_sample(w->t, s->cache, s->pi, false, &t);
+        target_sample(w->t, s->cache, s->pi, s->once, &t);
         w->sampled_mono = clock_mono();
         bool not_python = t.status != TARGET_GONE && !targetsample_maybe_python(&t);
         /* A target the census worker holds is dropped (or started over) once the census is
@@ -796,29 +800,16 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
     }
 }
 
-/* Copies a sample for the snapshot, so the Watched keeps its own. */
-static int copy_sample(const Watched *w, TargetSample *out)
+/* The sample of w as the snapshot shows it: its last sample with the census state of the
+ * Watched. A shallow view: every pointer in it stays the Watched's. */
+static TargetSample sample_view(const Watched *w)
 {
-    const TargetSample *in = &w->last;
-    *out = *in;
-    out->census = census_ref(w->census);
-    out->prev_census = census_ref(w->prev_census);
-    out->censuses = w->censuses;
-    snprintf(out->census_error, sizeof(out->census_error), "%s", w->census_error);
-    if (!in->have_identity)
-        return 0;
-    out->id.cmdline = in->id.cmdline ? strdup(in->id.cmdline) : NULL;
-    out->id.cmdline_redacted = in->id.cmdline_redacted ? strdup(in->id.cmdline_redacted) : NULL;
-    out->id.exe = in->id.exe ? strdup(in->id.exe) : NULL;
-    if ((in->id.cmdline && !out->id.cmdline) || (in->id.exe && !out->id.exe) ||
-        (in->id.cmdline_redacted && !out->id.cmdline_redacted)) {
-        free(out->id.cmdline);
-        free(out->id.cmdline_redacted);
-        free(out->id.exe);
-        out->have_identity = false;
-        return -ENOMEM;
-    }
-    return 0;
+    TargetSample out = w->last;
+    out.census = w->census;
+    out.prev_census = w->prev_census;
+    out.censuses = w->censuses;
+    snprintf(out.census_error, sizeof(out.census_error), "%s", w->census_error);
+    return out;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -827,6 +818,8 @@ static int cmp_pid(const void *a, const void *b)
     return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+/* Renders what the Watched hold now into a snapshot and publishes it: the snapshot is plain
+ * data (rendered documents), so nothing of the sampler's state outlives this call in it. */
 static void publish(Sampler *s, const SamplerOptions *opt)
 {
     TargetSample *v = calloc(s->nw ? s->nw : 1, sizeof(*v));
@@ -834,17 +827,24 @@ static void publish(Sampler *s, const SamplerOptions *opt)
         return;
     size_t n = 0;
     for (size_t i = 0; i < s->nw; i++)
-        if (s->w[i].have_last && copy_sample(&s->w[i], &v[n]) >= 0)
-            n++;
+        if (s->w[i].have_last)
+            v[n++] = sample_view(&s->w[i]);
     qsort(v, n, sizeof(*v), cmp_pid);
     JsonDaemonInfo info = {opt->version, opt->started_at, opt->interval, opt->top_types};
-    Snapshot *snap = snapshot_new(&info, v, n);
-    if (!snap) {
+    Snapshot *snap = NULL;
+    int k = snaprender_new(&info, v, n, clock_real(), &snap);
+    free(v);
+    if (k < 0) {
         log_error("out of memory building a snapshot; serving the previous one");
         return;
     }
-    snap->taken_at = clock_real();
-    holder_swap(s->holder, snap);
+    /* Handed on (to the listener process) before anyone waiting for this census is told. */
+    if (s->publish_cb)
+        s->publish_cb(s->publish_ctx, snap);
+    if (s->holder)
+        holder_swap(s->holder, snap);
+    else
+        snapshot_unref(snap);
     /* Rendering builds and frees a JSON tree per target each interval, and the previous
      * snapshot's bodies go: hand the freed memory back (100 targets: 10.5 MiB of RSS instead of
      * 12.3). */
@@ -1122,7 +1122,9 @@ static void *run(void *arg)
     return NULL;
 }
 
-int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **ret)
+/* A sampler with no thread yet. */
+static int sampler_new(const SamplerOptions *opt, SnapshotHolder *holder, SamplerPublishFn cb,
+                       void *ctx, Sampler **ret)
 {
     Sampler *s = calloc(1, sizeof(*s));
     if (!s)
@@ -1136,6 +1138,8 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
         return k;
     }
     s->holder = holder;
+    s->publish_cb = cb;
+    s->publish_ctx = ctx;
     atomic_init(&s->heartbeat, clock_mono());
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
@@ -1145,11 +1149,45 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
     pthread_cond_init(&s->census_done, &ca);
     pthread_cond_init(&s->worker_wake, &ca);
     pthread_condattr_destroy(&ca);
+    *ret = s;
+    return 0;
+}
+
+/* Frees what the threads (stopped and joined, or never started) leave. */
+static void sampler_destroy(Sampler *s)
+{
+    census_free(s->job.census);
+    while (s->nw)
+        unwatch(s, s->nw - 1);
+    free(s->w);
+    for (size_t i = 0; i < s->nignored; i++)
+        free(s->ignored[i].exe);
+    free(s->ignored);
+    free(s->gates);
+    while (s->nanswers)
+        answer_remove(s, &s->answers[0]);
+    free(s->answers);
+    free_regexes(s);
+    optcopy_free(&s->cur);
+    optcopy_free(&s->pending);
+    pyelfcache_free(s->cache);
+    procinfo_free(s->pi);
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->census_done);
+    pthread_cond_destroy(&s->worker_wake);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, SamplerPublishFn cb, void *ctx,
+                  Sampler **ret)
+{
+    Sampler *s = NULL;
+    int k = sampler_new(opt, holder, cb, ctx, &s);
+    if (k < 0)
+        return k;
     if ((k = pthread_create(&s->worker, NULL, census_worker, s)) != 0) {
-        pyelfcache_free(s->cache);
-        procinfo_free(s->pi);
-        optcopy_free(&s->cur);
-        free(s);
+        sampler_destroy(s);
         return -k;
     }
     if ((k = pthread_create(&s->thread, NULL, run, s)) != 0) {
@@ -1158,13 +1196,47 @@ int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **r
         pthread_cond_signal(&s->worker_wake);
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->worker, NULL);
-        pyelfcache_free(s->cache);
-        procinfo_free(s->pi);
-        optcopy_free(&s->cur);
-        free(s);
+        sampler_destroy(s);
         return -k;
     }
     *ret = s;
+    return 0;
+}
+
+int sampler_once(const SamplerOptions *opt, SnapshotHolder *holder)
+{
+    Sampler *s = NULL;
+    int k = sampler_new(opt, holder, NULL, NULL, &s);
+    if (k < 0)
+        return k;
+    s->once = true;
+    compile_regexes(s);
+    SamplerOptions o = s->cur.opt;
+    discover(s, &o);
+    sample_all(s, &o);
+    /* The census follows the daemon's schedule policy (census_match), with the on-demand
+     * budget: someone at a terminal asked for it now, as ?fresh=1 does. This thread is the
+     * tracer, as the census worker is in the daemon. */
+    for (size_t i = 0; o.census_interval > 0 && i < s->nw; i++) {
+        Watched *w = &s->w[i];
+        if (!census_ready(w) || !census_scheduled_for(s, w))
+            continue;
+        w->censuses++;
+        target_census_prepare(w->t);
+        Census *c = NULL;
+        char err[300] = "";
+        k = target_census(w->t, o.census_nonblocking ? CENSUS_NONBLOCKING : CENSUS_FREEZE,
+                          o.max_census_pause_on_demand, &c, err, sizeof(err));
+        if (k < 0) {
+            snprintf(w->census_error, sizeof(w->census_error), "%s", err);
+            continue;
+        }
+        target_census_taken(w->t, c);
+        w->census = c;
+    }
+    freeze_collect();
+    publish(s, &o);
+    sampler_destroy(s);
     return 0;
 }
 
@@ -1190,38 +1262,23 @@ double sampler_heartbeat(Sampler *s)
     return atomic_load(&s->heartbeat);
 }
 
-void sampler_stop(Sampler *s)
+void sampler_interrupt(Sampler *s)
 {
-    if (!s)
-        return;
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_signal(&s->wake);
     pthread_cond_signal(&s->worker_wake);
     pthread_cond_broadcast(&s->census_done);
     pthread_mutex_unlock(&s->lock);
+}
+
+void sampler_stop(Sampler *s)
+{
+    if (!s)
+        return;
+    sampler_interrupt(s);
     pthread_join(s->thread, NULL);
     /* The worker finishes the census it runs (never leaving the target stopped) first. */
     pthread_join(s->worker, NULL);
-    census_free(s->job.census);
-    while (s->nw)
-        unwatch(s, s->nw - 1);
-    free(s->w);
-    for (size_t i = 0; i < s->nignored; i++)
-        free(s->ignored[i].exe);
-    free(s->ignored);
-    free(s->gates);
-    while (s->nanswers)
-        answer_remove(s, &s->answers[0]);
-    free(s->answers);
-    free_regexes(s);
-    optcopy_free(&s->cur);
-    optcopy_free(&s->pending);
-    pyelfcache_free(s->cache);
-    procinfo_free(s->pi);
-    pthread_cond_destroy(&s->wake);
-    pthread_cond_destroy(&s->census_done);
-    pthread_cond_destroy(&s->worker_wake);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    sampler_destroy(s);
 }

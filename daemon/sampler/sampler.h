@@ -21,7 +21,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "metrics/snapshot.h"
+#include "sampler/target.h"
+#include "snapshot/snapshot.h"
 
 typedef struct SamplerOptions {
     const pid_t *pids;
@@ -47,11 +48,28 @@ typedef struct SamplerOptions {
 
 typedef struct Sampler Sampler;
 
-/* Starts the sampler thread. The options are copied (the thread compiles its own regexes). The
- * caller owns *ret. */
-int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, Sampler **ret);
+/* Called on the sampler thread with each new snapshot (a reference the callee may take with
+ * snapshot_ref), before it is swapped into the holder and before anyone waiting for the census
+ * it holds is answered: the privileged process hands it to the listener here, so that an
+ * answer to ?fresh=1 always follows its snapshot on the channel. */
+typedef void (*SamplerPublishFn)(void *ctx, Snapshot *snap);
+
+/* Starts the sampler thread, publishing into holder (when not NULL) and through cb with ctx
+ * (when cb is not NULL). The options are copied (the thread compiles its own regexes). The caller
+ * owns *ret. */
+int sampler_start(const SamplerOptions *opt, SnapshotHolder *holder, SamplerPublishFn cb, void *ctx,
+                  Sampler **ret);
+/* `pymemd --once`: on the calling thread, with no thread started, looks for the targets,
+ * samples each once in full, takes the censuses the schedule policy selects (with the
+ * on-demand pause budget), and publishes one snapshot into holder, as the daemon does each
+ * interval. */
+int sampler_once(const SamplerOptions *opt, SnapshotHolder *holder);
 /* Applies new options at the next iteration (SIGHUP). The options are copied. */
 int sampler_reconfigure(Sampler *s, const SamplerOptions *opt);
+/* Tells the threads to stop, and every caller waiting in sampler_census_now or
+ * sampler_referrers_now to give up (-ETIMEDOUT), without waiting: those callers must be gone
+ * before sampler_stop frees the sampler. */
+void sampler_interrupt(Sampler *s);
 /* Stops and joins the thread, frees everything. NULL-safe. */
 void sampler_stop(Sampler *s);
 /* Asks for a census of a watched pid (GET .../objects?fresh=1) and waits at most `timeout`

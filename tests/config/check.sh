@@ -224,6 +224,15 @@ else
             filter_ok=
         fi
     done
+    # What privilege separation needs (the sampler and the HTTP listener process).
+    for s in memfd_create socketpair sendmsg recvmsg execve prctl capget fcntl; do
+        if allowed "$s"; then
+            echo "    $s: allowed"
+        else
+            echo "    $s: BLOCKED (privilege separation needs it)"
+            filter_ok=
+        fi
+    done
     for s in process_vm_writev open_by_handle_at; do   # information: what the unit keeps out
         allowed "$s" && echo "    $s: allowed" || echo "    $s: blocked"
     done

@@ -17,9 +17,21 @@
 
 #include "http/http.h"
 #include "http/webconfig.h"
+#include "metrics/snaprender.h"
+#include "util/macro.h"
 
 /* No TLS, no users, no headers: plain HTTP as without --web.config.file. */
 static const WebConfig no_web;
+
+/* Binds addr and serves on it, as the listener does after the sampler bound it. */
+static int start_on(const char *addr, SnapshotHolder *holder, HttpServer **ret, char *err,
+                    size_t errlen)
+{
+    int fd = http_listen(addr, err, errlen);
+    if (fd < 0)
+        return fd;
+    return http_start(fd, addr, &no_web, holder, NULL, NULL, ret, err, errlen);
+}
 
 static void prometheus_accept_headers(void **state)
 {
@@ -163,7 +175,7 @@ static void exposure(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         HttpServer *h = NULL;
         snprintf(addr, sizeof(addr), "%s:%u", cases[i].host, free_port());
-        assert_int_equal(http_start(addr, &no_web, &holder, NULL, NULL, &h, err, sizeof(err)), 0);
+        assert_int_equal(start_on(addr, &holder, &h, err, sizeof(err)), 0);
         warning[0] = 0;
         assert_int_equal(http_exposed(h, warning, sizeof(warning)), cases[i].exposed);
         if (cases[i].exposed) {
@@ -193,12 +205,14 @@ static void slow_answer_is_sent(void **state)
     SnapshotHolder holder;
     holder_init(&holder);
     JsonDaemonInfo info = {.version = "test", .top_types = 20};
-    holder_swap(&holder, snapshot_new(&info, NULL, 0));
+    Snapshot *empty = NULL;
+    assert_int_equal(snaprender_new(&info, NULL, 0, 0.0, &empty), 0);
+    holder_swap(&holder, empty);
     unsigned port = free_port();
     char addr[64], err[512];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
     HttpServer *h = NULL;
-    assert_int_equal(http_start(addr, &no_web, &holder, NULL, NULL, &h, err, sizeof(err)), 0);
+    assert_int_equal(start_on(addr, &holder, &h, err, sizeof(err)), 0);
     http_set_referrers(h, slow_referrers, NULL);
 
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -1,0 +1,553 @@
+#include "snapshot/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "util/macro.h"
+
+/* The block: a header, an index of fixed-size records (one per process, in the order given),
+ * then the bytes the spans point at. Offsets are from the start of the block; the header and
+ * the records are 8-byte multiples, so the index is aligned wherever the block is. The same
+ * binary writes and reads it (the listener is this program, re-executed), so the layout is
+ * native and versioned only by the magic. */
+#define SNAP_MAGIC "PYMEMDS1"
+
+typedef struct SnapSpan {
+    uint64_t off, len;
+} SnapSpan;
+
+enum { REC_CENSUS = 1, REC_GROWTH = 2, REC_READABLE = 4 };
+
+typedef struct SnapRec {
+    int64_t pid;
+    uint64_t flags;
+    double census_at;
+    SnapSpan process;
+    SnapSpan census_error;
+    SnapSpan census_head;
+    SnapSpan census_items; /* the type items, joined by ',' */
+    SnapSpan census_ends;  /* uint64_t per item: where it ends, from the start of the items */
+    SnapSpan growth;
+} SnapRec;
+
+typedef struct SnapHeader {
+    char magic[8];
+    uint64_t size;
+    double taken_at;
+    uint64_t nprocs;
+    SnapSpan body[SNAP_NFORMATS];
+    SnapSpan processes; /* the PROCESS objects inside the JSON body, commas included */
+    SnapSpan index;     /* nprocs SnapRec */
+} SnapHeader;
+
+struct Snapshot {
+    atomic_int refs;
+    const unsigned char *block;
+    size_t size;
+    bool mapped; /* munmap, not free */
+    const SnapHeader *h;
+    const SnapRec *recs;
+    /* gzip versions, made on first request under gz_lock. */
+    pthread_mutex_t gz_lock;
+    SnapBody gz[SNAP_NFORMATS];
+    bool gz_failed[SNAP_NFORMATS];
+};
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+struct SnapWriter {
+    double taken_at;
+    unsigned char *data; /* the bytes after the header and the index; spans are relative to it
+                          * until snapwriter_finish */
+    size_t len, cap;
+    bool oom;
+    SnapSpan body[SNAP_NFORMATS];
+    SnapSpan processes;
+    SnapRec *recs;
+    size_t nrecs;
+};
+
+int snapwriter_new(double taken_at, SnapWriter **ret)
+{
+    SnapWriter *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->taken_at = taken_at;
+    *ret = w;
+    return 0;
+}
+
+SnapWriter *snapwriter_free(SnapWriter *w)
+{
+    if (w) {
+        free(w->data);
+        free(w->recs);
+        free(w);
+    }
+    return NULL;
+}
+
+static SnapSpan put(SnapWriter *w, const void *p, size_t len)
+{
+    if (w->oom)
+        return (SnapSpan){0};
+    if (w->len + len > w->cap) {
+        size_t cap = MAX(w->cap * 2, w->len + len + 4096);
+        unsigned char *n = realloc(w->data, cap);
+        if (!n) {
+            w->oom = true;
+            return (SnapSpan){0};
+        }
+        w->data = n;
+        w->cap = cap;
+    }
+    if (len)
+        memcpy(w->data + w->len, p, len);
+    SnapSpan s = {w->len, len};
+    w->len += len;
+    return s;
+}
+
+static SnapSpan put_str(SnapWriter *w, const char *s)
+{
+    return put(w, s, s ? strlen(s) : 0);
+}
+
+/* A span from a to the end of b (both already written, in that order). */
+static SnapSpan join(SnapSpan a, SnapSpan b)
+{
+    return (SnapSpan){a.off, b.off + b.len - a.off};
+}
+
+void snapwriter_body(SnapWriter *w, SnapFormat f, const char *data, size_t len)
+{
+    w->body[f] = put(w, data, len);
+}
+
+void snapwriter_json(SnapWriter *w, const char *head, const pid_t *pids,
+                     const char *const *processes, const size_t *lens, size_t n, const char *tail)
+{
+    free(w->recs);
+    w->recs = calloc(n ? n : 1, sizeof(*w->recs));
+    w->nrecs = n;
+    if (!w->recs) {
+        w->oom = true;
+        w->nrecs = 0;
+    }
+    SnapSpan first = put_str(w, head), start = {w->len, 0};
+    for (size_t i = 0; i < w->nrecs; i++) {
+        if (i)
+            put(w, ",", 1);
+        SnapSpan p = put(w, processes[i], lens[i]);
+        w->recs[i].process = p;
+        w->recs[i].pid = pids[i];
+    }
+    w->processes = (SnapSpan){start.off, w->len - start.off};
+    SnapSpan last = put_str(w, tail);
+    w->body[SNAP_JSON] = join(first, last);
+}
+
+void snapwriter_census(SnapWriter *w, size_t i, double at, const char *head,
+                       const char *const *items, const size_t *lens, size_t nitems)
+{
+    if (i >= w->nrecs)
+        return;
+    SnapRec *r = &w->recs[i];
+    r->flags |= REC_CENSUS;
+    r->census_at = at;
+    r->census_head = put_str(w, head);
+    uint64_t *ends = calloc(nitems ? nitems : 1, sizeof(*ends));
+    if (!ends) {
+        w->oom = true;
+        return;
+    }
+    size_t start = w->len;
+    for (size_t k = 0; k < nitems; k++) {
+        if (k)
+            put(w, ",", 1);
+        put(w, items[k], lens[k]);
+        ends[k] = w->len - start;
+    }
+    r->census_items = (SnapSpan){start, w->len - start};
+    /* Aligned, so the reader may index it as uint64_t. */
+    static const char pad[8];
+    put(w, pad, (8 - w->len % 8) % 8);
+    r->census_ends = put(w, ends, nitems * sizeof(*ends));
+    free(ends);
+}
+
+void snapwriter_readable(SnapWriter *w, size_t i, bool readable)
+{
+    if (i < w->nrecs && readable)
+        w->recs[i].flags |= REC_READABLE;
+}
+
+void snapwriter_census_error(SnapWriter *w, size_t i, const char *census_error)
+{
+    if (i < w->nrecs)
+        w->recs[i].census_error = put_str(w, census_error);
+}
+
+void snapwriter_growth(SnapWriter *w, size_t i, const char *growth, size_t len)
+{
+    if (i >= w->nrecs)
+        return;
+    w->recs[i].flags |= REC_GROWTH;
+    w->recs[i].growth = put(w, growth, len);
+}
+
+static void shift(SnapSpan *s, uint64_t by)
+{
+    s->off += by;
+}
+
+static Snapshot *snapshot_wrap(const unsigned char *block, size_t size, bool mapped)
+{
+    Snapshot *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->gz_lock, NULL);
+    s->block = block;
+    s->size = size;
+    s->mapped = mapped;
+    s->h = (const SnapHeader *)block;
+    s->recs = (const SnapRec *)(block + s->h->index.off);
+    return s;
+}
+
+int snapwriter_finish(SnapWriter *w, Snapshot **ret)
+{
+    if (w->oom) {
+        snapwriter_free(w);
+        return -ENOMEM;
+    }
+    size_t base = sizeof(SnapHeader) + w->nrecs * sizeof(SnapRec);
+    size_t size = base + w->len;
+    unsigned char *block = malloc(size);
+    if (!block) {
+        snapwriter_free(w);
+        return -ENOMEM;
+    }
+    SnapHeader h = {.size = size, .taken_at = w->taken_at, .nprocs = w->nrecs};
+    memcpy(h.magic, SNAP_MAGIC, sizeof(h.magic));
+    for (int f = 0; f < SNAP_NFORMATS; f++) {
+        h.body[f] = w->body[f];
+        shift(&h.body[f], base);
+    }
+    h.processes = w->processes;
+    shift(&h.processes, base);
+    h.index = (SnapSpan){sizeof(SnapHeader), w->nrecs * sizeof(SnapRec)};
+    for (size_t i = 0; i < w->nrecs; i++) {
+        SnapRec *r = &w->recs[i];
+        SnapSpan *spans[] = {&r->process,      &r->census_error, &r->census_head,
+                             &r->census_items, &r->census_ends,  &r->growth};
+        for (size_t k = 0; k < ARRAY_SIZE(spans); k++)
+            shift(spans[k], base);
+    }
+    memcpy(block, &h, sizeof(h));
+    if (w->nrecs)
+        memcpy(block + sizeof(h), w->recs, w->nrecs * sizeof(SnapRec));
+    if (w->len)
+        memcpy(block + base, w->data, w->len);
+    snapwriter_free(w);
+    Snapshot *s = snapshot_wrap(block, size, false);
+    if (!s) {
+        free(block);
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+/* ---- validation and sharing ------------------------------------------------------------------ */
+
+static bool span_ok(SnapSpan s, size_t size)
+{
+    return s.off <= size && s.len <= size - s.off;
+}
+
+/* Whether a block's header and index describe only bytes inside it. The block comes from the
+ * sampler, which is trusted; checking costs little and turns a bug there into a refused
+ * snapshot instead of a read out of bounds here. */
+static bool block_valid(const unsigned char *block, size_t size)
+{
+    if (size < sizeof(SnapHeader))
+        return false;
+    const SnapHeader *h = (const SnapHeader *)block;
+    if (memcmp(h->magic, SNAP_MAGIC, sizeof(h->magic)) != 0 || h->size != size)
+        return false;
+    for (int f = 0; f < SNAP_NFORMATS; f++)
+        if (!span_ok(h->body[f], size))
+            return false;
+    if (!span_ok(h->processes, size) || !span_ok(h->index, size) || h->index.off % 8 ||
+        h->nprocs > size / sizeof(SnapRec) || h->index.len != h->nprocs * sizeof(SnapRec))
+        return false;
+    const SnapRec *recs = (const SnapRec *)(block + h->index.off);
+    for (size_t i = 0; i < h->nprocs; i++) {
+        const SnapRec *r = &recs[i];
+        SnapSpan spans[] = {r->process,      r->census_error, r->census_head,
+                            r->census_items, r->census_ends,  r->growth};
+        for (size_t k = 0; k < ARRAY_SIZE(spans); k++)
+            if (!span_ok(spans[k], size))
+                return false;
+        if (r->census_ends.off % 8 || r->census_ends.len % 8)
+            return false;
+        const uint64_t *ends = (const uint64_t *)(block + r->census_ends.off);
+        uint64_t prev = 0;
+        for (size_t k = 0; k < r->census_ends.len / 8; k++) {
+            if (ends[k] < prev || ends[k] > r->census_items.len)
+                return false;
+            prev = ends[k];
+        }
+    }
+    return true;
+}
+
+int snapshot_to_memfd(const Snapshot *s, int *ret_fd)
+{
+    _cleanup_(closep) int fd = memfd_create("pymemd-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    for (size_t done = 0; done < s->size;) {
+        ssize_t k = write(fd, s->block + done, s->size - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        done += (size_t)k;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return -errno;
+    *ret_fd = fd;
+    fd = -1;
+    return 0;
+}
+
+int snapshot_from_fd(int fd_in, Snapshot **ret)
+{
+    _cleanup_(closep) int fd = fd_in;
+    const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0)
+        return -errno;
+    if ((seals & want) != want)
+        return -EPERM;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    size_t size = (size_t)st.st_size;
+    if (size < sizeof(SnapHeader))
+        return -EINVAL;
+    void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    if (!block_valid(p, size)) {
+        munmap(p, size);
+        return -EINVAL;
+    }
+    Snapshot *s = snapshot_wrap(p, size, true);
+    if (!s) {
+        munmap(p, size);
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+Snapshot *snapshot_ref(Snapshot *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+Snapshot *snapshot_unref(Snapshot *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return NULL;
+    for (int f = 0; f < SNAP_NFORMATS; f++)
+        free((void *)s->gz[f].data);
+    if (s->mapped)
+        munmap((void *)s->block, s->size);
+    else
+        free((void *)s->block);
+    pthread_mutex_destroy(&s->gz_lock);
+    free(s);
+    return NULL;
+}
+
+double snapshot_taken_at(const Snapshot *s)
+{
+    return s->h->taken_at;
+}
+
+size_t snapshot_size(const Snapshot *s)
+{
+    return s->size;
+}
+
+static SnapBody at(const Snapshot *s, SnapSpan sp)
+{
+    return (SnapBody){(const char *)s->block + sp.off, sp.len};
+}
+
+SnapBody snapshot_body(const Snapshot *s, SnapFormat f)
+{
+    return at(s, s->h->body[f]);
+}
+
+static int gzip_body(SnapBody in, SnapBody *out)
+{
+    z_stream z = {0};
+    /* windowBits 15 + 16: a gzip wrapper, as Content-Encoding: gzip wants. */
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, in.len);
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (unsigned char *)in.data;
+    z.avail_in = (uInt)in.len;
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    int r = deflate(&z, Z_FINISH);
+    size_t len = z.total_out;
+    deflateEnd(&z);
+    if (r != Z_STREAM_END) {
+        free(buf);
+        return -1;
+    }
+    out->data = (char *)buf;
+    out->len = len;
+    return 0;
+}
+
+const SnapBody *snapshot_gzip(Snapshot *s, SnapFormat f)
+{
+    pthread_mutex_lock(&s->gz_lock);
+    if (!s->gz[f].data && !s->gz_failed[f])
+        s->gz_failed[f] = gzip_body(snapshot_body(s, f), &s->gz[f]) < 0;
+    const SnapBody *b = s->gz[f].data ? &s->gz[f] : NULL;
+    pthread_mutex_unlock(&s->gz_lock);
+    return b;
+}
+
+/* head, the body, tail: a malloc'd NUL-terminated string. */
+static char *concat3(const char *head, size_t hlen, const char *body, size_t blen, const char *tail,
+                     size_t tlen, size_t *ret_len)
+{
+    char *out = malloc(hlen + blen + tlen + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, head, hlen);
+    if (blen)
+        memcpy(out + hlen, body, blen);
+    memcpy(out + hlen + blen, tail, tlen);
+    out[hlen + blen + tlen] = 0;
+    if (ret_len)
+        *ret_len = hlen + blen + tlen;
+    return out;
+}
+
+char *snapshot_processes(const Snapshot *s, size_t *ret_len)
+{
+    static const char head[] = "{\"processes\":[", tail[] = "]}";
+    SnapBody b = at(s, s->h->processes);
+    return concat3(head, sizeof(head) - 1, b.data, b.len, tail, sizeof(tail) - 1, ret_len);
+}
+
+size_t snapshot_nprocs(const Snapshot *s)
+{
+    return s->h->nprocs;
+}
+
+static const SnapRec *find_rec(const Snapshot *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->h->nprocs; i++)
+        if (s->recs[i].pid == pid)
+            return &s->recs[i];
+    return NULL;
+}
+
+bool snapshot_find(const Snapshot *s, pid_t pid, SnapProc *ret)
+{
+    const SnapRec *r = find_rec(s, pid);
+    if (!r)
+        return false;
+    return snapshot_proc(s, (size_t)(r - s->recs), ret);
+}
+
+bool snapshot_proc(const Snapshot *s, size_t i, SnapProc *ret)
+{
+    if (i >= s->h->nprocs)
+        return false;
+    const SnapRec *r = &s->recs[i];
+    pid_t pid = (pid_t)r->pid;
+    *ret = (SnapProc){
+        .pid = pid,
+        .readable = r->flags & REC_READABLE,
+        .process = at(s, r->process),
+        .have_census = r->flags & REC_CENSUS,
+        .census_at = r->census_at,
+        .census_error = at(s, r->census_error),
+        .have_growth = r->flags & REC_GROWTH,
+        .growth = at(s, r->growth),
+    };
+    return true;
+}
+
+char *snapshot_census(const Snapshot *s, pid_t pid, size_t top, size_t *ret_len)
+{
+    static const char tail[] = "]}";
+    const SnapRec *r = find_rec(s, pid);
+    if (!r || !(r->flags & REC_CENSUS))
+        return NULL;
+    size_t nitems = r->census_ends.len / sizeof(uint64_t);
+    size_t n = top && top < nitems ? top : nitems;
+    const uint64_t *ends = (const uint64_t *)(s->block + r->census_ends.off);
+    SnapBody head = at(s, r->census_head), items = at(s, r->census_items);
+    return concat3(head.data, head.len, items.data, n ? ends[n - 1] : 0, tail, sizeof(tail) - 1,
+                   ret_len);
+}
+
+/* ---- holder ---------------------------------------------------------------------------------- */
+
+void holder_init(SnapshotHolder *h)
+{
+    pthread_mutex_init(&h->lock, NULL);
+    h->cur = NULL;
+}
+
+void holder_done(SnapshotHolder *h)
+{
+    h->cur = snapshot_unref(h->cur);
+    pthread_mutex_destroy(&h->lock);
+}
+
+void holder_swap(SnapshotHolder *h, Snapshot *s)
+{
+    pthread_mutex_lock(&h->lock);
+    Snapshot *old = h->cur;
+    h->cur = s;
+    pthread_mutex_unlock(&h->lock);
+    /* The old one is freed outside the lock, once the last reader lets go. */
+    snapshot_unref(old);
+}
+
+Snapshot *holder_get(SnapshotHolder *h)
+{
+    pthread_mutex_lock(&h->lock);
+    Snapshot *s = h->cur ? snapshot_ref(h->cur) : NULL;
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
