@@ -139,7 +139,7 @@ def socket_inodes(pid):
     return out
 
 
-def daemon(exe, args, wrap=(), conf=""):
+def daemon(exe, args, wrap=(), conf="# pymemd on its defaults (an empty file is refused)\n"):
     d = Pymemd(exe, ["--log-level", "warn"] + list(args), "pymemd", conf=conf, env=clean_env())
     if wrap:
         # Pymemd starts exe itself: wrap it in setpriv through a small script.
