@@ -658,9 +658,13 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
         }
     if ((k = direct_referrers(c, t, read, rctx)) < 0 || (k = roots(c, t, read, rctx)) < 0)
         return k;
-    qsort(x->referrers, x->nreferrers, sizeof(*x->referrers), cmp_group);
-    qsort(x->unfollowed, x->nunfollowed, sizeof(*x->unfollowed), cmp_group);
-    qsort(x->weak, x->nweak, sizeof(*x->weak), cmp_group);
+    /* qsort's array must not be NULL even when empty (C11 7.22.5): a type nobody refers to. */
+    if (x->nreferrers)
+        qsort(x->referrers, x->nreferrers, sizeof(*x->referrers), cmp_group);
+    if (x->nunfollowed)
+        qsort(x->unfollowed, x->nunfollowed, sizeof(*x->unfollowed), cmp_group);
+    if (x->nweak)
+        qsort(x->weak, x->nweak, sizeof(*x->weak), cmp_group);
     return 0;
 }
 
