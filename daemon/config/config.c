@@ -455,10 +455,113 @@ static int add_pid(Config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* glibc's regcomp() copies an item once per repetition an interval allows (x+ too, as x x*), and
+ * the copies cost it quadratic time: "r{1,9999}" takes seconds, "a" and 20 '+' (each doubling
+ * what is before it) a minute, "(a{1,255}){1,255}" minutes and gigabytes (all found by
+ * tests/fuzz/fuzz_config). So before compiling, the copies a pattern makes are counted: each
+ * atom once per extra repetition of every interval around it. Counts are bounded by 255 (POSIX's
+ * smallest RE_DUP_MAX, so a portable regex never needs more), group nesting by REGEX_MAX_DEPTH
+ * and the copies by REGEX_MAX_COPIES ((a{1,40}){1,40}: well under 0.1 s to compile). Plain
+ * atoms cost linear time and are bounded by the line length alone. */
+#define REGEX_MAX_DUP    255
+#define REGEX_MAX_DEPTH  32
+#define REGEX_MAX_COPIES 2000
+
+/* The expanded size of the pattern at *p up to its closing ')' or its end; the copies its
+ * intervals make are added to *copies. Both saturate above REGEX_MAX_COPIES; *why is set when a
+ * bound is broken. */
+static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, const char **why)
+{
+    const uint64_t cap = REGEX_MAX_COPIES + 1;
+    uint64_t total = 0, last = 0; /* last: the size of the item an operator applies to */
+    /* An unmatched ')' is an ordinary character in an ERE: at the top, it is an atom. */
+    while (**p && (**p != ')' || depth == 0) && !*why) {
+        const char *s = *p;
+        if (*s == '(') {
+            if (depth >= REGEX_MAX_DEPTH) {
+                *why = "nests groups too deeply";
+                return 0;
+            }
+            *p = s + 1;
+            last = regex_expanded(p, depth + 1, copies, why);
+            if (**p == ')')
+                (*p)++;
+            total += last;
+        } else if (*s == '[') {
+            /* A bracket expression is one atom: "[]a]" and "[^]a]" hold a ']', and "[:alpha:]",
+             * "[=a=]" and "[.a.]" inside hold brackets of their own. */
+            s++;
+            if (*s == '^')
+                s++;
+            if (*s == ']')
+                s++;
+            while (*s && *s != ']') {
+                if (*s == '[' && (s[1] == ':' || s[1] == '=' || s[1] == '.')) {
+                    const char *end = strstr(s + 2, (char[]){s[1], ']', 0});
+                    s = end ? end + 2 : s + strlen(s);
+                } else {
+                    s++;
+                }
+            }
+            *p = *s ? s + 1 : s;
+            total += last = 1;
+        } else if (*s == '{' && s[1] >= '0' && s[1] <= '9') {
+            char *end;
+            unsigned long lo = strtoul(s + 1, &end, 10), hi = lo;
+            if (*end == ',')
+                hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
+            if (lo > REGEX_MAX_DUP || hi > REGEX_MAX_DUP) {
+                *why = "repeats a part more than 255 times";
+                return 0;
+            }
+            const char *close = strchr(s, '}');
+            *p = close ? close + 1 : s + strlen(s);
+            /* The item was counted once already: the interval adds hi - 1 copies of it. */
+            total += last * (hi > 0 ? hi - 1 : 0);
+            *copies += last * (hi > 0 ? hi - 1 : 0);
+            last *= hi;
+        } else if (*s == '+') {
+            *p = s + 1;
+            total += last; /* x+ is compiled as x x*: a++++ doubles four times */
+            *copies += last;
+            last *= 2;
+        } else if (*s == '*' || *s == '?') {
+            *p = s + 1;
+        } else if (*s == '|') {
+            *p = s + 1;
+            last = 0;
+        } else {
+            *p = s + (*s == '\\' && s[1] ? 2 : 1);
+            total += last = 1;
+        }
+        total = MIN(total, cap);
+        last = MIN(last, cap);
+        *copies = MIN(*copies, cap);
+    }
+    return total;
+}
+
+/* Whether regcomp() may be given v; if not, why (a phrase) in *ret_why. */
+static bool regex_affordable(const char *v, const char **ret_why)
+{
+    const char *why = NULL, *p = v;
+    uint64_t copies = 0;
+    (void)regex_expanded(&p, 0, &copies, &why);
+    if (!why && copies > REGEX_MAX_COPIES)
+        why = "repeats its parts into more than 2000 copies";
+    *ret_why = why;
+    return !why;
+}
+
 static int add_match(Config *c, const char *v, char *err, size_t errlen)
 {
     Quoted q;
     regex_t re;
+    const char *costly;
+    if (!regex_affordable(v, &costly))
+        return fail(err, errlen, -EINVAL,
+                    "match: %s %s; pymemd refuses it, it would be too costly to compile",
+                    quote(&q, v), costly);
     int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[256];
@@ -524,6 +627,11 @@ static int set_regex(Config *c, const KeyDef *k, const char *v, char *err, size_
                     k->size - 1);
     if (*v) {
         regex_t re;
+        const char *costly;
+        if (!regex_affordable(v, &costly))
+            return fail(err, errlen, -EINVAL,
+                        "%s: %s %s; pymemd refuses it, it would be too costly to compile", k->name,
+                        quote(&q, v), costly);
         int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
         if (rc != 0) {
             char why[256];
@@ -887,6 +995,37 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen)
     if (r < 0)
         return fail(err, errlen, r, "%s: out of memory", path);
     r = parse_text(&t, path, text, len, err, errlen);
+    if (r < 0) {
+        config_done(&t);
+        return r;
+    }
+    config_done(c);
+    *c = t;
+    return 0;
+}
+
+int config_load_buffer(Config *c, const char *name, const char *text, size_t len, char *err,
+                       size_t errlen)
+{
+    assert(c && name && (text || len == 0));
+    if (errlen > 0)
+        err[0] = '\0';
+    if (len > CONFIG_FILE_MAX)
+        return too_big(name, err, errlen);
+
+    /* parse_text() cuts lines in place and wants a terminator after the last one. */
+    _cleanup_(freep) char *copy = malloc(len + 1);
+    if (!copy)
+        return fail(err, errlen, -ENOMEM, "%s: out of memory", name);
+    if (len)
+        memcpy(copy, text, len);
+    copy[len] = '\0';
+
+    Config t;
+    int r = config_copy(&t, c);
+    if (r < 0)
+        return fail(err, errlen, r, "%s: out of memory", name);
+    r = parse_text(&t, name, copy, len, err, errlen);
     if (r < 0) {
         config_done(&t);
         return r;

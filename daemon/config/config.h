@@ -80,3 +80,9 @@ int config_set(Config *c, const char *key, const char *value, char *err, size_t 
  * with a message in err of the form `FILE:LINE: what is wrong` (or `FILE: ...` when no line is
  * to blame). On failure c is exactly as it was. */
 int config_load_file(Config *c, const char *path, char *err, size_t errlen);
+
+/* The same parse as config_load_file() over the len bytes at text (no NUL needed), the file's
+ * contents as if read from a file called name (used in messages). Nothing is read from disk:
+ * tests/fuzz feeds the parser this way. */
+int config_load_buffer(Config *c, const char *name, const char *text, size_t len, char *err,
+                       size_t errlen);

@@ -1038,6 +1038,87 @@ static void census_max_memory_sizes(void **state)
     }
 }
 
+/* Patterns glibc's regcomp() would take seconds to minutes and gigabytes to compile are refused
+ * before it sees them, by key and in a file; found by tests/fuzz/fuzz_config, whose three inputs
+ * (an interval of 9999; a run of '+', each doubling the compiled pattern; the same after an
+ * unmatched ')', an ordinary character) are among the cases. Patterns people write still
+ * compile. */
+static void costly_regexes_are_refused(void **state)
+{
+    static const char *const costly[] = {
+        "^/Usr{1,9999}hon3 .*worker#1",
+        "rker#_mat++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"
+        "++++++++++++++++++++++++++++++++++ch = g = 25\\\\\\\\\\\\\\= 2G",
+        "a{1,256}",
+        "(a{1,255}){1,255}",
+        "a{1,1001}",
+        "(a{1,45}){1,45}",
+        "^/usr/++++++++)++++++++++++++++++)++++++++++++++++++++++++++++++++++++++binpid",
+        "(((((((((((((((((((((((((((((((((x)))))))))))))))))))))))))))))))))", /* 33 deep */
+        "a+++++++++++",
+    };
+    static const char *const fine[] = {
+        "^/usr/bin/python3",
+        "gunicorn: worker \\[[a-z]+\\]",
+        "a{1,255}",
+        "(a|b|c|d|e){1,100}",
+        "[[:alpha:]]{2,5}[]x]{3}[^]{}]+",
+        "((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))", /* 32 deep */
+        "a++++++++",
+        "x{2,}",
+        "x{2,}y",
+        "(a{1,40}){1,40}",
+        "a++++++++++",
+    };
+    char err[512], text[600];
+    for (size_t i = 0; i < ARRAY_SIZE(costly); i++) {
+        Config c;
+        config_init(&c);
+        if (config_set(&c, "match", costly[i], err, sizeof(err)) != -EINVAL)
+            fail_msg("match = %s was not refused", costly[i]);
+        assert_non_null(strstr(err, "too costly to compile"));
+        assert_int_equal(config_set(&c, "census_match", costly[i], err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "census_match: "));
+        snprintf(text, sizeof(text), "pid = 2\nmatch = %s\n", costly[i]);
+        assert_int_equal(config_load_buffer(&c, "fuzz.conf", text, strlen(text), err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "fuzz.conf:2: match: "));
+        assert_int_equal(c.npids, 0); /* a refused file changes nothing */
+        assert_int_equal(c.nmatches, 0);
+        config_done(&c);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(fine); i++) {
+        Config c;
+        config_init(&c);
+        if (config_set(&c, "match", fine[i], err, sizeof(err)) != 0)
+            fail_msg("match = %s: %s", fine[i], err);
+        assert_int_equal(c.nmatches, 1);
+        assert_string_equal(c.matches[0], fine[i]);
+        config_done(&c);
+    }
+}
+
+/* config_load_buffer() is config_load_file() without the file: the same keys, messages naming
+ * the buffer, and no terminating NUL needed. */
+static void load_buffer(void **state)
+{
+    Config c;
+    char err[512];
+    config_init(&c);
+    static const char text[] = "pid = 7\ninterval = 2.5\nlisten = [::1]:9258\nXXXX";
+    assert_int_equal(config_load_buffer(&c, "buf", text, sizeof(text) - 5, err, sizeof(err)), 0);
+    assert_int_equal(c.npids, 1);
+    assert_int_equal(c.pids[0], 7);
+    assert_true(c.interval == 2.5);
+    assert_string_equal(c.listen, "[::1]:9258");
+    assert_int_equal(config_load_buffer(&c, "buf", "interval = x\n", 13, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "buf:1: interval: \"x\" is not a number of seconds");
+    assert_true(c.interval == 2.5);
+    assert_int_equal(config_load_buffer(&c, "empty", NULL, 0, err, sizeof(err)), 0);
+    config_done(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1061,6 +1142,8 @@ int main(void)
         cmocka_unit_test(copy_is_deep),
         cmocka_unit_test(shipped_conf_defaults),
         cmocka_unit_test(census_max_memory_sizes),
+        cmocka_unit_test(costly_regexes_are_refused),
+        cmocka_unit_test(load_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
