@@ -63,7 +63,7 @@ for suite in "build" "build-sanitize -Db_sanitize=address,undefined -Db_lundef=f
     fi
 done
 
-# The libFuzzer harnesses (tests/fuzz): each runs 25 s over its committed corpus in a clang build
+# The libFuzzer harnesses (tests/fuzz): each runs 20 s over its committed corpus in a clang build
 # of their own, and any crash, leak, timeout or out-of-memory fails it. Skipped, with the reason,
 # only when clang cannot link a fuzzer here (deps.sh installs clang and libclang-rt-14-dev).
 fuzzprobe=$(mktemp -d)
@@ -87,7 +87,8 @@ else
             -Db_lundef=false -Dwerror=$werror >/dev/null
     else
         meson configure build-fuzz -Dwerror=$werror >/dev/null
-    fi && ninja -C build-fuzz && meson test -C build-fuzz --print-errorlogs --suite fuzz || failed=1
+    fi && ninja -C build-fuzz fuzz &&
+        meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || failed=1
     if [ -f build-fuzz/meson-logs/testlog.json ]; then
         read -r p f s < <(count build-fuzz)
         passed=$((passed + p)) nfailed=$((nfailed + f)) skipped=$((skipped + s))
