@@ -45,6 +45,7 @@ enum {
     FH_REG_ARENA,
     FH_REG_HEAP,
     FH_REG_GCSTATS,
+    FH_REG_ARENA2, /* the second live arena's one pool */
     FH_NREGIONS
 };
 #define FH_MAX_PATCHES 64
@@ -85,8 +86,17 @@ static inline int fakeheap_build(FakeHeap *f, const PyLayout *l, size_t heap_len
 {
     memset(f, 0, sizeof(*f));
     f->l = l;
-    const RAddr bases[FH_NREGIONS] = {FH_RT,  FH_IS,     FH_TS,     FH_GARBAGE, FH_FROZEN,
-                                      FH_OBM, FH_ARENAS, FH_ARENA0, FH_HEAP,    FH_GCSTATS};
+    const RAddr bases[FH_NREGIONS] = {FH_RT,
+                                      FH_IS,
+                                      FH_TS,
+                                      FH_GARBAGE,
+                                      FH_FROZEN,
+                                      FH_OBM,
+                                      FH_ARENAS,
+                                      FH_ARENA0,
+                                      FH_HEAP,
+                                      FH_GCSTATS,
+                                      FH_ARENA0 + l->obmalloc.arena_size};
     const size_t lens[FH_NREGIONS] = {
         l->runtime.size,
         l->interp.size,
@@ -95,9 +105,12 @@ static inline int fakeheap_build(FakeHeap *f, const PyLayout *l, size_t heap_len
         4 * 64,
         l->obmalloc.state_size,
         4 * (size_t)l->obmalloc.arena_object_size,
-        2 * (size_t)l->obmalloc.arena_size,
+        /* Only the pools carved so far must be mapped: 3 of the first arena (and one spare),
+         * 1 of the second, not the arenas' whole MiB each, which every input would allocate. */
+        4 * (size_t)l->obmalloc.pool_size,
         heap_len ? heap_len : 16,
         l->gc.stats_kind == PYGCS_RING ? l->gc.stats_size : 16,
+        l->obmalloc.pool_size,
     };
     for (int i = 0; i < FH_NREGIONS; i++) {
         f->base[i] = bases[i];
@@ -176,7 +189,7 @@ static inline int fakeheap_build(FakeHeap *f, const PyLayout *l, size_t heap_len
         fh_put32(arena, 0 * pool + l->obmalloc.pool_ref_count, 10);
         fh_put32(arena, 1 * pool + l->obmalloc.pool_ref_count, 20);
         fh_put32(arena, 2 * pool + l->obmalloc.pool_ref_count, 30);
-        fh_put32(arena, l->obmalloc.arena_size + l->obmalloc.pool_ref_count, 7);
+        fh_put32(f->reg[FH_REG_ARENA2], l->obmalloc.pool_ref_count, 7);
     }
     if (rmem_fake_new(&f->r) < 0) {
         fakeheap_free(f);
@@ -185,7 +198,7 @@ static inline int fakeheap_build(FakeHeap *f, const PyLayout *l, size_t heap_len
     for (int i = 0; i < FH_NREGIONS; i++) {
         if (i == FH_REG_OBM && l->obmalloc.kind != PYOBM_POINTER)
             continue;
-        if ((i == FH_REG_ARENAS || i == FH_REG_ARENA) && !obm)
+        if ((i == FH_REG_ARENAS || i == FH_REG_ARENA || i == FH_REG_ARENA2) && !obm)
             continue;
         if (i == FH_REG_GCSTATS && l->gc.stats_kind != PYGCS_RING)
             continue;
