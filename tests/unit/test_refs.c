@@ -24,7 +24,7 @@ typedef struct Case {
 
 static void case_open(Case *c, const PyLayout *l)
 {
-    size_t len;
+    size_t len = 0;
     memset(c, 0, sizeof(*c));
     assert_int_equal(fakeheap_seed(l, &c->in, &len), 0);
     assert_int_equal(fakeheap_from_input(&c->f, c->in, len), 0);
