@@ -455,35 +455,58 @@ static int add_pid(Config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-/* glibc's regcomp() copies an item once per repetition an interval allows (x+ too, as x x*), and
- * the copies cost it quadratic time: "r{1,9999}" takes seconds, "a" and 20 '+' (each doubling
- * what is before it) a minute, "(a{1,255}){1,255}" minutes and gigabytes (all found by
- * tests/fuzz/fuzz_config). So before compiling, the copies a pattern makes are counted: each
- * atom once per extra repetition of every interval around it. Counts are bounded by 255 (POSIX's
- * smallest RE_DUP_MAX, so a portable regex never needs more), group nesting by REGEX_MAX_DEPTH
- * and the copies by REGEX_MAX_COPIES ((a{1,40}){1,40}: well under 0.1 s to compile). Plain
- * atoms cost linear time and are bounded by the line length alone. */
+/* glibc's regcomp() copies an item once per repetition an interval allows (x+ too, as x x*),
+ * and what it builds from loops inside loops grows faster still: "r{1,9999}" takes seconds, "a"
+ * and 20 '+' (each doubling what is before it) a minute, "(((a*)+){1,8}){1,8}" and
+ * "(a{1,255}){1,255}" minutes and gigabytes (found by tests/fuzz/fuzz_config, or next to what it
+ * found). So a pattern is refused before it is compiled when:
+ *   - a count is over 255 (POSIX's smallest RE_DUP_MAX: a portable regex never needs more);
+ *   - groups nest deeper than REGEX_MAX_DEPTH;
+ *   - an interval {m,n} applies to something itself repeated ("(a*){3}", "(x{2}){3}");
+ *   - two repetition operators follow each other ("a+*", "a{2}+": undefined in POSIX), but for
+ *     a '?' after '*' or '+' (".*?", which the habit of other regex dialects writes);
+ *   - the copies intervals and '+' make come to more than REGEX_MAX_COPIES: each atom counts
+ *     once per extra repetition of every interval and '+' around it.
+ * Plain atoms cost linear time and are bounded by the line length alone. */
 #define REGEX_MAX_DUP    255
 #define REGEX_MAX_DEPTH  32
 #define REGEX_MAX_COPIES 2000
 
-/* The expanded size of the pattern at *p up to its closing ')' or its end; the copies its
- * intervals make are added to *copies. Both saturate above REGEX_MAX_COPIES; *why is set when a
- * bound is broken. */
-static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, const char **why)
+/* The expanded size of the pattern at *p up to its closing ')' (or its end, at the top); the
+ * copies its intervals and '+' make are added to *copies. Both saturate above REGEX_MAX_COPIES.
+ * *ret_rep tells whether a repetition operator appeared. *why is set when a rule is broken. */
+static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, bool *ret_rep,
+                               const char **why)
 {
     const uint64_t cap = REGEX_MAX_COPIES + 1;
     uint64_t total = 0, last = 0; /* last: the size of the item an operator applies to */
+    bool last_rep = false;        /* that item holds or is under a repetition */
+    char prev_op = 0;             /* the operator just before, or 0 */
     /* An unmatched ')' is an ordinary character in an ERE: at the top, it is an atom. */
     while (**p && (**p != ')' || depth == 0) && !*why) {
         const char *s = *p;
+        bool interval = *s == '{' && s[1] >= '0' && s[1] <= '9';
+        char op = interval ? '{' : *s == '*' || *s == '+' || *s == '?' ? *s : 0;
+        if (op && prev_op && !(op == '?' && (prev_op == '*' || prev_op == '+'))) {
+            *why = "has two repetition operators in a row";
+            return 0;
+        }
+        if (op) {
+            *ret_rep = true;
+            if (op == '{' && last_rep) {
+                *why = "repeats with {m,n} a part that is itself repeated";
+                return 0;
+            }
+        }
         if (*s == '(') {
             if (depth >= REGEX_MAX_DEPTH) {
                 *why = "nests groups too deeply";
                 return 0;
             }
             *p = s + 1;
-            last = regex_expanded(p, depth + 1, copies, why);
+            last_rep = false;
+            last = regex_expanded(p, depth + 1, copies, &last_rep, why);
+            *ret_rep = *ret_rep || last_rep;
             if (**p == ')')
                 (*p)++;
             total += last;
@@ -505,7 +528,8 @@ static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, cons
             }
             *p = *s ? s + 1 : s;
             total += last = 1;
-        } else if (*s == '{' && s[1] >= '0' && s[1] <= '9') {
+            last_rep = false;
+        } else if (interval) {
             char *end;
             unsigned long lo = strtoul(s + 1, &end, 10), hi = lo;
             if (*end == ',')
@@ -520,20 +544,26 @@ static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, cons
             total += last * (hi > 0 ? hi - 1 : 0);
             *copies += last * (hi > 0 ? hi - 1 : 0);
             last *= hi;
+            last_rep = true;
         } else if (*s == '+') {
             *p = s + 1;
-            total += last; /* x+ is compiled as x x*: a++++ doubles four times */
+            total += last; /* x+ is compiled as x x* */
             *copies += last;
             last *= 2;
+            last_rep = true;
         } else if (*s == '*' || *s == '?') {
             *p = s + 1;
+            last_rep = true;
         } else if (*s == '|') {
             *p = s + 1;
             last = 0;
+            last_rep = false;
         } else {
             *p = s + (*s == '\\' && s[1] ? 2 : 1);
             total += last = 1;
+            last_rep = false;
         }
+        prev_op = op;
         total = MIN(total, cap);
         last = MIN(last, cap);
         *copies = MIN(*copies, cap);
@@ -546,7 +576,8 @@ static bool regex_affordable(const char *v, const char **ret_why)
 {
     const char *why = NULL, *p = v;
     uint64_t copies = 0;
-    (void)regex_expanded(&p, 0, &copies, &why);
+    bool rep = false;
+    (void)regex_expanded(&p, 0, &copies, &rep, &why);
     if (!why && copies > REGEX_MAX_COPIES)
         why = "repeats its parts into more than 2000 copies";
     *ret_why = why;

@@ -1039,10 +1039,10 @@ static void census_max_memory_sizes(void **state)
 }
 
 /* Patterns glibc's regcomp() would take seconds to minutes and gigabytes to compile are refused
- * before it sees them, by key and in a file; found by tests/fuzz/fuzz_config, whose three inputs
- * (an interval of 9999; a run of '+', each doubling the compiled pattern; the same after an
- * unmatched ')', an ordinary character) are among the cases. Patterns people write still
- * compile. */
+ * before it sees them, by key and in a file; found by tests/fuzz/fuzz_config, whose inputs (an
+ * interval of 9999; a run of '+', each doubling the compiled pattern; the same after an unmatched
+ * ')', an ordinary character) are among the cases, with their neighbours: intervals over loops,
+ * loops over loops. Patterns people write still compile. */
 static void costly_regexes_are_refused(void **state)
 {
     static const char *const costly[] = {
@@ -1053,6 +1053,12 @@ static void costly_regexes_are_refused(void **state)
         "(a{1,255}){1,255}",
         "a{1,1001}",
         "(a{1,45}){1,45}",
+        "(((a*)+){1,8}){1,8}",
+        "pss_max_r++++)++*++++++++listen = [::1]:9258",
+        "(a*){1,120}",
+        "a*++++++++",
+        "a{1,255}b{1,255}c{1,255}d{1,255}e{1,255}f{1,255}g{1,255}h{1,255}i{1,255}",
+        "((((((((((a{1,20})+)+)+)+)+)+)+)+)+)",
         "^/usr/++++++++)++++++++++++++++++)++++++++++++++++++++++++++++++++++++++binpid",
         "(((((((((((((((((((((((((((((((((x)))))))))))))))))))))))))))))))))", /* 33 deep */
         "a+++++++++++",
@@ -1064,11 +1070,12 @@ static void costly_regexes_are_refused(void **state)
         "(a|b|c|d|e){1,100}",
         "[[:alpha:]]{2,5}[]x]{3}[^]{}]+",
         "((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))", /* 32 deep */
-        "a++++++++",
-        "x{2,}",
         "x{2,}y",
-        "(a{1,40}){1,40}",
-        "a++++++++++",
+        "^python.*?worker",
+        "(a{1,255})+",
+        "((a*)+)*",
+        "(a|b)*c+d?",
+        "a{1,255}b{1,255}c{1,255}d{1,255}e{1,255}f{1,255}g{1,255}",
     };
     char err[512], text[600];
     for (size_t i = 0; i < ARRAY_SIZE(costly); i++) {
