@@ -20,6 +20,8 @@ packages=(
     strace                                  # safety tests: a target another tracer holds
     debhelper lintian fakeroot              # the Debian package (tests/package), with dpkg-dev
     python3.11-dbg debuginfod               # debug symbols test (may upgrade python3.11 to match)
+    clang libclang-rt-14-dev                # libFuzzer harnesses (tests/fuzz): the runtime ships
+                                            # in libclang-rt-14-dev, only recommended by clang
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -63,6 +63,42 @@ for suite in "build" "build-sanitize -Db_sanitize=address,undefined -Db_lundef=f
     fi
 done
 
+# The libFuzzer harnesses (tests/fuzz): each runs 20 s over its committed corpus in a clang build
+# of their own, and any crash, leak, timeout or out-of-memory fails it. Skipped, with the reason,
+# only when clang cannot link a fuzzer here (deps.sh installs clang and libclang-rt-14-dev).
+fuzzprobe=$(mktemp -d)
+if ! command -v clang >/dev/null; then
+    fuzzwhy="no clang"
+elif ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+    clang -x c -fsanitize=fuzzer,address - -o "$fuzzprobe/probe" 2>"$fuzzprobe/err"; then
+    fuzzwhy="clang cannot link libFuzzer: $(head -n 1 "$fuzzprobe/err")"
+else
+    fuzzwhy=""
+fi
+rm -rf "$fuzzprobe"
+if [ -n "$fuzzwhy" ]; then
+    echo "test.sh: fuzz suite skipped: $fuzzwhy" >&2
+    skipped=$((skipped + 1))
+    summary+=("build-fuzz: skipped ($fuzzwhy)")
+else
+    rm -f build-fuzz/meson-logs/testlog.json
+    if [ ! -d build-fuzz ]; then
+        CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+            -Db_lundef=false -Dwerror=$werror >/dev/null
+    else
+        meson configure build-fuzz -Dwerror=$werror >/dev/null
+    fi && ninja -C build-fuzz fuzz &&
+        meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || failed=1
+    if [ -f build-fuzz/meson-logs/testlog.json ]; then
+        read -r p f s < <(count build-fuzz)
+        passed=$((passed + p)) nfailed=$((nfailed + f)) skipped=$((skipped + s))
+        summary+=("build-fuzz: $p passed, $f failed, $s skipped")
+    else
+        nfailed=$((nfailed + 1))
+        summary+=("build-fuzz: did not build")
+    fi
+fi
+
 # Formatting: every C file but the generated tables follows .clang-format.
 # A checkout from `git archive` (as .ci/run makes) has no .git: then every C file in the tree.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -464,147 +464,143 @@ static int add_pid(Config *c, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-/* Saturating arithmetic for the expanded size: a pattern's estimate never wraps around. */
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a + b < a ? UINT64_MAX : a + b;
-}
+/* glibc's regcomp() copies an item once per repetition an interval allows (x+ too, as x x*),
+ * and what it builds from loops inside loops grows faster still: "r{1,9999}" takes seconds, "a"
+ * and 20 '+' (each doubling what is before it) a minute, "(((a*)+){1,8}){1,8}" and
+ * "(a{1,255}){1,255}" minutes and gigabytes (found by tests/fuzz/fuzz_config, or next to what it
+ * found). So a pattern is refused before it is compiled when:
+ *   - a count is over 255 (POSIX's smallest RE_DUP_MAX: a portable regex never needs more);
+ *   - groups nest deeper than REGEX_MAX_DEPTH;
+ *   - an interval {m,n} applies to something itself repeated ("(a*){3}", "(x{2}){3}");
+ *   - two repetition operators follow each other ("a+*", "a{2}+": undefined in POSIX), but for
+ *     a '?' after '*' or '+' (".*?", which the habit of other regex dialects writes);
+ *   - the copies intervals and '+' make come to more than REGEX_MAX_COPIES: each atom counts
+ *     once per extra repetition of every interval and '+' around it.
+ * Plain atoms cost linear time and are bounded by the line length alone. */
+#define REGEX_MAX_DUP    255
+#define REGEX_MAX_DEPTH  CONFIG_REGEX_DEPTH
+#define REGEX_MAX_COPIES 2000
 
-static uint64_t sat_mul(uint64_t a, uint64_t b)
+/* The expanded size of the pattern at *p up to its closing ')' (or its end, at the top); the
+ * copies its intervals and '+' make are added to *copies. Both saturate above REGEX_MAX_COPIES.
+ * *ret_rep tells whether a repetition operator appeared. *why is set when a rule is broken. */
+static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, bool *ret_rep,
+                               const char **why)
 {
-    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
-}
-
-/* Skips a bracket expression starting at p ('['): a ']' right after "[" or "[^" is a member,
- * and "[:alpha:]", "[.x.]", "[=x=]" are read whole. Returns what follows it (or the end). */
-static const char *skip_bracket(const char *p)
-{
-    p++;
-    if (*p == '^')
-        p++;
-    if (*p == ']')
-        p++;
-    while (*p && *p != ']') {
-        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            char close = p[1];
-            const char *e = p + 2;
-            while (*e && !(e[0] == close && e[1] == ']'))
-                e++;
-            p = *e ? e + 2 : e;
-            continue;
-        }
-        p++;
-    }
-    return *p ? p + 1 : p;
-}
-
-/* "{m}", "{m,}" or "{m,n}" at p: the copies glibc makes of the atom before it (n, or m + 1 when
- * unbounded, at least 1), with *ret_end after the '}'. 0 when it is not a well-formed bound (then
- * regcomp judges it). */
-static uint64_t bound_copies(const char *p, const char **ret_end)
-{
-    char *e;
-    if (p[1] < '0' || p[1] > '9')
-        return 0;
-    unsigned long m = strtoul(p + 1, &e, 10), n = m;
-    if (*e == ',') {
-        if (e[1] == '}')
-            n = m + 1, e++;
-        else if (e[1] >= '0' && e[1] <= '9')
-            n = strtoul(e + 1, &e, 10);
-        else
+    const uint64_t cap = REGEX_MAX_COPIES + 1;
+    uint64_t total = 0, last = 0; /* last: the size of the item an operator applies to */
+    bool last_rep = false;        /* that item holds or is under a repetition */
+    char prev_op = 0;             /* the operator just before, or 0 */
+    /* An unmatched ')' is an ordinary character in an ERE: at the top, it is an atom. */
+    while (**p && (**p != ')' || depth == 0) && !*why) {
+        const char *s = *p;
+        bool interval = *s == '{' && s[1] >= '0' && s[1] <= '9';
+        char op = interval ? '{' : *s == '*' || *s == '+' || *s == '?' ? *s : 0;
+        if (op && prev_op && !(op == '?' && (prev_op == '*' || prev_op == '+'))) {
+            *why = "has two repetition operators in a row";
             return 0;
+        }
+        if (op) {
+            *ret_rep = true;
+            if (op == '{' && last_rep) {
+                *why = "repeats with {m,n} a part that is itself repeated";
+                return 0;
+            }
+        }
+        if (*s == '(') {
+            if (depth >= REGEX_MAX_DEPTH) {
+                *why = "nests groups too deeply";
+                return 0;
+            }
+            *p = s + 1;
+            last_rep = false;
+            last = regex_expanded(p, depth + 1, copies, &last_rep, why);
+            *ret_rep = *ret_rep || last_rep;
+            if (**p == ')')
+                (*p)++;
+            total += last;
+        } else if (*s == '[') {
+            /* A bracket expression is one atom: "[]a]" and "[^]a]" hold a ']', and "[:alpha:]",
+             * "[=a=]" and "[.a.]" inside hold brackets of their own. */
+            s++;
+            if (*s == '^')
+                s++;
+            if (*s == ']')
+                s++;
+            while (*s && *s != ']') {
+                if (*s == '[' && (s[1] == ':' || s[1] == '=' || s[1] == '.')) {
+                    const char *end = strstr(s + 2, (char[]){s[1], ']', 0});
+                    s = end ? end + 2 : s + strlen(s);
+                } else {
+                    s++;
+                }
+            }
+            *p = *s ? s + 1 : s;
+            total += last = 1;
+            last_rep = false;
+        } else if (interval) {
+            char *end;
+            unsigned long lo = strtoul(s + 1, &end, 10), hi = lo;
+            if (*end == ',')
+                hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
+            if (lo > REGEX_MAX_DUP || hi > REGEX_MAX_DUP) {
+                *why = "repeats a part more than 255 times";
+                return 0;
+            }
+            const char *close = strchr(s, '}');
+            *p = close ? close + 1 : s + strlen(s);
+            /* The item was counted once already: the interval adds hi - 1 copies of it. */
+            total += last * (hi > 0 ? hi - 1 : 0);
+            *copies += last * (hi > 0 ? hi - 1 : 0);
+            last *= hi;
+            last_rep = true;
+        } else if (*s == '+') {
+            *p = s + 1;
+            total += last; /* x+ is compiled as x x* */
+            *copies += last;
+            last *= 2;
+            last_rep = true;
+        } else if (*s == '*' || *s == '?') {
+            *p = s + 1;
+            last_rep = true;
+        } else if (*s == '|') {
+            *p = s + 1;
+            last = 0;
+            last_rep = false;
+        } else {
+            *p = s + (*s == '\\' && s[1] ? 2 : 1);
+            total += last = 1;
+            last_rep = false;
+        }
+        prev_op = op;
+        total = MIN(total, cap);
+        last = MIN(last, cap);
+        *copies = MIN(*copies, cap);
     }
-    if (*e != '}')
-        return 0;
-    *ret_end = e + 1;
-    return MAX(MAX(m, n), 1ul);
+    return total;
 }
 
-/* The size of the alternation at *pp once glibc has expanded its counted repetitions, up to an
- * unmatched ')' or the end; -E2BIG past CONFIG_REGEX_DEPTH nested groups. */
-static int regex_size(const char **pp, unsigned depth, uint64_t *ret)
+/* Whether regcomp() may be given v; if not, why (a phrase) in *ret_why. */
+static bool regex_affordable(const char *v, const char **ret_why)
 {
-    uint64_t total = 0, seq = 0, last = 0;
-    const char *p = *pp;
-    while (*p && *p != ')') {
-        uint64_t atom = 1;
-        if (*p == '|') {
-            total = sat_add(total, seq);
-            seq = last = 0;
-            p++;
-            continue;
-        } else if (*p == '(') {
-            if (depth >= CONFIG_REGEX_DEPTH)
-                return -E2BIG;
-            p++;
-            int k = regex_size(&p, depth + 1, &atom);
-            if (k < 0)
-                return k;
-            atom = sat_add(atom, 1);
-            if (*p == ')')
-                p++;
-        } else if (*p == '[') {
-            p = skip_bracket(p);
-        } else if (*p == '\\' && p[1]) {
-            p += 2;
-        } else if (*p == '{' && last) {
-            const char *end;
-            uint64_t copies = bound_copies(p, &end);
-            if (copies) {
-                /* The atom is replaced by its copies. */
-                uint64_t grown = sat_mul(last, copies);
-                seq = sat_add(seq - last, grown);
-                last = grown;
-                p = end;
-                continue;
-            }
-            p++;
-        } else if (*p == '*' || *p == '+' || *p == '?') {
-            /* Loops over the atom, no copies (glibc writes "x+" as "xx*": one more). */
-            if (*p == '+' && last) {
-                seq = sat_add(seq, last);
-                last = sat_mul(last, 2);
-            }
-            p++;
-            continue;
-        } else {
-            p++;
-        }
-        seq = sat_add(seq, atom);
-        last = atom;
-    }
-    *pp = p;
-    *ret = sat_add(total, seq);
-    return 0;
+    const char *why = NULL, *p = v;
+    uint64_t copies = 0;
+    bool rep = false;
+    (void)regex_expanded(&p, 0, &copies, &rep, &why);
+    if (!why && copies > REGEX_MAX_COPIES)
+        why = "repeats its parts into more than 2000 copies";
+    *ret_why = why;
+    return !why;
 }
 
 int config_check_regex(const char *regex, char *err, size_t errlen)
 {
-    size_t len = strlen(regex);
-    if (len > CONFIG_REGEX_MAX)
+    if (strlen(regex) > CONFIG_REGEX_MAX)
         return fail(err, errlen, -EINVAL, "is longer than %d bytes", CONFIG_REGEX_MAX);
-    uint64_t size = 0;
-    const char *p = regex;
-    int k = 0;
-    /* An unmatched ')' stops regex_size(); go on after it, regcomp has the last word. */
-    for (;;) {
-        uint64_t part;
-        k = regex_size(&p, 0, &part);
-        if (k < 0)
-            break;
-        size = sat_add(size, part);
-        if (!*p)
-            break;
-        p++;
-    }
-    if (k < 0)
-        return fail(err, errlen, -EINVAL, "nests groups deeper than %d", CONFIG_REGEX_DEPTH);
-    if (size > CONFIG_REGEX_EXPANDED)
+    const char *costly;
+    if (!regex_affordable(regex, &costly))
         return fail(err, errlen, -EINVAL,
-                    "is too costly to compile: its counted repetitions ({m,n}) expand to about "
-                    "%" PRIu64 " elements, more than %d; use * or + instead of large bounds",
-                    size, CONFIG_REGEX_EXPANDED);
+                    "%s; pymemd refuses it, it would be too costly to compile", costly);
     regex_t re;
     int rc = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
@@ -1070,6 +1066,37 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen)
     if (r < 0)
         return fail(err, errlen, r, "%s: out of memory", path);
     r = parse_text(&t, path, text, len, err, errlen);
+    if (r < 0) {
+        config_done(&t);
+        return r;
+    }
+    config_done(c);
+    *c = t;
+    return 0;
+}
+
+int config_load_buffer(Config *c, const char *name, const char *text, size_t len, char *err,
+                       size_t errlen)
+{
+    assert(c && name && (text || len == 0));
+    if (errlen > 0)
+        err[0] = '\0';
+    if (len > CONFIG_FILE_MAX)
+        return too_big(name, err, errlen);
+
+    /* parse_text() cuts lines in place and wants a terminator after the last one. */
+    _cleanup_(freep) char *copy = malloc(len + 1);
+    if (!copy)
+        return fail(err, errlen, -ENOMEM, "%s: out of memory", name);
+    if (len)
+        memcpy(copy, text, len);
+    copy[len] = '\0';
+
+    Config t;
+    int r = config_copy(&t, c);
+    if (r < 0)
+        return fail(err, errlen, r, "%s: out of memory", name);
+    r = parse_text(&t, name, copy, len, err, errlen);
     if (r < 0) {
         config_done(&t);
         return r;

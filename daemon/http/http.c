@@ -395,8 +395,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c, Snapshot *snap)
     return send_snapshot_body(c, snap, f, gz);
 }
 
-/* "/api/v1/processes/<pid>[/rest]": the pid, or -1 when it is not a plain positive number. */
-static long parse_pid(const char *s, const char **ret_rest)
+long http_parse_pid(const char *s, const char **ret_rest)
 {
     long v = 0;
     const char *p = s;
@@ -413,10 +412,8 @@ static long parse_pid(const char *s, const char **ret_rest)
     return v;
 }
 
-/* ?top=N: a positive count, or 0 (all) when absent. -1 when malformed. */
-static long query_top(struct MHD_Connection *c)
+long http_parse_top(const char *v)
 {
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top");
     if (!v)
         return 0;
     char *end;
@@ -433,7 +430,7 @@ static bool query_flag(struct MHD_Connection *c, const char *name)
 static enum MHD_Result serve_census(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
                                     pid_t pid, bool growth)
 {
-    long top = query_top(c);
+    long top = http_parse_top(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top"));
     if (top < 0)
         return send_error(c, MHD_HTTP_BAD_REQUEST, "top must be a positive whole number");
     Snapshot *fresh = NULL;
@@ -521,7 +518,7 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     if (*rest != '/')
         return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
     const char *tail;
-    long pid = parse_pid(rest + 1, &tail);
+    long pid = http_parse_pid(rest + 1, &tail);
     if (pid < 0)
         return send_error(c, MHD_HTTP_BAD_REQUEST, "\"%.64s\" is not a process id", rest + 1);
     if (strcmp(tail, "/objects") == 0 || strcmp(tail, "/growth") == 0)
@@ -908,7 +905,8 @@ bool http_exposed(const HttpServer *h, char *buf, size_t len)
 static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static LogRateLimit mhd_log_rl;
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* fmt is libmicrohttpd's own format string, for its arguments in ap. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     if (log_get_level() < LOG_LEVEL_WARN)

@@ -59,3 +59,11 @@ bool http_accepts_gzip(const char *accept_encoding);
 bool http_uri_has_control(const char *raw);
 /* Parses "HOST:PORT" into host (size hostlen) and port. -EINVAL when malformed. */
 int http_parse_listen(const char *listen, char *host, size_t hostlen, unsigned *port);
+/* The process id of a path "/api/v1/processes/<pid>[/rest]", given what follows the prefix and
+ * its slash: the pid, with *ret_rest at the "/rest" (or the end), or -1 when it is not a plain
+ * positive number (leading zeros, signs and values over 0x3fffffff are not). Exposed, like
+ * http_parse_top(), so that tests/fuzz can reach the handlers' parsing without a connection. */
+long http_parse_pid(const char *s, const char **ret_rest);
+/* The value of ?top=N (NULL: absent): N when it is a whole number in 1..1000000, 0 (all) when
+ * absent, -1 when malformed. */
+long http_parse_top(const char *v);

@@ -674,17 +674,24 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
                 return walk_fatal(k) ? k : -EIO;
             size += items * ti->itemsize;
         } else if (ti->itemsize) {
+            /* A length whose items would pass 1 TiB (or INT64_MIN, which has no absolute value)
+             * is no object's: without this, a forged ob_size overflows the product (found by
+             * tests/fuzz/fuzz_heap). itemsize is at most 1 << 16 (type_get). */
             int64_t obsize = (int64_t)hdr[(hs + l->object.ob_size) / 8];
-            size += (obsize < 0 ? -obsize : obsize) * ti->itemsize;
+            uint64_t len = obsize < 0 ? -(uint64_t)obsize : (uint64_t)obsize;
+            if (len > (UINT64_C(1) << 40) / (uint64_t)ti->itemsize)
+                return -EIO;
+            size += (int64_t)len * ti->itemsize;
         }
         if (ti->flags & l->object.preheader_flags)
             size += l->object.preheader_size;
         if (w->vis && (k = w->vis->object(w->vis->ud, node + hs, type)) < 0)
             return k;
         ti->count++;
-        ti->bytes += size;
+        if (__builtin_add_overflow(ti->bytes, size, &ti->bytes) ||
+            __builtin_add_overflow(bytes, size, &bytes))
+            return -EIO; /* more bytes than any process has: the sizes are forged */
         n++;
-        bytes += size;
         prev = node;
         node = hdr[0] & ~1ull;
     }

@@ -600,7 +600,14 @@ static int read_version(PyLoc *loc, Rmem *r, const ElfFacts *facts, uint64_t bia
 
 static void set_status(PyLoc *loc, PyLocStatus st, const char *fmt, ...) _printf_(3, 4);
 
-#define RD64(p, off) (*(const uint64_t *)((const uint8_t *)(p) + (off)))
+/* memcpy, not a cast: the debug offsets are a byte buffer, and clang's -Wcast-align (the fuzz
+ * build) rightly refuses to assume it is aligned. */
+static uint64_t RD64(const uint8_t *p, uint64_t off)
+{
+    uint64_t v;
+    memcpy(&v, p + off, sizeof(v));
+    return v;
+}
 
 int pyloc_apply_debug_offsets(PyLayout *l, const uint8_t *dbg, size_t len)
 {

@@ -217,8 +217,8 @@ static Snapshot *snapshot_wrap(const unsigned char *block, size_t size, bool map
     s->block = block;
     s->size = size;
     s->mapped = mapped;
-    s->h = (const SnapHeader *)block;
-    s->recs = (const SnapRec *)(block + s->h->index.off);
+    s->h = (const SnapHeader *)(const void *)block;
+    s->recs = (const SnapRec *)(const void *)(block + s->h->index.off);
     return s;
 }
 
@@ -276,11 +276,14 @@ static bool span_ok(SnapSpan s, size_t size)
 /* Whether a block's header and index describe only bytes inside it. The block comes from the
  * sampler, which is trusted; checking costs little and turns a bug there into a refused
  * snapshot instead of a read out of bounds here. */
+/* The casts from the block to its records below go through void *: the block is mmap()ed or
+ * malloc()ed (aligned for any record), and block_valid() checks that every record's offset is a
+ * multiple of 8. */
 static bool block_valid(const unsigned char *block, size_t size)
 {
     if (size < sizeof(SnapHeader))
         return false;
-    const SnapHeader *h = (const SnapHeader *)block;
+    const SnapHeader *h = (const SnapHeader *)(const void *)block;
     if (memcmp(h->magic, SNAP_MAGIC, sizeof(h->magic)) != 0 || h->size != size)
         return false;
     for (int f = 0; f < SNAP_NFORMATS; f++)
@@ -289,7 +292,7 @@ static bool block_valid(const unsigned char *block, size_t size)
     if (!span_ok(h->processes, size) || !span_ok(h->index, size) || h->index.off % 8 ||
         h->nprocs > size / sizeof(SnapRec) || h->index.len != h->nprocs * sizeof(SnapRec))
         return false;
-    const SnapRec *recs = (const SnapRec *)(block + h->index.off);
+    const SnapRec *recs = (const SnapRec *)(const void *)(block + h->index.off);
     for (size_t i = 0; i < h->nprocs; i++) {
         const SnapRec *r = &recs[i];
         SnapSpan spans[] = {r->process,      r->census_error, r->census_head,
@@ -299,7 +302,7 @@ static bool block_valid(const unsigned char *block, size_t size)
                 return false;
         if (r->census_ends.off % 8 || r->census_ends.len % 8)
             return false;
-        const uint64_t *ends = (const uint64_t *)(block + r->census_ends.off);
+        const uint64_t *ends = (const uint64_t *)(const void *)(block + r->census_ends.off);
         uint64_t prev = 0;
         for (size_t k = 0; k < r->census_ends.len / 8; k++) {
             if (ends[k] < prev || ends[k] > r->census_items.len)
@@ -514,7 +517,7 @@ char *snapshot_census(const Snapshot *s, pid_t pid, size_t top, size_t *ret_len)
         return NULL;
     size_t nitems = r->census_ends.len / sizeof(uint64_t);
     size_t n = top && top < nitems ? top : nitems;
-    const uint64_t *ends = (const uint64_t *)(s->block + r->census_ends.off);
+    const uint64_t *ends = (const uint64_t *)(const void *)(s->block + r->census_ends.off);
     SnapBody head = at(s, r->census_head), items = at(s, r->census_items);
     return concat3(head.data, head.len, items.data, n ? ends[n - 1] : 0, tail, sizeof(tail) - 1,
                    ret_len);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../fuzz/fakeheap.h"
 #include "fakepy.h"
 #include "python/census.h"
 
@@ -137,6 +138,62 @@ static void type_keys_hide_addresses(void **state)
     assert_null(strstr(ka, "0x"));
 }
 
+/* Found by tests/fuzz/fuzz_heap: an object whose ob_size, times its type's item size, passes
+ * what an int64_t holds (or is INT64_MIN) made the byte count overflow (undefined behaviour).
+ * The fuzzer's seed heap (three Leaky, a list) with one Leaky given items of 256 bytes and a
+ * forged length: the census is refused as not holding together, whatever the layout. */
+static void forged_object_length_is_refused(void **state)
+{
+    const int64_t forged[] = {INT64_C(72057591588590845), INT64_MIN, INT64_MAX,
+                              (INT64_C(1) << 40) / 256 + 1};
+    for (size_t t = 0; t < pylayout_ntables; t++) {
+        const PyLayout *l = &pylayout_tables[t];
+        if (l->free_threaded)
+            continue;
+        for (size_t i = 0; i < ARRAY_SIZE(forged) + 1; i++) {
+            uint8_t *in = NULL;
+            size_t len = 0;
+            assert_int_equal(fakeheap_seed(l, &in, &len), 0);
+            if (!in)
+                return; /* not reached: for gcc's -Wnull-dereference */
+            uint8_t *heap = in + 2 + in[1] * FH_PATCH_SIZE;
+            put64(heap, FH_LEAKY + l->object.tp_itemsize, 256);
+            /* The last case: a length that fits, 1 TiB of items exactly. */
+            int64_t n = i < ARRAY_SIZE(forged) ? forged[i] : (INT64_C(1) << 40) / 256;
+            put64(heap, FH_OBJS + l->gc.head_size + l->object.ob_size, (uint64_t)n);
+            FakeHeap f;
+            assert_int_equal(fakeheap_from_input(&f, in, len), 0);
+            PyReader *pr = NULL;
+            assert_int_equal(pyreader_new(&f.loc, &pr), 0);
+            PySample s;
+            assert_int_equal(pyreader_sample(pr, f.r, 0.0, true, &s), 0);
+            CensusHints *hints = NULL;
+            Census *c = NULL;
+            char err[300] = "";
+            int k = census_take(pr, f.r, 0, NULL, CENSUS_NONBLOCKING, 1.0, &hints, &c, err,
+                                sizeof(err));
+            if (i < ARRAY_SIZE(forged)) {
+                assert_int_equal(k, -EIO);
+                assert_null(c);
+                assert_non_null(strstr(err, "inconsistent"));
+            } else {
+                if (k != 0)
+                    fail_msg("%s: %s", l->name, err);
+                assert_string_equal(c->types[1].name, "Leaky");
+                assert_int_equal(c->types[1].count, 3);
+                /* 16 bytes of basic size and the GC header each, and the items of the one. */
+                assert_int_equal(c->types[1].bytes,
+                                 3 * (16 + (int64_t)l->gc.head_size) + (INT64_C(1) << 40));
+                census_free(c);
+            }
+            censushints_free(hints);
+            pyreader_free(pr);
+            fakeheap_free(&f);
+            free(in);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +201,7 @@ int main(void)
         cmocka_unit_test(census_over_the_cap_is_refused),
         cmocka_unit_test(free_threaded_is_refused_with_its_reason),
         cmocka_unit_test(type_keys_hide_addresses),
+        cmocka_unit_test(forged_object_length_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
