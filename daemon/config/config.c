@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/errmsg.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/redact.h"
@@ -109,19 +110,6 @@ int config_copy(Config *dst, const Config *src)
     }
     *dst = t;
     return 0;
-}
-
-/* Writes a message into err and returns r, so error paths are one statement. */
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return r;
 }
 
 /* A value shown in a message: in double quotes, control bytes escaped so a stray escape
@@ -367,42 +355,42 @@ static int check_listen(const char *v, char *err, size_t errlen)
     const char *port;
 
     if (strlen(v) >= LISTEN_MAX)
-        return fail(err, errlen, -EINVAL, "listen: %s is longer than %zu bytes", quote(&q, v),
-                    LISTEN_MAX - 1);
+        return errmsg(err, errlen, -EINVAL, "listen: %s is longer than %zu bytes", quote(&q, v),
+                      LISTEN_MAX - 1);
 
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (!close)
-            return fail(err, errlen, -EINVAL, "listen: %s has no closing \"]\"", quote(&q, v));
+            return errmsg(err, errlen, -EINVAL, "listen: %s has no closing \"]\"", quote(&q, v));
         size_t n = (size_t)(close - v - 1);
         memcpy(host, v + 1, n);
         host[n] = '\0';
         if (!ipv6_valid(host))
-            return fail(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv6 address",
-                        quote(&q, v), host);
+            return errmsg(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv6 address",
+                          quote(&q, v), host);
         if (close[1] != ':')
-            return fail(err, errlen, -EINVAL,
-                        "listen: %s needs a port after the address: HOST:PORT, as [::1]:9100",
-                        quote(&q, v));
+            return errmsg(err, errlen, -EINVAL,
+                          "listen: %s needs a port after the address: HOST:PORT, as [::1]:9100",
+                          quote(&q, v));
         port = close + 2;
     } else {
         const char *colon = strrchr(v, ':');
         if (!colon)
-            return fail(err, errlen, -EINVAL,
-                        "listen: %s needs a port: HOST:PORT, as 127.0.0.1:9100", quote(&q, v));
+            return errmsg(err, errlen, -EINVAL,
+                          "listen: %s needs a port: HOST:PORT, as 127.0.0.1:9100", quote(&q, v));
         size_t n = (size_t)(colon - v);
         memcpy(host, v, n);
         host[n] = '\0';
         port = colon + 1;
         if (strchr(host, ':'))
-            return fail(err, errlen, -EINVAL,
-                        "listen: %s: an IPv6 address must be in brackets, as [::1]:9100",
-                        quote(&q, v));
+            return errmsg(err, errlen, -EINVAL,
+                          "listen: %s: an IPv6 address must be in brackets, as [::1]:9100",
+                          quote(&q, v));
         if (n == 0)
-            return fail(err, errlen, -EINVAL,
-                        "listen: %s has no host: use 127.0.0.1 for this machine only, or "
-                        "0.0.0.0 (every IPv4 address) or [::] (every address)",
-                        quote(&q, v));
+            return errmsg(err, errlen, -EINVAL,
+                          "listen: %s has no host: use 127.0.0.1 for this machine only, or "
+                          "0.0.0.0 (every IPv4 address) or [::] (every address)",
+                          quote(&q, v));
         struct in_addr a;
         if (inet_pton(AF_INET, host, &a) != 1) {
             /* Digits and dots are meant as an address ("10.0.0.256" is a wrong one), and a name
@@ -410,19 +398,19 @@ static int check_listen(const char *v, char *err, size_t errlen)
             const char *last = strrchr(host, '.');
             const char *tail = last && last[1] ? last + 1 : host;
             if (strspn(host, "0123456789.") == n)
-                return fail(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv4 address",
-                            quote(&q, v), host);
+                return errmsg(err, errlen, -EINVAL, "listen: %s: \"%s\" is not an IPv4 address",
+                              quote(&q, v), host);
             if (!hostname_valid(host) || all_digits(tail))
-                return fail(err, errlen, -EINVAL,
-                            "listen: %s: %s is not an IP address or host name", quote(&q, v),
-                            quote(&(Quoted){0}, host));
+                return errmsg(err, errlen, -EINVAL,
+                              "listen: %s: %s is not an IP address or host name", quote(&q, v),
+                              quote(&(Quoted){0}, host));
         }
     }
 
     unsigned long long p;
     if (!parse_count(port, &p) || p < 1 || p > 65535)
-        return fail(err, errlen, -EINVAL, "listen: %s: the port must be a number from 1 to 65535",
-                    quote(&q, v));
+        return errmsg(err, errlen, -EINVAL, "listen: %s: the port must be a number from 1 to 65535",
+                      quote(&q, v));
     return 0;
 }
 
@@ -448,10 +436,10 @@ static int add_pid(Config *c, const char *v, char *err, size_t errlen)
     Quoted q;
     unsigned long long p;
     if (!parse_count(v, &p))
-        return fail(err, errlen, -EINVAL, "pid: %s is not a process ID", quote(&q, v));
+        return errmsg(err, errlen, -EINVAL, "pid: %s is not a process ID", quote(&q, v));
     if (p < 1 || p > PID_LIMIT)
-        return fail(err, errlen, -EINVAL, "pid: %s is out of range: process IDs are 1 to %d",
-                    quote(&q, v), PID_LIMIT);
+        return errmsg(err, errlen, -EINVAL, "pid: %s is out of range: process IDs are 1 to %d",
+                      quote(&q, v), PID_LIMIT);
     for (size_t i = 0; i < c->npids; i++)
         if (c->pids[i] == (pid_t)p)
             return 0;
@@ -596,17 +584,17 @@ static bool regex_affordable(const char *v, const char **ret_why)
 int config_check_regex(const char *regex, char *err, size_t errlen)
 {
     if (strlen(regex) > CONFIG_REGEX_MAX)
-        return fail(err, errlen, -EINVAL, "is longer than %d bytes", CONFIG_REGEX_MAX);
+        return errmsg(err, errlen, -EINVAL, "is longer than %d bytes", CONFIG_REGEX_MAX);
     const char *costly;
     if (!regex_affordable(regex, &costly))
-        return fail(err, errlen, -EINVAL,
-                    "%s; pymemd refuses it, it would be too costly to compile", costly);
+        return errmsg(err, errlen, -EINVAL,
+                      "%s; pymemd refuses it, it would be too costly to compile", costly);
     regex_t re;
     int rc = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[200];
         regerror(rc, &re, why, sizeof(why));
-        return fail(err, errlen, -EINVAL, "is not a valid regular expression: %s", why);
+        return errmsg(err, errlen, -EINVAL, "is not a valid regular expression: %s", why);
     }
     regfree(&re);
     return 0;
@@ -617,7 +605,7 @@ static int add_match(Config *c, const char *v, char *err, size_t errlen)
     Quoted q;
     char why[256];
     if (config_check_regex(v, why, sizeof(why)) < 0)
-        return fail(err, errlen, -EINVAL, "match: %s %s", quote(&q, v), why);
+        return errmsg(err, errlen, -EINVAL, "match: %s %s", quote(&q, v), why);
 
     for (size_t i = 0; i < c->nmatches; i++)
         if (strcmp(c->matches[i], v) == 0)
@@ -646,21 +634,21 @@ static int set_seconds(Config *c, const KeyDef *k, const char *v, char *err, siz
     Quoted q;
     double d;
     if (!parse_decimal(v, &d))
-        return fail(err, errlen, -EINVAL, "%s: %s is not a number of seconds", k->name,
-                    quote(&q, v));
+        return errmsg(err, errlen, -EINVAL, "%s: %s is not a number of seconds", k->name,
+                      quote(&q, v));
     bool ok = (d >= k->min && d <= k->max) || (k->zero_off && d == 0);
     if (!ok) {
         if (k->zero_off && k->min > 0)
-            return fail(err, errlen, -EINVAL,
-                        "%s: %s is out of range: it must be 0 (off) or from %g to %g seconds",
-                        k->name, quote(&q, v), k->min, k->max);
+            return errmsg(err, errlen, -EINVAL,
+                          "%s: %s is out of range: it must be 0 (off) or from %g to %g seconds",
+                          k->name, quote(&q, v), k->min, k->max);
         if (k->zero_off)
-            return fail(err, errlen, -EINVAL,
-                        "%s: %s is out of range: it must be from 0 (off) to %g seconds", k->name,
-                        quote(&q, v), k->max);
-        return fail(err, errlen, -EINVAL,
-                    "%s: %s is out of range: it must be from %g to %g seconds", k->name,
-                    quote(&q, v), k->min, k->max);
+            return errmsg(err, errlen, -EINVAL,
+                          "%s: %s is out of range: it must be from 0 (off) to %g seconds", k->name,
+                          quote(&q, v), k->max);
+        return errmsg(err, errlen, -EINVAL,
+                      "%s: %s is out of range: it must be from %g to %g seconds", k->name,
+                      quote(&q, v), k->min, k->max);
     }
     store(c, k, &d, sizeof(d));
     return 0;
@@ -671,11 +659,11 @@ static int set_regex(Config *c, const KeyDef *k, const char *v, char *err, size_
 {
     Quoted q;
     if (strlen(v) >= k->size)
-        return fail(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name, quote(&q, v),
-                    k->size - 1);
+        return errmsg(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name,
+                      quote(&q, v), k->size - 1);
     char why[256];
     if (*v && config_check_regex(v, why, sizeof(why)) < 0)
-        return fail(err, errlen, -EINVAL, "%s: %s %s", k->name, quote(&q, v), why);
+        return errmsg(err, errlen, -EINVAL, "%s: %s %s", k->name, quote(&q, v), why);
     memcpy((char *)c + k->offset, v, strlen(v) + 1);
     return 0;
 }
@@ -696,10 +684,10 @@ static int set_size(Config *c, const KeyDef *k, const char *v, char *err, size_t
         shift = ok ? 10 * (unsigned)(u - units + 1) : 0;
     }
     if (!ok)
-        return fail(err, errlen, -EINVAL,
-                    "%s: %s is not a size in bytes (a whole number, optionally followed by K, M, "
-                    "G or T, e.g. 4G)",
-                    k->name, quote(&q, v));
+        return errmsg(err, errlen, -EINVAL,
+                      "%s: %s is not a size in bytes (a whole number, optionally followed by K, M, "
+                      "G or T, e.g. 4G)",
+                      k->name, quote(&q, v));
     char num[32];
     memcpy(num, v, digits);
     num[digits] = '\0';
@@ -707,11 +695,11 @@ static int set_size(Config *c, const KeyDef *k, const char *v, char *err, size_t
     parse_count(num, &n);
     /* parse_count() saturates at ULLONG_MAX: that, too, is past any real size. */
     if (n == ULLONG_MAX || n > (UINT64_MAX >> shift))
-        return fail(err, errlen, -EINVAL, "%s: %s is too large", k->name, quote(&q, v));
+        return errmsg(err, errlen, -EINVAL, "%s: %s is too large", k->name, quote(&q, v));
     uint64_t bytes = (uint64_t)n << shift;
     if (k->max > 0 && ((double)bytes < k->min || (double)bytes > k->max))
-        return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %gM to %gG",
-                    k->name, quote(&q, v), k->min / (1 << 20), k->max / (1 << 30));
+        return errmsg(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %gM to %gG",
+                      k->name, quote(&q, v), k->min / (1 << 20), k->max / (1 << 30));
     store(c, k, &bytes, sizeof(bytes));
     return 0;
 }
@@ -723,12 +711,12 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
     const KeyDef *k = key_find(key, &suggestion);
     if (!k) {
         if (suggestion)
-            return fail(err, errlen, -EINVAL, "unknown key %s (did you mean \"%s\"?)",
-                        quote(&q, key), suggestion);
-        return fail(err, errlen, -EINVAL, "unknown key %s", quote(&q, key));
+            return errmsg(err, errlen, -EINVAL, "unknown key %s (did you mean \"%s\"?)",
+                          quote(&q, key), suggestion);
+        return errmsg(err, errlen, -EINVAL, "unknown key %s", quote(&q, key));
     }
     if (!*v && k->kind != KEY_REGEX && k->kind != KEY_PATH)
-        return fail(err, errlen, -EINVAL, "%s: no value given", k->name);
+        return errmsg(err, errlen, -EINVAL, "%s: no value given", k->name);
 
     switch (k->kind) {
     case KEY_LISTEN: {
@@ -746,9 +734,9 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
     case KEY_BOOL: {
         bool b;
         if (parse_bool(v, &b) < 0)
-            return fail(err, errlen, -EINVAL,
-                        "%s: %s is not a boolean (true/false, yes/no, on/off, 1/0)", k->name,
-                        quote(&q, v));
+            return errmsg(err, errlen, -EINVAL,
+                          "%s: %s is not a boolean (true/false, yes/no, on/off, 1/0)", k->name,
+                          quote(&q, v));
         store(c, k, &b, sizeof(b));
         return 0;
     }
@@ -765,19 +753,19 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
             level = log_level_from_string(lower);
         }
         if (level < 0)
-            return fail(err, errlen, -EINVAL, "%s: %s is not one of error, warn, info, debug",
-                        k->name, quote(&q, v));
+            return errmsg(err, errlen, -EINVAL, "%s: %s is not one of error, warn, info, debug",
+                          k->name, quote(&q, v));
         store(c, k, &level, sizeof(level));
         return 0;
     }
     case KEY_COUNT: {
         unsigned long long n;
         if (!parse_count(v, &n))
-            return fail(err, errlen, -EINVAL, "%s: %s is not a whole number", k->name,
-                        quote(&q, v));
+            return errmsg(err, errlen, -EINVAL, "%s: %s is not a whole number", k->name,
+                          quote(&q, v));
         if (n < k->min || n > k->max)
-            return fail(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %g to %g",
-                        k->name, quote(&q, v), k->min, k->max);
+            return errmsg(err, errlen, -EINVAL, "%s: %s is out of range: it must be from %g to %g",
+                          k->name, quote(&q, v), k->min, k->max);
         unsigned u = (unsigned)n;
         store(c, k, &u, sizeof(u));
         return 0;
@@ -787,15 +775,15 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
     case KEY_PATH:
         /* Only its length is checked here: the file is read (and judged) by its user. */
         if (strlen(v) >= k->size)
-            return fail(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name,
-                        quote(&q, v), k->size - 1);
+            return errmsg(err, errlen, -EINVAL, "%s: %s is longer than %zu bytes", k->name,
+                          quote(&q, v), k->size - 1);
         memcpy((char *)c + k->offset, v, strlen(v) + 1);
         return 0;
     case KEY_CMDLINE: {
         int m = redact_mode_from_string(v);
         if (m < 0)
-            return fail(err, errlen, -EINVAL, "%s: %s is not one of full, redacted, hidden",
-                        k->name, quote(&q, v));
+            return errmsg(err, errlen, -EINVAL, "%s: %s is not one of full, redacted, hidden",
+                          k->name, quote(&q, v));
         store(c, k, &m, sizeof(m));
         return 0;
     }
@@ -813,14 +801,14 @@ int config_set(Config *c, const char *key, const char *value, char *err, size_t 
         err[0] = '\0';
     int r = set_key(c, key, value, err, errlen);
     if (r == -ENOMEM)
-        return fail(err, errlen, r, "%s: out of memory", key);
+        return errmsg(err, errlen, r, "%s: out of memory", key);
     return r;
 }
 
 static int too_big(const char *path, char *err, size_t errlen)
 {
-    return fail(err, errlen, -EFBIG, "%s: larger than %d bytes (1 MiB); is this the config file?",
-                path, CONFIG_FILE_MAX);
+    return errmsg(err, errlen, -EFBIG, "%s: larger than %d bytes (1 MiB); is this the config file?",
+                  path, CONFIG_FILE_MAX);
 }
 
 /* Reads the whole file, at most CONFIG_FILE_MAX bytes, NUL-terminated. Only a regular file is
@@ -833,24 +821,25 @@ static int read_all(const char *path, char **ret, size_t *ret_len, char *err, si
     _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int r = -errno;
-        return fail(err, errlen, r, "%s: cannot open the config file: %s", path,
-                    strerror_r(-r, why, sizeof(why)));
+        return errmsg(err, errlen, r, "%s: cannot open the config file: %s", path,
+                      strerror_r(-r, why, sizeof(why)));
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int r = -errno;
-        return fail(err, errlen, r, "%s: %s", path, strerror_r(-r, why, sizeof(why)));
+        return errmsg(err, errlen, r, "%s: %s", path, strerror_r(-r, why, sizeof(why)));
     }
     if (S_ISDIR(st.st_mode))
-        return fail(err, errlen, -EISDIR, "%s: is a directory, not a config file", path);
+        return errmsg(err, errlen, -EISDIR, "%s: is a directory, not a config file", path);
     if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL,
-                    "%s: is a %s, not a regular file; the config file must be a regular file", path,
-                    S_ISFIFO(st.st_mode)   ? "FIFO"
-                    : S_ISCHR(st.st_mode)  ? "character device"
-                    : S_ISBLK(st.st_mode)  ? "block device"
-                    : S_ISSOCK(st.st_mode) ? "socket"
-                                           : "special file");
+        return errmsg(err, errlen, -EINVAL,
+                      "%s: is a %s, not a regular file; the config file must be a regular file",
+                      path,
+                      S_ISFIFO(st.st_mode)   ? "FIFO"
+                      : S_ISCHR(st.st_mode)  ? "character device"
+                      : S_ISBLK(st.st_mode)  ? "block device"
+                      : S_ISSOCK(st.st_mode) ? "socket"
+                                             : "special file");
     if (st.st_size > CONFIG_FILE_MAX)
         return too_big(path, err, errlen);
 
@@ -862,7 +851,7 @@ static int read_all(const char *path, char **ret, size_t *ret_len, char *err, si
             size_t ncap = cap ? MIN(cap * 2, (size_t)CONFIG_FILE_MAX + 2) : 4096;
             char *n = realloc(buf, ncap);
             if (!n)
-                return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+                return errmsg(err, errlen, -ENOMEM, "%s: out of memory", path);
             buf = n;
             cap = ncap;
         }
@@ -871,8 +860,8 @@ static int read_all(const char *path, char **ret, size_t *ret_len, char *err, si
             if (errno == EINTR)
                 continue;
             int r = -errno;
-            return fail(err, errlen, r, "%s: cannot read: %s", path,
-                        strerror_r(-r, why, sizeof(why)));
+            return errmsg(err, errlen, r, "%s: cannot read: %s", path,
+                          strerror_r(-r, why, sizeof(why)));
         }
         if (k == 0)
             break;
@@ -948,30 +937,30 @@ static int unquote(char *v, char *msg, size_t msglen)
     const char *in = v + 1;
     for (;;) {
         if (*in == '\0')
-            return fail(msg, msglen, -EINVAL, "the quoted value has no closing quote");
+            return errmsg(msg, msglen, -EINVAL, "the quoted value has no closing quote");
         if (*in == '"')
             break;
         if (*in == '\\') {
             in++;
             if (*in == '\0')
-                return fail(msg, msglen, -EINVAL, "the quoted value has no closing quote");
+                return errmsg(msg, msglen, -EINVAL, "the quoted value has no closing quote");
             if (*in != '"' && *in != '\\') {
                 /* Show the escaped character only when it is one printable ASCII byte; a
                  * control byte or part of a UTF-8 sequence would garble the message. */
                 char shown[8] = "";
                 if (*in > ' ' && *in < 0x7f)
                     snprintf(shown, sizeof(shown), " \"\\%c\"", *in);
-                return fail(msg, msglen, -EINVAL,
-                            "unknown escape%s in a quoted value (only \\\" and \\\\ are "
-                            "escapes; unquoted values keep backslashes as they are)",
-                            shown);
+                return errmsg(msg, msglen, -EINVAL,
+                              "unknown escape%s in a quoted value (only \\\" and \\\\ are "
+                              "escapes; unquoted values keep backslashes as they are)",
+                              shown);
             }
         }
         *out++ = *in++;
     }
     in++;
     if (*in != '\0')
-        return fail(msg, msglen, -EINVAL, "text after the closing quote: %s", quote(&q, in));
+        return errmsg(msg, msglen, -EINVAL, "text after the closing quote: %s", quote(&q, in));
     *out = '\0';
     return 0;
 }
@@ -985,12 +974,12 @@ static int parse_line(Config *c, char *line, char *msg, size_t msglen)
         return 0;
     char *eq = strchr(s, '=');
     if (!eq)
-        return fail(msg, msglen, -EINVAL, "expected \"key = value\", found %s", quote(&q, s));
+        return errmsg(msg, msglen, -EINVAL, "expected \"key = value\", found %s", quote(&q, s));
     *eq = '\0';
     char *key = trim(s);
     char *value = trim(eq + 1);
     if (*key == '\0')
-        return fail(msg, msglen, -EINVAL, "a key is missing before \"=\"");
+        return errmsg(msg, msglen, -EINVAL, "a key is missing before \"=\"");
     if (*value == '"') {
         int r = unquote(value, msg, msglen);
         if (r < 0)
@@ -1018,21 +1007,21 @@ static int parse_text(Config *c, const char *path, char *text, size_t len, char 
         pos += n + (nl ? 1 : 0);
 
         if (n > CONFIG_LINE_MAX)
-            return fail(err, errlen, -EINVAL, "%s:%u: line is longer than %d bytes", path, lineno,
-                        CONFIG_LINE_MAX);
+            return errmsg(err, errlen, -EINVAL, "%s:%u: line is longer than %d bytes", path, lineno,
+                          CONFIG_LINE_MAX);
         if (memchr(line, '\0', n))
-            return fail(err, errlen, -EINVAL, "%s:%u: contains a NUL byte; this is not a text file",
-                        path, lineno);
+            return errmsg(err, errlen, -EINVAL,
+                          "%s:%u: contains a NUL byte; this is not a text file", path, lineno);
         if (!utf8_valid((const unsigned char *)line, n))
-            return fail(err, errlen, -EINVAL, "%s:%u: not valid UTF-8", path, lineno);
+            return errmsg(err, errlen, -EINVAL, "%s:%u: not valid UTF-8", path, lineno);
 
         line[n] = '\0'; /* the newline, or read_all()'s terminator after the last line */
         msg[0] = '\0';
         int r = parse_line(c, line, msg, sizeof(msg));
         if (r == -ENOMEM)
-            return fail(err, errlen, r, "%s:%u: out of memory", path, lineno);
+            return errmsg(err, errlen, r, "%s:%u: out of memory", path, lineno);
         if (r < 0)
-            return fail(err, errlen, r, "%s:%u: %s", path, lineno, msg);
+            return errmsg(err, errlen, r, "%s:%u: %s", path, lineno, msg);
     }
     return 0;
 }
@@ -1055,16 +1044,16 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen)
     while (blank < len && (is_blank(text[blank]) || text[blank] == '\n'))
         blank++;
     if (blank == len)
-        return fail(err, errlen, -ENODATA,
-                    "%s: the config file is empty; refused, as it may be half-written (to run on "
-                    "the defaults, leave a comment line in it)",
-                    path);
+        return errmsg(err, errlen, -ENODATA,
+                      "%s: the config file is empty; refused, as it may be half-written (to run on "
+                      "the defaults, leave a comment line in it)",
+                      path);
 
     /* Parse into a copy so that a mistake on line 40 does not leave lines 1-39 applied. */
     Config t;
     r = config_copy(&t, c);
     if (r < 0)
-        return fail(err, errlen, r, "%s: out of memory", path);
+        return errmsg(err, errlen, r, "%s: out of memory", path);
     r = parse_text(&t, path, text, len, err, errlen);
     if (r < 0) {
         config_done(&t);
@@ -1087,7 +1076,7 @@ int config_load_buffer(Config *c, const char *name, const char *text, size_t len
     /* parse_text() cuts lines in place and wants a terminator after the last one. */
     _cleanup_(freep) char *copy = malloc(len + 1);
     if (!copy)
-        return fail(err, errlen, -ENOMEM, "%s: out of memory", name);
+        return errmsg(err, errlen, -ENOMEM, "%s: out of memory", name);
     if (len)
         memcpy(copy, text, len);
     copy[len] = '\0';
@@ -1095,7 +1084,7 @@ int config_load_buffer(Config *c, const char *name, const char *text, size_t len
     Config t;
     int r = config_copy(&t, c);
     if (r < 0)
-        return fail(err, errlen, r, "%s: out of memory", name);
+        return errmsg(err, errlen, r, "%s: out of memory", name);
     r = parse_text(&t, name, copy, len, err, errlen);
     if (r < 0) {
         config_done(&t);

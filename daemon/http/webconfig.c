@@ -14,23 +14,12 @@
 #include <gnutls/gnutls.h>
 #include <yaml.h>
 
+#include "util/errmsg.h"
 #include "util/macro.h"
 
 /* More users than basic auth is meant for (exporter-toolkit: "a few users"); the bound keeps
  * the duplicate check quadratic only in a small number. */
 #define WEBCONFIG_USERS_MAX 1000
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
 
 /* A value from the file as a message shows it: quoted, at most 64 bytes, control bytes as '?'
  * so that a hostile file cannot write escape sequences into the journal. */
@@ -80,14 +69,14 @@ static bool is_null(const yaml_node_t *n)
 static const char *scalar(Parse *p, const yaml_node_t *n, const char *what)
 {
     if (n->type != YAML_SCALAR_NODE) {
-        fail(p->err, p->errlen, -EINVAL, "line %u: %s: expected a single value, not a %s",
-             line_of(n), what, n->type == YAML_MAPPING_NODE ? "mapping" : "list");
+        errmsg(p->err, p->errlen, -EINVAL, "line %u: %s: expected a single value, not a %s",
+               line_of(n), what, n->type == YAML_MAPPING_NODE ? "mapping" : "list");
         return NULL;
     }
     const char *v = (const char *)n->data.scalar.value;
     if (strlen(v) != n->data.scalar.length) {
-        fail(p->err, p->errlen, -EINVAL, "line %u: %s: the value holds a NUL byte", line_of(n),
-             what);
+        errmsg(p->err, p->errlen, -EINVAL, "line %u: %s: the value holds a NUL byte", line_of(n),
+               what);
         return NULL;
     }
     return v;
@@ -120,13 +109,13 @@ static int each_pair(Parse *p, const yaml_node_t *n, const char *what, PairFn fn
     if (is_null(n))
         return 0;
     if (n->type != YAML_MAPPING_NODE)
-        return fail(p->err, p->errlen, -EINVAL, "line %u: %s: expected a mapping of keys",
-                    line_of(n), what);
+        return errmsg(p->err, p->errlen, -EINVAL, "line %u: %s: expected a mapping of keys",
+                      line_of(n), what);
     for (yaml_node_pair_t *a = n->data.mapping.pairs.start; a < n->data.mapping.pairs.top; a++) {
         const yaml_node_t *k = yaml_document_get_node(p->doc, a->key);
         const yaml_node_t *v = yaml_document_get_node(p->doc, a->value);
         if (!k || !v)
-            return fail(p->err, p->errlen, -EINVAL, "%s: a malformed mapping", what);
+            return errmsg(p->err, p->errlen, -EINVAL, "%s: a malformed mapping", what);
         const char *key = scalar(p, k, what);
         if (!key)
             return -EINVAL;
@@ -135,8 +124,8 @@ static int each_pair(Parse *p, const yaml_node_t *n, const char *what, PairFn fn
             Shown s;
             if (bk && bk->type == YAML_SCALAR_NODE &&
                 strcmp((const char *)bk->data.scalar.value, key) == 0)
-                return fail(p->err, p->errlen, -EINVAL, "line %u: %s: key %s given twice",
-                            line_of(k), what, show(&s, key));
+                return errmsg(p->err, p->errlen, -EINVAL, "line %u: %s: key %s given twice",
+                              line_of(k), what, show(&s, key));
         }
         int r = fn(p, key, k, v);
         if (r < 0)
@@ -197,10 +186,10 @@ static int tls_pair(Parse *p, const char *key, const yaml_node_t *k, const yaml_
                 p->auth_set = true;
                 return 0;
             }
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: %s: %s is not one of NoClientCert, RequestClientCert, "
-                    "RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert",
-                    line_of(v), what, show(&s, val));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: %s: %s is not one of NoClientCert, RequestClientCert, "
+                      "RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert",
+                      line_of(v), what, show(&s, val));
     }
     if (strcmp(key, "min_version") == 0 || strcmp(key, "max_version") == 0) {
         if (is_null(v))
@@ -213,21 +202,22 @@ static int tls_pair(Parse *p, const char *key, const yaml_node_t *k, const yaml_
                 *(key[1] == 'i' ? &c->min_version : &c->max_version) = (WebTlsVersion)i;
                 return 0;
             }
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: %s: %s is not one of TLS10, TLS11, TLS12, TLS13", line_of(v), what,
-                    show(&s, val));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: %s: %s is not one of TLS10, TLS11, TLS12, TLS13", line_of(v), what,
+                      show(&s, val));
     }
     if (strcmp(key, "cipher_suites") == 0 || strcmp(key, "curve_preferences") == 0 ||
         strcmp(key, "prefer_server_cipher_suites") == 0 || strcmp(key, "client_allowed_sans") == 0)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: %s is not supported by pymemd (its TLS is GnuTLS through "
-                    "libmicrohttpd, which keeps its own choice of ciphers and curves and does not "
-                    "match client SANs); remove it",
-                    line_of(k), what);
-    return fail(p->err, p->errlen, -EINVAL,
-                "line %u: tls_server_config: unknown key %s (known: cert_file, key_file, cert, "
-                "key, client_ca_file, client_ca, client_auth_type, min_version, max_version)",
-                line_of(k), show(&s, key));
+        return errmsg(
+            p->err, p->errlen, -EINVAL,
+            "line %u: %s is not supported by pymemd (its TLS is GnuTLS through "
+            "libmicrohttpd, which keeps its own choice of ciphers and curves and does not "
+            "match client SANs); remove it",
+            line_of(k), what);
+    return errmsg(p->err, p->errlen, -EINVAL,
+                  "line %u: tls_server_config: unknown key %s (known: cert_file, key_file, cert, "
+                  "key, client_ca_file, client_ca, client_auth_type, min_version, max_version)",
+                  line_of(k), show(&s, key));
 }
 
 /* The response headers exporter-toolkit lets a web config set, and the values it accepts
@@ -251,11 +241,11 @@ static int header_pair(Parse *p, const char *key, const yaml_node_t *k, const ya
     while (i < ARRAY_SIZE(allowed_headers) && strcasecmp(key, allowed_headers[i].name) != 0)
         i++;
     if (i == ARRAY_SIZE(allowed_headers))
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: http_server_config: headers: %s cannot be configured (allowed: "
-                    "Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, "
-                    "X-XSS-Protection, Content-Security-Policy)",
-                    line_of(k), show(&s, key));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: http_server_config: headers: %s cannot be configured (allowed: "
+                      "Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, "
+                      "X-XSS-Protection, Content-Security-Policy)",
+                      line_of(k), show(&s, key));
     if (is_null(v))
         return 0; /* "unset if blank" */
     char what[96];
@@ -267,17 +257,18 @@ static int header_pair(Parse *p, const char *key, const yaml_node_t *k, const ya
         return 0;
     for (const char *q = val; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
-            return fail(p->err, p->errlen, -EINVAL,
-                        "line %u: %s: the value holds a control character", line_of(v), what);
+            return errmsg(p->err, p->errlen, -EINVAL,
+                          "line %u: %s: the value holds a control character", line_of(v), what);
     if (allowed_headers[i].values[0]) {
         bool ok = false;
         for (const char *const *a = allowed_headers[i].values; *a && !ok; a++)
             ok = strcasecmp(val, *a) == 0;
         if (!ok)
-            return fail(p->err, p->errlen, -EINVAL, "line %u: %s: %s is not accepted (use %s%s%s)",
-                        line_of(v), what, show(&s2, val), allowed_headers[i].values[0],
-                        allowed_headers[i].values[1] ? " or " : "",
-                        allowed_headers[i].values[1] ? allowed_headers[i].values[1] : "");
+            return errmsg(p->err, p->errlen, -EINVAL,
+                          "line %u: %s: %s is not accepted (use %s%s%s)", line_of(v), what,
+                          show(&s2, val), allowed_headers[i].values[0],
+                          allowed_headers[i].values[1] ? " or " : "",
+                          allowed_headers[i].values[1] ? allowed_headers[i].values[1] : "");
     }
     WebHeader *h = realloc(c->headers, (c->nheaders + 1) * sizeof(*h));
     if (!h)
@@ -320,15 +311,15 @@ static int http_pair(Parse *p, const char *key, const yaml_node_t *k, const yaml
         if (!val)
             return -EINVAL;
         if (!parse_bool(val, &b))
-            return fail(p->err, p->errlen, -EINVAL,
-                        "line %u: http_server_config: http2: %s is not true or false", line_of(v),
-                        show(&s, val));
+            return errmsg(p->err, p->errlen, -EINVAL,
+                          "line %u: http_server_config: http2: %s is not true or false", line_of(v),
+                          show(&s, val));
         p->c->http2_given = true;
         return 0;
     }
-    return fail(p->err, p->errlen, -EINVAL,
-                "line %u: http_server_config: unknown key %s (known: headers, http2)", line_of(k),
-                show(&s, key));
+    return errmsg(p->err, p->errlen, -EINVAL,
+                  "line %u: http_server_config: unknown key %s (known: headers, http2)", line_of(k),
+                  show(&s, key));
 }
 
 bool webconfig_is_bcrypt(const char *s)
@@ -355,31 +346,31 @@ static int user_pair(Parse *p, const char *key, const yaml_node_t *k, const yaml
     WebConfig *c = p->c;
     Shown s;
     if (c->nusers == WEBCONFIG_USERS_MAX)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: basic_auth_users: more than %d users; basic authentication is "
-                    "meant for a few, use client certificates for more",
-                    line_of(k), WEBCONFIG_USERS_MAX);
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: basic_auth_users: more than %d users; basic authentication is "
+                      "meant for a few, use client certificates for more",
+                      line_of(k), WEBCONFIG_USERS_MAX);
     for (const char *q = key; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f || *q == ':')
-            return fail(p->err, p->errlen, -EINVAL,
-                        "line %u: basic_auth_users: user %s can never log in: a user name holds "
-                        "no ':' and no control character",
-                        line_of(k), show(&s, key));
+            return errmsg(p->err, p->errlen, -EINVAL,
+                          "line %u: basic_auth_users: user %s can never log in: a user name holds "
+                          "no ':' and no control character",
+                          line_of(k), show(&s, key));
     if (is_null(v))
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: basic_auth_users: user %s has no password hash", line_of(k),
-                    show(&s, key));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: basic_auth_users: user %s has no password hash", line_of(k),
+                      show(&s, key));
     char what[128];
     snprintf(what, sizeof(what), "basic_auth_users: user %s", show(&s, key));
     const char *hash = scalar(p, v, what);
     if (!hash)
         return -EINVAL;
     if (!webconfig_is_bcrypt(hash))
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: %s: the password is not a bcrypt hash ($2y$, $2b$ or $2a$ with a "
-                    "cost of 04-31, 60 characters in all; make one with htpasswd -nBC 10 \"\" or "
-                    "mkpasswd -m bcrypt)",
-                    line_of(v), what);
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: %s: the password is not a bcrypt hash ($2y$, $2b$ or $2a$ with a "
+                      "cost of 04-31, 60 characters in all; make one with htpasswd -nBC 10 \"\" or "
+                      "mkpasswd -m bcrypt)",
+                      line_of(v), what);
     WebUser *u = realloc(c->users, (c->nusers + 1) * sizeof(*u));
     if (!u)
         return -ENOMEM;
@@ -404,14 +395,14 @@ static int top_pair(Parse *p, const char *key, const yaml_node_t *k, const yaml_
     if (strcmp(key, "basic_auth_users") == 0)
         return each_pair(p, v, "basic_auth_users", user_pair);
     if (strcmp(key, "rate_limit") == 0)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "line %u: rate_limit is not supported by pymemd (it limits connections "
-                    "itself); remove it",
-                    line_of(k));
-    return fail(p->err, p->errlen, -EINVAL,
-                "line %u: unknown key %s (known: tls_server_config, http_server_config, "
-                "basic_auth_users)",
-                line_of(k), show(&s, key));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "line %u: rate_limit is not supported by pymemd (it limits connections "
+                      "itself); remove it",
+                      line_of(k));
+    return errmsg(p->err, p->errlen, -EINVAL,
+                  "line %u: unknown key %s (known: tls_server_config, http_server_config, "
+                  "basic_auth_users)",
+                  line_of(k), show(&s, key));
 }
 
 /* The checks across keys, as exporter-toolkit makes them when it builds its TLS config. */
@@ -422,38 +413,38 @@ static int check_tls(Parse *p)
     if (!c->tls)
         return 0;
     if (c->cert_file && c->cert_pem)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: give cert or cert_file, not both");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: give cert or cert_file, not both");
     if (c->key_file && c->key_pem)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: give key or key_file, not both");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: give key or key_file, not both");
     if (c->client_ca_file && c->client_ca_pem)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: give client_ca or client_ca_file, not both");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: give client_ca or client_ca_file, not both");
     if (!c->cert_file && !c->cert_pem)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: missing one of cert or cert_file (the server's "
-                    "certificate)");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: missing one of cert or cert_file (the server's "
+                      "certificate)");
     if (!c->key_file && !c->key_pem)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: missing one of key or key_file (the server's private "
-                    "key)");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: missing one of key or key_file (the server's private "
+                      "key)");
     bool ca = c->client_ca_file || c->client_ca_pem;
     if (ca && c->client_auth == WEB_NO_CLIENT_CERT)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: client_ca_file is given but client_auth_type is "
-                    "NoClientCert: set client_auth_type to RequireAndVerifyClientCert to "
-                    "check client certificates");
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: client_ca_file is given but client_auth_type is "
+                      "NoClientCert: set client_auth_type to RequireAndVerifyClientCert to "
+                      "check client certificates");
     if (!ca && (c->client_auth == WEB_VERIFY_CLIENT_CERT_IF_GIVEN ||
                 c->client_auth == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT))
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: client_auth_type %s needs client_ca_file (the CA that "
-                    "signs the client certificates)",
-                    webconfig_client_auth_name(c->client_auth));
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: client_auth_type %s needs client_ca_file (the CA that "
+                      "signs the client certificates)",
+                      webconfig_client_auth_name(c->client_auth));
     if (c->min_version > c->max_version)
-        return fail(p->err, p->errlen, -EINVAL,
-                    "tls_server_config: min_version %s is above max_version %s",
-                    tls_versions[c->min_version], tls_versions[c->max_version]);
+        return errmsg(p->err, p->errlen, -EINVAL,
+                      "tls_server_config: min_version %s is above max_version %s",
+                      tls_versions[c->min_version], tls_versions[c->max_version]);
     return 0;
 }
 
@@ -467,15 +458,15 @@ int webconfig_parse(const char *buf, size_t len, WebConfig *ret, char *err, size
     if (errlen > 0)
         err[0] = 0;
     if (len > WEBCONFIG_FILE_MAX)
-        return fail(err, errlen, -EFBIG, "larger than %d bytes", WEBCONFIG_FILE_MAX);
+        return errmsg(err, errlen, -EFBIG, "larger than %d bytes", WEBCONFIG_FILE_MAX);
     yaml_parser_t y;
     if (!yaml_parser_initialize(&y))
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     yaml_parser_set_input_string(&y, (const unsigned char *)buf, len);
     yaml_document_t doc;
     if (!yaml_parser_load(&y, &doc)) {
-        int r = fail(err, errlen, y.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL,
-                     "line %zu: not valid YAML: %s", y.problem_mark.line + 1, yaml_problem(&y));
+        int r = errmsg(err, errlen, y.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL,
+                       "line %zu: not valid YAML: %s", y.problem_mark.line + 1, yaml_problem(&y));
         yaml_parser_delete(&y);
         return r;
     }
@@ -490,12 +481,12 @@ int webconfig_parse(const char *buf, size_t len, WebConfig *ret, char *err, size
         /* A second document would be ignored silently by a reader that takes the first. */
         yaml_document_t next;
         if (!yaml_parser_load(&y, &next))
-            r = fail(err, errlen, -EINVAL, "line %zu: not valid YAML: %s", y.problem_mark.line + 1,
-                     yaml_problem(&y));
+            r = errmsg(err, errlen, -EINVAL, "line %zu: not valid YAML: %s",
+                       y.problem_mark.line + 1, yaml_problem(&y));
         else {
             if (yaml_document_get_root_node(&next))
-                r = fail(err, errlen, -EINVAL,
-                         "more than one YAML document (\"---\"): give exactly one");
+                r = errmsg(err, errlen, -EINVAL,
+                           "more than one YAML document (\"---\"): give exactly one");
             yaml_document_delete(&next);
         }
     }
@@ -504,7 +495,7 @@ int webconfig_parse(const char *buf, size_t len, WebConfig *ret, char *err, size
         r = check_tls(&p);
     if (r < 0) {
         if (r == -ENOMEM)
-            fail(err, errlen, r, "out of memory");
+            errmsg(err, errlen, r, "out of memory");
         webconfig_done(&c);
         return r;
     }
@@ -519,25 +510,26 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 {
     _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return fail(err, errlen, -errno, "%s %s: cannot open: %s", what, path, strerror(errno));
+        return errmsg(err, errlen, -errno, "%s %s: cannot open: %s", what, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return fail(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
+        return errmsg(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "%s %s: not a regular file", what, path);
+        return errmsg(err, errlen, -EINVAL, "%s %s: not a regular file", what, path);
     if (st.st_size > WEBCONFIG_FILE_MAX)
-        return fail(err, errlen, -EFBIG, "%s %s: larger than %d bytes", what, path,
-                    WEBCONFIG_FILE_MAX);
+        return errmsg(err, errlen, -EFBIG, "%s %s: larger than %d bytes", what, path,
+                      WEBCONFIG_FILE_MAX);
     _cleanup_(freep) char *buf = malloc((size_t)st.st_size + 1);
     if (!buf)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     size_t len = 0;
     for (;;) {
         ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return fail(err, errlen, -errno, "%s %s: cannot read: %s", what, path, strerror(errno));
+            return errmsg(err, errlen, -errno, "%s %s: cannot read: %s", what, path,
+                          strerror(errno));
         if (n == 0 || (len += (size_t)n) == (size_t)st.st_size)
             break;
     }
@@ -577,24 +569,24 @@ static int check_pem(const WebConfig *c, char *err, size_t errlen)
 {
     gnutls_certificate_credentials_t cred;
     if (gnutls_certificate_allocate_credentials(&cred) < 0)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     gnutls_datum_t cert = {(unsigned char *)c->cert_pem, (unsigned)strlen(c->cert_pem)};
     gnutls_datum_t key = {(unsigned char *)c->key_pem, (unsigned)strlen(c->key_pem)};
     int r = 0;
     int k = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
     if (k < 0)
-        r = fail(err, errlen, -EINVAL,
-                 "tls_server_config: the certificate (%s) and key (%s) cannot be used: %s",
-                 c->cert_file ? c->cert_file : "cert", c->key_file ? c->key_file : "key",
-                 gnutls_strerror(k));
+        r = errmsg(err, errlen, -EINVAL,
+                   "tls_server_config: the certificate (%s) and key (%s) cannot be used: %s",
+                   c->cert_file ? c->cert_file : "cert", c->key_file ? c->key_file : "key",
+                   gnutls_strerror(k));
     if (r == 0 && c->client_ca_pem) {
         gnutls_datum_t ca = {(unsigned char *)c->client_ca_pem, (unsigned)strlen(c->client_ca_pem)};
         k = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
         if (k <= 0)
-            r = fail(err, errlen, -EINVAL,
-                     "tls_server_config: %s holds no usable CA certificate%s%s",
-                     c->client_ca_file ? c->client_ca_file : "client_ca", k < 0 ? ": " : "",
-                     k < 0 ? gnutls_strerror(k) : "");
+            r = errmsg(err, errlen, -EINVAL,
+                       "tls_server_config: %s holds no usable CA certificate%s%s",
+                       c->client_ca_file ? c->client_ca_file : "client_ca", k < 0 ? ": " : "",
+                       k < 0 ? gnutls_strerror(k) : "");
     }
     gnutls_certificate_free_credentials(cred);
     return r;
@@ -616,11 +608,11 @@ int webconfig_load(const char *path, WebConfig *ret, char *err, size_t errlen)
     WebConfig c;
     r = webconfig_parse(buf, len, &c, msg, sizeof(msg));
     if (r < 0)
-        return fail(err, errlen, r, "%s: %s", path, msg);
+        return errmsg(err, errlen, r, "%s: %s", path, msg);
     _cleanup_(freep) char *dir = strdup(path);
     if (!dir) {
         webconfig_done(&c);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     }
     char *slash = strrchr(dir, '/');
     if (slash == dir)
@@ -631,7 +623,7 @@ int webconfig_load(const char *path, WebConfig *ret, char *err, size_t errlen)
         strcpy(dir, ".");
     if (resolve(dir, &c.cert_file) < 0 || resolve(dir, &c.key_file) < 0 ||
         resolve(dir, &c.client_ca_file) < 0)
-        r = fail(msg, sizeof(msg), -ENOMEM, "out of memory");
+        r = errmsg(msg, sizeof(msg), -ENOMEM, "out of memory");
     if (r >= 0)
         r = read_pem(c.cert_file, "cert_file", &c.cert_pem, msg, sizeof(msg));
     if (r >= 0)
@@ -642,7 +634,7 @@ int webconfig_load(const char *path, WebConfig *ret, char *err, size_t errlen)
         r = check_pem(&c, msg, sizeof(msg));
     if (r < 0) {
         webconfig_done(&c);
-        return fail(err, errlen, r, "%s: %s", path, msg);
+        return errmsg(err, errlen, r, "%s: %s", path, msg);
     }
     *ret = c;
     return 0;
