@@ -1,17 +1,13 @@
 #include "priv/chan.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/memfd.h"
 #include "util/macro.h"
-
-#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
 bool chan_type_valid(const char *type, size_t len)
 {
@@ -109,50 +105,30 @@ int chan_recv(int sock, ChanMsg *m, int *ret_fd)
 
 int chan_memfd(const char *data, size_t len, int *ret_fd)
 {
-    _cleanup_(closep) int fd = memfd_create("pymemd-answer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -errno;
-    for (size_t done = 0; done < len;) {
-        ssize_t k = write(fd, data + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        done += (size_t)k;
-    }
-    if (fcntl(fd, F_ADD_SEALS, SEALS) < 0)
-        return -errno;
-    *ret_fd = fd;
-    fd = -1;
-    return 0;
+    return memfd_sealed("pymemd-answer", data, len, ret_fd);
 }
 
 int chan_read_memfd(int fd_in, size_t max, char **ret)
 {
     _cleanup_(closep) int fd = fd_in;
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0)
-        return -errno;
-    if ((seals & SEALS) != SEALS)
-        return -EPERM;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    size_t len = (size_t)st.st_size;
+    size_t len;
+    int k = memfd_sealed_size(fd, &len);
+    if (k < 0)
+        return k;
     if (len > max)
         return -EFBIG;
     char *s = malloc(len + 1);
     if (!s)
         return -ENOMEM;
     for (size_t done = 0; done < len;) {
-        ssize_t k = pread(fd, s + done, len - done, (off_t)done);
-        if (k < 0 && errno == EINTR)
+        ssize_t n = pread(fd, s + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
             continue;
-        if (k <= 0) {
+        if (n <= 0) {
             free(s);
-            return k < 0 ? -errno : -EIO;
+            return n < 0 ? -errno : -EIO;
         }
-        done += (size_t)k;
+        done += (size_t)n;
     }
     s[len] = 0;
     *ret = s;

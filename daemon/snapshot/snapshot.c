@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/memfd.h"
 #include "util/macro.h"
 
 /* The block: a header, an index of fixed-size records (one per process, in the order given),
@@ -315,37 +316,16 @@ static bool block_valid(const unsigned char *block, size_t size)
 
 int snapshot_to_memfd(const Snapshot *s, int *ret_fd)
 {
-    _cleanup_(closep) int fd = memfd_create("pymemd-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -errno;
-    for (size_t done = 0; done < s->size;) {
-        ssize_t k = write(fd, s->block + done, s->size - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        done += (size_t)k;
-    }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        return -errno;
-    *ret_fd = fd;
-    fd = -1;
-    return 0;
+    return memfd_sealed("pymemd-snapshot", s->block, s->size, ret_fd);
 }
 
 int snapshot_from_fd(int fd_in, Snapshot **ret)
 {
     _cleanup_(closep) int fd = fd_in;
-    const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0)
-        return -errno;
-    if ((seals & want) != want)
-        return -EPERM;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    size_t size = (size_t)st.st_size;
+    size_t size;
+    int k = memfd_sealed_size(fd, &size);
+    if (k < 0)
+        return k;
     if (size < sizeof(SnapHeader))
         return -EINVAL;
     void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
