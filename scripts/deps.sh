@@ -19,6 +19,8 @@ packages=(
     make xz-utils dpkg-dev                  # upstream 3.13/3.13t built from the .orig tarball
     strace                                  # safety tests: a target another tracer holds
     build-essential debhelper lintian fakeroot  # the Debian package (tests/package), with dpkg-dev
+    podman runc                             # the container image (tests/deploy); runc: crun
+                                            # refuses a hybrid cgroup hierarchy
     python3.11-dbg debuginfod               # debug symbols test (may upgrade python3.11 to match)
     clang libclang-rt-14-dev                # libFuzzer harnesses (tests/fuzz): the runtime ships
                                             # in libclang-rt-14-dev, only recommended by clang
