@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proc/maps.h"
+#include "proc/procinfo.h"
 #include "util/errmsg.h"
 #include "util/macro.h"
 #include "util/utf8.h"
@@ -448,42 +448,33 @@ static int parent_of(pid_t pid, pid_t *ret)
     return 0;
 }
 
-static bool maps_has_file(const Maps *m, uint32_t major, uint32_t minor, uint64_t inode)
+/* The same image, whatever the start time: fork() copies all of it, exec() replaces all. An
+ * executable that cannot be looked at (exe_ino 0) matches nothing. */
+static bool same_image(const ProcStamp *a, const ProcStamp *b)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (m->v[i].inode == inode && m->v[i].dev_major == major && m->v[i].dev_minor == minor)
-            return true;
-    return false;
+    return a->exe_ino != 0 && a->exe_dev == b->exe_dev && a->exe_ino == b->exe_ino &&
+           a->start_code == b->start_code && a->start_stack == b->start_stack &&
+           a->start_brk == b->start_brk;
 }
 
-int whois_top_ancestor(pid_t pid, const char *module, pid_t *ret)
+int whois_top_ancestor(pid_t pid, pid_t *ret)
 {
-    if (pid <= 0 || !module || !ret)
+    if (pid <= 0 || !ret)
         return -EINVAL;
 
-    _cleanup_(maps_freep) Maps *own = NULL;
-    int r = maps_read(pid, &own);
+    ProcStamp own;
+    int r = procinfo_stamp(pid, &own);
     if (r < 0)
         return r;
-    const MapsEntry *mod = NULL;
-    for (size_t i = 0; i < own->n && !mod; i++)
-        if (own->v[i].path && own->v[i].inode && strcmp(own->v[i].path, module) == 0)
-            mod = &own->v[i];
-    if (!mod)
-        return -ENOENT;
-
-    /* The device and inode as maps show them, compared with what the parents' maps show: both
-     * sides come from the same kernel view, whatever mount namespace or overlay each runs in. */
-    pid_t top = pid, cur = pid;
+    pid_t top = pid;
     for (int depth = 0; depth < WHOIS_ANCESTORS_MAX; depth++) {
         pid_t parent;
-        if (parent_of(cur, &parent) < 0 || parent <= 1)
+        ProcStamp ps;
+        /* pid 1 is the init of this PID namespace: whatever it is, it is no master of ours. */
+        if (parent_of(top, &parent) < 0 || parent <= 1 || procinfo_stamp(parent, &ps) < 0 ||
+            !same_image(&own, &ps))
             break;
-        _cleanup_(maps_freep) Maps *pm = NULL;
-        if (maps_read(parent, &pm) < 0 ||
-            !maps_has_file(pm, mod->dev_major, mod->dev_minor, mod->inode))
-            break;
-        top = cur = parent;
+        top = parent;
     }
     *ret = top;
     return 0;

@@ -56,15 +56,16 @@ int whois_parse_nspid(const char *status, size_t len, pid_t *ret);
 /* The same from /proc/PID/status. -ESRCH when the process is gone. */
 int whois_ns_pid(pid_t pid, pid_t *ret);
 
-/* The top-most ancestor of pid that runs the same interpreter: parents are followed while their
- * memory maps the file (device and inode, as pid's maps show them for the mapping whose path is
- * `module`) that pid's interpreter lives in, i.e. the executable of a static build or the
- * libpython of a shared one. A gunicorn, uWSGI or multiprocessing master and the workers it
- * forked find the same master. *ret is pid itself when its parent runs another program (or
- * cannot be read). At most WHOIS_ANCESTORS_MAX parents are looked at. -ESRCH when pid is gone,
- * -ENOENT when pid's maps have no mapping of `module`. */
+/* The top-most ancestor of pid that is the same program image: parents are followed while they
+ * were forked from one another without exec(), which the image's stamp tells (the same
+ * executable file, and the same code, stack and heap start addresses, which exec() draws anew
+ * under address space randomisation and fork() copies; proc/procinfo.h). A gunicorn, uWSGI,
+ * Celery or multiprocessing (fork) master and the workers it forked find the same master; a
+ * Python program a Python supervisor (supervisord, a test runner) started with exec() is its
+ * own top, and so is any process whose parent cannot be read. At most WHOIS_ANCESTORS_MAX
+ * parents are looked at. -ESRCH when pid is gone. */
 #define WHOIS_ANCESTORS_MAX 64
-int whois_top_ancestor(pid_t pid, const char *module, pid_t *ret);
+int whois_top_ancestor(pid_t pid, pid_t *ret);
 
 /* /proc/PID/comm, made valid UTF-8: at most 15 bytes. -ESRCH when the process is gone. */
 int whois_comm(pid_t pid, char *buf, size_t size);

@@ -41,7 +41,7 @@ struct Target {
     double pss_at, pss_mono;
     double read_budget; /* seconds the interpreter-state read of a sample may take; 0: no limit */
     /* Who the process is, read once per program image (whois_done goes false with a new one);
-     * the ancestor once the interpreter is located (its module is what ancestors share). */
+     * the ancestor once it is known to be Python (a program that is not is dropped anyway). */
     bool whois_done;
     bool have_cgroup;
     WhoisCgroup cgroup;
@@ -415,7 +415,7 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         t->top_ancestor = t->pid;
         t->top_comm[0] = 0;
         pid_t top;
-        if (whois_top_ancestor(t->pid, loc->module, &top) >= 0 && top != t->pid &&
+        if (whois_top_ancestor(t->pid, &top) >= 0 && top != t->pid &&
             whois_comm(top, t->top_comm, sizeof(t->top_comm)) >= 0)
             t->top_ancestor = top;
     }
