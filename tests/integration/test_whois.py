@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -366,6 +367,47 @@ def run(pymemd):
             c.ok(b"group: unknown field {pid}" in r.stderr,
                  "stderr names the field: %s" % t.short(r.stderr, 300))
         t.case("a bad template is refused at start, with the field named", t_reload_refused)
+
+        def t_reload(c):
+            # The daemon: the group follows the template through SIGHUP at once (fields are
+            # kept per image, the template applied per sample); a bad one is refused, the
+            # running one kept.
+            inst = t.Pymemd(pymemd, ["--match", regex, "--census-interval", "0"], "pymemd",
+                            conf="group = {comm}\n")
+            try:
+                inst.start()
+                comm = comm_of(docker.pid)
+                p = inst.wait_process(docker.pid)
+                c.eq("group with {comm}", comm, p.get("group"))
+                inst.write_conf("group = {container_id}/{comm}\n")
+                inst.p.send_signal(signal.SIGHUP)
+                want = "%s/%s" % (docker_id, comm)
+                p = inst.wait_process(docker.pid, cond=lambda p: p.get("group") == want)
+                c.eq("group after SIGHUP", want, p.get("group"))
+                inst.write_conf("group = {container}\n")
+                inst.p.send_signal(signal.SIGHUP)
+                end = time.monotonic() + 10
+                while time.monotonic() < end and "reload:" not in inst.stderr():
+                    time.sleep(0.05)
+                c.ok("reload: " in inst.stderr() and "group: unknown field {container}" in
+                     inst.stderr() and "keeping the running configuration" in inst.stderr(),
+                     "the refused reload is logged with the field: %s" % t.short(
+                         inst.stderr()[-400:], 400))
+                t0 = time.time()
+                p = inst.wait_process(docker.pid,
+                                      cond=lambda p: p.get("sampled_at", 0) > t0 + 0.5)
+                c.eq("group after the refused SIGHUP", want, p.get("group"))
+                s = inst.get("/metrics?format=prometheus").text()
+                line = [ln for ln in s.splitlines()
+                        if ln.startswith('pymemd_target_info{pid="%d",' % docker.pid)]
+                c.eq("pymemd_target_info of the docker target", [
+                    'pymemd_target_info{pid="%d",name="%s",group="%s",container_id="%s",'
+                    'container_runtime="docker",pod_uid="",qos_class="",unit="",ns_pid="%d"} 1'
+                    % (docker.pid, comm, want, docker_id, docker.pid)], line)
+            finally:
+                inst.shutdown()
+        t.case("the daemon: group through SIGHUP, a bad template refused on reload; "
+               "pymemd_target_info", t_reload)
     except (t.Fail, RuntimeError, OSError) as e:
         t.RESULTS.out("FAIL", "setup", str(e))
     finally:
