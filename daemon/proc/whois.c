@@ -161,7 +161,7 @@ static void set_container(PathFacts *f, const char *id, size_t n, const char *ru
 /* The Kubernetes pod slice of the systemd driver: kubepods[-<qos>]-pod<uid_>.slice. */
 static bool kube_systemd_pod(PathFacts *f, const char *c, size_t n)
 {
-    if (!has_prefix(c, n, "kubepods-") || !has_suffix(c, n, ".slice"))
+    if (n < 15 || !has_prefix(c, n, "kubepods-") || !has_suffix(c, n, ".slice"))
         return false;
     const char *p = c + 9, *end = c + n - 6;
     const char *qos = "guaranteed";
@@ -210,7 +210,7 @@ static void path_component(PathFacts *f, const char *c, size_t n, const char *pa
         if (!has_prefix(c, n, pre))
             continue;
         size_t idn = n - pl;
-        if (has_suffix(c, n, ".scope"))
+        if (idn >= 6 && has_suffix(c, n, ".scope"))
             idn -= 6;
         if (is_oci_id(c + pl, idn)) {
             set_container(f, c + pl, idn, scope_runtimes[i].runtime);
