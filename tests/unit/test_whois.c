@@ -201,6 +201,13 @@ static void hostile(void **state)
     w = parse("0::/system.slice/caf\xe9.service\n");
     assert_string_equal(w.unit, "caf\xef\xbf\xbd.service");
     assert_string_equal(w.path, "/system.slice/caf\xef\xbf\xbd.service");
+    /* Prefixes and suffixes with nothing between them. */
+    w = parse("0::/kubepods-.slice/kubepods-pod.slice/docker-.scope/crio-/libpod-.scope/"
+              "systemd-nspawn@.service/machine-.scope\n");
+    assert_string_equal(w.container_id, "");
+    assert_string_equal(w.pod_uid, "");
+    assert_null(w.qos_class);
+    assert_string_equal(w.unit, "machine-.scope");
     /* No NUL: only len bytes are looked at. */
     assert_int_equal(whois_parse_cgroup("0::/x.service/y.service", 14, &w), 0);
     assert_string_equal(w.unit, "x.service");
