@@ -20,8 +20,8 @@
 #define WHOIS_UNIT_MAX 256
 
 typedef struct WhoisCgroup {
-    /* The process's cgroup: the unified (v2) path when the kernel shows one other than "/" or
-     * no v1 line has more to say, else the name=systemd (v1) path, else the first v1 line's.
+    /* The process's cgroup: the first path other than "/" of the unified (v2) line, the
+     * name=systemd (v1) line, the controllers' lines in file order; "/" when all are.
      * Relative to the cgroup namespace of the reader, as the kernel prints it: a pymemd in a
      * container without the host's cgroup namespace sees "/../../kubepods.slice/...". */
     char path[WHOIS_PATH_MAX];

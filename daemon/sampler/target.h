@@ -39,8 +39,8 @@ typedef struct TargetSample {
     bool have_cgroup;            /* cgroup set; false when /proc/PID/cgroup could not be read */
     WhoisCgroup cgroup;          /* container, pod, unit */
     pid_t ns_pid;                /* its pid in its own PID namespace; 0 when unknown */
-    pid_t top_ancestor;          /* the top-most parent running the same interpreter (itself when
-                                  *   none); 0 until the interpreter is located */
+    pid_t top_ancestor;          /* the top of its fork tree (whois_top_ancestor(); itself
+                                  *   when none); 0 until the interpreter is located */
     char group[WHOIS_GROUP_MAX]; /* the group template expanded; "" without identity */
 
     bool have_python; /* version known */
