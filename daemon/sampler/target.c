@@ -410,7 +410,7 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
     }
     const PyLoc *loc = &t->loc;
     if (!t->ancestor_done && loc->status == PYLOC_OK) {
-        /* Once per located interpreter: its parents are read (maps), not sampled. */
+        /* Once per located interpreter: its parents' stat and exe are read, not sampled. */
         t->ancestor_done = true;
         t->top_ancestor = t->pid;
         t->top_comm[0] = 0;
