@@ -84,6 +84,12 @@ static void usage(FILE *out)
             "      --cmdline MODE       what command lines show: redacted (default: values of\n"
             "                           password/secret/token/key/auth... flags and URL\n"
             "                           passwords become ***), full, or hidden (null)\n"
+            "      --group TEMPLATE     the service group of each target (JSON \"group\", label\n"
+            "                           of pymemd_target_info), from the fields {comm},\n"
+            "                           {exe_base}, {top_python_ancestor}, {unit},\n"
+            "                           {container_id}, {pod_uid} (default\n"
+            "                           {top_python_ancestor}: a gunicorn master and its\n"
+            "                           workers form one group)\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version and the CPython builds verified live\n"
             "\n"
@@ -95,7 +101,15 @@ static void usage(FILE *out)
 /* Returns -1 to go on, or an exit code (0 after --help/--version, 2 on a usage error). */
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
-    enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_WEBCONFIG, OPT_CMDLINE };
+    enum {
+        OPT_ONCE = 256,
+        OPT_CENSUS,
+        OPT_LOGLEVEL,
+        OPT_REFERRERS,
+        OPT_WEBCONFIG,
+        OPT_CMDLINE,
+        OPT_GROUP,
+    };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
@@ -111,6 +125,7 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         {"web.config.file", required_argument, NULL, OPT_WEBCONFIG},
         {"web-config-file", required_argument, NULL, OPT_WEBCONFIG},
         {"cmdline", required_argument, NULL, OPT_CMDLINE},
+        {"group", required_argument, NULL, OPT_GROUP},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
@@ -145,6 +160,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             break;
         case OPT_CMDLINE:
             key = "cmdline";
+            break;
+        case OPT_GROUP:
+            key = "group";
             break;
         case OPT_ONCE:
             cl->once = true;
@@ -282,6 +300,7 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .max_census_pause_on_demand = c->max_census_pause_on_demand,
         .census_min_interval = c->census_min_interval,
         .census_match = c->census_match,
+        .group = c->group,
         .pss_interval = c->pss_interval,
         .pss_max_rss = c->pss_max_rss,
         .census_nonblocking = c->census_nonblocking,

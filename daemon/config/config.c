@@ -64,6 +64,7 @@ void config_init(Config *c)
         .pss_max_rss = 4ULL << 30,
         .census_max_memory = 1ull << 30,
         .cmdline = CMDLINE_REDACTED,
+        .group = WHOIS_TEMPLATE_DEFAULT,
     };
 }
 
@@ -197,6 +198,7 @@ typedef enum KeyKind {
     KEY_CMDLINE, /* full, redacted or hidden */
     KEY_SIZE,    /* a byte count with an optional K, M, G or T (powers of 1024); 0 allowed unless
                   * the key has a range (max > 0) */
+    KEY_GROUP,   /* a service group name template (proc/whois.h) into a char array */
 } KeyKind;
 
 typedef struct KeyDef {
@@ -255,6 +257,7 @@ static const KeyDef keys[] = {
     {"web_config_file", KEY_PATH, offsetof(Config, web_config_file), 0, 0, false,
      sizeof(((Config *)0)->web_config_file)},
     {"cmdline", KEY_CMDLINE, offsetof(Config, cmdline), 0, 0, false},
+    {"group", KEY_GROUP, offsetof(Config, group), 0, 0, false, sizeof(((Config *)0)->group)},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX
@@ -789,6 +792,14 @@ static int set_key(Config *c, const char *key, const char *v, char *err, size_t 
     }
     case KEY_SIZE:
         return set_size(c, k, v, err, errlen);
+    case KEY_GROUP: {
+        /* whois_template_check() bounds the length to what the field holds. */
+        int r = whois_template_check(v, err, errlen);
+        if (r < 0)
+            return r;
+        memcpy((char *)c + k->offset, v, strlen(v) + 1);
+        return 0;
+    }
     }
     assert(!"unhandled key kind");
     return -EINVAL;

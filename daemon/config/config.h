@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc/whois.h"
+
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_FILE_MAX (1024 * 1024)
 
@@ -56,6 +58,8 @@ typedef struct Config {
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
     char web_config_file[4096]; /* exporter-toolkit web config (TLS, basic auth); "" = none */
     int cmdline;                /* a CmdlineMode: what "cmdline" shows (full, redacted, hidden) */
+    char group[WHOIS_TEMPLATE_MAX + 1]; /* the service group name template, checked with
+                                         *   whois_template_check() */
 } Config;
 
 /* Bounds on every regular expression (match, census_match). glibc's regcomp() copies an item

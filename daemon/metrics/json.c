@@ -47,6 +47,27 @@ static void add_str_or_null(cJSON *o, const char *key, const char *v)
         cJSON_AddNullToObject(o, key);
 }
 
+/* Who the process is: its service group, container, pod, systemd unit, cgroup and namespace pid
+ * (proc/whois.h); each null when not known, never a guess. */
+static void add_whois(cJSON *p, const TargetSample *s)
+{
+    add_str_or_null(p, "group", s->group);
+    const WhoisCgroup *cg = s->have_cgroup ? &s->cgroup : NULL;
+    if (cg && cg->container_id[0]) {
+        cJSON *c = cJSON_AddObjectToObject(p, "container");
+        cJSON_AddStringToObject(c, "id", cg->container_id);
+        add_str_or_null(c, "runtime", cg->runtime);
+    } else {
+        cJSON_AddNullToObject(p, "container");
+    }
+    add_str_or_null(p, "pod_uid", cg ? cg->pod_uid : NULL);
+    add_str_or_null(p, "qos_class", cg ? cg->qos_class : NULL);
+    add_str_or_null(p, "unit", cg ? cg->unit : NULL);
+    add_str_or_null(p, "cgroup", cg ? cg->path : NULL);
+    add_i64(p, "ns_pid", s->ns_pid > 0 ? s->ns_pid : -1);
+    add_i64(p, "top_python_ancestor_pid", s->top_ancestor > 0 ? s->top_ancestor : -1);
+}
+
 static void add_memory(cJSON *p, const TargetSample *s)
 {
     if (!s->have_memory) {
@@ -225,6 +246,7 @@ cJSON *json_process(const TargetSample *s)
         cJSON_AddNumberToObject(p, "start_time", s->id.start_time);
     else
         cJSON_AddNullToObject(p, "start_time");
+    add_whois(p, s);
     cJSON_AddStringToObject(p, "status", target_status_name(s->status));
     add_str_or_null(p, "error", s->error);
 

@@ -194,6 +194,45 @@ static void python_info(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t
     }
 }
 
+/* pymemd_target_info: one series per target whose identity was read, value 1, carrying who the
+ * process is. Only here, not on every series: see README "Service groups". */
+static void target_info(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i].have_identity || !s[i].group[0])
+            continue;
+        if (!any)
+            family(b, fmt, "pymemd_target_info", GAUGE,
+                   "Who the target is: its service group (config key group), container, "
+                   "Kubernetes pod, systemd unit and pid in its own PID namespace; join with "
+                   "* on(pid, name) group_left(group)");
+        any = true;
+        const WhoisCgroup *cg = s[i].have_cgroup ? &s[i].cgroup : NULL;
+        StrBuf lbl = {0};
+        strbuf_puts(&lbl, "group=\"");
+        label_value(&lbl, s[i].group);
+        strbuf_puts(&lbl, "\",container_id=\"");
+        label_value(&lbl, cg ? cg->container_id : "");
+        strbuf_puts(&lbl, "\",container_runtime=\"");
+        label_value(&lbl, cg ? cg->runtime : "");
+        strbuf_puts(&lbl, "\",pod_uid=\"");
+        label_value(&lbl, cg ? cg->pod_uid : "");
+        strbuf_puts(&lbl, "\",qos_class=\"");
+        label_value(&lbl, cg ? cg->qos_class : "");
+        strbuf_puts(&lbl, "\",unit=\"");
+        label_value(&lbl, cg ? cg->unit : "");
+        strbuf_puts(&lbl, "\",ns_pid=\"");
+        if (s[i].ns_pid > 0)
+            strbuf_printf(&lbl, "%d", (int)s[i].ns_pid);
+        strbuf_puts(&lbl, "\"");
+        char *extra = strbuf_finish(&lbl, NULL);
+        if (extra)
+            line(b, "pymemd_target_info", &s[i], extra, 1);
+        free(extra);
+    }
+}
+
 static double v_census_pause(const TargetSample *s)
 {
     return s->census ? s->census->pause_seconds : -1;
@@ -264,6 +303,7 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                "1 when the target's last sample succeeded, 0 when not (see the JSON error)", v_up);
     per_target(&b, fmt, s, n, "pymemd_sample_duration_seconds", GAUGE,
                "Wall time pymemd took to sample the target", v_sample_seconds);
+    target_info(&b, fmt, s, n);
     python_info(&b, fmt, s, n);
     per_generation(&b, fmt, s, n, "python_gc_collections_total", COUNTER,
                    "Number of times this generation was collected", g_collections, false);

@@ -59,6 +59,7 @@ typedef struct OptCopy {
     pid_t *pids;
     char **match_src;
     char *census_match_src;
+    char *group_src;
 } OptCopy;
 
 /* A census asked for over HTTP (?fresh=1), served by the sampler thread. */
@@ -163,6 +164,7 @@ static void optcopy_free(OptCopy *c)
     free(c->match_src);
     free(c->pids);
     free(c->census_match_src);
+    free(c->group_src);
     *c = (OptCopy){0};
 }
 
@@ -173,7 +175,8 @@ static int optcopy_make(const SamplerOptions *opt, OptCopy *ret)
     c.pids = calloc(opt->npids ? opt->npids : 1, sizeof(*c.pids));
     c.match_src = calloc(opt->nmatches ? opt->nmatches : 1, sizeof(*c.match_src));
     c.census_match_src = strdup(opt->census_match ? opt->census_match : "");
-    bool ok = c.pids && c.match_src && c.census_match_src;
+    c.group_src = strdup(opt->group ? opt->group : WHOIS_TEMPLATE_DEFAULT);
+    bool ok = c.pids && c.match_src && c.census_match_src && c.group_src;
     for (size_t i = 0; ok && i < opt->nmatches; i++)
         ok = (c.match_src[i] = strdup(opt->matches[i])) != NULL;
     if (!ok) {
@@ -185,6 +188,7 @@ static int optcopy_make(const SamplerOptions *opt, OptCopy *ret)
     c.opt.pids = c.pids;
     c.opt.matches = (const char *const *)c.match_src;
     c.opt.census_match = c.census_match_src;
+    c.opt.group = c.group_src;
     *ret = c;
     return 0;
 }
@@ -474,6 +478,7 @@ static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit
         return k;
     target_set_pss_policy(w->t, opt->pss_interval, opt->pss_max_rss);
     target_set_read_budget(w->t, read_budget(opt));
+    target_set_group_template(w->t, opt->group);
     s->nw++;
     return 0;
 }
@@ -1061,6 +1066,7 @@ static void *run(void *arg)
             for (size_t i = 0; i < s->nw; i++) {
                 target_set_pss_policy(s->w[i].t, s->cur.opt.pss_interval, s->cur.opt.pss_max_rss);
                 target_set_read_budget(s->w[i].t, read_budget(&s->cur.opt));
+                target_set_group_template(s->w[i].t, s->cur.opt.group);
             }
             next_discovery = next_sample = clock_mono();
         }

@@ -42,6 +42,7 @@ typedef struct SamplerOptions {
     uint64_t pss_max_rss;       /* no smaps_rollup read above this RSS; 0: no limit */
     bool census_nonblocking;    /* take censuses without stopping the target */
     unsigned top_types;         /* object types per target in Prometheus output */
+    const char *group; /* the service group template (checked, proc/whois.h); NULL: the default */
     const char *version;
     double started_at;
 } SamplerOptions;

@@ -40,6 +40,16 @@ struct Target {
     int64_t pss;
     double pss_at, pss_mono;
     double read_budget; /* seconds the interpreter-state read of a sample may take; 0: no limit */
+    /* Who the process is, read once per program image (whois_done goes false with a new one);
+     * the ancestor once it is known to be Python (a program that is not is dropped anyway). */
+    bool whois_done;
+    bool have_cgroup;
+    WhoisCgroup cgroup;
+    pid_t ns_pid;
+    bool ancestor_done;
+    pid_t top_ancestor;
+    char top_comm[64];
+    char group_tpl[WHOIS_TEMPLATE_MAX + 1];
 };
 
 const char *target_status_name(TargetStatus s)
@@ -78,6 +88,7 @@ int target_new(pid_t pid, Target **ret)
     }
     t->pid = pid;
     t->pss = -1;
+    snprintf(t->group_tpl, sizeof(t->group_tpl), "%s", WHOIS_TEMPLATE_DEFAULT);
     t->pss_interval = -1; /* every sample, until a policy is set */
     *ret = t;
     return 0;
@@ -234,6 +245,11 @@ void target_set_read_budget(Target *t, double seconds)
     t->read_budget = seconds;
 }
 
+void target_set_group_template(Target *t, const char *tpl)
+{
+    snprintf(t->group_tpl, sizeof(t->group_tpl), "%s", tpl ? tpl : WHOIS_TEMPLATE_DEFAULT);
+}
+
 void target_set_pss_policy(Target *t, double interval, uint64_t max_rss)
 {
     t->pss_interval = interval;
@@ -360,6 +376,7 @@ static void set_error(TargetSample *s, int err, const char *what)
 
 static void forget_interpreter(Target *t)
 {
+    t->ancestor_done = false;
     t->reader = pyreader_free(t->reader);
     t->interp_gen++; /* the census hints go at the next target_census_prepare() */
     t->located = false;
@@ -392,6 +409,16 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
         }
     }
     const PyLoc *loc = &t->loc;
+    if (!t->ancestor_done && loc->status == PYLOC_OK) {
+        /* Once per located interpreter: its parents' stat and exe are read, not sampled. */
+        t->ancestor_done = true;
+        t->top_ancestor = t->pid;
+        t->top_comm[0] = 0;
+        pid_t top;
+        if (whois_top_ancestor(t->pid, &top) >= 0 && top != t->pid &&
+            whois_comm(top, t->top_comm, sizeof(t->top_comm)) >= 0)
+            t->top_ancestor = top;
+    }
     if (loc->status != PYLOC_NOT_PYTHON && loc->hexversion) {
         s->have_python = true;
         snprintf(s->version, sizeof(s->version), "%s", loc->version);
@@ -439,12 +466,53 @@ static void new_stamp(Target *t, const ProcStamp *st, const ProcIdentity *id, Ta
         t->image_since = clock_mono() - fmax(0.0, clock_real() - id->start_time);
     } else if (!procstamp_same_image(&t->stamp, st)) {
         forget_interpreter(t);
+        t->whois_done = false;
         t->image_since = clock_mono();
         s->new_image = true;
     }
     t->stamp = *st;
     t->have_stamp = true;
     s->settling = clock_mono() - t->image_since < TARGET_SETTLE_SECONDS;
+}
+
+/* The cgroup and namespace pid of a new program image: a process is moved into its container's
+ * cgroup and namespaces before it execs what runs there. */
+static void read_whois(Target *t)
+{
+    if (t->whois_done)
+        return;
+    t->whois_done = true;
+    t->have_cgroup = whois_read_cgroup(t->pid, &t->cgroup) >= 0;
+    if (whois_ns_pid(t->pid, &t->ns_pid) < 0)
+        t->ns_pid = 0;
+}
+
+/* The last part of a path ("" for none). */
+static const char *base_name(const char *path)
+{
+    if (!path)
+        return "";
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static void fill_whois(const Target *t, TargetSample *s)
+{
+    s->have_cgroup = t->have_cgroup;
+    if (t->have_cgroup)
+        s->cgroup = t->cgroup;
+    s->ns_pid = t->ns_pid;
+    s->top_ancestor = t->ancestor_done ? t->top_ancestor : 0;
+    const char *top = t->ancestor_done && t->top_comm[0] ? t->top_comm : s->id.comm;
+    WhoisFields f = {
+        .comm = s->id.comm,
+        .exe_base = base_name(s->id.exe),
+        .top_python_ancestor = top,
+        .unit = t->have_cgroup ? t->cgroup.unit : "",
+        .container_id = t->have_cgroup ? t->cgroup.container_id : "",
+        .pod_uid = t->have_cgroup ? t->cgroup.pod_uid : "",
+    };
+    whois_template_expand(t->group_tpl, &f, s->group, sizeof(s->group));
 }
 
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
@@ -482,6 +550,7 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
         goto done;
     }
     new_stamp(t, &before, &s.id, &s);
+    read_whois(t);
 
     if (procinfo_memory_status(pi, t->pid, &s.mem) >= 0) {
         s.have_memory = true;
@@ -514,6 +583,9 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     }
 
 done:
+    /* A pid that names another process now: what was found of the old one is not its. */
+    if (s.have_identity && s.status != TARGET_GONE)
+        fill_whois(t, &s);
     s.sample_seconds = clock_mono() - t0;
     *ret = s;
 }

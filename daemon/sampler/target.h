@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "proc/procinfo.h"
+#include "proc/whois.h"
 #include "python/census.h"
 #include "python/refs.h"
 #include "python/locate.h"
@@ -33,6 +34,14 @@ typedef struct TargetSample {
 
     bool have_identity;
     ProcIdentity id; /* owned: released by targetsample_done() */
+
+    /* Who the process is (proc/whois.h), found once per program image; with have_identity. */
+    bool have_cgroup;            /* cgroup set; false when /proc/PID/cgroup could not be read */
+    WhoisCgroup cgroup;          /* container, pod, unit */
+    pid_t ns_pid;                /* its pid in its own PID namespace; 0 when unknown */
+    pid_t top_ancestor;          /* the top of its fork tree (whois_top_ancestor(); itself
+                                  *   when none); 0 until the interpreter is located */
+    char group[WHOIS_GROUP_MAX]; /* the group template expanded; "" without identity */
 
     bool have_python; /* version known */
     char version[32];
@@ -128,6 +137,10 @@ void target_set_read_budget(Target *t, double seconds);
  * last read is kept in between, with its time), and not while the RSS is above max_rss bytes
  * (0: no limit). A new target reads it every sample, without a limit. */
 void target_set_pss_policy(Target *t, double interval, uint64_t max_rss);
+
+/* The service group template (config key `group`, checked by whois_template_check()); NULL:
+ * WHOIS_TEMPLATE_DEFAULT. Copied; applies from the next sample. */
+void target_set_group_template(Target *t, const char *tpl);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
  * estimate of the next sample. Silently does nothing for a target that is not readable. */

@@ -449,6 +449,47 @@ def openmetrics_check(text):
 # --------------------------------------------------------------------------
 # Ground truth
 
+def ns_pid_of(pid):
+    """The last NSpid of /proc/PID/status: the pid in the process's own PID namespace."""
+    with open("/proc/%d/status" % pid, "rb") as f:   # Name: is any bytes the process chose
+        for line in f:
+            if line.startswith(b"NSpid:"):
+                return int(line.split()[-1])
+    return None
+
+
+def whois_expectations(c, where, t, proc):
+    """Who the target is. Every target here is started with exec() by this driver, so it is
+    the top of its own fork tree, and its group (the default template) is its own name."""
+    c.eq("%s top_python_ancestor_pid" % where, t.pid, proc.get("top_python_ancestor_pid"))
+    c.eq("%s group" % where, proc.get("name"), proc.get("group"))
+    c.eq("%s ns_pid" % where, ns_pid_of(t.pid), proc.get("ns_pid"))
+
+
+TARGET_INFO_LABELS = sorted(["pid", "name", "group", "container_id", "container_runtime",
+                             "pod_uid", "qos_class", "unit", "ns_pid"])
+
+
+def target_info_expectations(c, where, proc, ex):
+    """pymemd_target_info of one PROCESS: one series, value 1, labels as its JSON says."""
+    pid = str(proc.get("pid"))
+    info = ex.find("pymemd_target_info", pid=pid)
+    if not c.eq('%s pymemd_target_info{pid="%s"} series' % (where, pid), 1, len(info)):
+        return
+    lab = info[0].labels
+    c.eq("%s pymemd_target_info label names" % where, TARGET_INFO_LABELS, sorted(lab))
+    container = proc.get("container") or {}
+    want = {"name": proc.get("name"), "group": proc.get("group"),
+            "container_id": container.get("id") or "",
+            "container_runtime": container.get("runtime") or "",
+            "pod_uid": proc.get("pod_uid") or "", "qos_class": proc.get("qos_class") or "",
+            "unit": proc.get("unit") or "",
+            "ns_pid": "" if proc.get("ns_pid") is None else str(proc.get("ns_pid"))}
+    for k in sorted(want):
+        c.eq("%s pymemd_target_info %s label" % (where, k), want[k], lab.get(k))
+    c.eq("%s pymemd_target_info value" % where, 1.0, info[0].value)
+
+
 def json_expectations(c, where, t, proc):
     """Compare one PROCESS with the target's own truth (gc, version...)."""
     tr = t.truth
@@ -457,6 +498,7 @@ def json_expectations(c, where, t, proc):
     if proc.get("status") != "ok":
         c.diffs.append("%s error: %s" % (where, shown(proc.get("error"))))
         return
+    whois_expectations(c, where, t, proc)
     py = proc.get("python") or {}
     c.eq("%s python.version" % where, tr["version"], py.get("version"))
     c.eq("%s python.hexversion" % where, tr["hexversion"], py.get("hexversion"))
@@ -491,6 +533,7 @@ def metric_expectations(c, where, t, proc, ex):
     for s in ex.find("pymemd_target_up", pid=pid):
         c.eq("%s pymemd_target_up label names" % where, ["name", "pid"], sorted(s.labels))
         c.eq("%s pymemd_target_up name label" % where, proc.get("name"), s.labels.get("name"))
+    target_info_expectations(c, where, proc, ex)
     for i in range(3):
         gen = str(i)
         st = tr["get_stats"][i]

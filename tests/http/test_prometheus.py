@@ -237,6 +237,32 @@ def run(exe, prom_exe, deadline):
                 prom.one('python_gc_threshold{generation="1",%s}' % sel),
                 tr["get_threshold"][1]))
 
+        def t_info_join(c, job):
+            # pymemd_target_info joins onto any target series on (pid, name), the way a
+            # dashboard sums by service group.
+            sel = 'job="%s",pid="%d"' % (job, pid)
+            proc = inst.process(pid)
+            info = prom.query("pymemd_target_info{%s}" % sel)
+            if c.eq("pymemd_target_info{%s} series" % sel, 1, len(info)):
+                lab = dict(list(info)[0])
+                c.eq("group label", proc.get("group"), lab.get("group"))
+                c.eq("ns_pid label", str(proc.get("ns_pid")), lab.get("ns_pid"))
+            q = ('python_gc_threshold{%s} * on(pid, name) group_left(group) '
+                 'pymemd_target_info{%s}' % (sel, sel))
+            joined = prom.query(q)
+            if c.eq("series of %s" % q, 3, len(joined)):
+                for k, v in joined.items():
+                    lab = dict(k)
+                    g = int(lab.get("generation", "-1"))
+                    c.eq("group on the joined generation %d" % g, proc.get("group"),
+                         lab.get("group"))
+                    c.eq("joined value of generation %d" % g,
+                         float(tr["get_threshold"][g]) if 0 <= g < 3 else None, v)
+
+        th.case("pymemd_target_info joins with group_left (OpenMetrics scrape)", t_info_join,
+                "pymemd")
+        th.case("pymemd_target_info joins with group_left (text scrape)", t_info_join,
+                "pymemd-text")
         th.case("stored values = the target's own (OpenMetrics scrape)", t_values, "pymemd")
         th.case("stored values = the target's own (text scrape)", t_values, "pymemd-text")
 

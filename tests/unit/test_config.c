@@ -47,6 +47,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_true(a->pss_max_rss == b->pss_max_rss);
     assert_true(a->census_max_memory == b->census_max_memory);
     assert_int_equal(a->cmdline, b->cmdline);
+    assert_string_equal(a->group, b->group);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -969,6 +970,7 @@ static void shipped_conf_defaults(void **state)
         "pss_max_rss",
         "census_max_memory",
         "cmdline",
+        "group",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
@@ -1038,6 +1040,43 @@ static void shipped_conf_defaults(void **state)
     free(uncommented);
     free(text);
     free(path);
+}
+
+/* group: a template checked at set time (file, flag, reload alike), the old value kept on
+ * error. */
+static void group_key(void **state)
+{
+    Config c;
+    char err[512];
+    config_init(&c);
+    assert_string_equal(c.group, "{top_python_ancestor}");
+    assert_int_equal(config_set(&c, "group", "{unit}/{top_python_ancestor}", err, sizeof(err)), 0);
+    assert_string_equal(c.group, "{unit}/{top_python_ancestor}");
+    assert_int_equal(config_set(&c, "group", "{unit", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "group: \"{\" at byte 1 is not closed");
+    assert_string_equal(c.group, "{unit}/{top_python_ancestor}");
+    assert_int_equal(config_set(&c, "group", "{podid}", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "group: unknown field {podid} (known: {comm}, {exe_base}, "
+                             "{top_python_ancestor}, {unit}, {container_id}, {pod_uid})");
+    assert_int_equal(config_set(&c, "group", "", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "group: no value given");
+    char big[300];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    memcpy(big, "{comm}", 6);
+    assert_int_equal(config_set(&c, "group", big, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "group: the template is 299 bytes, at most 256 are taken");
+    /* Exactly the longest a template may be. */
+    big[256] = 0;
+    assert_int_equal(config_set(&c, "group", big, err, sizeof(err)), 0);
+    assert_string_equal(c.group, big);
+    /* From a file, with the file's line in the message. */
+    static const char text[] = "group = {comm}\ngroup = {exe}\n";
+    assert_int_equal(config_load_buffer(&c, "t.conf", text, strlen(text), err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "t.conf:2: group: unknown field {exe}"));
+    assert_string_equal(c.group, big);
+    config_done(&c);
 }
 
 static void cmdline_key(void **state)
@@ -1279,6 +1318,7 @@ int main(void)
         cmocka_unit_test(shipped_conf_defaults),
         cmocka_unit_test(census_max_memory_sizes),
         cmocka_unit_test(cmdline_key),
+        cmocka_unit_test(group_key),
         cmocka_unit_test(regex_bounds),
         cmocka_unit_test(costly_regexes_are_refused),
         cmocka_unit_test(load_buffer),

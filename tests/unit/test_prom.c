@@ -148,9 +148,47 @@ static void other_never_collides(void **state)
     free(t);
 }
 
+/* pymemd_target_info: one series per target with an identity, every label present (empty when
+ * unknown), values escaped; a target whose identity could not be read has none. */
+static void target_info(void **state)
+{
+    TargetSample s[3];
+    fill(&s[0], &s[1]);
+    strcpy(s[0].group, "gu\"ni\\corn");
+    s[0].have_cgroup = true;
+    strcpy(s[0].cgroup.container_id, "abc");
+    s[0].cgroup.runtime = "cri-o";
+    strcpy(s[0].cgroup.pod_uid, "3d274242-8ee0-11e9-a8a6-1e68d864ef1a");
+    s[0].cgroup.qos_class = "burstable";
+    strcpy(s[0].cgroup.unit, "a\nb.service");
+    s[0].ns_pid = 1;
+    strcpy(s[1].group, "python3");
+    memset(&s[2], 0, sizeof(s[2]));
+    s[2].pid = 9;
+    s[2].status = TARGET_GONE;
+    for (int f = 0; f < 2; f++) {
+        size_t len;
+        char *t = prom_render(f ? PROM_OPENMETRICS : PROM_TEXT, "0.1.0", s, 3, 20, &len);
+        assert_non_null(t);
+        assert_true(has_line(t, "# TYPE pymemd_target_info gauge"));
+        assert_true(has_line(
+            t,
+            "pymemd_target_info{pid=\"42\",name=\"we\\\"ird\\\\name\",group=\"gu\\\"ni\\\\corn\","
+            "container_id=\"abc\",container_runtime=\"cri-o\","
+            "pod_uid=\"3d274242-8ee0-11e9-a8a6-1e68d864ef1a\",qos_class=\"burstable\","
+            "unit=\"a\\nb.service\",ns_pid=\"1\"} 1"));
+        assert_true(has_line(t, "pymemd_target_info{pid=\"7\",name=\"python3\",group=\"python3\","
+                                "container_id=\"\",container_runtime=\"\",pod_uid=\"\","
+                                "qos_class=\"\",unit=\"\",ns_pid=\"\"} 1"));
+        assert_null(strstr(t, "pymemd_target_info{pid=\"9\""));
+        free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(target_info),
         cmocka_unit_test(text_format),
         cmocka_unit_test(openmetrics_format),
         cmocka_unit_test(other_never_collides),
