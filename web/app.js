@@ -492,7 +492,7 @@
 
     const at = get(p, ["objects", "at"]);
     if (!isNum(at)) {
-      $("census-note").textContent = "no census yet";
+      $("census-note").textContent = "no census yet" + (p.objects_error ? ": " + p.objects_error : "");
       renderGrowth(null, "");
       return;
     }
@@ -508,6 +508,7 @@
     /* A census that came between the two requests: take both again at the next refresh. */
     state.censusAt = state.growth && state.growth.to !== o.json.at ? null : o.json.at;
     renderCensus(p, o.json, state.growth && state.growth.to === o.json.at ? state.growth : null);
+    if (p.objects_error) $("census-note").textContent += " · the latest attempt failed: " + p.objects_error;
     renderGrowth(state.growth, g.status === 200 ? "" :
       errorText(g) + (g.status === 404 ? " (the next census comes by itself; pymemctl growth --fresh takes one now)" : ""));
   }
