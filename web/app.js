@@ -23,6 +23,7 @@
   };
   const TOP_TYPES = 25;
   const TOP_GROWTH = 15;
+  const HISTORY_RESYNC = 60000;
 
   const state = {
     pid: null,            /* the selected process */
@@ -33,6 +34,7 @@
     censusAt: null,       /* objects.at of the census shown */
     census: null,         /* the census document shown */
     growth: null,
+    hist: null,           /* {pid, fullAt, samples, interval_seconds}: the history charted */
     referrers: null,      /* {pid, type} being shown */
     timer: null,
     inflight: null,       /* the refresh running, a promise */
@@ -228,11 +230,13 @@
     return a;
   }
 
-  function line(label, color, scale, fmt, dash) {
+  function line(label, color, scale, fmt, opts) {
     const s = { label: label, stroke: color, width: 2, scale: scale, spanGaps: false,
                 value: (u, v) => fmt(v), points: { show: false } };
     /* Dashed where it may lie on another series (the right axis has its own scale): both show. */
-    if (dash) s.dash = [8, 6];
+    if (opts && opts.dash) s.dash = [8, 6];
+    /* A value read only every so often (PSS, every pss_interval): its readings joined, each a dot. */
+    if (opts && opts.sparse) { s.spanGaps = true; s.points = { show: true, size: 5, fill: color }; }
     return s;
   }
 
@@ -248,9 +252,9 @@
       series: [
         { value: (u, v) => fmtTime(v) },
         line("RSS", COLORS.rss, "bytes", fmtBytes),
-        line("PSS", COLORS.pss, "bytes", fmtBytes),
+        line("PSS", COLORS.pss, "bytes", fmtBytes, { sparse: true }),
         line("heap (arena bytes)", COLORS.arena, "bytes", fmtBytes),
-        line("allocated blocks", COLORS.blocks, "blocks", fmtCount, true),
+        line("allocated blocks", COLORS.blocks, "blocks", fmtCount, { dash: true }),
       ],
       axes: [axis(), axis("bytes", fmtBytes), axis("blocks", fmtCount, 1)],
     }, [[], [], [], [], []], $("chart-mem"));
@@ -280,6 +284,35 @@
       c.removeAttribute("data-last-t");
     }
     $("history-note").textContent = "";
+  }
+
+  /* The history of p into state.hist: whole at first and every HISTORY_RESYNC ms (the ring drops
+   * its oldest samples, a reused pid starts a new one), otherwise only what came since the last
+   * sample held (?seconds= reaching back past it, on the daemon's clock), so that an open page
+   * does not make pymemd render the whole hour every second. */
+  async function loadHistory(p) {
+    const held = state.hist && state.hist.pid === p.pid && state.hist.samples.length ? state.hist : null;
+    const now = Date.now();
+    let path = API + "/" + p.pid + "/history";
+    const last = held ? held.samples[held.samples.length - 1].t : null;
+    const incremental = held && now - held.fullAt < HISTORY_RESYNC && isNum(p.sampled_at);
+    if (incremental)
+      path += "?seconds=" + Math.max(1, Math.ceil(p.sampled_at - last + 2 * (held.interval_seconds || 1) + 1));
+    const r = await getJSON(path);
+    if (r.status !== 200 || !r.json) return r;
+    const got = Array.isArray(r.json.samples) ? r.json.samples : [];
+    if (incremental && (!got.length || got[0].t <= last)) {
+      held.samples = held.samples.concat(got.filter((x) => x.t > last));
+      held.interval_seconds = r.json.interval_seconds;
+    } else if (incremental) {
+      /* The answer does not reach back to the last sample held: samples were missed (or the
+       * ring started again). Take it whole. */
+      held.fullAt = 0;
+      return loadHistory(p);
+    } else {
+      state.hist = { pid: p.pid, fullAt: now, samples: got, interval_seconds: r.json.interval_seconds };
+    }
+    return r;
   }
 
   function val(s, k) { return isNum(s[k]) ? s[k] : null; }
@@ -485,9 +518,9 @@
     err.hidden = !p.error;
     err.textContent = p.error || "";
 
-    const h = await getJSON(API + "/" + p.pid + "/history");
+    const h = await loadHistory(p);
     if (p.pid !== state.pid) return;
-    if (h.status === 200 && h.json) renderHistory(h.json);
+    if (h.status === 200) renderHistory(state.hist);
     else $("history-note").textContent = "history: " + errorText(h);
 
     const at = get(p, ["objects", "at"]);

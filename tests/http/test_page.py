@@ -53,7 +53,7 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 import httpcommon as th   # noqa: E402
 
-INTERVAL = 2.0          # pymemd --interval: a sample stays the latest for 2 s
+INTERVAL = 1.0          # pymemd --interval, and the page's refresh period
 CENSUS_INTERVAL = 2.0
 BUDGET = 110.0          # seconds for the whole driver
 
@@ -252,17 +252,20 @@ def rgb(hexcolor):
     return tuple(int(hexcolor[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def count_colour(png, colour, tol=40):
-    """Pixels within tol (each channel) of colour."""
+def count_colours(png, colours, tol=40):
+    """{name: pixels within tol (each channel) of colours[name]}, and the width and height."""
     w, h, ch, rows = png_pixels(png)
-    r0, g0, b0 = colour
-    n = 0
+    counts = dict((name, 0) for name in colours)
+    want = [(name, c[0], c[1], c[2]) for name, c in colours.items()]
     for row in rows:
         for x in range(0, w * ch, ch):
-            if abs(row[x] - r0) <= tol and abs(row[x + 1] - g0) <= tol and \
-                    abs(row[x + 2] - b0) <= tol:
-                n += 1
-    return n, w, h
+            r, g, b = row[x], row[x + 1], row[x + 2]
+            if r == g == b:
+                continue      # grey: background, text, grid
+            for name, r0, g0, b0 in want:
+                if abs(r - r0) <= tol and abs(g - g0) <= tol and abs(b - b0) <= tol:
+                    counts[name] += 1
+    return counts, w, h
 
 
 # --------------------------------------------------------------------------
@@ -442,12 +445,12 @@ class Ctx(object):
     pass
 
 
-def synced_rows(wd, api, pid, timeout=20.0):
-    """The page's process table and the API's processes for one and the same sample of pid: the
-    API is read, the page refreshed and read, the API read again, until all three show the same
-    sampled_at (a sample lasts INTERVAL seconds; a refresh takes a fraction of it)."""
+def synced_rows(wd, api, timeout=20.0):
+    """The page's process table and the API's processes as they were when the page read them:
+    the API is read, the page refreshed and read, the API read again, until both API reads show
+    the same values in every cell (a sample lasts INTERVAL seconds, a census may come within it;
+    a refresh takes a fraction of that): what the page fetched in between was that."""
     end = time.monotonic() + timeout
-    last = None
     while time.monotonic() < end:
         a = api.processes()
         r = wd.js_async(REFRESH)
@@ -455,14 +458,13 @@ def synced_rows(wd, api, pid, timeout=20.0):
             raise th.Fail("the page's refresh failed: %s" % r)
         rows = wd.js(READ_ROWS)
         b = api.processes()
-        sa = [(a.get(pid) or {}).get("sampled_at"), (rows.get(str(pid)) or {}).get("sampled_at"),
-              (b.get(pid) or {}).get("sampled_at")]
-        last = sa
-        if sa[0] is not None and sa[0] == sa[1] == sa[2]:
+        if sorted(a) == sorted(b) and all(
+                expected_cells(a[pid]) == expected_cells(b[pid]) and
+                a[pid].get("sampled_at") == b[pid].get("sampled_at") for pid in a):
             return rows, b
         time.sleep(0.1)
-    raise th.Fail("no moment within %.0f s when the page and the API showed the same sample of "
-                  "pid %d (last sampled_at: API %s, page %s, API %s)" % (timeout, pid, *last))
+    raise th.Fail("the API's processes changed during every refresh of the page for %.0f s" %
+                  timeout)
 
 
 def synced_doc(wd, api, path, key, script, what, timeout=20.0):
@@ -488,12 +490,12 @@ def synced_doc(wd, api, path, key, script, what, timeout=20.0):
 
 def t_table(c, ctx, wd, api, where):
     t = ctx.target
-    rows, procs = synced_rows(wd, api, t.pid)
+    rows, procs = synced_rows(wd, api)
     c.eq("%s: rows (pids)" % where, sorted(str(p) for p in procs), sorted(rows))
     for pid, p in procs.items():
         row = rows.get(str(pid), {}).get("cells", {})
-        if (rows.get(str(pid)) or {}).get("sampled_at") != p.get("sampled_at"):
-            continue      # another target's row may be of the sample before: not this snapshot
+        c.eq("%s pid %d sampled_at" % (where, pid), p.get("sampled_at"),
+             (rows.get(str(pid)) or {}).get("sampled_at"))
         for k, (v, text) in expected_cells(p).items():
             got = row.get(k)
             if got is None:
@@ -527,7 +529,7 @@ def t_table(c, ctx, wd, api, where):
 
 
 def t_refreshes(c, wd, where):
-    """Two more refreshes by the page's own timer (every max(1, interval) = 2 s) in 10 s."""
+    """Two more refreshes by the page's own timer (every max(1, interval) = 1 s) in 10 s."""
     seen = set()
     end = time.monotonic() + 10
     while time.monotonic() < end and len(seen) < 3:
@@ -596,16 +598,17 @@ def t_charts(c, ctx, wd, api, where):
         for i, name in enumerate(names, 1):
             wd.js(SHOW_ONLY, key, i)
             png = wd.screenshot("#%s canvas" % elid)
-            save(ctx, "%s-%s-%s.png" % (where.replace(" ", "-"), elid, name), png)
-            n, w, _ = count_colour(png, rgb(colours[name]))
+            save(ctx, "%s-%s-%s.png" % (where.replace("+", "-"), elid, name), png)
+            counts, w, _ = count_colours(png, dict((k, rgb(colours[k])) for k in names), tol=20)
+            n = counts[name]
             c.ok(n >= w // 4, "%s %s: series %s alone: %d pixels of %s in a %d px wide canvas "
                               "(a line across it has more than %d)" % (
                                   where, elid, name, n, colours[name], w, w // 4))
             for other in names:
                 if other != name:
-                    m, _, _ = count_colour(png, rgb(colours[other]), tol=20)
-                    c.ok(m < w // 20, "%s %s: series %s alone, yet %d pixels of %s's colour" % (
-                        where, elid, name, m, other))
+                    c.ok(counts[other] < w // 20,
+                         "%s %s: series %s alone, yet %d pixels of %s's colour" % (
+                             where, elid, name, counts[other], other))
         wd.js(SHOW_ONLY, key, 0)
     c.note("%d points" % getattr(ctx, "chart_points", 0))
 
@@ -750,11 +753,14 @@ def t_screenshot(c, ctx, wd, api, where, name):
     path = save(ctx, name, png)
     w, h, _, _ = png_pixels(png)
     c.ok(w >= 800 and h >= 600, "%s: screenshot %dx%d" % (where, w, h))
-    # The charts' series colours are in the full screenshot too.
+    # The charts as the page shows them, all series at once.
     colours = wd.js("return window.pymemdPage.COLORS")
-    for name_ in ("rss", "arena", "blocks"):
-        n, _, _ = count_colour(png, rgb(colours[name_]), tol=30)
-        c.ok(n >= 100, "%s: %d pixels of %s (%s) in the screenshot" % (
+    charts = wd.screenshot(".charts")
+    save(ctx, name.replace(".png", "-charts.png"), charts)
+    counts, _, _ = count_colours(charts, dict((k, rgb(colours[k])) for k in
+                                              ("rss", "arena", "blocks")), tol=20)
+    for name_, n in sorted(counts.items()):
+        c.ok(n >= 100, "%s: %d pixels of %s (%s) in the charts" % (
             where, n, name_, colours[name_]))
     tess = shutil.which("tesseract")
     if not tess:
@@ -822,10 +828,11 @@ def make_tls(d):
 
 def phase(ctx, where, args, tls=False, auth=None, shot="page.png"):
     # A busy machine can exceed the default pause budget of a scheduled census (50 ms), after
-    # which the schedule skips the process for 9 intervals: this test is not about pauses.
+    # which the schedule skips the process for 9 intervals: this test is not about pauses. PSS
+    # is read every 3 s, so that the history has PSS at some samples and null at others.
     inst = th.Pymemd(ctx.exe, ["--match", ctx.regex, "--interval", str(INTERVAL),
                                "--census-interval", str(CENSUS_INTERVAL)] + args,
-                     "pymemd (%s)" % where, conf="max_census_pause = 1\n")
+                     "pymemd (%s)" % where, conf="max_census_pause = 1\npss_interval = 3\n")
     api = Api(inst, tls, auth)
     wd = None
     try:
