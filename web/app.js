@@ -235,8 +235,19 @@
                 value: (u, v) => fmt(v), points: { show: false } };
     /* Dashed where it may lie on another series (the right axis has its own scale): both show. */
     if (opts && opts.dash) s.dash = [8, 6];
-    /* A value read only every so often (PSS, every pss_interval): its readings joined, each a dot. */
-    if (opts && opts.sparse) { s.spanGaps = true; s.points = { show: true, size: 5, fill: color }; }
+    /* A value read only every so often (PSS, every pss_interval): its readings joined, each a
+     * dot; the legend gives the latest reading up to the moment shown, and when it was read. */
+    if (opts && opts.sparse) {
+      s.spanGaps = true;
+      s.points = { show: true, size: 5, fill: color };
+      s.value = (u, v, si, idx) => {
+        if (isNum(v) || idx === null || idx === undefined) return fmt(v);
+        const ys = u.data[si];
+        for (let i = idx; i >= 0; i--)
+          if (isNum(ys[i])) return fmt(ys[i]) + " (" + fmtTime(u.data[0][i]) + ")";
+        return fmt(v);
+      };
+    }
     return s;
   }
 
