@@ -421,27 +421,44 @@
     renderSuspects(growth);
   }
 
-  /* growth.suspects (types whose count rose at each of the last censuses), when pymemd has
-   * them: every key of the entries gets a column, as it comes. */
+  /* growth.suspects: the types whose count rose at each of the last K censuses, largest increase
+   * first, with their counts at those censuses; null with suspects_error while there are fewer
+   * censuses than that. Shown when pymemd's growth has the key. */
   function renderSuspects(growth) {
     const box = $("suspects-box");
+    const note = $("suspects-note");
     if (!("suspects" in growth)) { box.hidden = true; return; }
     box.hidden = false;
     const list = Array.isArray(growth.suspects) ? growth.suspects : [];
-    const keys = [];
-    for (const s of list) for (const k in s) if (!keys.includes(k)) keys.push(k);
     const t = $("suspects");
-    t.tHead.replaceChildren(el("tr", {}, keys.map((k) => el("th", { text: k.toUpperCase().replace(/_/g, " ") }))));
-    t.tBodies[0].replaceChildren(...list.map((s) => el("tr", { "data-type": String(s.type) }, keys.map((k) => {
-      const v = s[k];
-      if (isNum(v)) {
-        const fmt = /bytes/.test(k) ? fmtBytes : /rate|per_/.test(k) ? fmtRate : fmtCount;
-        return cell(k, v, fmt, "num");
-      }
-      return cell(k, v === undefined ? null : v, (x) => x === null ? "–" : typeof x === "string" ? x : JSON.stringify(x),
-                  k === "type" ? "type" : "");
-    }))));
-    $("suspects-note").textContent = list.length ? "" : "none: no type grew at every one of the last censuses";
+    t.tHead.replaceChildren(el("tr", {}, [
+      el("th", { text: "TYPE" }), el("th", { text: "COUNT AT EACH CENSUS" }),
+      el("th", { "class": "num", text: "INCREASE" }), el("th", { "class": "num", text: "BYTES" }),
+      el("th", { "class": "num", text: "PER SECOND" })]));
+    t.tBodies[0].replaceChildren(...list.map((x) => {
+      const tr = el("tr", { "data-type": String(x.type) }, [
+        cell("type", x.type, null, "type"),
+        cell("counts", Array.isArray(x.counts) ? x.counts : null,
+             (v) => v ? v.map(fmtCount).join(" → ") : "–", "num"),
+        cell("increase", isNum(x.increase) ? x.increase : null, (v) => fmtSigned(v, fmtCount), "num up"),
+        cell("bytes_increase", isNum(x.bytes_increase) ? x.bytes_increase : null, (v) => fmtSigned(v, fmtBytes), "num"),
+        cell("per_second", isNum(x.per_second) ? x.per_second : null, fmtRate, "num"),
+      ]);
+      if (x.name && x.name !== x.type) tr.title = x.name;
+      return tr;
+    }));
+    t.hidden = !list.length;
+    note.removeAttribute("data-error");
+    if (growth.suspects === null || growth.suspects === undefined) {
+      note.textContent = growth.suspects_error || "not known yet";
+      note.setAttribute("data-error", note.textContent);
+    } else if (!list.length) {
+      note.textContent = "none: no type rose at every one of the last censuses" +
+        (isNum(growth.suspects_since) ? " (since " + fmtTime(growth.suspects_since) + ")" : "");
+    } else {
+      note.textContent = "rose at every census since " + fmtTime(growth.suspects_since) +
+        " (" + (list[0].censuses || "?") + " censuses)";
+    }
   }
 
   /* ---- referrers ---------------------------------------------------------------------- */
