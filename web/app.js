@@ -177,7 +177,9 @@
       ]);
       if (p.error) tr.title = p.error;
       if (p.pid === state.pid) tr.classList.add("selected");
+      tr.tabIndex = 0;
       tr.addEventListener("click", () => select(p.pid, true));
+      tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(p.pid, true); } });
       rows.push(tr);
     }
     tbody.replaceChildren(...rows);
@@ -634,6 +636,10 @@
     $("referrers-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadReferrers($("referrers-type").value, false); });
     $("referrers-fresh").addEventListener("click", () => loadReferrers($("referrers-type").value, true));
     $("pause").addEventListener("click", togglePause);
+    window.addEventListener("hashchange", () => {
+      const want = /^#pid=(\d+)$/.exec(location.hash);
+      if (want) select(Number(want[1]), true);
+    });
     refresh();
   });
 
