@@ -32,6 +32,7 @@ PASS/FAIL/SKIP lines, ending with exactly `N passed, M failed, K skipped`.
 import argparse
 import base64
 import decimal
+import gzip
 import http.client
 import json
 import os
@@ -472,7 +473,7 @@ def synced_doc(wd, api, path, key, script, what, timeout=20.0):
     same census: the API read, the page refreshed and read, the API read again, until the three
     agree on key ("at" of a census, "to" of a growth)."""
     end = time.monotonic() + timeout
-    last = None
+    last = (None, None, None)
     while time.monotonic() < end:
         a = api.json(path)
         r = wd.js_async(REFRESH)
@@ -525,7 +526,6 @@ def t_table(c, ctx, wd, api, where):
     c.note("pid %d: %s, %s blocks, collections %s" % (
         t.pid, row["memory.rss_bytes"]["text"], row["pymalloc.allocated_blocks"]["text"],
         row["gc.collections"]["text"]))
-    ctx.last_rows = rows
 
 
 def t_refreshes(c, wd, where):
@@ -755,8 +755,7 @@ def t_headers(c, ctx, api, where):
         c.eq("%s GET %s: Content-Type" % (where, path), ct, h.get("content-type"))
         st, h, gz = api.get(path, {"Accept-Encoding": "gzip"})
         c.eq("%s GET %s gzip: Content-Encoding" % (where, path), "gzip", h.get("content-encoding"))
-        import gzip as gzmod
-        c.ok(gzmod.decompress(gz) == plain if h.get("content-encoding") == "gzip" else False,
+        c.ok(gzip.decompress(gz) == plain if h.get("content-encoding") == "gzip" else False,
              "%s GET %s: gzip body is not the plain one" % (where, path))
     if api.auth:
         st, h, _ = api.get("/", auth=False)
