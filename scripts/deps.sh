@@ -24,6 +24,8 @@ packages=(
     python3.11-dbg debuginfod               # debug symbols test (may upgrade python3.11 to match)
     clang libclang-rt-14-dev                # libFuzzer harnesses (tests/fuzz): the runtime ships
                                             # in libclang-rt-14-dev, only recommended by clang
+    chromium chromium-driver                # the page at / in headless Chromium (test_page.py),
+    tesseract-ocr fonts-dejavu-core         # OCR of its screenshot, a font to draw its text
 )
 missing=()
 for p in "${packages[@]}"; do

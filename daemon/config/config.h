@@ -60,6 +60,11 @@ typedef struct Config {
     int cmdline;                /* a CmdlineMode: what "cmdline" shows (full, redacted, hidden) */
     char group[WHOIS_TEMPLATE_MAX + 1]; /* the service group name template, checked with
                                          *   whois_template_check() */
+
+    /* Trends (history/). */
+    double history;              /* seconds of samples kept per target for .../history, 0 (off)
+                                  *   or 1..604800 */
+    uint64_t history_max_memory; /* bytes every target's history together may use, 64K..16G */
 } Config;
 
 /* Bounds on every regular expression (match, census_match). glibc's regcomp() copies an item

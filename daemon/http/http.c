@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "http/auth.h"
+#include "http/webassets.h"
 #include "metrics/prom.h"
 #include "pymemd/api.h"
 #include "util/clock.h"
@@ -63,6 +64,8 @@ struct HttpServer {
     int fd;
     HttpReferrersFn referrers;
     void *referrers_ctx;
+    HttpHistoryFn history;
+    void *history_ctx;
     bool exposed; /* listening on an address other hosts can reach */
 };
 
@@ -70,6 +73,12 @@ void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx)
 {
     h->referrers = fn;
     h->referrers_ctx = ctx;
+}
+
+void http_set_history(HttpServer *h, HttpHistoryFn fn, void *ctx)
+{
+    h->history = fn;
+    h->history_ctx = ctx;
 }
 
 /* ---- content negotiation ---------------------------------------------------------------- */
@@ -204,18 +213,28 @@ static const char *const content_types[SNAP_NFORMATS] = {
  * on every response. libmicrohttpd calls handle() and queues its response on one thread. */
 static __thread const HttpWeb *current_web;
 
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
-                             const char *content_type)
+/* Queues r with the configured headers, content_type (NULL: none, for a 304) and
+ * cache_control, and releases it. */
+static enum MHD_Result queue_cc(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                                const char *content_type, const char *cache_control)
 {
     if (!r)
         return MHD_NO;
     for (size_t i = 0; current_web && i < current_web->nheaders; i++)
         MHD_add_response_header(r, current_web->headers[i].name, current_web->headers[i].value);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* Every answer but the page's files: live data, never to be stored. */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                             const char *content_type)
+{
+    return queue_cc(c, status, r, content_type, "no-store");
 }
 
 /* A malloc'd body handed to libmicrohttpd, which frees it. */
@@ -361,17 +380,83 @@ static enum MHD_Result send_json_copy(struct MHD_Connection *c, SnapBody b)
 
 /* ---- routes ---------------------------------------------------------------------------- */
 
-static const char landing_page[] =
-    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pymemd</title></head><body>\n"
-    "<h1>pymemd</h1>\n<p>Heap, pymalloc and garbage-collector telemetry of running CPython "
-    "processes, read from outside.</p>\n<ul>\n"
-    "<li><a href=\"/metrics\">/metrics</a>: JSON by default; Prometheus text or OpenMetrics by "
-    "<code>Accept</code> or <a href=\"/metrics?format=prometheus\">?format=prometheus</a>, "
-    "<a href=\"/metrics?format=openmetrics\">?format=openmetrics</a></li>\n"
-    "<li><a href=\"/api/v1/processes\">/api/v1/processes</a>, "
-    "<code>/api/v1/processes/{pid}</code>, <code>/api/v1/processes/{pid}/objects</code>, "
-    "<code>/api/v1/processes/{pid}/growth</code></li>\n"
-    "<li><a href=\"/healthz\">/healthz</a></li>\n</ul>\n</body></html>\n";
+/* ---- the page at / and its files (web/, embedded by web/embed.py) ------------------------ */
+
+/* The page runs only its own files: no inline script or style, no other origin, fetches only
+ * to pymemd itself (whose basic auth credentials the browser then sends); nobody may frame it.
+ * uPlot styles its elements through the CSSOM, which style-src does not restrict. A web config's
+ * own Content-Security-Policy header, when set, applies as well (a browser enforces both). */
+#define PAGE_CSP                                                                                   \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/* Whether the web config sets header name on every answer already. */
+static bool configured_header(const char *name)
+{
+    for (size_t i = 0; current_web && i < current_web->nheaders; i++)
+        if (strcasecmp(current_web->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static const WebAsset *asset_find(const char *url)
+{
+    for (size_t i = 0; i < web_nassets; i++)
+        if (strcmp(web_assets[i].path, url) == 0)
+            return &web_assets[i];
+    return NULL;
+}
+
+/* Whether an If-None-Match header names etag (or is "*"); weak tags compare by their value
+ * (RFC 9110 13.1.2: If-None-Match uses the weak comparison). */
+static bool etag_matches(const char *inm, const char *etag)
+{
+    HeaderItem it;
+    size_t elen = strlen(etag);
+    for (const char *p = inm ? inm : ""; next_item(&p, &it);) {
+        const char *t = it.token;
+        size_t n = it.tlen;
+        if (n >= 2 && strncmp(t, "W/", 2) == 0) {
+            t += 2;
+            n -= 2;
+        }
+        if ((n == 1 && *t == '*') || (n == elen && memcmp(t, etag, n) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* A file of the page: gzip when the client takes it, 304 when it has this version already
+ * (Cache-Control: no-cache, so that a browser asks again after an upgrade of pymemd and gets a
+ * 304 otherwise), the CSP on the HTML. */
+static enum MHD_Result serve_asset(struct MHD_Connection *c, const WebAsset *a)
+{
+    bool gz = a->gzip && http_accepts_gzip(MHD_lookup_connection_value(
+                             c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    const char *etag = gz ? a->etag_gzip : a->etag;
+    bool html = strncmp(a->content_type, "text/html", 9) == 0;
+    bool not_modified = etag_matches(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
+    struct MHD_Response *r = not_modified
+                                 ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
+                                 : MHD_create_response_from_buffer(gz ? a->gzip_len : a->len,
+                                                                   (void *)(gz ? a->gzip : a->data),
+                                                                   MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    if (gz && !not_modified)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (html) {
+        MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    }
+    if (!configured_header("X-Content-Type-Options"))
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    return queue_cc(c, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, r,
+                    not_modified ? NULL : a->content_type, "no-cache");
+}
 
 static enum MHD_Result serve_metrics(struct MHD_Connection *c, Snapshot *snap)
 {
@@ -419,6 +504,18 @@ long http_parse_top(const char *v)
     char *end;
     long n = strtol(v, &end, 10);
     return *v && !*end && n > 0 && n <= 1000000 ? n : -1;
+}
+
+double http_parse_seconds(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    double n = strtod(v, &end);
+    /* Plain decimal numbers only: strtod also takes "inf", "nan" and hex. */
+    if (!*v || *end || !isfinite(n) || n <= 0 || n > 315576000.0 || strpbrk(v, "xXnNiI"))
+        return -1;
+    return n;
 }
 
 static bool query_flag(struct MHD_Connection *c, const char *name)
@@ -503,6 +600,24 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
     return send_json_age(c, json, strlen(json), age);
 }
 
+/* DESIGN §4.2: the samples kept of a watched process, oldest first; ?seconds=N keeps the last N
+ * seconds. */
+static enum MHD_Result serve_history(HttpServer *h, struct MHD_Connection *c, pid_t pid)
+{
+    double seconds =
+        http_parse_seconds(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seconds"));
+    if (seconds < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "seconds must be a number of seconds above 0 (e.g. ?seconds=600)");
+    if (!h->history)
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no history is kept here");
+    size_t len = 0;
+    char *body = h->history(h->history_ctx, pid, seconds > 0 ? clock_real() - seconds : 0, &len);
+    if (!body)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return send_owned(c, MHD_HTTP_OK, body, len, CONTENT_TYPE_JSON);
+}
+
 static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
                                  const char *url)
 {
@@ -528,6 +643,8 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     SnapProc t;
     if (!snapshot_find(snap, (pid_t)pid, &t))
         return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);
+    if (strcmp(tail, "/history") == 0)
+        return serve_history(h, c, (pid_t)pid);
     if (*tail == 0 || strcmp(tail, "/") == 0)
         return send_json_copy(c, t.process);
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);
@@ -617,8 +734,9 @@ static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const 
         snapshot_unref(first);
         return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
     }
-    if (strcmp(url, "/") == 0)
-        return send_static(c, MHD_HTTP_OK, landing_page, "text/html; charset=utf-8");
+    const WebAsset *asset = asset_find(url);
+    if (asset)
+        return serve_asset(c, asset);
 
     bool metrics = strcmp(url, PYMEMD_PATH_METRICS) == 0;
     bool api = strncmp(url, PYMEMD_PATH_PROCESSES, strlen(PYMEMD_PATH_PROCESSES)) == 0;

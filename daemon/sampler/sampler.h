@@ -43,6 +43,9 @@ typedef struct SamplerOptions {
     bool census_nonblocking;    /* take censuses without stopping the target */
     unsigned top_types;         /* object types per target in Prometheus output */
     const char *group; /* the service group template (checked, proc/whois.h); NULL: the default */
+
+    double history_seconds;      /* history kept per target by the listener (config history) */
+    uint64_t history_max_memory; /* all history rings together (config history_max_memory) */
     const char *version;
     double started_at;
 } SamplerOptions;

@@ -48,6 +48,8 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_true(a->census_max_memory == b->census_max_memory);
     assert_int_equal(a->cmdline, b->cmdline);
     assert_string_equal(a->group, b->group);
+    assert_true(a->history == b->history);
+    assert_true(a->history_max_memory == b->history_max_memory);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -125,6 +127,8 @@ static void defaults(void **state)
     assert_true(c.pss_max_rss == 4ULL << 30);
     assert_true(c.census_max_memory == 1ull << 30);
     assert_int_equal(c.cmdline, CMDLINE_REDACTED);
+    assert_true(c.history == 3600.0);
+    assert_true(c.history_max_memory == 4ull << 20);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -971,6 +975,8 @@ static void shipped_conf_defaults(void **state)
         "census_max_memory",
         "cmdline",
         "group",
+        "history",
+        "history_max_memory",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);
