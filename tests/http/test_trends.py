@@ -32,8 +32,11 @@ failed.
 """
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -175,10 +178,61 @@ def expected_entry(p, census_ats):
     }
 
 
-def t_steps(c, ctx, label, cmd):
-    tag = "%s-%s" % (ctx.tag, label)
+def build_id(path):
+    """The NT_GNU_BUILD_ID of an ELF file, from its PT_NOTE segments (as test_debuginfo.py)."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz, _, p_align = struct.unpack_from(
+            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type != 4:   # PT_NOTE
+            continue
+        a = 8 if p_align == 8 else 4
+        pos, end = p_offset, p_offset + p_filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            name = data[pos + 12:pos + 12 + namesz]
+            desc_at = (pos + 12 + namesz + a - 1) & ~(a - 1)
+            if ntype == 3 and name == b"GNU\0":
+                return data[desc_at:desc_at + descsz]
+            pos = (desc_at + descsz + a - 1) & ~(a - 1)
+    return None
+
+
+def python_without_debug_file(tmp):
+    """A copy of the system's stripped python3.11 whose build-id no debug file has: pymemd cannot
+    find pymalloc's statics in it, so pymalloc is null. (label, argv) or (None, reason)."""
+    src = os.path.realpath("/usr/bin/python3.11")
+    if not os.path.exists(src):
+        return None, "no /usr/bin/python3.11"
+    bid = build_id(src)
+    if not bid:
+        return None, "%s has no build-id" % src
+    new = bid[:-2] + bytes([bid[-2] ^ 0xa5, bid[-1] ^ 0x5a])
+    h = new.hex()
+    if os.path.exists("/usr/lib/debug/.build-id/%s/%s.debug" % (h[:2], h[2:])):
+        return None, "a debug file exists for the changed build-id %s" % h
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(bid)
+    if at < 0 or data.find(bid, at + 1) >= 0:
+        return None, "the build-id of %s is not there exactly once" % src
+    data[at:at + len(bid)] = new
+    dst = os.path.join(tmp, "python3.11")
+    with open(dst, "wb") as f:
+        f.write(data)
+    os.chmod(dst, 0o755)
+    return "python3.11 without a debug file", [dst]
+
+
+def t_steps(c, ctx, label, cmd, pymalloc_null=False):
+    tag = "%s-%s" % (ctx.tag, label.split()[0])
     t = Target(label, trend_argv(cmd, tag), tag)
-    inst = Pymemd(ctx.exe, ["--pid", str(t.pid)], "pymemd (history)", conf=CONF)
+    # No debuginfod: a build-id without a local debug file stays without one.
+    inst = Pymemd(ctx.exe, ["--pid", str(t.pid)], "pymemd (history)", conf=CONF,
+                  env=clean_env(DEBUGINFOD_URLS=None))
     poller = None
     try:
         inst.start()
@@ -257,6 +311,13 @@ def t_steps(c, ctx, label, cmd):
         c.ok(0 < nulls < len(samples), "pss_bytes: expected null between smaps_rollup reads "
                                        "(pss_interval 1 s) and values at them, got %d null of %d"
                                        % (nulls, len(samples)))
+        if pymalloc_null:
+            # Unreadable here, so null at every sample, never a made-up number.
+            c.eq("arena_bytes and allocated_blocks without a debug file",
+                 [(None, None)] * len(samples),
+                 [(e.get("arena_bytes"), e.get("allocated_blocks")) for e in samples])
+            c.ok(samples and all(e.get("gc_collections") for e in samples),
+                 "the GC's collections must still be there without pymalloc")
         pm = samples[-1].get("arena_bytes") if samples else None
         c.note("%d samples, %d checked against their PROCESS, %d against VmRSS, pymalloc %s" % (
             len(samples), matched, rss_checked, "read" if pm is not None else "null (not readable)"))
@@ -526,6 +587,16 @@ def run(exe):
     for label, cmd in ctx.interps:
         case("history: known steps, every sample = its PROCESS (%s)" % label, t_steps, ctx,
              label, cmd)
+    tmp = tempfile.mkdtemp(prefix="pymemd-trends-")
+    try:
+        label, cmd = python_without_debug_file(tmp)
+        if label:
+            case("history: null where not readable (%s: pymalloc null)" % label, t_steps, ctx,
+                 label, cmd, True)
+        else:
+            RESULTS.out("SKIP", "history: null where not readable", cmd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     case("history: --history 1 keeps history / interval samples", t_ring_length, ctx)
     case("history: a reused pid starts a new history", t_pid_reuse, ctx)
     case("growth: leak suspects over 4 censuses, = the target's own counts; metric", t_suspects,
