@@ -378,8 +378,7 @@ static const char landing_page[] =
     "<a href=\"/metrics?format=openmetrics\">?format=openmetrics</a></li>\n"
     "<li><a href=\"/api/v1/processes\">/api/v1/processes</a>, "
     "<code>/api/v1/processes/{pid}</code>, <code>/api/v1/processes/{pid}/objects</code>, "
-    "<code>/api/v1/processes/{pid}/growth</code>, "
-    "<code>/api/v1/processes/{pid}/history?seconds=N</code></li>\n"
+    "<code>/api/v1/processes/{pid}/growth</code></li>\n"
     "<li><a href=\"/healthz\">/healthz</a></li>\n</ul>\n</body></html>\n";
 
 static enum MHD_Result serve_metrics(struct MHD_Connection *c, Snapshot *snap)
