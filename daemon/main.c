@@ -79,7 +79,7 @@ static void usage(FILE *out)
             "                           it); every key is described in config/pymemd.conf:\n"
             "                           census_match, max_census_pause[_on_demand],\n"
             "                           census_min_interval, pss_interval, pss_max_rss,\n"
-            "                           history_max_memory, ...\n"
+            "                           history_max_memory, suspect_censuses, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "      --web.config.file FILE  TLS, client certificates, basic auth and headers,\n"
             "                           in Prometheus exporter-toolkit's web config format\n"
@@ -316,6 +316,7 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .top_types = c->top_types,
         .history_seconds = c->history,
         .history_max_memory = c->history_max_memory,
+        .suspect_censuses = c->suspect_censuses,
         .version = PYMEMD_VERSION,
         .started_at = started_at,
     };

@@ -69,6 +69,8 @@ void config_init(Config *c)
          * 1 s, and 100 targets get 17 minutes each (README, History). */
         .history = 3600.0,
         .history_max_memory = 4ull << 20,
+        /* Three rises in a row: one is noise, growth already shows it. */
+        .suspect_censuses = 3,
     };
 }
 
@@ -236,6 +238,7 @@ FIELD_IS(census_max_memory, uint64_t);
 FIELD_IS(cmdline, int);
 FIELD_IS(history, double);
 FIELD_IS(history_max_memory, uint64_t);
+FIELD_IS(suspect_censuses, unsigned);
 
 /* The ranges are the ones config.h and config/pymemd.conf promise. */
 static const KeyDef keys[] = {
@@ -267,6 +270,7 @@ static const KeyDef keys[] = {
     {"history", KEY_SECONDS, offsetof(Config, history), 1, 604800, true},
     {"history_max_memory", KEY_SIZE, offsetof(Config, history_max_memory), 64 << 10,
      16.0 * (1ull << 30), false},
+    {"suspect_censuses", KEY_COUNT, offsetof(Config, suspect_censuses), 1, 16, false},
 };
 
 /* Edit distance, to suggest the key a typo was meant to be. Both strings are at most KEY_MAX

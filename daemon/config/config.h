@@ -61,10 +61,12 @@ typedef struct Config {
     char group[WHOIS_TEMPLATE_MAX + 1]; /* the service group name template, checked with
                                          *   whois_template_check() */
 
-    /* Trends (history/). */
+    /* Trends (history/, the growth's leak suspects). */
     double history;              /* seconds of samples kept per target for .../history, 0 (off)
                                   *   or 1..604800 */
     uint64_t history_max_memory; /* bytes every target's history together may use, 64K..16G */
+    unsigned suspect_censuses;   /* K: a leak suspect's count rose in each of the last K
+                                  *   censuses, 1..16 */
 } Config;
 
 /* Bounds on every regular expression (match, census_match). glibc's regcomp() copies an item

@@ -316,18 +316,48 @@ static void put_value(StrBuf *b, const char *key, bool read, int64_t v, int64_t 
         strbuf_puts(b, "null");
 }
 
+/* A copy of the ring of pid, its entries in order (oldest at 0), in *ret: rendering a full ring
+ * takes milliseconds, during which the listener must be free to take in the next snapshot.
+ * false when there is none (or no memory for the copy: then an empty list is served). */
+static bool ring_copy(History *h, pid_t pid, Ring *ret, double *ret_interval)
+{
+    pthread_mutex_lock(&h->lock);
+    *ret_interval = h->st.interval;
+    Ring *r = find_ring(h, pid);
+    bool ok = r && r->n;
+    if (ok) {
+        *ret = *r;
+        ret->e = NULL;
+        ret->cap = ret->n = ret->head = 0;
+        HistEntry *e = malloc(r->n * HISTORY_ENTRY_BYTES);
+        ok = e != NULL;
+        if (ok) {
+            uint8_t *rd = (uint8_t *)(e + r->n);
+            for (size_t i = 0; i < r->n; i++) {
+                e[i] = r->e[idx(r, i)];
+                rd[i] = ring_read(r)[idx(r, i)];
+            }
+            ret->e = e;
+            ret->cap = ret->n = r->n;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
 char *history_json(History *h, pid_t pid, double since, size_t *ret_len)
 {
     StrBuf b = {0};
     cJSON *num = cJSON_CreateNumber(0);
     if (!num)
         return NULL;
-    pthread_mutex_lock(&h->lock);
+    Ring copy, *r = &copy;
+    double interval;
+    bool copied = ring_copy(h, pid, &copy, &interval);
     strbuf_printf(&b, "{\"pid\":%d,\"interval_seconds\":", (int)pid);
-    put_double(&b, num, h->st.interval);
+    put_double(&b, num, interval);
     strbuf_puts(&b, ",\"samples\":[");
-    Ring *r = find_ring(h, pid);
-    if (r && r->n) {
+    if (copied) {
         const uint8_t *rd = ring_read(r);
         /* Backwards from the newest value kept whole to the oldest entry that read it... */
         int64_t v[F_N];
@@ -376,8 +406,8 @@ char *history_json(History *h, pid_t pid, double since, size_t *ret_len)
             put_value(&b, "objects_total", got[F_OBJECTS], v[F_OBJECTS], 1);
             strbuf_puts(&b, "}");
         }
+        free(copy.e);
     }
-    pthread_mutex_unlock(&h->lock);
     cJSON_Delete(num);
     strbuf_puts(&b, "]}");
     return strbuf_finish(&b, ret_len);

@@ -510,10 +510,12 @@ double http_parse_seconds(const char *v)
 {
     if (!v)
         return 0;
+    /* Plain decimal numbers only: strtod also takes blanks, signs, "inf", "nan" and hex. */
+    if (!((*v >= '0' && *v <= '9') || *v == '.') || strpbrk(v, "xX"))
+        return -1;
     char *end;
     double n = strtod(v, &end);
-    /* Plain decimal numbers only: strtod also takes "inf", "nan" and hex. */
-    if (!*v || *end || !isfinite(n) || n <= 0 || n > 315576000.0 || strpbrk(v, "xXnNiI"))
+    if (*end || !isfinite(n) || n <= 0 || n > 315576000.0)
         return -1;
     return n;
 }

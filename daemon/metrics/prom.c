@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sampler/suspects.h"
 #include "util/strbuf.h"
 
 typedef enum Kind { GAUGE, COUNTER } Kind;
@@ -293,6 +294,36 @@ static void objects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, 
     }
 }
 
+/* pymemd_leak_suspect_objects_per_second: for each target, its leak suspects (the types whose
+ * count rose in each of the last suspect_censuses censuses), largest increase first, at most top
+ * of them: how fast each grew over those censuses. A type is a series only while it is a
+ * suspect. */
+static void leak_suspects(StrBuf *b, PromFormat fmt, const TargetSample *s, size_t n, unsigned top)
+{
+    const char *name = "pymemd_leak_suspect_objects_per_second";
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        const Suspects *sp = s[i].suspects;
+        for (size_t t = 0; sp && t < sp->n && t < top; t++) {
+            if (isnan(sp->s[t].per_second))
+                continue;
+            if (!any)
+                family(b, fmt, name, GAUGE,
+                       "Leak suspects: objects per second a type grew by over the last "
+                       "suspect_censuses censuses, in each of which its count rose");
+            any = true;
+            StrBuf lbl = {0};
+            strbuf_puts(&lbl, "object_type=\"");
+            object_type_label(&lbl, sp->s[t].type);
+            strbuf_puts(&lbl, "\"");
+            char *extra = strbuf_finish(&lbl, NULL);
+            if (extra)
+                line(b, name, &s[i], extra, sp->s[t].per_second);
+            free(extra);
+        }
+    }
+}
+
 char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, size_t n,
                   unsigned top_types, size_t *ret_len)
 {
@@ -351,6 +382,7 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                v_threads);
     objects(&b, fmt, s, n, top_types, false);
     objects(&b, fmt, s, n, top_types, true);
+    leak_suspects(&b, fmt, s, n, top_types);
     per_target(&b, fmt, s, n, "pymemd_census_pause_seconds", GAUGE,
                "How long the latest census kept the target stopped", v_census_pause);
     per_target(&b, fmt, s, n, "pymemd_censuses_total", COUNTER,

@@ -1,10 +1,12 @@
 #include "metrics/snaprender.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics/prom.h"
+#include "sampler/suspects.h"
 #include "util/strbuf.h"
 
 /* A cJSON tree printed and deleted: the text (the caller frees it) or NULL. */
@@ -53,6 +55,40 @@ static int add_census(SnapWriter *w, size_t i, const Census *c)
     free(obj);
     cJSON_Delete(types);
     return k;
+}
+
+/* "suspects" of the growth document: the types whose count rose in each of the last K censuses,
+ * or null with "suspects_error" saying why there is no list (not an empty one). */
+static void add_suspects(cJSON *g, const Suspects *sp)
+{
+    if (!sp || sp->reason[0]) {
+        cJSON_AddNullToObject(g, "suspects");
+        cJSON_AddStringToObject(g, "suspects_error",
+                                sp ? sp->reason : "leak suspects are not known: out of memory");
+        return;
+    }
+    cJSON *a = cJSON_AddArrayToObject(g, "suspects");
+    for (size_t i = 0; a && i < sp->n; i++) {
+        const Suspect *x = &sp->s[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddStringToObject(o, "type", x->type);
+        cJSON_AddStringToObject(o, "name", x->name);
+        cJSON_AddNumberToObject(o, "censuses", sp->k);
+        cJSON *counts = cJSON_AddArrayToObject(o, "counts");
+        for (unsigned c = 0; counts && c <= sp->k; c++)
+            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)x->counts[c]));
+        cJSON_AddNumberToObject(o, "increase", (double)(x->counts[sp->k] - x->counts[0]));
+        cJSON_AddNumberToObject(o, "bytes_increase", (double)x->bytes_increase);
+        if (isnan(x->per_second))
+            cJSON_AddNullToObject(o, "per_second");
+        else
+            cJSON_AddNumberToObject(o, "per_second", x->per_second);
+        cJSON_AddItemToArray(a, o);
+    }
+    cJSON_AddNumberToObject(g, "suspects_since", sp->from);
+    cJSON_AddNullToObject(g, "suspects_error");
 }
 
 /* What sample s read, as the history keeps it: a value not read at this sample has its bit
@@ -148,7 +184,10 @@ int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size
         if (s->census)
             k = add_census(w, i, s->census);
         if (k == 0 && s->census && s->prev_census) {
-            char *g = print_free(json_growth(s->pid, s->prev_census, s->census));
+            cJSON *gj = json_growth(s->pid, s->prev_census, s->census);
+            if (gj)
+                add_suspects(gj, s->suspects);
+            char *g = print_free(gj);
             if (g)
                 snapwriter_growth(w, i, g, strlen(g));
             else

@@ -228,7 +228,7 @@ static void history_take(Listener *l, const Snapshot *s)
     HistoryNews news;
     history_update(l->history, s, &news);
     if (news.capped)
-        log_warn("history: history_max_memory allows %zu samples per process with %zu processes "
+        log_info("history: history_max_memory allows %zu samples per process with %zu processes "
                  "watched, fewer than the %zu that history = %gs asks for: each process keeps "
                  "its last %zu (raise history_max_memory for more)",
                  news.limit, news.nrings, news.wanted, snapshot_settings(s).history_seconds,

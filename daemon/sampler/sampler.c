@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "metrics/snaprender.h"
+#include "sampler/suspects.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -29,6 +30,11 @@ typedef struct Watched {
     double retry_at; /* monotonic; 0: sample every interval */
     double backoff;
     Census *census, *prev_census; /* the latest two, references */
+    /* Tallies of the last censuses (at most suspect_censuses + 1, oldest first, the latest
+     * census's last) and the leak suspects found in them at the latest census. */
+    SuspectTally *tallies[SUSPECTS_MAX_K + 1];
+    size_t ntallies;
+    Suspects *suspects;
     char census_error[300];
     double next_census;         /* monotonic */
     uint64_t censuses;          /* attempted, of this process */
@@ -483,6 +489,43 @@ static int watch(Sampler *s, const SamplerOptions *opt, pid_t pid, bool explicit
     return 0;
 }
 
+/* Forgets the censuses' tallies and suspects (the process exec()ed, or is let go). */
+static void trail_clear(Watched *w)
+{
+    for (size_t i = 0; i < w->ntallies; i++)
+        suspects_tally_free(w->tallies[i]);
+    w->ntallies = 0;
+    w->suspects = suspects_free(w->suspects);
+}
+
+/* Takes census c into the tallies of w (keeping the last k + 1) and finds the suspects anew. On
+ * allocation failure the suspects say so rather than show a list from fewer censuses. */
+static void trail_add(Watched *w, const Census *c, unsigned k)
+{
+    k = MIN(MAX(k, 1u), (unsigned)SUSPECTS_MAX_K);
+    SuspectTally *t = NULL;
+    if (suspects_tally(c, &t) < 0) {
+        trail_clear(w); /* a gap would make the next ones look consecutive */
+        return;
+    }
+    if (w->ntallies == ARRAY_SIZE(w->tallies)) {
+        suspects_tally_free(w->tallies[0]);
+        memmove(w->tallies, w->tallies + 1, (w->ntallies - 1) * sizeof(w->tallies[0]));
+        w->ntallies--;
+    }
+    w->tallies[w->ntallies++] = t;
+    /* Fewer kept after a reload lowered suspect_censuses. */
+    while (w->ntallies > (size_t)k + 1) {
+        suspects_tally_free(w->tallies[0]);
+        memmove(w->tallies, w->tallies + 1, (w->ntallies - 1) * sizeof(w->tallies[0]));
+        w->ntallies--;
+    }
+    Suspects *found = NULL;
+    suspects_find(c, (const SuspectTally *const *)w->tallies, w->ntallies, k, &found);
+    suspects_free(w->suspects);
+    w->suspects = found;
+}
+
 static void unwatch(Sampler *s, size_t i)
 {
     Watched *w = &s->w[i];
@@ -493,6 +536,7 @@ static void unwatch(Sampler *s, size_t i)
     pthread_mutex_unlock(&s->lock);
     census_free(w->census);
     census_free(w->prev_census);
+    trail_clear(w);
     if (w->have_last)
         targetsample_done(&w->last);
     target_free(w->t);
@@ -700,6 +744,7 @@ static bool census_collect(Sampler *s, const SamplerOptions *opt)
         census_free(w->prev_census);
         w->prev_census = w->census;
         w->census = j.census;
+        trail_add(w, j.census, opt->suspect_censuses);
     }
     publish(s, opt); /* the census, or its error and the attempt counted */
     pthread_mutex_lock(&s->lock);
@@ -775,6 +820,7 @@ static void sample_all(Sampler *s, const SamplerOptions *opt)
             pthread_mutex_unlock(&s->lock);
             w->census = census_free(w->census);
             w->prev_census = census_free(w->prev_census);
+            trail_clear(w);
             w->census_error[0] = 0;
         }
         log_transition(w, &t);
@@ -812,6 +858,7 @@ static TargetSample sample_view(const Watched *w)
     TargetSample out = w->last;
     out.census = w->census;
     out.prev_census = w->prev_census;
+    out.suspects = w->suspects;
     out.censuses = w->censuses;
     snprintf(out.census_error, sizeof(out.census_error), "%s", w->census_error);
     return out;
@@ -1240,6 +1287,7 @@ int sampler_once(const SamplerOptions *opt, SnapshotHolder *holder)
         }
         target_census_taken(w->t, c);
         w->census = c;
+        trail_add(w, c, o.suspect_censuses);
     }
     freeze_collect();
     publish(s, &o);

@@ -46,6 +46,7 @@ typedef struct SamplerOptions {
 
     double history_seconds;      /* history kept per target by the listener (config history) */
     uint64_t history_max_memory; /* all history rings together (config history_max_memory) */
+    unsigned suspect_censuses;   /* K of the leak suspects (config suspect_censuses) */
     const char *version;
     double started_at;
 } SamplerOptions;

@@ -63,6 +63,8 @@ typedef struct TargetSample {
     Census *prev_census;    /* the one before, for growth (a reference, or NULL) */
     char census_error[300]; /* why the latest census attempt failed, when it did */
     uint64_t censuses;      /* censuses attempted of this process since it is watched */
+    /* Leak suspects at the latest census (borrowed from the sampler; NULL: none known). */
+    const struct Suspects *suspects;
 
     /* The program image is new (the process started or exec()ed moments ago) and what it runs
      * may still be setting up: a reading that fails is retried at the next interval, and a

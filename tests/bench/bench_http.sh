@@ -14,7 +14,8 @@
 #    (>= 10,000 req/s, p99 < 5 ms), with the issue's figures for node_exporter 1.5 and
 #    process-exporter 0.7.10 for comparison (re-measured only if those binaries exist).
 # 3. pymemd's own CPU over 60 s, idle (no HTTP requests), from /proc/PID/stat utime+stime,
-#    as percent of one core (goal < 1 %), and its RSS (VmRSS, VmHWM). --breakdown then
+#    as percent of one core (goal < 1 %), and its RSS (VmRSS, VmHWM); the same for the HTTP
+#    listener (its child, which keeps the history). --breakdown then
 #    measures again with the GC busy poll off (gc_poll_interval = 0) and with censuses off
 #    too (census_interval = 0), through --config, to show where the CPU goes.
 # Exit status 0 unless the setup failed (no wrk, no python, pymemd does not serve).
@@ -179,6 +180,8 @@ run_wrk "OpenMetrics (Prometheus 3)" "$BASE/metrics" "Accept: $PROM3"
 run_wrk "OpenMetrics ?format=openmetrics" "$BASE/metrics?format=openmetrics"
 run_wrk "OpenMetrics + gzip (as scraped)" "$BASE/metrics" "Accept: $PROM3" "Accept-Encoding: gzip"
 run_wrk "/healthz" "$BASE/healthz"
+FIRST_PID=$(grep -o '"pid": *[0-9]*' "$WORK/truth.1" | head -1 | grep -o '[0-9]*$')
+run_wrk "history of one target" "$BASE/api/v1/processes/$FIRST_PID/history"
 
 # Reference exporters, only if installed.
 REF_ROWS=()
@@ -221,22 +224,28 @@ for r in "${REF_ROWS[@]}"; do echo "  $r"; done
 echo
 
 # --- idle cost ------------------------------------------------------------------------
-rss() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$PYMEMD_PID/status"; }
+# The sampler ($PYMEMD_PID) and the HTTP listener, its one child, which keeps the history.
+LISTENER_PID=$(awk '{print $1}' "/proc/$PYMEMD_PID/task/$PYMEMD_PID/children" 2>/dev/null)
+rss() { awk -v k="$1:" '$1 == k {print $2}' "/proc/${2:-$PYMEMD_PID}/status"; }
 ticks() {   # utime + stime of pymemd (all threads), in clock ticks
-    awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$PYMEMD_PID/stat"
+    awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/${1:-$PYMEMD_PID}/stat"
 }
 HZ=$(getconf CLK_TCK)
 echo "after the wrk runs: VmRSS $(rss VmRSS) kB, VmHWM $(rss VmHWM) kB"
 echo "measuring pymemd's CPU for ${CPU_SECONDS} s, idle (no HTTP requests), $NTARGETS targets, interval 1 s ..."
-t0=$(date +%s.%N); c0=$(ticks)
+t0=$(date +%s.%N); c0=$(ticks); l0=$(ticks "$LISTENER_PID")
 sleep "$CPU_SECONDS"
-t1=$(date +%s.%N); c1=$(ticks)
+t1=$(date +%s.%N); c1=$(ticks); l1=$(ticks "$LISTENER_PID")
 kill -0 "$PYMEMD_PID" 2>/dev/null || die "pymemd exited during the CPU measurement"
 awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" -v n="$NTARGETS" 'BEGIN {
     cpu = (c1 - c0) / hz; wall = t1 - t0
     printf "pymemd CPU: %.2f s in %.1f s = %.3f %% of one core (goal < 1 %%), %d targets, %.2f ms per target-second\n",
         cpu, wall, 100 * cpu / wall, n, 1000 * cpu / wall / n }'
+awk -v c0="$l0" -v c1="$l1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" 'BEGIN {
+    cpu = (c1 - c0) / hz; wall = t1 - t0
+    printf "listener CPU: %.2f s in %.1f s = %.3f %% of one core\n", cpu, wall, 100 * cpu / wall }'
 echo "pymemd RSS: VmRSS $(rss VmRSS) kB, VmHWM $(rss VmHWM) kB, threads $(awk '$1 == "Threads:" {print $2}' "/proc/$PYMEMD_PID/status")"
+echo "listener RSS: VmRSS $(rss VmRSS "$LISTENER_PID") kB, VmHWM $(rss VmHWM "$LISTENER_PID") kB, RssAnon $(rss RssAnon "$LISTENER_PID") kB (the rest: the binary and libraries, shared with the sampler)"
 
 cpu_window() {   # cpu_window LABEL: CPU_SECONDS of idle pymemd, one line
     local t0 t1 c0 c1

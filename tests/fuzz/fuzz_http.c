@@ -1,7 +1,8 @@
 /* fuzz_http: what the HTTP handlers parse out of a request, without a connection: the request
- * target as sent (control bytes), the process path (/api/v1/processes/<pid>/...), ?top=, the
- * Accept and Accept-Encoding headers, and --listen's HOST:PORT. The input is one string: each
- * parser gets all of it, and the path parser what follows the processes prefix when it is one. */
+ * target as sent (control bytes), the process path (/api/v1/processes/<pid>/...), ?top=,
+ * ?seconds= of .../history, the Accept and Accept-Encoding headers, and --listen's HOST:PORT. The
+ * input is one string: each parser gets all of it, and the path parser what follows the
+ * processes prefix when it is one. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)http_accepts_gzip(s);
     long top = http_parse_top(s);
     if (top < -1 || top > 1000000)
+        abort();
+    /* ?seconds= of .../history: -1, 0 (absent only), or a finite number of seconds above 0. */
+    double secs = http_parse_seconds(s);
+    if (!(secs == -1 || (secs > 0 && secs <= 315576000.0)))
         abort();
 
     char host[256];

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""HTTP contract: trends, GET /api/v1/processes/{pid}/history (DESIGN.md section 4.2).
+"""HTTP contract: trends, GET /api/v1/processes/{pid}/history (DESIGN.md section 4.2) and the
+leak suspects of .../growth.
 
     /usr/bin/python3 test_trends.py --pymemd build/pymemd
 
@@ -20,19 +21,28 @@ pymemd publishes. Then the history must:
     not watched; after the target exits, keep its samples and add none; after its pid is
     reused (forced through /proc/sys/kernel/ns_last_pid when writable), hold only the new
     process's samples.
+Leak suspects: a target keeps more Leak instances at each step, and its Flat ones never change;
+after K + 1 = 4 fresh censuses (suspect_censuses = 3) Leak is a suspect whose counts are the
+target's own Counter of gc.get_objects() at each step, Flat is not, and before that the growth
+says why there is no list; pymemd_leak_suspect_objects_per_second carries the same rate and
+passes promtool and the OpenMetrics parser; a census without a rise ends it.
 
 PASS/FAIL/SKIP lines, ending with exactly `N passed, M failed, K skipped`; exit 0 iff nothing
 failed.
 """
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from httpcommon import Expo, promtool_check  # noqa: E402
 from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, Target, case,  # noqa: E402
                         clean_env, debian_python, make_tag, pyenv_python, read_line,
                         request, run_driver, say, short, shown)
@@ -168,10 +178,61 @@ def expected_entry(p, census_ats):
     }
 
 
-def t_steps(c, ctx, label, cmd):
-    tag = "%s-%s" % (ctx.tag, label)
+def build_id(path):
+    """The NT_GNU_BUILD_ID of an ELF file, from its PT_NOTE segments (as test_debuginfo.py)."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz, _, p_align = struct.unpack_from(
+            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type != 4:   # PT_NOTE
+            continue
+        a = 8 if p_align == 8 else 4
+        pos, end = p_offset, p_offset + p_filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            name = data[pos + 12:pos + 12 + namesz]
+            desc_at = (pos + 12 + namesz + a - 1) & ~(a - 1)
+            if ntype == 3 and name == b"GNU\0":
+                return data[desc_at:desc_at + descsz]
+            pos = (desc_at + descsz + a - 1) & ~(a - 1)
+    return None
+
+
+def python_without_debug_file(tmp):
+    """A copy of the system's stripped python3.11 whose build-id no debug file has: pymemd cannot
+    find pymalloc's statics in it, so pymalloc is null. (label, argv) or (None, reason)."""
+    src = os.path.realpath("/usr/bin/python3.11")
+    if not os.path.exists(src):
+        return None, "no /usr/bin/python3.11"
+    bid = build_id(src)
+    if not bid:
+        return None, "%s has no build-id" % src
+    new = bid[:-2] + bytes([bid[-2] ^ 0xa5, bid[-1] ^ 0x5a])
+    h = new.hex()
+    if os.path.exists("/usr/lib/debug/.build-id/%s/%s.debug" % (h[:2], h[2:])):
+        return None, "a debug file exists for the changed build-id %s" % h
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(bid)
+    if at < 0 or data.find(bid, at + 1) >= 0:
+        return None, "the build-id of %s is not there exactly once" % src
+    data[at:at + len(bid)] = new
+    dst = os.path.join(tmp, "python3.11")
+    with open(dst, "wb") as f:
+        f.write(data)
+    os.chmod(dst, 0o755)
+    return "python3.11 without a debug file", [dst]
+
+
+def t_steps(c, ctx, label, cmd, pymalloc_null=False):
+    tag = "%s-%s" % (ctx.tag, label.split()[0])
     t = Target(label, trend_argv(cmd, tag), tag)
-    inst = Pymemd(ctx.exe, ["--pid", str(t.pid)], "pymemd (history)", conf=CONF)
+    # No debuginfod: a build-id without a local debug file stays without one.
+    inst = Pymemd(ctx.exe, ["--pid", str(t.pid)], "pymemd (history)", conf=CONF,
+                  env=clean_env(DEBUGINFOD_URLS=None))
     poller = None
     try:
         inst.start()
@@ -250,6 +311,13 @@ def t_steps(c, ctx, label, cmd):
         c.ok(0 < nulls < len(samples), "pss_bytes: expected null between smaps_rollup reads "
                                        "(pss_interval 1 s) and values at them, got %d null of %d"
                                        % (nulls, len(samples)))
+        if pymalloc_null:
+            # Unreadable here, so null at every sample, never a made-up number.
+            c.eq("arena_bytes and allocated_blocks without a debug file",
+                 [(None, None)] * len(samples),
+                 [(e.get("arena_bytes"), e.get("allocated_blocks")) for e in samples])
+            c.ok(samples and all(e.get("gc_collections") for e in samples),
+                 "the GC's collections must still be there without pymalloc")
         pm = samples[-1].get("arena_bytes") if samples else None
         c.note("%d samples, %d checked against their PROCESS, %d against VmRSS, pymalloc %s" % (
             len(samples), matched, rss_checked, "read" if pm is not None else "null (not readable)"))
@@ -377,6 +445,125 @@ def t_pid_reuse(c, ctx):
         a.close()
 
 
+SUSPECT_CONF = """\
+interval = %g
+census_interval = 0
+census_min_interval = 0.1
+suspect_censuses = 3
+""" % INTERVAL
+
+
+def t_suspects(c, ctx):
+    """A target keeps 2,000 more Leak instances at each step and its 100 Flat ones: after
+    K + 1 = 4 fresh censuses Leak is a suspect with exactly the counts the target printed (its own
+    Counter of gc.get_objects()), Flat is not; before, the growth says how many censuses are
+    missing; a step that keeps nothing ends it."""
+    label, cmd = ctx.interps[0]
+    tag = "%s-suspects" % ctx.tag
+    t = Target(label, trend_argv(cmd, tag), tag)
+    inst = Pymemd(ctx.exe, ["--pid", str(t.pid)], "pymemd (suspects)", conf=SUSPECT_CONF)
+    growth = "/api/v1/processes/%d/growth" % t.pid
+    try:
+        inst.start()
+        inst.wait_process(t.pid)
+        truths = [t.truth]
+        ats = []
+
+        def census():
+            # census_min_interval is 0.1 s: a request inside it would get the last census.
+            time.sleep(0.15)
+            st, doc = inst.status_json("/api/v1/processes/%d/objects?fresh=1" % t.pid)
+            if st != 200:
+                raise Fail("?fresh=1: %d %s" % (st, short(json.dumps(doc))))
+            if ats and doc.get("at") == ats[-1]:
+                raise Fail("?fresh=1 answered with the previous census")
+            ats.append(doc.get("at"))
+            return doc
+
+        def step(line=b"\n"):
+            t.p.stdin.write(line)
+            t.p.stdin.flush()
+            truths.append(t.next_truth())
+
+        census()
+        for n in (1, 2):
+            step()
+            census()
+            st, g = inst.status_json(growth)
+            c.eq("growth after %d censuses: status" % (n + 1), 200, st)
+            c.eq("growth after %d censuses: suspects" % (n + 1), None, g.get("suspects"))
+            err = g.get("suspects_error") or ""
+            c.ok("need 4 censuses" in err and "%d taken so far" % (n + 1) in err,
+                 "growth after %d censuses: suspects_error %s" % (n + 1, shown(err)))
+        step()
+        census()
+        st, g = inst.status_json(growth)
+        c.eq("growth after 4 censuses: status", 200, st)
+        c.eq("suspects_error", None, g.get("suspects_error"))
+        sus = dict((x.get("type"), x) for x in g.get("suspects") or [])
+        leak = sus.get("Leak")
+        want = [tr["leak"] for tr in truths]
+        c.eq("the target's own Leak counts (sanity: it leaks)", [0, 2000, 4000, 6000], want)
+        if c.ok(leak is not None, "Leak is not a suspect: %s" % shown(g.get("suspects"))):
+            c.eq("Leak counts (the target's Counter at each step)", want, leak.get("counts"))
+            c.eq("Leak increase", want[-1] - want[0], leak.get("increase"))
+            c.eq("Leak censuses", 3, leak.get("censuses"))
+            # The censuses' "at" is printed to 15 significant digits (10 us), so the rate the
+            # driver can work out from them is that close to pymemd's.
+            rate = (want[-1] - want[0]) / (ats[-1] - ats[0])
+            got = leak.get("per_second")
+            c.ok(isinstance(got, float) and abs(got - rate) <= rate * 1e-4,
+                 "Leak per_second: expected %r (from the censuses' at), got %s" % (rate,
+                                                                                   shown(got)))
+        c.eq("suspects_since (the first of the 4 censuses)", ats[0], g.get("suspects_since"))
+        flat = [tr["flat"] for tr in truths]
+        c.eq("the target's own Flat counts", [100] * 4, flat)
+        c.ok("Flat" not in sus, "Flat (100 at every census) is a suspect: %s" % shown(
+            sus.get("Flat")))
+
+        # Prometheus: the rate per suspect, clean for promtool and the OpenMetrics parser.
+        r = inst.get("/metrics?format=prometheus")
+        text = r.text()
+        ex = Expo(text, False)
+        for p in ex.problems:
+            c.diffs.append("text 0.0.4: %s" % p)
+        fam = ex.families.get("pymemd_leak_suspect_objects_per_second") or {}
+        c.eq("# TYPE pymemd_leak_suspect_objects_per_second", "gauge", fam.get("type"))
+        v = ex.value("pymemd_leak_suspect_objects_per_second", pid=str(t.pid),
+                     object_type="Leak")
+        js = leak.get("per_second") if leak else None
+        # The same double; JSON prints 15 digits when they read back within cJSON's epsilon.
+        c.ok(isinstance(v, float) and isinstance(js, float) and abs(v - js) <= abs(js) * 1e-12,
+             "pymemd_leak_suspect_objects_per_second{object_type=\"Leak\"}: %s, JSON %s" % (
+                 shown(v), shown(js)))
+        c.eq("no series for Flat", [], ex.find("pymemd_leak_suspect_objects_per_second",
+                                               object_type="Flat"))
+        try:
+            err, _ = promtool_check(text)
+            c.ok(not err, err or "")
+            om = inst.get("/metrics?format=openmetrics").text()
+            c.ok("pymemd_leak_suspect_objects_per_second" in om, "OpenMetrics lacks the suspects")
+            err, _ = promtool_check(om, om=True)
+            c.ok(not err, err or "")
+        except Skip as e:
+            c.note("format checkers: %s" % e)
+
+        # A step that keeps nothing: Leak did not rise at the last census, so it is no suspect.
+        step(b"hold\n")
+        census()
+        g = inst.json(growth)
+        c.ok("Leak" not in [x.get("type") for x in g.get("suspects") or []],
+             "Leak is still a suspect after a census without a rise")
+        ex = Expo(inst.get("/metrics?format=prometheus").text(), False)
+        c.eq("no Leak series after it stopped rising", [],
+             ex.find("pymemd_leak_suspect_objects_per_second", object_type="Leak"))
+        c.note("Leak counts %s over censuses %.2f s apart" % (
+            want, (ats[3] - ats[0]) / 3))
+    finally:
+        inst.shutdown()
+        t.close()
+
+
 def run(exe):
     ctx = Ctx()
     ctx.exe = exe
@@ -400,8 +587,20 @@ def run(exe):
     for label, cmd in ctx.interps:
         case("history: known steps, every sample = its PROCESS (%s)" % label, t_steps, ctx,
              label, cmd)
+    tmp = tempfile.mkdtemp(prefix="pymemd-trends-")
+    try:
+        label, cmd = python_without_debug_file(tmp)
+        if label:
+            case("history: null where not readable (%s: pymalloc null)" % label, t_steps, ctx,
+                 label, cmd, True)
+        else:
+            RESULTS.out("SKIP", "history: null where not readable", cmd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     case("history: --history 1 keeps history / interval samples", t_ring_length, ctx)
     case("history: a reused pid starts a new history", t_pid_reuse, ctx)
+    case("growth: leak suspects over 4 censuses, = the target's own counts; metric", t_suspects,
+         ctx)
 
 
 def main():

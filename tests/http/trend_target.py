@@ -7,7 +7,8 @@ step: it keeps N more `Leak` instances (in reference cycles) and M MiB more of w
 runs gc.collect(0) twice and gc.collect(1) once, and prints, once quiescent, one JSON line of its
 own ground truth: gc.get_stats(), gc.get_count(), sys.getallocatedblocks() and the census of
 gc.get_objects() by type name for Leak and Flat (whose 100 instances never change). Then it
-sits still in the next read. At start it prints the same line for step 0. EOF ends it.
+sits still in the next read. A line "hold" is a step that keeps nothing more. At start it prints
+the same line for step 0. EOF ends it.
 """
 import argparse
 import gc
@@ -52,10 +53,14 @@ def main():
     line = json.dumps(truth(step))
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-    while sys.stdin.readline():
+    while True:
+        cmd = sys.stdin.readline()
+        if not cmd:
+            break
         step += 1
-        keep.append([Leak() for _ in range(opts.leak)])
-        keep.append(b"x" * (opts.megabytes << 20))
+        if cmd.strip() != "hold":   # "hold": a step that keeps nothing more
+            keep.append([Leak() for _ in range(opts.leak)])
+            keep.append(b"x" * (opts.megabytes << 20))
         gc.collect(0)
         gc.collect(0)
         gc.collect(1)

@@ -50,6 +50,7 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_string_equal(a->group, b->group);
     assert_true(a->history == b->history);
     assert_true(a->history_max_memory == b->history_max_memory);
+    assert_int_equal(a->suspect_censuses, b->suspect_censuses);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -129,6 +130,7 @@ static void defaults(void **state)
     assert_int_equal(c.cmdline, CMDLINE_REDACTED);
     assert_true(c.history == 3600.0);
     assert_true(c.history_max_memory == 4ull << 20);
+    assert_int_equal(c.suspect_censuses, 3);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -977,6 +979,7 @@ static void shipped_conf_defaults(void **state)
         "group",
         "history",
         "history_max_memory",
+        "suspect_censuses",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);

@@ -107,6 +107,22 @@ static void listen_addresses(void **state)
         assert_int_equal(http_parse_listen(bad[i], host, sizeof(host), &port), -EINVAL);
 }
 
+/* ?seconds=N of .../history: a plain positive number of seconds, up to ten years. */
+static void history_seconds(void **state)
+{
+    (void)state;
+    assert_true(http_parse_seconds(NULL) == 0);
+    assert_true(http_parse_seconds("600") == 600);
+    assert_true(http_parse_seconds("0.5") == 0.5);
+    assert_true(http_parse_seconds("1e3") == 1000);
+    assert_true(http_parse_seconds("315576000") == 315576000);
+    const char *bad[] = {"",    "0",        "-1",   "abc",       "5s",   "nan",
+                         "inf", "Infinity", "0x10", "315576001", "1e99", " 5"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        if (http_parse_seconds(bad[i]) != -1)
+            fail_msg("?seconds=%s was accepted", bad[i]);
+}
+
 static void control_characters(void **state)
 {
     (void)state;
@@ -252,6 +268,7 @@ int main(void)
         cmocka_unit_test(gzip),
         cmocka_unit_test(listen_addresses),
         cmocka_unit_test(control_characters),
+        cmocka_unit_test(history_seconds),
         cmocka_unit_test(exposure),
         cmocka_unit_test(slow_answer_is_sent),
     };
