@@ -226,14 +226,15 @@ static bool quit_requested(void *userdata)
 /* Installed before curses starts: ncurses leaves alone the signals that already have a
  * handler, so quitting and Ctrl-Z go through the loop, which restores the terminal outside of
  * any signal handler. */
-static void set_handlers(void (*handler)(int))
+static void set_handlers(void (*handler)(int), bool job_control)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT};
     struct sigaction sa = {.sa_handler = handler};
 
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-        sigaction(sigs[i], &sa, NULL);
+        if (job_control || (sigs[i] != SIGTSTP && sigs[i] != SIGCONT))
+            sigaction(sigs[i], &sa, NULL);
 }
 
 /* --- the data --- */
@@ -650,7 +651,7 @@ static void layout(const Top *t, const cJSON **procs, size_t n, Layout *l)
         l->width[COL_NAME] += more;
         room -= more;
     }
-    if (l->show[COL_TREND]) {
+    if (l->show[COL_TREND] && t->history == HISTORY_YES) {
         size_t more = MIN(TREND_MAX_WIDTH - l->width[COL_TREND], room);
         l->width[COL_TREND] += more;
         room -= more;
@@ -1060,7 +1061,7 @@ static void suspend(Top *t)
     raise(SIGTSTP);
     /* Continued (or never stopped: the kernel drops the signal in an orphaned process group,
      * which has no shell to continue it). */
-    set_handlers(on_signal);
+    set_handlers(on_signal, true);
     got_tstp = got_cont = 0;
     clearok(curscr, TRUE);
 }
@@ -1270,7 +1271,7 @@ static void top_done(Top *t)
         endwin();
         t->on_screen = false;
     }
-    set_handlers(SIG_DFL);
+    set_handlers(SIG_DFL, true);
     signal(SIGWINCH, SIG_DFL);
     http_set_abort(t->ctl->http, NULL, NULL);
     for (int i = 0; i < 2; i++) {
@@ -1299,7 +1300,8 @@ int cmd_top(Ctl *ctl, int argc, char **argv)
         return CTL_EXIT_DAEMON;
     }
     got_quit = got_tstp = got_cont = 0;
-    set_handlers(on_signal);
+    /* Batch mode stops and continues as any program does. */
+    set_handlers(on_signal, !t.batch);
     http_set_abort(ctl->http, quit_requested, NULL);
     /* A wrong URL is said plainly, before the screen is taken over. */
     r = top_fetch(&t);
