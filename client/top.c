@@ -178,7 +178,7 @@ typedef struct Top {
     char history_error[1024]; /* the last failure of a history request, for the message line */
     size_t rows, cols;        /* terminal size; cols 0 in batch mode: no limit */
     bool help;                /* the help screen is up */
-    bool on_screen;           /* curses holds the terminal */
+    SCREEN *screen;           /* curses' while it holds the terminal; owned */
     bool colors;              /* curses colour pairs are set up */
 } Top;
 
@@ -1246,7 +1246,7 @@ static int screen_enter(Top *t)
                   term ? term : "");
         return -ENOTTY;
     }
-    t->on_screen = true;
+    t->screen = s;
     cbreak();
     noecho();
     nonl();
@@ -1272,9 +1272,10 @@ static int screen_enter(Top *t)
  * so that a signal arriving meanwhile still finds the terminal restored. */
 static void top_done(Top *t)
 {
-    if (t->on_screen) {
+    if (t->screen) {
         endwin();
-        t->on_screen = false;
+        delscreen(t->screen);
+        t->screen = NULL;
     }
     set_handlers(SIG_DFL, true);
     signal(SIGWINCH, SIG_DFL);
