@@ -157,6 +157,7 @@ typedef struct Memo {
     bool has_prev;     /* prev is a sample older than cur */
     TrendSample *hist; /* its history, oldest first; owned */
     size_t nhist;      /* NULL and 0 when not (yet) known */
+    double hist_at;    /* when it was fetched, monotonic seconds */
     const cJSON *proc; /* in Top.doc; set for each refresh */
 } Memo;
 
@@ -320,6 +321,25 @@ static int memos_update(Top *t, const cJSON *doc)
     return 0;
 }
 
+/* A whole history is fetched again only this often: an hour of samples is thousands of
+ * entries, of which a refresh every second needs one new one, and the list brings that. */
+#define HISTORY_REFETCH_SECONDS 10.0
+
+/* Between fetches of its history, the samples the list brings extend it. */
+static int memo_extend(Memo *m)
+{
+    TrendSample *s;
+
+    if (m->nhist == 0 || !(m->cur.t > m->hist[m->nhist - 1].t))
+        return 0;
+    s = reallocarray(m->hist, m->nhist + 1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s[m->nhist++] = m->cur;
+    m->hist = s;
+    return 0;
+}
+
 /* Fetches one process's history into its memo. Returns CTL_EXIT_OK, or the failure's exit
  * code; a pymemd without the endpoint turns the history off for good. */
 static int fetch_history(Top *t, Memo *m)
@@ -336,7 +356,9 @@ static int fetch_history(Top *t, Memo *m)
         memo_clear(m);
         m->hist = s;
         m->nhist = n;
+        m->hist_at = clock_mono();
         t->history = HISTORY_YES;
+        t->history_error[0] = '\0';
     } else if (code == CTL_EXIT_OK) {
         snprintf(t->history_error, sizeof(t->history_error),
                  "%s%s: the answer has no \"samples\" list", t->ctl->url, path);
@@ -383,10 +405,19 @@ static int top_fetch(Top *t)
     t->error_code = code;
     if (code != CTL_EXIT_OK)
         return code;
-    t->history_error[0] = '\0';
-    for (size_t i = 0; i < t->nmemo && t->history != HISTORY_NO && !got_quit; i++)
-        if (view_ok(t->memo[i].proc) && fetch_history(t, &t->memo[i]) == CTL_EXIT_UNREACHABLE)
+    for (size_t i = 0; i < t->nmemo && t->history != HISTORY_NO && !got_quit; i++) {
+        Memo *m = &t->memo[i];
+
+        if (!view_ok(m->proc))
+            continue;
+        if (m->nhist > 0 && clock_mono() - m->hist_at < HISTORY_REFETCH_SECONDS) {
+            if (memo_extend(m) < 0)
+                memo_clear(m); /* fetched whole next time */
+            continue;
+        }
+        if (fetch_history(t, m) == CTL_EXIT_UNREACHABLE)
             break;
+    }
     return CTL_EXIT_OK;
 }
 

@@ -818,12 +818,14 @@ class Pty(object):
                 except OSError:
                     break
         try:
-            return self.p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            code = self.p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise Fail("pymemctl did not exit; output: %r" % self.out[-600:])
+        self.drain()  # what it wrote just before it exited
+        return code
 
     def drain(self):
-        while select.select([self.master], [], [], 0.2)[0]:
+        while select.select([self.master], [], [], 0.1)[0]:
             try:
                 chunk = os.read(self.master, 65536)
             except OSError:
