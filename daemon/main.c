@@ -72,10 +72,14 @@ static void usage(FILE *out)
             "                           (or census_match), each stopped at most\n"
             "                           max_census_pause (0.05 s); ?fresh=1 censuses at most\n"
             "                           every census_min_interval (10 s) per process\n"
+            "      --history SECONDS    samples kept per process for .../history (default\n"
+            "                           3600, 0 keeps none; all together at most\n"
+            "                           history_max_memory, 4 MiB)\n"
             "  -c, --config FILE        configuration file (flags override it; SIGHUP re-reads\n"
             "                           it); every key is described in config/pymemd.conf:\n"
             "                           census_match, max_census_pause[_on_demand],\n"
-            "                           census_min_interval, pss_interval, pss_max_rss, ...\n"
+            "                           census_min_interval, pss_interval, pss_max_rss,\n"
+            "                           history_max_memory, ...\n"
             "      --log-level LEVEL    error, warn, info or debug (default info)\n"
             "      --web.config.file FILE  TLS, client certificates, basic auth and headers,\n"
             "                           in Prometheus exporter-toolkit's web config format\n"
@@ -96,6 +100,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, Cmdline *cl)
 {
     enum { OPT_ONCE = 256, OPT_CENSUS, OPT_LOGLEVEL, OPT_REFERRERS, OPT_WEBCONFIG, OPT_CMDLINE };
+    enum { OPT_HISTORY = 512 }; /* apart from the list above, which others extend */
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"match", required_argument, NULL, 'm'},
@@ -111,6 +116,7 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
         {"web.config.file", required_argument, NULL, OPT_WEBCONFIG},
         {"web-config-file", required_argument, NULL, OPT_WEBCONFIG},
         {"cmdline", required_argument, NULL, OPT_CMDLINE},
+        {"history", required_argument, NULL, OPT_HISTORY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {0},
@@ -145,6 +151,9 @@ static int parse_args(int argc, char **argv, Cmdline *cl)
             break;
         case OPT_CMDLINE:
             key = "cmdline";
+            break;
+        case OPT_HISTORY:
+            key = "history";
             break;
         case OPT_ONCE:
             cl->once = true;
@@ -286,6 +295,8 @@ static SamplerOptions sampler_options(const Config *c, double started_at)
         .pss_max_rss = c->pss_max_rss,
         .census_nonblocking = c->census_nonblocking,
         .top_types = c->top_types,
+        .history_seconds = c->history,
+        .history_max_memory = c->history_max_memory,
         .version = PYMEMD_VERSION,
         .started_at = started_at,
     };

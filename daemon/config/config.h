@@ -56,6 +56,11 @@ typedef struct Config {
     uint64_t census_max_memory; /* bytes of pymemd's memory one census may use, 16M..1024G */
     char web_config_file[4096]; /* exporter-toolkit web config (TLS, basic auth); "" = none */
     int cmdline;                /* a CmdlineMode: what "cmdline" shows (full, redacted, hidden) */
+
+    /* Trends (history/). */
+    double history;              /* seconds of samples kept per target for .../history, 0 (off)
+                                  *   or 1..604800 */
+    uint64_t history_max_memory; /* bytes every target's history together may use, 64K..16G */
 } Config;
 
 /* Bounds on every regular expression (match, census_match). glibc's regcomp() copies an item

@@ -63,6 +63,8 @@ struct HttpServer {
     int fd;
     HttpReferrersFn referrers;
     void *referrers_ctx;
+    HttpHistoryFn history;
+    void *history_ctx;
     bool exposed; /* listening on an address other hosts can reach */
 };
 
@@ -70,6 +72,12 @@ void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx)
 {
     h->referrers = fn;
     h->referrers_ctx = ctx;
+}
+
+void http_set_history(HttpServer *h, HttpHistoryFn fn, void *ctx)
+{
+    h->history = fn;
+    h->history_ctx = ctx;
 }
 
 /* ---- content negotiation ---------------------------------------------------------------- */
@@ -370,7 +378,8 @@ static const char landing_page[] =
     "<a href=\"/metrics?format=openmetrics\">?format=openmetrics</a></li>\n"
     "<li><a href=\"/api/v1/processes\">/api/v1/processes</a>, "
     "<code>/api/v1/processes/{pid}</code>, <code>/api/v1/processes/{pid}/objects</code>, "
-    "<code>/api/v1/processes/{pid}/growth</code></li>\n"
+    "<code>/api/v1/processes/{pid}/growth</code>, "
+    "<code>/api/v1/processes/{pid}/history?seconds=N</code></li>\n"
     "<li><a href=\"/healthz\">/healthz</a></li>\n</ul>\n</body></html>\n";
 
 static enum MHD_Result serve_metrics(struct MHD_Connection *c, Snapshot *snap)
@@ -419,6 +428,18 @@ long http_parse_top(const char *v)
     char *end;
     long n = strtol(v, &end, 10);
     return *v && !*end && n > 0 && n <= 1000000 ? n : -1;
+}
+
+double http_parse_seconds(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    double n = strtod(v, &end);
+    /* Plain decimal numbers only: strtod also takes "inf", "nan" and hex. */
+    if (!*v || *end || !isfinite(n) || n <= 0 || n > 315576000.0 || strpbrk(v, "xXnNiI"))
+        return -1;
+    return n;
 }
 
 static bool query_flag(struct MHD_Connection *c, const char *name)
@@ -503,6 +524,24 @@ static enum MHD_Result serve_referrers(HttpServer *h, struct MHD_Connection *c, 
     return send_json_age(c, json, strlen(json), age);
 }
 
+/* DESIGN §4.2: the samples kept of a watched process, oldest first; ?seconds=N keeps the last N
+ * seconds. */
+static enum MHD_Result serve_history(HttpServer *h, struct MHD_Connection *c, pid_t pid)
+{
+    double seconds =
+        http_parse_seconds(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seconds"));
+    if (seconds < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "seconds must be a number of seconds above 0 (e.g. ?seconds=600)");
+    if (!h->history)
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no history is kept here");
+    size_t len = 0;
+    char *body = h->history(h->history_ctx, pid, seconds > 0 ? clock_real() - seconds : 0, &len);
+    if (!body)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return send_owned(c, MHD_HTTP_OK, body, len, CONTENT_TYPE_JSON);
+}
+
 static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapshot *snap,
                                  const char *url)
 {
@@ -528,6 +567,8 @@ static enum MHD_Result serve_api(HttpServer *h, struct MHD_Connection *c, Snapsh
     SnapProc t;
     if (!snapshot_find(snap, (pid_t)pid, &t))
         return send_error(c, MHD_HTTP_NOT_FOUND, "process %ld is not watched", pid);
+    if (strcmp(tail, "/history") == 0)
+        return serve_history(h, c, (pid_t)pid);
     if (*tail == 0 || strcmp(tail, "/") == 0)
         return send_json_copy(c, t.process);
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such path: %.200s", url);

@@ -47,6 +47,16 @@ typedef int (*HttpReferrersFn)(void *ctx, pid_t pid, const char *type, bool fres
 /* Serves .../referrers through fn (with ctx); before this call the path answers 503. */
 void http_set_referrers(HttpServer *h, HttpReferrersFn fn, void *ctx);
 
+/* Answers GET .../history[?seconds=N] of a watched pid: the history document with the samples
+ * taken at or after `since` (epoch seconds; 0: all), a malloc'd string the server frees (its
+ * length in *ret_len), or NULL when out of memory. */
+typedef char *(*HttpHistoryFn)(void *ctx, pid_t pid, double since, size_t *ret_len);
+/* Serves .../history through fn (with ctx); before this call the path answers 503. */
+void http_set_history(HttpServer *h, HttpHistoryFn fn, void *ctx);
+/* The value of ?seconds=N (NULL: absent): N when it is a number of seconds above 0 and at most
+ * 10 years, 0 (all) when absent, -1 when malformed. */
+double http_parse_seconds(const char *v);
+
 /* Picks the /metrics format for an Accept header (NULL: none sent): OpenMetrics when
  * application/openmetrics-text is acceptable, text 0.0.4 for text/plain, JSON otherwise; the
  * highest q wins, ties go OpenMetrics, text, JSON. */

@@ -22,6 +22,9 @@ typedef struct JsonDaemonInfo {
     double started_at;
     double interval_seconds;
     unsigned top_types; /* object types per target in Prometheus output, before "other" */
+
+    double history_seconds;      /* passed on to the listener's history (snapshot settings) */
+    uint64_t history_max_memory; /*   the same */
 } JsonDaemonInfo;
 
 /* The growth table between two censuses of one process: per type object, the change in count

@@ -55,6 +55,47 @@ static int add_census(SnapWriter *w, size_t i, const Census *c)
     return k;
 }
 
+/* What sample s read, as the history keeps it: a value not read at this sample has its bit
+ * clear. Sizes are whole KiB: /proc gives them in kB, and arenas are 256 KiB or 1 MiB. */
+static SnapSample sample_record(const TargetSample *s)
+{
+    SnapSample r = {0};
+    if (!s->have_identity || s->status == TARGET_GONE)
+        return r; /* nothing of this process to record */
+    r.t = s->sampled_at;
+    r.start_ticks = s->id.start_ticks;
+    if (s->have_memory && s->mem.rss >= 0) {
+        r.read |= SNAP_READ_RSS;
+        r.rss_kib = (uint64_t)s->mem.rss / 1024;
+    }
+    /* Read at this sample, not the value kept between reads (pss_interval). */
+    if (s->have_memory && s->mem.pss >= 0 && s->pss_at >= s->sampled_at) {
+        r.read |= SNAP_READ_PSS;
+        r.pss_kib = (uint64_t)s->mem.pss / 1024;
+    }
+    if (s->have_py && s->py.pymalloc_ok) {
+        if (s->py.arena_bytes >= 0) {
+            r.read |= SNAP_READ_ARENA;
+            r.arena_kib = (uint64_t)s->py.arena_bytes / 1024;
+        }
+        if (s->py.allocated_blocks >= 0) {
+            r.read |= SNAP_READ_BLOCKS;
+            r.allocated_blocks = (uint64_t)s->py.allocated_blocks;
+        }
+    }
+    if (s->have_py && s->py.ngenerations >= 3 && s->py.gen[0].collections >= 0 &&
+        s->py.gen[1].collections >= 0 && s->py.gen[2].collections >= 0) {
+        r.read |= SNAP_READ_GC;
+        for (int g = 0; g < 3; g++)
+            r.gc_collections[g] = (uint64_t)s->py.gen[g].collections;
+    }
+    if (s->census && s->census->total >= 0) {
+        r.read |= SNAP_READ_OBJECTS;
+        r.objects_total = (uint64_t)s->census->total;
+    }
+    return r;
+}
+
 int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size_t n,
                    double taken_at, Snapshot **ret)
 {
@@ -73,6 +114,9 @@ int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size
     }
     char *daemon = print_free(d);
     k = procs && lens && pids && daemon ? 0 : -ENOMEM;
+    SnapSettings settings = {info->interval_seconds, info->history_seconds,
+                             info->history_max_memory};
+    snapwriter_settings(w, &settings);
     /* Each process rendered and printed on its own: one tree holding every target's census at
      * once would be the largest allocation pymemd makes. */
     for (size_t i = 0; k == 0 && i < n; i++) {
@@ -99,6 +143,8 @@ int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size
         const TargetSample *s = &samples[i];
         snapwriter_readable(w, i, s->status == TARGET_OK);
         snapwriter_census_error(w, i, s->census_error);
+        SnapSample rec = sample_record(s);
+        snapwriter_sample(w, i, &rec);
         if (s->census)
             k = add_census(w, i, s->census);
         if (k == 0 && s->census && s->prev_census) {

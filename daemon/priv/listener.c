@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "history/history.h"
 #include "http/http.h"
 #include "priv/chan.h"
 #include "util/log.h"
@@ -129,6 +130,7 @@ typedef struct Pending {
 typedef struct Listener {
     int sock;
     SnapshotHolder holder;
+    History *history;
     pthread_mutex_t lock;
     pthread_cond_t answered;
     Pending *pending; /* guarded by lock */
@@ -213,6 +215,30 @@ static int referrers_now(void *ctx, pid_t pid, const char *type, bool fresh,
                ret_json, err, errlen);
 }
 
+static char *history_now(void *ctx, pid_t pid, double since, size_t *ret_len)
+{
+    Listener *l = ctx;
+    return history_json(l->history, pid, since, ret_len);
+}
+
+/* Takes a snapshot's samples into the history (before it is served, so that a process's history
+ * always has the sample its PROCESS shows), and says what the history had to give up. */
+static void history_take(Listener *l, const Snapshot *s)
+{
+    HistoryNews news;
+    history_update(l->history, s, &news);
+    if (news.capped)
+        log_warn("history: history_max_memory allows %zu samples per process with %zu processes "
+                 "watched, fewer than the %zu that history = %gs asks for: each process keeps "
+                 "its last %zu (raise history_max_memory for more)",
+                 news.limit, news.nrings, news.wanted, snapshot_settings(s).history_seconds,
+                 news.limit);
+    if (news.restarted)
+        log_info("history: pid %d: a value changed by 2^31 units or more in one interval; its "
+                 "history starts again",
+                 news.restarted);
+}
+
 /* Hands an answer to the handler waiting for it. Takes ownership of fd. */
 static void deliver(Listener *l, const ChanMsg *m, int fd)
 {
@@ -277,6 +303,10 @@ int listener_run(int listen_fd, int sock, pid_t parent, const char *listen, cons
         return 1;
     }
     Listener l = {.sock = sock};
+    if (history_new(&l.history) < 0) {
+        log_error("listener: out of memory");
+        return 1;
+    }
     holder_init(&l.holder);
     pthread_mutex_init(&l.lock, NULL);
     pthread_condattr_t ca;
@@ -293,6 +323,7 @@ int listener_run(int listen_fd, int sock, pid_t parent, const char *listen, cons
         return 1;
     }
     http_set_referrers(http, referrers_now, &l);
+    http_set_history(http, history_now, &l);
     /* Beyond loopback, basic auth or verified client certificates are what keep strangers out. */
     bool authenticated =
         web->nusers > 0 || (web->tls && web->client_auth == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT);
@@ -321,6 +352,7 @@ int listener_run(int listen_fd, int sock, pid_t parent, const char *listen, cons
                 log_error("listener: refused a snapshot: %s", strerror(-k));
                 continue;
             }
+            history_take(&l, s);
             holder_swap(&l.holder, s);
             if (first) {
                 ChanMsg taken = {.op = CHAN_SNAPSHOT_TAKEN};
@@ -348,6 +380,7 @@ int listener_run(int listen_fd, int sock, pid_t parent, const char *listen, cons
     pthread_mutex_unlock(&l.lock);
     http_stop(http);
     holder_done(&l.holder);
+    history_free(l.history);
     pthread_cond_destroy(&l.answered);
     pthread_mutex_destroy(&l.lock);
     close(sock);

@@ -830,7 +830,8 @@ static void publish(Sampler *s, const SamplerOptions *opt)
         if (s->w[i].have_last)
             v[n++] = sample_view(&s->w[i]);
     qsort(v, n, sizeof(*v), cmp_pid);
-    JsonDaemonInfo info = {opt->version, opt->started_at, opt->interval, opt->top_types};
+    JsonDaemonInfo info = {opt->version,   opt->started_at,      opt->interval,
+                           opt->top_types, opt->history_seconds, opt->history_max_memory};
     Snapshot *snap = NULL;
     int k = snaprender_new(&info, v, n, clock_real(), &snap);
     free(v);

@@ -42,6 +42,9 @@ typedef struct SamplerOptions {
     uint64_t pss_max_rss;       /* no smaps_rollup read above this RSS; 0: no limit */
     bool census_nonblocking;    /* take censuses without stopping the target */
     unsigned top_types;         /* object types per target in Prometheus output */
+
+    double history_seconds;      /* history kept per target by the listener (config history) */
+    uint64_t history_max_memory; /* all history rings together (config history_max_memory) */
     const char *version;
     double started_at;
 } SamplerOptions;

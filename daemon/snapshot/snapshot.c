@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,7 +18,7 @@
  * the records are 8-byte multiples, so the index is aligned wherever the block is. The same
  * binary writes and reads it (the listener is this program, re-executed), so the layout is
  * native and versioned only by the magic. */
-#define SNAP_MAGIC "PYMEMDS1"
+#define SNAP_MAGIC "PYMEMDS2"
 
 typedef struct SnapSpan {
     uint64_t off, len;
@@ -35,6 +36,7 @@ typedef struct SnapRec {
     SnapSpan census_items; /* the type items, joined by ',' */
     SnapSpan census_ends;  /* uint64_t per item: where it ends, from the start of the items */
     SnapSpan growth;
+    SnapSample sample;
 } SnapRec;
 
 typedef struct SnapHeader {
@@ -45,6 +47,7 @@ typedef struct SnapHeader {
     SnapSpan body[SNAP_NFORMATS];
     SnapSpan processes; /* the PROCESS objects inside the JSON body, commas included */
     SnapSpan index;     /* nprocs SnapRec */
+    SnapSettings settings;
 } SnapHeader;
 
 struct Snapshot {
@@ -64,6 +67,7 @@ struct Snapshot {
 
 struct SnapWriter {
     double taken_at;
+    SnapSettings settings;
     unsigned char *data; /* the bytes after the header and the index; spans are relative to it
                           * until snapwriter_finish */
     size_t len, cap;
@@ -203,6 +207,17 @@ void snapwriter_growth(SnapWriter *w, size_t i, const char *growth, size_t len)
     w->recs[i].growth = put(w, growth, len);
 }
 
+void snapwriter_sample(SnapWriter *w, size_t i, const SnapSample *sample)
+{
+    if (i < w->nrecs)
+        w->recs[i].sample = *sample;
+}
+
+void snapwriter_settings(SnapWriter *w, const SnapSettings *settings)
+{
+    w->settings = *settings;
+}
+
 static void shift(SnapSpan *s, uint64_t by)
 {
     s->off += by;
@@ -236,7 +251,8 @@ int snapwriter_finish(SnapWriter *w, Snapshot **ret)
         snapwriter_free(w);
         return -ENOMEM;
     }
-    SnapHeader h = {.size = size, .taken_at = w->taken_at, .nprocs = w->nrecs};
+    SnapHeader h = {
+        .size = size, .taken_at = w->taken_at, .nprocs = w->nrecs, .settings = w->settings};
     memcpy(h.magic, SNAP_MAGIC, sizeof(h.magic));
     for (int f = 0; f < SNAP_NFORMATS; f++) {
         h.body[f] = w->body[f];
@@ -293,6 +309,11 @@ static bool block_valid(const unsigned char *block, size_t size)
     if (!span_ok(h->processes, size) || !span_ok(h->index, size) || h->index.off % 8 ||
         h->nprocs > size / sizeof(SnapRec) || h->index.len != h->nprocs * sizeof(SnapRec))
         return false;
+    /* The settings size the listener's history: finite, and an interval it can divide by. */
+    const SnapSettings *st = &h->settings;
+    if (!isfinite(st->interval) || st->interval < 0 || !isfinite(st->history_seconds) ||
+        st->history_seconds < 0)
+        return false;
     const SnapRec *recs = (const SnapRec *)(const void *)(block + h->index.off);
     for (size_t i = 0; i < h->nprocs; i++) {
         const SnapRec *r = &recs[i];
@@ -302,6 +323,8 @@ static bool block_valid(const unsigned char *block, size_t size)
             if (!span_ok(spans[k], size))
                 return false;
         if (r->census_ends.off % 8 || r->census_ends.len % 8)
+            return false;
+        if (!isfinite(r->sample.t) || r->sample.t < 0 || r->sample.read & ~SNAP_READ_ALL)
             return false;
         const uint64_t *ends = (const uint64_t *)(const void *)(block + r->census_ends.off);
         uint64_t prev = 0;
@@ -370,6 +393,11 @@ Snapshot *snapshot_unref(Snapshot *s)
 double snapshot_taken_at(const Snapshot *s)
 {
     return s->h->taken_at;
+}
+
+SnapSettings snapshot_settings(const Snapshot *s)
+{
+    return s->h->settings;
 }
 
 size_t snapshot_size(const Snapshot *s)
@@ -485,6 +513,7 @@ bool snapshot_proc(const Snapshot *s, size_t i, SnapProc *ret)
         .census_error = at(s, r->census_error),
         .have_growth = r->flags & REC_GROWTH,
         .growth = at(s, r->growth),
+        .sample = r->sample,
     };
     return true;
 }

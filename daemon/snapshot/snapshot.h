@@ -31,6 +31,39 @@ typedef struct SnapBody {
     size_t len;
 } SnapBody;
 
+/* What a sample read, as the history (history/history.h) keeps it: plain numbers, each with a
+ * bit in `read` when it was read at this sample (JSON null otherwise: never a made-up zero).
+ * Sizes are in KiB, the unit the kernel gives them in (and pymalloc arenas are whole KiB).
+ * `pss_kib` is set only at the samples that read smaps_rollup (every pss_interval), not the
+ * value carried between reads; `objects_total` is the total of the latest census, and the
+ * history records it once, at the first sample after the census (see census_at). */
+enum {
+    SNAP_READ_RSS = 1u << 0,
+    SNAP_READ_PSS = 1u << 1,
+    SNAP_READ_ARENA = 1u << 2,
+    SNAP_READ_BLOCKS = 1u << 3,
+    SNAP_READ_GC = 1u << 4, /* gc_collections[0..2] */
+    SNAP_READ_OBJECTS = 1u << 5,
+    SNAP_READ_ALL = (1u << 6) - 1,
+};
+
+typedef struct SnapSample {
+    double t;             /* sampled_at, epoch seconds; 0: no sample to record */
+    uint64_t start_ticks; /* with the pid, the identity of the process (a reused pid differs) */
+    uint32_t read;        /* SNAP_READ_* */
+    uint32_t pad;
+    uint64_t rss_kib, pss_kib, arena_kib, allocated_blocks, objects_total;
+    uint64_t gc_collections[3];
+} SnapSample;
+
+/* What the daemon is configured with that the listener needs (it reads no config file): sent
+ * with every snapshot, so a reload reaches it with the next one. */
+typedef struct SnapSettings {
+    double interval;             /* seconds between samples */
+    double history_seconds;      /* how much history to keep per target; 0: none */
+    uint64_t history_max_memory; /* bytes all history rings together may use */
+} SnapSettings;
+
 /* One watched process, as the HTTP side needs it. Strings are not NUL-terminated. */
 typedef struct SnapProc {
     pid_t pid;
@@ -41,6 +74,7 @@ typedef struct SnapProc {
     SnapBody census_error; /* why the latest census attempt failed ("" when it did not) */
     bool have_growth;      /* two censuses: growth is set */
     SnapBody growth;       /* the growth document */
+    SnapSample sample;     /* what this sample read, for the history */
 } SnapProc;
 
 typedef struct Snapshot Snapshot;
@@ -69,6 +103,10 @@ void snapwriter_census(SnapWriter *w, size_t i, double at, const char *head,
 void snapwriter_readable(SnapWriter *w, size_t i, bool readable);
 void snapwriter_census_error(SnapWriter *w, size_t i, const char *census_error);
 void snapwriter_growth(SnapWriter *w, size_t i, const char *growth, size_t len);
+/* Sets the sample record of the process at index i (copied). */
+void snapwriter_sample(SnapWriter *w, size_t i, const SnapSample *sample);
+/* Sets the settings the snapshot carries (copied; all zero until set). */
+void snapwriter_settings(SnapWriter *w, const SnapSettings *settings);
 /* Lays the block out and returns it as a snapshot with one reference (the writer is freed in
  * every case). -ENOMEM when any allocation along the way failed. */
 int snapwriter_finish(SnapWriter *w, Snapshot **ret);
@@ -91,6 +129,7 @@ Snapshot *snapshot_ref(Snapshot *s);
 /* Drops a reference; the last one frees everything. NULL-safe, returns NULL. */
 Snapshot *snapshot_unref(Snapshot *s);
 double snapshot_taken_at(const Snapshot *s);
+SnapSettings snapshot_settings(const Snapshot *s);
 size_t snapshot_size(const Snapshot *s);
 SnapBody snapshot_body(const Snapshot *s, SnapFormat f);
 /* The gzip body of a format, compressed on first use. NULL if compression failed. */

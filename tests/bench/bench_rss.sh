@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench_rss: pymemd's own memory while it watches N Python processes (default 100), against the
-# goal of 16 MiB of RSS, and its CPU over a minute against the goal of 1% of a core.
+# goal of 16 MiB of RSS, and its CPU over a minute against the goal of 1% of a core. Both
+# processes are measured: the sampler (the pid started) and the HTTP listener (its child, which
+# keeps the history rings), and their sum.
 #
 #   tests/bench/bench_rss.sh [PYMEMD] [N] [SECONDS]
 #
@@ -36,14 +38,25 @@ print(sum(p["status"] == "ok" for p in json.load(sys.stdin)["processes"]))' 2>/d
     [ "$got" -ge "$n" ] && break
     sleep 0.5
 done
+# The listener: the sampler's one child (privsep_spawn forks it from the main thread).
+listener=$(cat "/proc/$daemon/task/$daemon/children" 2>/dev/null | awk '{print $1}')
 ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
-c0=$(cpu)
+cpu() { awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
+kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+c0=$(cpu "$daemon"); l0=$(cpu "$listener")
 sleep "$secs"
-c1=$(cpu)
-rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$daemon/status")
-hwm_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$daemon/status")
-pct=$(awk -v a="$c0" -v b="$c1" -v t="$ticks" -v s="$secs" 'BEGIN {printf "%.2f", (b - a) / t / s * 100}')
+c1=$(cpu "$daemon"); l1=$(cpu "$listener")
+pct() { awk -v a="$1" -v b="$2" -v t="$ticks" -v s="$secs" 'BEGIN {printf "%.2f", (b - a) / t / s * 100}'; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+s_rss=$(kib "$daemon" VmRSS); s_hwm=$(kib "$daemon" VmHWM)
+l_rss=$(kib "$listener" VmRSS); l_hwm=$(kib "$listener" VmHWM)
+hist=$(curl -s "127.0.0.1:$port/api/v1/processes/${pids[0]}/history" | "$python" -c 'import json,sys
+print(len(json.load(sys.stdin)["samples"]))' 2>/dev/null || echo "-")
 printf 'targets read:       %s of %s\n' "$got" "$n"
-printf 'pymemd RSS:         %.1f MiB (peak %.1f MiB; goal < 16 MiB)\n' "$(echo "$rss_kib/1024" | bc -l)" "$(echo "$hwm_kib/1024" | bc -l)"
-printf 'pymemd CPU:         %s%% of one core over %ss at the default 1 s interval (goal < 1%% with 10 targets)\n' "$pct" "$secs"
+printf 'sampler RSS:        %s MiB (peak %s MiB)\n' "$(mib "$s_rss")" "$(mib "$s_hwm")"
+printf 'listener RSS:       %s MiB (peak %s MiB; history entries of the first target: %s)\n' \
+    "$(mib "$l_rss")" "$(mib "$l_hwm")" "$hist"
+printf 'pymemd RSS, both:   %s MiB (goal < 16 MiB)\n' "$(mib $((s_rss + l_rss)))"
+printf 'sampler CPU:        %s%% of one core over %ss at the default 1 s interval\n' "$(pct "$c0" "$c1")" "$secs"
+printf 'listener CPU:       %s%% of one core\n' "$(pct "$l0" "$l1")"
+printf 'pymemd CPU, both:   %s%% of one core (goal < 1%% with 10 targets)\n' "$(pct $((c0 + l0)) $((c1 + l1)))"

@@ -47,6 +47,8 @@ static void assert_config_equal(const Config *a, const Config *b)
     assert_true(a->pss_max_rss == b->pss_max_rss);
     assert_true(a->census_max_memory == b->census_max_memory);
     assert_int_equal(a->cmdline, b->cmdline);
+    assert_true(a->history == b->history);
+    assert_true(a->history_max_memory == b->history_max_memory);
 }
 
 /* Writes len bytes to a new temporary file and returns its path (the caller unlinks and frees
@@ -124,6 +126,8 @@ static void defaults(void **state)
     assert_true(c.pss_max_rss == 4ULL << 30);
     assert_true(c.census_max_memory == 1ull << 30);
     assert_int_equal(c.cmdline, CMDLINE_REDACTED);
+    assert_true(c.history == 3600.0);
+    assert_true(c.history_max_memory == 4ull << 20);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
     config_done(&c);
@@ -969,6 +973,8 @@ static void shipped_conf_defaults(void **state)
         "pss_max_rss",
         "census_max_memory",
         "cmdline",
+        "history",
+        "history_max_memory",
     };
     char *path = shipped_conf_path();
     char *text = read_whole(path);

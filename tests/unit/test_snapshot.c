@@ -4,6 +4,7 @@
  * refused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,15 @@ static const char *const items[] = {"{\"type\":\"dict\",\"count\":9}",
                                     "{\"type\":\"list\",\"count\":4}",
                                     "{\"type\":\"A\",\"count\":1}"};
 
+static const SnapSample sample20 = {
+    .t = 1234.25,
+    .start_ticks = 98765,
+    .read = SNAP_READ_RSS | SNAP_READ_GC,
+    .rss_kib = 4096,
+    .gc_collections = {5, 6, 7},
+};
+static const SnapSettings settings = {0.5, 3600, 4u << 20};
+
 static Snapshot *build(void)
 {
     SnapWriter *w = NULL;
@@ -36,6 +46,8 @@ static Snapshot *build(void)
     snapwriter_census(w, 0, 99.25, "{\"at\":99.25,\"types\":[", items, lens, 3);
     snapwriter_growth(w, 0, "{\"pid\":10,\"types\":[]}", 21);
     snapwriter_census_error(w, 1, "not censused on schedule");
+    snapwriter_sample(w, 1, &sample20);
+    snapwriter_settings(w, &settings);
     snapwriter_body(w, SNAP_PROMETHEUS, "python_threads 1\n", 17);
     snapwriter_body(w, SNAP_OPENMETRICS, "python_threads 1\n# EOF\n", 23);
     Snapshot *s = NULL;
@@ -76,6 +88,12 @@ static void check(Snapshot *s)
     assert_body(b.process, procs[1]);
     assert_false(b.readable || b.have_census || b.have_growth);
     assert_body(b.census_error, "not censused on schedule");
+    /* The sample records and the settings come back as written; one never set is all zero. */
+    assert_memory_equal(&b.sample, &sample20, sizeof(sample20));
+    SnapSample zero = {0};
+    assert_memory_equal(&a.sample, &zero, sizeof(zero));
+    SnapSettings st = snapshot_settings(s);
+    assert_memory_equal(&st, &settings, sizeof(st));
 
     char *c = snapshot_census(s, 10, 0, NULL);
     assert_string_equal(c, "{\"at\":99.25,\"types\":[{\"type\":\"dict\",\"count\":9},"
@@ -167,6 +185,35 @@ static void refused(void **state)
     snapshot_unref(s);
 }
 
+/* A snapshot whose sample record or settings the listener could not use. */
+static void refused_records(void **state)
+{
+    (void)state;
+    for (int bad = 0; bad < 4; bad++) {
+        SnapWriter *w = NULL;
+        assert_int_equal(snapwriter_new(1.0, &w), 0);
+        snapwriter_json(w, "[", pids, procs, proc_lens, 2, "]");
+        SnapSample smp = sample20;
+        SnapSettings st = settings;
+        if (bad == 0)
+            smp.read |= 1u << 6; /* a bit no version sets */
+        else if (bad == 1)
+            smp.t = NAN;
+        else if (bad == 2)
+            st.interval = -1;
+        else
+            st.history_seconds = INFINITY;
+        snapwriter_sample(w, 1, &smp);
+        snapwriter_settings(w, &st);
+        Snapshot *s = NULL, *m = NULL;
+        assert_int_equal(snapwriter_finish(w, &s), 0);
+        int fd = -1;
+        assert_int_equal(snapshot_to_memfd(s, &fd), 0);
+        assert_int_equal(snapshot_from_fd(fd, &m), -EINVAL);
+        snapshot_unref(s);
+    }
+}
+
 static void holder(void **state)
 {
     (void)state;
@@ -187,9 +234,8 @@ static void holder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(written),
-        cmocka_unit_test(through_memfd),
-        cmocka_unit_test(refused),
+        cmocka_unit_test(written), cmocka_unit_test(through_memfd),
+        cmocka_unit_test(refused), cmocka_unit_test(refused_records),
         cmocka_unit_test(holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
