@@ -728,8 +728,10 @@ def t_steps_history(c, ctx):
     """Over the history: the change and rate of its first and last samples, the trend, and
     the census's age."""
     s = ctx.stepper
-    j = s.settled()
+    # The census first: reading the target's heap for it may fault pages in (RSS moves).
     census = s.d.json("/api/v1/processes/%d/objects?fresh=1&top=1" % s.pid, timeout=40)
+    s.read_at = time.time()
+    j = s.settled()
     h0 = s.history()
     if h0 is None:
         raise Skip("this pymemd serves no /api/v1/processes/PID/history (the trend's source)")
