@@ -132,7 +132,9 @@ static const TopCol cols[NCOLS] = {
     [COL_COMMAND] = {"COMMAND", false, NULL, SORT_NONE, 0, false, 12, 10},
 };
 
-/* NAME grows up to this many columns, then TREND up to its limit, then the command line. */
+/* NAME keeps this many columns of its text before other columns are dropped, then grows up
+ * to NAME_MAX_WIDTH; then TREND up to its limit; the command line takes the rest. */
+#define NAME_KEEP_WIDTH 12
 #define NAME_MAX_WIDTH  20
 #define TREND_MAX_WIDTH 33 /* two sparklines of 16 and the blank between them */
 /* Lines above the table: title, summary, message; then the column header. */
@@ -666,6 +668,7 @@ static void layout(const Top *t, const cJSON **procs, size_t n, Layout *l)
     }
     for (size_t i = 0; i < n; i++)
         want_name = MAX(want_name, cell_width(t, COL_NAME, procs[i]));
+    l->width[COL_NAME] = MAX(l->width[COL_NAME], MIN(want_name, NAME_KEEP_WIDTH));
     if (t->cols == 0) {
         size_t want_cmd = 0;
 
@@ -855,10 +858,10 @@ static void draw_head(Out *o, const cJSON **procs, size_t n)
         span = fmax(span, change(t, memo_of(t, procs[i]), TREND_RSS).span);
     }
     if (window_of(t) == WINDOW_HISTORY)
-        snprintf(win, sizeof(win), "%s over history (%s)", fmt_utf8() ? "\xce\x94" : "d",
-                 span > 0 ? FMT(span_text, span) : "none yet");
+        snprintf(win, sizeof(win), "%s: %s%s", fmt_utf8() ? "\xce\x94" : "d",
+                 span > 0 ? FMT(span_text, span) : "no history yet", span > 0 ? " of history" : "");
     else
-        snprintf(win, sizeof(win), "%s since the last refresh", fmt_utf8() ? "\xce\x94" : "d");
+        snprintf(win, sizeof(win), "%s: since last refresh", fmt_utf8() ? "\xce\x94" : "d");
     snprintf(line, sizeof(line), "pymemctl top - %s - %s, every %g s; %s", t->ctl->url,
              FMT(fmt_clock, ((Num){.ok = true, .v = clock_real()})), t->interval, win);
     text_line(o, line, A_BOLD);

@@ -387,7 +387,7 @@ def t_fake_history(c, fake):
           "HEAP/s", "BLOCKS", DELTA + "BLOCKS", "BLK/s", "GEN0", "GEN1", "GEN2", "GC/s",
           "OBJECTS", "BUSY", "TREND", "COMMAND"], f["cols"])
     c.ok(f["title"].startswith("pymemctl top - %s - " % fake.url) and
-         f["title"].endswith("every 1 s; %s over history (100 s)" % DELTA), "title: %r" % f["title"])
+         f["title"].endswith("every 1 s; %s: 100 s of history" % DELTA), "title: %r" % f["title"])
     c.eq("summary", "2 processes, 1 ok; rss 1.1 GiB, objects 1,234,567; sort: rss", f["summary"])
     c.eq("message", "", f["message"])
     row = f["rows"].get(4242, {})
@@ -469,7 +469,7 @@ def t_fake_refresh(c, fake):
         "/api/v1/processes", "/api/v1/processes/4242/history", "/api/v1/processes",
         "/api/v1/processes"], fake.requests)
     for i, f in enumerate(frames):
-        c.ok(f["title"].endswith("; %s since the last refresh" % DELTA),
+        c.ok(f["title"].endswith("; %s: since last refresh" % DELTA),
              "frame %d title: %r" % (i + 1, f["title"]))
         c.ok(f["message"].startswith("the trend needs a newer pymemd: %s has no "
                                      "/api/v1/processes/PID/history" % fake.url),
@@ -510,7 +510,7 @@ def t_fake_no_census(c, fake):
     c.eq("one: message", "no object census of pid 4242 yet: 'pymemctl objects --fresh 4242' "
          "takes one", f.get("message"))
     c.eq("one sample: no change yet", "-", f.get("rows", {}).get(4242, {}).get(DELTA + "RSS"))
-    c.ok(f.get("title", "").endswith("%s over history (none yet)" % DELTA), "title: %r" % f.get(
+    c.ok(f.get("title", "").endswith("%s: no history yet" % DELTA), "title: %r" % f.get(
         "title"))
     fake.routes["/api/v1/processes"] = lambda: {"processes": [p, q]}
     fake.routes["/api/v1/processes/4343/history"] = lambda: {
