@@ -138,8 +138,8 @@ const char *fmt_short(char *buf, Num n, unsigned base, bool sign)
         return buf;
     }
     v /= base;
-    /* 999.96K would print as 1000.0K, wider than the column: that is 1.0M (0.98M in bytes). */
-    while (v >= 999.95 && u + 1 < sizeof(units) - 1) {
+    /* 999.6K would print as 1000K, a character wider: that is 1.0M (0.98M in bytes). */
+    while (v >= 999.5 && u + 1 < sizeof(units) - 1) {
         v /= base;
         u++;
     }

@@ -1054,7 +1054,7 @@ def short_units(v, base):
     if r(abs(v)) < base:
         return ("-" if r(-v) > 0 else "") + "%d" % r(abs(v))
     s, u = abs(v) / float(base), 0
-    while s >= 999.95 and u < 5:
+    while s >= 999.5 and u < 5:
         s, u = s / base, u + 1
     return ("-" if v < 0 else "") + ("%.1f" if s < 99.95 else "%.0f") % s + "KMGTPE"[u]
 

@@ -82,7 +82,7 @@ def fmt_short(v, base, sign=False):
         return pre + "%.0f" % c_round(a)
     s = a / float(base)
     u = 0
-    while s >= 999.95 and u + 1 < 6:
+    while s >= 999.5 and u + 1 < 6:
         s /= base
         u += 1
     return pre + ("%.1f" if s < 99.95 else "%.0f") % s + "KMGTPE"[u]
