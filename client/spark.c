@@ -11,29 +11,37 @@ static const char *const blocks[8] = {
 };
 static const char ascii[8] = {'_', '.', '-', '=', '+', '*', '#', '@'};
 
+/* The largest known value of v[from..to), or -INFINITY when none is known. */
+static double peak(const Num *v, size_t from, size_t to)
+{
+    double top = -INFINITY;
+
+    for (size_t k = from; k < to; k++)
+        if (v[k].ok && isfinite(v[k].v))
+            top = fmax(top, v[k].v);
+    return top;
+}
+
 void spark_append(StrBuf *b, const Num *v, size_t n, size_t width, bool utf8)
 {
     double lo = INFINITY, hi = -INFINITY;
     size_t shown = MIN(n, width);
 
-    /* Columns first: column i covers v[i * n / shown .. (i + 1) * n / shown). */
+    /* Column i covers v[i * n / shown .. (i + 1) * n / shown); the scale is that of the
+     * columns, so that the lowest column shown is the lowest height. */
     for (size_t i = 0; i < shown; i++) {
-        for (size_t k = i * n / shown; k < (i + 1) * n / shown; k++) {
-            if (v[k].ok && isfinite(v[k].v)) {
-                lo = fmin(lo, v[k].v);
-                hi = fmax(hi, v[k].v);
-            }
+        double top = peak(v, i * n / shown, (i + 1) * n / shown);
+        if (top != -INFINITY) {
+            lo = fmin(lo, top);
+            hi = fmax(hi, top);
         }
     }
     for (size_t i = shown; i < width; i++)
         strbuf_puts(b, " ");
     for (size_t i = 0; i < shown; i++) {
-        double top = -INFINITY;
+        double top = peak(v, i * n / shown, (i + 1) * n / shown);
         int level;
 
-        for (size_t k = i * n / shown; k < (i + 1) * n / shown; k++)
-            if (v[k].ok && isfinite(v[k].v))
-                top = fmax(top, v[k].v);
         if (top == -INFINITY) {
             strbuf_puts(b, " ");
             continue;

@@ -9,7 +9,7 @@
 
 /* Appends a sparkline of v[0..n) (oldest first) in exactly width columns: eight heights of
  * the Unicode block elements U+2581..U+2588 when utf8, of the ASCII characters "_.-=+*#@"
- * otherwise, scaled from the smallest to the largest value shown, so that the shape shows
+ * otherwise, scaled from the lowest to the highest column, so that the shape shows
  * even when the change is small against the whole. With more values than columns, each column
  * is the largest value of its share of the series (for memory the peaks are what matter);
  * with fewer, the line is right-aligned, the newest value in the last column. A column with

@@ -127,10 +127,9 @@ def spark(values, width, utf8=True):
     for i in range(shown):
         part = [v for v in values[i * n // shown:(i + 1) * n // shown] if v is not None]
         cols.append(max(part) if part else None)
+    # The scale is that of the columns: the lowest column is the lowest height.
     known = [v for v in cols if v is not None]
-    # The scale is over the values themselves, as the C code computes it.
-    allv = [v for v in values if v is not None]
-    lo, hi = (min(allv), max(allv)) if allv else (0, 0)
+    lo, hi = (min(known), max(known)) if known else (0, 0)
     out = " " * (width - shown)
     for v in cols:
         if v is None:
@@ -138,7 +137,6 @@ def spark(values, width, utf8=True):
             continue
         level = int(c_round((v - lo) / float(hi - lo) * 7)) if hi > lo else 0
         out += chars[max(0, min(7, level))]
-    del known
     return out
 
 

@@ -61,6 +61,10 @@ static void columns(void **state)
     /* Eight values in four columns: each column the larger of its two. */
     Num v[] = {K(0), K(7), K(1), K(1), K(0), K(0), K(3), K(2)};
     check(v, 8, 4, false, "@._=");
+    /* The scale is the columns': the lowest column lies on the lowest height even when a
+     * smaller value went into a taller column. */
+    Num peaks[] = {K(0), K(10), K(5), K(6)};
+    check(peaks, 4, 2, false, "@_");
     /* Unread values: a column with none read is blank; the others are scaled without them. */
     Num u[] = {K(0), UNREAD, UNREAD, K(4)};
     check(u, 4, 2, false, "_@");
