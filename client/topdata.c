@@ -39,7 +39,10 @@ static bool same_process(const Memo *m, const cJSON *proc)
 {
     Num pid = jnum(proc, "pid"), start = jnum(proc, "start_time");
 
-    return pid.ok && pid.v == m->pid && (start.ok ? start.v : NAN) == m->start_time;
+    /* Without a start time (not read), the pid alone. */
+    if (!pid.ok || pid.v != m->pid)
+        return false;
+    return start.ok ? start.v == m->start_time : isnan(m->start_time);
 }
 
 /* One memo per process of the new list: carried over from the last refresh for a process

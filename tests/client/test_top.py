@@ -441,10 +441,13 @@ def t_fake_refresh(c, fake):
     afresh."""
     answers = [
         [fake_proc(4242, 1000.0, 100 << 20, 10 << 20, 20000, [10, 1, 0]),
-         fake_proc(5000, 1000.0, 50 << 20, 5 << 20, 9000, [4, 0, 0], start=50.0)],
-        # 2 s later: +3 MiB RSS, +1 MiB arenas, +2,500 blocks, +5 collections.
+         fake_proc(5000, 1000.0, 50 << 20, 5 << 20, 9000, [4, 0, 0], start=50.0),
+         fake_proc(6000, 1000.0, 10 << 20, 1 << 20, 900, [0, 0, 0], start=None)],
+        # 2 s later: +3 MiB RSS, +1 MiB arenas, +2,500 blocks, +5 collections; pid 6000, whose
+        # start time is not known, is the same process by its pid.
         [fake_proc(4242, 1002.0, 103 << 20, 11 << 20, 22500, [14, 2, 0]),
-         fake_proc(5000, 1002.0, 50 << 20, 5 << 20, 9000, [4, 0, 0], start=50.0)],
+         fake_proc(5000, 1002.0, 50 << 20, 5 << 20, 9000, [4, 0, 0], start=50.0),
+         fake_proc(6000, 1002.0, 11 << 20, 1 << 20, 900, [0, 0, 0], start=None)],
         # The daemon has not sampled since: the same sample; pid 5000 is a new process.
         [fake_proc(4242, 1002.0, 103 << 20, 11 << 20, 22500, [14, 2, 0]),
          fake_proc(5000, 1002.0, 60 << 20, 6 << 20, 9500, [0, 0, 0], start=77.0)],
@@ -486,6 +489,8 @@ def t_fake_refresh(c, fake):
         for col in want:
             c.eq("frame %d %s" % (n + 1, col), want[col], row.get(col))
     c.eq("frame 2: pid 5000 did not move", "0", frames[1]["rows"].get(5000, {}).get(DELTA + "RSS"))
+    c.eq("frame 2: pid 6000 without a start time", "+1.0M",
+         frames[1]["rows"].get(6000, {}).get(DELTA + "RSS"))
     c.eq("frame 3: pid 5000 reused: no change yet", "-",
          frames[2]["rows"].get(5000, {}).get(DELTA + "RSS"))
     c.eq("frame 3: pid 5000's own RSS", "60.0M", frames[2]["rows"].get(5000, {}).get("RSS"))
