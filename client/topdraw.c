@@ -392,6 +392,23 @@ static const char *span_text(char *buf, double s)
     return buf;
 }
 
+/* True when no process that can be read has two samples in its history. */
+static bool no_history(const Top *t, const cJSON **procs, size_t n)
+{
+    size_t ok = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const Memo *m = topdata_memo(t, procs[i]);
+
+        if (!view_ok(procs[i]))
+            continue;
+        ok++;
+        if (m && m->nhist >= 2)
+            return false;
+    }
+    return ok > 0;
+}
+
 /* The one line of advice or trouble under the summary: what failed, else what is missing
  * and the command that gets it. */
 static void message(const Top *t, const cJSON **procs, size_t n, char *line, size_t size,
@@ -418,6 +435,12 @@ static void message(const Top *t, const cJSON **procs, size_t n, char *line, siz
     if (t->history_error[0]) {
         snprintf(line, size, "history: %s", t->history_error);
         *ret_attr = t->colors ? COLOR_PAIR(PAIR_YELLOW) : A_NORMAL;
+        return;
+    }
+    if (topdata_window(t) == WINDOW_HISTORY && no_history(t, procs, n)) {
+        snprintf(line, size,
+                 "no history yet (pymemd adds a sample each interval; none with history = 0): "
+                 "key w or --window refresh shows changes since the last refresh");
         return;
     }
     for (size_t i = 0; i < n; i++) {

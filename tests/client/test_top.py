@@ -506,18 +506,26 @@ def t_fake_no_census(c, fake):
     q = fake_proc(4343, 1000.0, 100 << 20, 10 << 20, 20000, [10, 1, 0])
     fake.routes.clear()
     fake.routes["/api/v1/processes"] = lambda: {"processes": [p]}
+    hist = [proc_sample(p)]
     fake.routes["/api/v1/processes/4242/history"] = lambda: {
-        "pid": 4242, "interval_seconds": 1, "samples": [proc_sample(p)]}
+        "pid": 4242, "interval_seconds": 1, "samples": hist}
+    rc, out, err = top_batch(fake.url, "-n", "1")
+    f = (parse_frames(out) or [{}])[0]
+    c.eq("one sample: message", "no history yet (pymemd adds a sample each interval; none with "
+         "history = 0): key w or --window refresh shows changes since the last refresh",
+         f.get("message"))
+    c.eq("one sample: no change yet", "-", f.get("rows", {}).get(4242, {}).get(DELTA + "RSS"))
+    c.ok(f.get("title", "").endswith("%s: no history yet" % DELTA), "title: %r" % f.get(
+        "title"))
+    hist.insert(0, dict(proc_sample(p), t=p["sampled_at"] - 1))
     rc, out, err = top_batch(fake.url, "-n", "1")
     f = (parse_frames(out) or [{}])[0]
     c.eq("one: message", "no object census of pid 4242 yet: 'pymemctl objects --fresh 4242' "
          "takes one", f.get("message"))
-    c.eq("one sample: no change yet", "-", f.get("rows", {}).get(4242, {}).get(DELTA + "RSS"))
-    c.ok(f.get("title", "").endswith("%s: no history yet" % DELTA), "title: %r" % f.get(
-        "title"))
+    c.eq("two samples: no change", "0", f.get("rows", {}).get(4242, {}).get(DELTA + "RSS"))
     fake.routes["/api/v1/processes"] = lambda: {"processes": [p, q]}
     fake.routes["/api/v1/processes/4343/history"] = lambda: {
-        "pid": 4343, "interval_seconds": 1, "samples": [proc_sample(q)]}
+        "pid": 4343, "interval_seconds": 1, "samples": hist}
     rc, out, err = top_batch(fake.url, "-n", "1")
     f = (parse_frames(out) or [{}])[0]
     c.eq("two: message", "no object census of 2 processes yet: 'pymemctl objects --fresh PID' "
