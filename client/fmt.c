@@ -24,6 +24,11 @@ void fmt_init(void)
     fmt_is_utf8 = cs && (strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "utf8") == 0);
 }
 
+bool fmt_utf8(void)
+{
+    return fmt_is_utf8;
+}
+
 /* Groups the digits of |v| by thousands into out; returns out. */
 static char *group(char *out, size_t size, unsigned long long v)
 {
@@ -112,6 +117,43 @@ const char *fmt_delta_bytes(char *buf, Num n)
     buf[0] = n.v < 0 ? '-' : '+';
     bytes_abs(buf + 1, FMT_MAX - 1, n.v);
     return buf;
+}
+
+const char *fmt_short(char *buf, Num n, unsigned base, bool sign)
+{
+    static const char units[] = "KMGTPE";
+    double v = fabs(n.v);
+    size_t u = 0, o = 0;
+
+    if (!n.ok || !isfinite(n.v))
+        return strcpy(buf, FMT_NONE);
+    if (sign && round(v) == 0)
+        return strcpy(buf, "0");
+    if (sign)
+        buf[o++] = n.v < 0 ? '-' : '+';
+    else if (round(n.v) < 0)
+        buf[o++] = '-';
+    if (round(v) < base) {
+        snprintf(buf + o, FMT_MAX - o, "%.0f", round(v));
+        return buf;
+    }
+    v /= base;
+    /* 999.6K would print as 1000K, a character wider: that is 1.0M (0.98M in bytes). */
+    while (v >= 999.5 && u + 1 < sizeof(units) - 1) {
+        v /= base;
+        u++;
+    }
+    snprintf(buf + o, FMT_MAX - o, v < 99.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
+    return buf;
+}
+
+const char *fmt_rate(char *buf, Num n)
+{
+    if (n.ok && isfinite(n.v) && fabs(n.v) < 99.95) {
+        snprintf(buf, FMT_MAX, "%.1f", n.v);
+        return strcmp(buf, "-0.0") == 0 ? strcpy(buf, "0.0") : buf;
+    }
+    return fmt_short(buf, n, 1000, false);
 }
 
 const char *fmt_seconds(char *buf, Num n)

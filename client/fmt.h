@@ -29,6 +29,8 @@
 /* Reads the locale's character type, so that names in UTF-8 are shown as such on a UTF-8
  * terminal and as '?' elsewhere. Call once, first. */
 void fmt_init(void);
+/* True when the locale's character set (read by fmt_init()) is UTF-8. */
+bool fmt_utf8(void);
 
 /* An identifier such as a pid: 4242, without separators. */
 const char *fmt_id(char *buf, Num n);
@@ -40,6 +42,14 @@ const char *fmt_delta(char *buf, Num n);
 const char *fmt_bytes(char *buf, Num n);
 /* +1.2 MiB, -512 B, 0 B. */
 const char *fmt_delta_bytes(char *buf, Num n);
+/* Short forms for the narrow columns of top, at most 5 characters before the sign: below base
+ * the number itself (512), then one decimal below 100 of a unit and none above (13.6K, 135M),
+ * with K M G T P E for powers of base (1024 for bytes, 1000 for counts). With sign: +1.2M,
+ * -512, and 0 for nothing (or what rounds to nothing). */
+const char *fmt_short(char *buf, Num n, unsigned base, bool sign);
+/* A rate such as collections per second: 0.0 to 99.9 with one decimal, then fmt_short(). */
+const char *fmt_rate(char *buf, Num n);
+
 /* 12 us, 3.4 ms, 1.25 s, 75 s, for durations. */
 const char *fmt_seconds(char *buf, Num n);
 /* A ratio 0..1 as 12.3%. */

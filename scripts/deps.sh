@@ -6,6 +6,7 @@ packages=(
     gcc meson ninja-build pkg-config clang-format  # build, formatting check
     libmicrohttpd-dev libcjson-dev libproc2-dev libelf-dev libcurl4-gnutls-dev zlib1g-dev
     libsystemd-dev
+    libncurses-dev                          # pymemctl top's screen (libncursesw)
     libgnutls28-dev libyaml-dev libcrypt-dev  # --web.config.file (TLS, YAML, bcrypt)
     openssl apache2-utils                   # test_tls.py: certificates, htpasswd -B hashes
     libdebuginfod-dev                       # debug files of stripped binaries from DEBUGINFOD_URLS

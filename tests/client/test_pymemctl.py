@@ -29,7 +29,8 @@ and checks:
   * colour only on a terminal, never with NO_COLOR or --no-color;
   * top in an 80x24 tmux terminal: header, a row per target, sort keys, q,
     Ctrl-C and SIGTERM, the terminal restored (modes, cursor, main screen),
-    a daemon that goes away while it runs;
+    a daemon that goes away while it runs (and is named after q); top's
+    numbers are test_top.py's;
   * usage errors (2), unreachable URLs (3, naming the URL), daemon errors (1);
   * both man pages format without groff warnings and document every option.
 
@@ -598,7 +599,8 @@ def t_help(c, ctx):
                 "--no-color", "PYMEMD_URL"):
         c.ok(cmd in out, "--help does not mention %s" % cmd)
     for cmd, opts in (("ls", []), ("show", []), ("objects", ["--top", "--sort", "--fresh"]),
-                      ("growth", ["--top", "--fresh"]), ("top", ["--interval"])):
+                      ("growth", ["--top", "--fresh"]),
+                      ("top", ["--interval", "--window", "--batch", "--iterations"])):
         for argv in ([cmd, "--help"], ["help", cmd], ["--json", cmd, "-h"],
                      ["--no-color", "help", cmd]):
             rc, out, err = ctl(*argv)
@@ -1041,7 +1043,27 @@ def top_rows(screen):
 
 
 def on_top(s):
-    return "q quit  sort:" in s or re.search(r"^pymemctl top - ", s, re.M)
+    return "q quit  ? help" in s or re.search(r"^pymemctl top - ", s, re.M)
+
+
+def short_units(v, base):
+    """top's narrow units (fmt_short): 512, 13.6K, 135M; K M G of base."""
+    if v is None:
+        return "-"
+    r = lambda x: int(x + 0.5)  # C's round() of a non-negative number
+    if r(abs(v)) < base:
+        return ("-" if r(-v) > 0 else "") + "%d" % r(abs(v))
+    s, u = abs(v) / float(base), 0
+    while s >= 999.5 and u < 5:
+        s, u = s / base, u + 1
+    return ("-" if v < 0 else "") + ("%.1f" if s < 99.95 else "%.0f") % s + "KMGTPE"[u]
+
+
+def top_header(screen):
+    for line in screen.splitlines():
+        if re.match(r"^\s*PID\s+NAME\s", line):
+            return line.split()
+    return []
 
 
 def check_restored(c, tm, code):
@@ -1052,6 +1074,7 @@ def check_restored(c, tm, code):
     c.eq("cursor visible", "1", tm.flag("#{cursor_flag}"))
     c.ok("BEFORE-PYMEMCTL" in s and not on_top(s),
          "the main screen is not what it was: %s" % short(s, 300))
+    return s
 
 
 def t_top(c, ctx):
@@ -1065,8 +1088,11 @@ def t_top(c, ctx):
         c.ok(lines[0].startswith("pymemctl top - %s - " % ctx.a.url), "title: %r" % lines[0])
         c.ok(re.search(r"^\d+ processes, \d+ ok; rss \S+ \S+, objects \S+; sort: rss$",
                        lines[1]), "summary: %r" % lines[1])
-        c.ok(re.match(r"^\s*PID NAME\s+PYTHON\s+RSS\s+HEAP\s+GEN0 GEN1 GEN2\s+OBJECTS\s+BUSY$",
-                      lines[3]), "column header: %r" % lines[3])
+        heads = top_header(s)
+        c.eq("column header", lines[3].split(), heads)
+        for col in ("PID", "NAME", "RSS", "\u0394RSS", "HEAP", "OBJECTS"):
+            c.ok(col in heads, "80 columns: no %s column: %r" % (col, heads))
+        c.ok("COMMAND" not in heads, "80 columns: a COMMAND column: %r" % heads)
         c.eq("alternate screen on", "1", tm.flag("#{alternate_on}"))
         c.eq("cursor hidden", "0", tm.flag("#{cursor_flag}"))
         c.eq("screen lines", 24, len(lines))
@@ -1077,19 +1103,18 @@ def t_top(c, ctx):
         for t in ctx.targets:
             row = dict(top_rows(s)).get(t.pid, "")
             p = byp[t.pid]
-            c.ok(re.search(r"\s%s\s" % re.escape(t.truth["version"]), row),
-                 "row of %d lacks version: %r" % (t.pid, row))
             c.ok(p["name"][:6] in row, "row of %d lacks name %r: %r" % (t.pid, p["name"], row))
-            c.ok(human(p["memory"]["rss_bytes"]) in row,
-                 "row of %d lacks rss %s: %r" % (t.pid, human(p["memory"]["rss_bytes"]), row))
-            c.ok(re.search(r"\s%s\s+%s\s" % (count(t.truth["get_count"][1]),
-                                             count(t.truth["get_count"][2])), row),
-                 "row of %d lacks gen1/gen2 counts %s: %r" % (
-                     t.pid, t.truth["get_count"][1:], row))
+            rss = short_units(p["memory"]["rss_bytes"], 1024)
+            c.ok(re.search(r"\s%s\s" % re.escape(rss), row),
+                 "row of %d lacks rss %s: %r" % (t.pid, rss, row))
+            heap = short_units((p.get("pymalloc") or {}).get("arena_bytes"), 1024)
+            c.ok(re.search(r"\s%s\s" % re.escape(heap), row),
+                 "row of %d lacks heap %s: %r" % (t.pid, heap, row))
             if p.get("objects"):
-                c.ok(re.search(r"\s%s\s" % count(p["objects"]["total"]), row),
-                     "row of %d lacks objects %s: %r" % (t.pid, count(p["objects"]["total"]),
-                                                         row))
+                # The count, and the census's age after it.
+                objs = short_units(p["objects"]["total"], 1000)
+                c.ok(re.search(r"\s%s \([\d.]+ s ago\)" % re.escape(objs), row),
+                     "row of %d lacks objects %s (N s ago): %r" % (t.pid, objs, row))
         order = [pid for pid, _ in top_rows(s)]
         rss = dict((p["pid"], p["memory"]["rss_bytes"]) for p in procs)
         want = sorted(order, key=lambda pid: (-rss.get(pid, 0), pid))
@@ -1105,16 +1130,31 @@ def t_top(c, ctx):
         order = [pid for pid, _ in top_rows(s)]
         c.eq("rows by pid, reversed after 'R'", sorted(order, reverse=True), order)
         for key, name in (("o", "objects"), ("c", "gen0 count"), ("n", "name"), ("h", "heap"),
-                          ("b", "busy"), ("r", "rss")):
+                          ("b", "busy"), ("g", "rss change"), ("G", "heap change"),
+                          ("s", "gc/s"), ("r", "rss")):
             tm.keys(key)
             tm.wait_for(lambda s: s.splitlines()[1].endswith("sort: " + name),
                         what="sort: %s after '%s'" % (name, key))
         # Wider: the command line gets a column; back to 80: it goes.
         tm.tmux("resize-window", "-t", "t", "-x", "140", "-y", "30")
         s = tm.wait_for(lambda s: "COMMAND" in s, what="a COMMAND column at 140 columns")
+        heads = top_header(s)
+        for col in ("PYTHON", "GEN0", "GEN1", "GEN2", "GC/s", "RSS/s"):
+            c.ok(col in heads, "140 columns: no %s column: %r" % (col, heads))
+        at = [l for l in s.splitlines() if re.match(r"^\s*PID\s+NAME\s", l)][0].find("COMMAND")
         for pid, row in top_rows(s):
             cmd = byp.get(pid, {}).get("cmdline") or ""
-            c.ok(cmd[:30] in row, "COMMAND of %d lacks %r: %r" % (pid, cmd[:30], row))
+            cell = row[at:].rstrip().rstrip("\u2026")
+            c.ok(len(cell) >= 11 and cmd.startswith(cell),
+                 "COMMAND of %d is not the start of %r: %r" % (pid, cmd, row))
+        for t in ctx.targets:
+            row = dict(top_rows(s)).get(t.pid, "")
+            c.ok(re.search(r"\s%s\s" % re.escape(t.truth["version"]), row),
+                 "row of %d lacks version: %r" % (t.pid, row))
+            c.ok(re.search(r"\s%s\s+%s\s" % (count(t.truth["get_count"][1]),
+                                             count(t.truth["get_count"][2])), row),
+                 "row of %d lacks gen1/gen2 counts %s: %r" % (
+                     t.pid, t.truth["get_count"][1:], row))
         tm.tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
         tm.wait_for(lambda s: "COMMAND" not in s and len(s.splitlines()) == 24,
                     what="no COMMAND column at 80 columns")
@@ -1211,7 +1251,9 @@ def t_top_daemon_gone(c, ctx):
         c.ok(len(top_rows(s)) >= len(ctx.targets), "the last data is no longer shown")
         c.ok(tm.child_pid(), "top exited when the daemon went away")
         tm.keys("q")
-        check_restored(c, tm, 0)
+        s = check_restored(c, tm, 0)
+        c.ok("pymemctl: when top ended: cannot reach pymemd at %s" % d.url in s.replace("\n", ""),
+             "the daemon's absence is not said on the main screen: %s" % short(s, 300))
     finally:
         if tm:
             tm.close()
