@@ -959,6 +959,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
             return k;
         }
         c->stops++;
+        /* Listing the threads before the first seize stops nothing: not part of the pause. */
+        pause_start = freeze_started(fz);
     }
     double t_stopped = clock_mono();
     if (fz)
