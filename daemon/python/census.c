@@ -356,9 +356,9 @@ static void pages_dedup(uint64_t *pages, size_t *n)
     *n = u;
 }
 
-/* Sets set to the pages of the view the readers in `who` used, and, with keep, those it had:
- * a walk that did not finish saw only part of what the next one needs. */
-static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t not, bool keep)
+/* Sets set to the pages of the view the readers in `who` used (and none in `skip`), and, with
+ * keep, those it had: a walk that did not finish saw only part of what the next one needs. */
+static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t skip, bool keep)
 {
     size_t old = keep ? set->n : 0;
     uint64_t *pages = malloc((v->npages + old + 1) * sizeof(*pages));
@@ -367,7 +367,7 @@ static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t not
     size_t n = 0, want = 0;
     for (size_t i = 0; i < v->cap; i++) {
         const PageSlot *s = &v->pages[i];
-        if (s->page && (s->used & who) && !(s->used & not ) && s->buf && want++ < MAX_HINTS)
+        if (s->page && (s->used & who) && !(s->used & skip) && s->buf && want++ < MAX_HINTS)
             pages[n++] = s->page;
     }
     bool complete = want == n;
