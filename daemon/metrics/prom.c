@@ -386,7 +386,7 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
     per_target(&b, fmt, s, n, "pymemd_census_pause_seconds", GAUGE,
                "How long the latest census kept the target stopped", v_census_pause);
     per_target(&b, fmt, s, n, "pymemd_censuses_total", COUNTER,
-               "Object censuses pymemd attempted of the target (each stops it at most twice; "
+               "Object censuses pymemd attempted of the target (each stops it at most three times; "
                "failed ones included)",
                v_censuses);
     if (fmt == PROM_OPENMETRICS)

@@ -112,11 +112,14 @@ typedef struct Region {
     uint8_t *buf;
 } Region;
 
+/* Who looked at a page: worth prefetching next time for that kind of request. */
+enum { USED_WALK = 1, USED_VISIT = 2 };
+
 typedef struct PageSlot {
     uint64_t page; /* 0: empty */
     uint8_t *buf;  /* NULL when the page could not be read */
     bool owned;    /* buf is its own allocation (read on demand), not a slice of the prefetch */
-    bool used;     /* the walk looked at it: worth prefetching next time */
+    uint8_t used;  /* USED_* bits */
 } PageSlot;
 
 typedef struct View {
@@ -133,20 +136,32 @@ typedef struct View {
     bool sealed;       /* the target runs again: a page that was not copied is a miss, not a read */
     double deadline;   /* monotonic: a visitor reading while the target is stopped stops then */
     uint64_t visitor_reads;
+    uint8_t reader; /* USED_WALK, or USED_VISIT while the visitor follows references */
 } View;
 
-/* What one census of a target leaves for the next: the pages outside the arenas it needed.
- * They are copied along with the arenas, so the walk can run after the target is resumed. */
-struct CensusHints {
+/* Pages outside the arenas, sorted, without duplicates. */
+typedef struct PageSet {
     uint64_t *pages;
-    size_t npages;
+    size_t n;
     bool complete; /* false: more pages were needed than MAX_HINTS */
+} PageSet;
+
+/* What one census of a target leaves for the next: the pages outside the arenas it needed.
+ * They are copied along with the arenas, so the walk can run after the target is resumed. A
+ * census and a referrers walk need different pages (following references reads a big dict's
+ * entry table, a list's item array, which counting does not): each kind keeps its own, so that
+ * neither makes the other copy too little (a second stop) or too much. */
+struct CensusHints {
+    PageSet walk;  /* what the census walk read */
+    PageSet visit; /* what a visitor (referrers) read besides */
+    bool visited;  /* a visitor ran once: visit is known */
 };
 
 CensusHints *censushints_free(CensusHints *h)
 {
     if (h) {
-        free(h->pages);
+        free(h->walk.pages);
+        free(h->visit.pages);
         free(h);
     }
     return NULL;
@@ -215,11 +230,14 @@ static int page_grow(View *v, size_t need)
         ncap *= 2;
     PageSlot *old = v->pages;
     size_t ocap = v->cap;
-    v->pages = calloc(ncap, sizeof(*v->pages));
+    /* Written now, not calloc()ed: its pages are faulted in here, before the target is
+     * stopped, not by the copy of the hinted pages while it is. */
+    v->pages = malloc(ncap * sizeof(*v->pages));
     if (!v->pages) {
         v->pages = old;
         return -ENOMEM;
     }
+    memset(v->pages, 0, ncap * sizeof(*v->pages));
     v->cap = ncap;
     for (size_t i = 0; i < ocap; i++)
         if (old[i].page)
@@ -257,7 +275,7 @@ static int page_get(View *v, uint64_t page, const uint8_t **ret)
         s->buf = buf;
         s->owned = true;
     }
-    s->used = true;
+    s->used |= v->reader;
     if (!s->buf)
         return -EFAULT;
     *ret = s->buf;
@@ -328,35 +346,78 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The pages the walk used outside the arenas, for the next census to prefetch. With keep, the
- * old hints stay too: a walk that did not finish saw only part of what the next one needs. */
-static void hints_update(CensusHints **hp, const View *v, bool keep)
+static void pages_dedup(uint64_t *pages, size_t *n)
+{
+    qsort(pages, *n, sizeof(*pages), cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (u == 0 || pages[i] != pages[u - 1])
+            pages[u++] = pages[i];
+    *n = u;
+}
+
+/* Sets set to the pages of the view the readers in `who` used (and none in `skip`), and, with
+ * keep, those it had: a walk that did not finish saw only part of what the next one needs. */
+static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t skip, bool keep)
+{
+    size_t old = keep ? set->n : 0;
+    uint64_t *pages = malloc((v->npages + old + 1) * sizeof(*pages));
+    if (!pages)
+        return;
+    size_t n = 0, want = 0;
+    for (size_t i = 0; i < v->cap; i++) {
+        const PageSlot *s = &v->pages[i];
+        if (s->page && (s->used & who) && !(s->used & skip) && s->buf && want++ < MAX_HINTS)
+            pages[n++] = s->page;
+    }
+    bool complete = want == n;
+    for (size_t i = 0; i < old && n < MAX_HINTS; i++)
+        pages[n++] = set->pages[i];
+    pages_dedup(pages, &n);
+    free(set->pages);
+    *set = (PageSet){pages, n, complete};
+}
+
+/* The pages the walk (and the visitor, with vis) used outside the arenas, for the next census
+ * (or referrers walk) to prefetch. A census leaves what it cannot know, the visitor's pages,
+ * as they were. */
+static void hints_update(CensusHints **hp, const View *v, bool vis, bool keep)
 {
     CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
     if (!h)
         return;
     *hp = h;
-    size_t old = keep ? h->npages : 0;
-    uint64_t *pages = malloc((v->npages + old + 1) * sizeof(*pages));
+    pageset_update(&h->walk, v, USED_WALK, 0, keep);
+    if (vis) {
+        pageset_update(&h->visit, v, USED_VISIT, USED_WALK, keep && h->visited);
+        h->visited = true;
+    }
+}
+
+/* The pages to copy with the arenas: the census walk's, and with vis the visitor's too, merged
+ * (at most MAX_HINTS). *ret_complete: they name every page the last walk of this kind used. */
+static int hints_pages(const CensusHints *h, bool vis, uint64_t **ret, size_t *ret_n,
+                       bool *ret_complete)
+{
+    *ret = NULL;
+    *ret_n = 0;
+    *ret_complete = false;
+    if (!h || (vis && !h->visited))
+        return 0;
+    size_t nv = vis ? h->visit.n : 0, n = 0;
+    uint64_t *pages = malloc((h->walk.n + nv + 1) * sizeof(*pages));
     if (!pages)
-        return;
-    size_t n = 0, want = 0;
-    for (size_t i = 0; i < v->cap; i++)
-        if (v->pages[i].page && v->pages[i].used && v->pages[i].buf && want++ < MAX_HINTS)
-            pages[n++] = v->pages[i].page;
-    bool complete = want == n;
-    for (size_t i = 0; i < old && n < MAX_HINTS; i++)
-        pages[n++] = h->pages[i];
-    qsort(pages, n, sizeof(*pages), cmp_u64);
-    size_t u = 0; /* without duplicates */
-    for (size_t i = 0; i < n; i++)
-        if (u == 0 || pages[i] != pages[u - 1])
-            pages[u++] = pages[i];
-    n = u;
-    free(h->pages);
-    h->pages = pages;
-    h->npages = n;
-    h->complete = complete;
+        return -ENOMEM;
+    for (size_t i = 0; i < h->walk.n; i++)
+        pages[n++] = h->walk.pages[i];
+    for (size_t i = 0; i < nv && n < MAX_HINTS; i++)
+        pages[n++] = h->visit.pages[i];
+    bool complete = h->walk.complete && (!vis || (h->visit.complete && n == h->walk.n + nv));
+    pages_dedup(pages, &n);
+    *ret = pages;
+    *ret_n = n;
+    *ret_complete = complete;
+    return 0;
 }
 
 static int cmp_region(const void *a, const void *b)
@@ -430,9 +491,10 @@ static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout
 
 /* Copies the arenas laid out and the pages the last census needed outside them (into store,
  * PAGE bytes each) in one bulk read. A page unmapped since is remembered as such. */
-static int copy_all(View *v, Crew *crew, const CensusHints *hints, uint8_t *store, double deadline)
+static int copy_all(View *v, Crew *crew, const uint64_t *hints, size_t nhints, uint8_t *store,
+                    double deadline)
 {
-    size_t nh = store && hints ? hints->npages : 0, n = v->nregions + nh, m = 0, npages = 0;
+    size_t nh = store ? nhints : 0, n = v->nregions + nh, m = 0, npages = 0;
     if (nh && (v->npages + nh) * 2 >= v->cap && page_grow(v, v->npages + nh) < 0)
         return -ENOMEM;
     RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
@@ -446,7 +508,7 @@ static int copy_all(View *v, Crew *crew, const CensusHints *hints, uint8_t *stor
     /* The hints are sorted: neighbouring pages go in one range (one iov costs about as much
      * as the copy of a page). */
     for (size_t i = 0; i < nh; i++) {
-        uint64_t page = hints->pages[i];
+        uint64_t page = hints[i];
         PageSlot *s = page_slot(v, page);
         if (!page || s->page || region_of(v, page))
             continue; /* a duplicate, or inside an arena carved since */
@@ -846,7 +908,8 @@ typedef struct Pass {
     const PyLoc *loc;
     uint64_t gc, obmalloc;
     Buffer *buf;
-    const CensusHints *hints;
+    const uint64_t *hints; /* the pages outside the arenas to copy, sorted */
+    size_t nhints;
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
     const CensusVisitor *vis;
@@ -861,8 +924,7 @@ typedef struct Pass {
 static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Census *c)
 {
     const PyLayout *l = &p->loc->layout;
-    size_t nhints = p->hints ? p->hints->npages : 0;
-    size_t store = nhints * PAGE, arena_cap = p->buf->cap > store ? p->buf->cap - store : 0;
+    size_t store = p->nhints * PAGE, arena_cap = p->buf->cap > store ? p->buf->cap - store : 0;
     uint8_t before[4096], after[4096];
     int64_t sum_before = 0, sum_after = 0;
     Freeze *fz = NULL;
@@ -870,6 +932,11 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     int k;
     if ((k = crew_new(p->r, p->buf->cap >= CREW_MIN, &crew)) < 0)
         return k;
+    /* Room for the hinted pages is made before the stop. */
+    if (p->nhints && (v->npages + p->nhints) * 2 >= v->cap &&
+        (k = page_grow(v, v->npages + p->nhints)) < 0)
+        return k;
+    v->reader = USED_WALK;
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {
         deadline = pause_start + p->budget;
@@ -892,6 +959,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
             return k;
         }
         c->stops++;
+        /* Listing the threads before the first seize stops nothing: not part of the pause. */
+        pause_start = freeze_started(fz);
     }
     double t_stopped = clock_mono();
     if (fz)
@@ -907,8 +976,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     /* The hints go to the end of the buffer; without one, the walk reads on demand. */
     if ((k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes)) <
             0 ||
-        (k = copy_all(v, crew, p->hints, p->buf->buf ? p->buf->buf + arena_cap : NULL, deadline)) <
-            0) {
+        (k = copy_all(v, crew, p->hints, p->nhints, p->buf->buf ? p->buf->buf + arena_cap : NULL,
+                      deadline)) < 0) {
         if (k == -ETIMEDOUT)
             set_err(p->err, p->errlen,
                     "abandoned: copying the heap would have kept the process stopped longer "
@@ -961,6 +1030,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     }
     c->total = total;
     v->deadline = deadline;
+    v->reader = USED_VISIT;
     if (k >= 0 && p->vis && (k = p->vis->done(p->vis->ud, census_read, v)) < 0 && k != -ENODATA) {
         if (k == -ETIMEDOUT)
             set_err(p->err, p->errlen,
@@ -1001,6 +1071,22 @@ static void pass_reset(View *v, TypeTable *types, Census *c)
     memset(c->generation_bytes, 0, sizeof(c->generation_bytes));
     c->total = 0;
     c->snapshot = false;
+}
+
+/* A walk of the running target (its errors do not matter: torn or not, it names pages), with
+ * the pages the hints name copied first; what it read is added to the hints (with keep) or
+ * replaces them. */
+static void scout(const Pass *p, View *v, TypeTable *types, CensusHints **hints, bool keep)
+{
+    char scratch[160];
+    Census sc = {0};
+    Pass sp = *p;
+    sp.mode = CENSUS_NONBLOCKING;
+    sp.err = scratch;
+    sp.errlen = sizeof(scratch);
+    census_pass(&sp, false, v, types, &sc);
+    hints_update(hints, v, p->vis != NULL, keep);
+    pass_reset(v, types, &sc);
 }
 
 int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
@@ -1057,43 +1143,59 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
     if (k < 0)
         estimate = 0;
     p.buf = &buf;
-    if (mode == CENSUS_FREEZE && !*hints) {
-        /* The first census of a process scouts: a walk of the running target, torn or not,
-         * names the pages outside the arenas that the census will need. */
-        char scratch[160];
-        Census scout = {0};
-        Pass sp = p;
-        sp.mode = CENSUS_NONBLOCKING;
-        sp.err = scratch;
-        sp.errlen = sizeof(scratch);
+    uint64_t *want = NULL;
+    bool complete = false;
+    if (mode == CENSUS_FREEZE && (!*hints || (vis && !(*hints)->visited))) {
+        /* The first census (or referrers walk) of a process scouts: a walk of the running
+         * target, torn or not, names the pages outside the arenas that it will need. */
         buffer_reserve(&buf, (size_t)estimate);
-        census_pass(&sp, false, &v, &types, &scout);
-        hints_update(hints, &v, false);
-        pass_reset(&v, &types, &scout);
+        scout(&p, &v, &types, hints, false);
     }
-    p.hints = *hints;
-    size_t nhints = p.hints ? p.hints->npages : 0;
-    buffer_reserve(&buf, (size_t)estimate + nhints * PAGE);
+    if ((k = hints_pages(*hints, vis != NULL, &want, &p.nhints, &complete)) < 0) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    p.hints = want;
+    buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
 
     /* Copied along with the arenas, the pages the hints name let the walk wait until the
-     * target runs again. Should it find one missing, a second pass walks with the target
-     * stopped and reads what it lacks on demand. */
-    bool seal = mode == CENSUS_FREEZE && p.hints && p.hints->complete && buf.buf;
+     * target runs again. Should it find one missing (the heap moved: new large objects, a
+     * container grown), a scout of the running target learns the pages it lacks and a second
+     * stop copies them too, which costs a copy where walking while stopped would cost the whole
+     * walk; only if that falls short again does a last pass walk with the target stopped and
+     * read what it lacks on demand. */
+    bool seal = mode == CENSUS_FREEZE && complete && buf.buf;
     k = census_pass(&p, seal, &v, &types, c);
+    if (k == -ENODATA) {
+        pass_reset(&v, &types, c);
+        scout(&p, &v, &types, hints, true);
+        free(want);
+        want = NULL;
+        if ((k = hints_pages(*hints, vis != NULL, &want, &p.nhints, &complete)) < 0) {
+            set_err(err, errlen, "out of memory");
+            goto out;
+        }
+        p.hints = want;
+        buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
+        p.budget = max_pause - c->pause_seconds;
+        k = census_pass(&p, complete && buf.buf, &v, &types, c);
+    }
     if (k == -ENODATA) {
         pass_reset(&v, &types, c);
         p.budget = max_pause - c->pause_seconds;
         k = census_pass(&p, false, &v, &types, c);
         if (k < 0) /* abandoned at max_census_pause, say: what it saw helps the next one */
-            hints_update(hints, &v, true);
+            hints_update(hints, &v, vis != NULL, true);
     }
+out:
+    free(want);
     buffer_release(&buf);
     if (k >= 0) {
         c->pages_read += v.pages_read;
         k = collect_types(&types, c);
     }
     if (k >= 0)
-        hints_update(hints, &v, false);
+        hints_update(hints, &v, vis != NULL, false);
     free(types.v);
     view_done(&v);
     if (k < 0) {

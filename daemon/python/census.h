@@ -4,10 +4,13 @@
  * While the target is stopped (freeze mode) the pymalloc arenas in use are copied in bulk, along
  * with the pages outside them that the previous census of the process needed (objects larger
  * than 512 bytes, type objects, the strings of type names); the target is then resumed and the
- * generation lists are walked in that copy. Should the walk find a page missing (the first census,
- * or one whose heap moved), a second pass walks with the target stopped and reads what it lacks
- * on demand. In non-blocking mode the same walk runs against a running target and every link
- * is checked, so a walk torn by the mutator is reported as inconsistent instead of as numbers. */
+ * generation lists are walked in that copy. A census and a walk with a visitor (referrers) each
+ * remember their own pages; the first of each kind learns them from a walk of the running target.
+ * Should the walk find a page missing (the heap moved), a walk of the running target learns the
+ * pages and a second stop copies them too; should that fall short again, a last pass walks with
+ * the target stopped and reads what it lacks on demand. In non-blocking mode the same walk runs
+ * against a running target and every link is checked, so a walk torn by the mutator is reported as
+ * inconsistent instead of as numbers. */
 #pragma once
 
 #include <stdatomic.h>
@@ -44,7 +47,7 @@ typedef struct Census {
     int64_t generation_bytes[CENSUS_GENERATIONS];
     uint64_t copied_bytes; /* pymalloc arena bytes copied */
     uint64_t pages_read;   /* pages read outside the arenas */
-    int stops;             /* how often the target was stopped: 1, 2 when a snapshot fell short */
+    int stops;             /* how often the target was stopped: 1; 2 or 3 when a copy fell short */
     bool snapshot;         /* walked over a copy after the target was resumed */
     /* The permanent list's ends when it was walked, and when (monotonic): its length,
      * generation[3], is what pyreader samples serve as frozen until the ends move. */
@@ -83,8 +86,9 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
  * walked (its PyObject address and type); done() runs once a pass has walked every list, while
  * the copy of the heap exists, and reads through read(rctx, ...): from the copy, or from the
  * stopped target. A read the copy lacks after the target was resumed fails with -ENODATA, which
- * done() must return: the census then walks again with the target stopped, and the pages it read
- * are copied in advance by the next census that is given the same hints. */
+ * done() must return: the census then copies again (see above), and the pages done() read are
+ * copied in advance by the next census with a visitor that is given the same hints (a census
+ * without one does not copy them). */
 typedef int (*CensusReadFn)(void *rctx, uint64_t addr, void *buf, size_t len);
 typedef struct CensusVisitor {
     void (*reset)(void *ud);

@@ -786,6 +786,8 @@ int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const c
     x->at = census->at;
     x->pause_seconds = census->pause_seconds;
     x->walk_seconds = census->walk_seconds;
+    x->stops = census->stops;
+    x->snapshot = census->snapshot;
     census_free(census);
     *ret = x;
     return 0;
@@ -837,6 +839,8 @@ char *refs_json(const Refs *x)
     cJSON_AddNumberToObject(d, "unreadable", (double)x->unreadable);
     cJSON_AddNumberToObject(d, "pause_seconds", x->pause_seconds);
     cJSON_AddNumberToObject(d, "walk_seconds", x->walk_seconds);
+    cJSON_AddNumberToObject(d, "stops", x->stops);
+    cJSON_AddBoolToObject(d, "walked_after_resume", x->snapshot);
     char *s = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
     return s;

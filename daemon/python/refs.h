@@ -5,6 +5,7 @@
  * the interpreter's tables no module holds (the codec registry) that keep the instances alive. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,6 +37,8 @@ typedef struct Refs {
     char type[REFS_NAME_MAX]; /* the type asked for, as its tp_name */
     int64_t count;            /* live GC-tracked instances */
     double at, pause_seconds, walk_seconds;
+    int stops;                                /* how often the target was stopped (census.h) */
+    bool snapshot;                            /* walked over a copy after the target was resumed */
     RefsGroup *referrers, *unfollowed, *weak; /* largest first */
     size_t nreferrers, nunfollowed, nweak;
     RefsRoot *roots;

@@ -10,8 +10,17 @@
 
 #define PIECE      (1u << 20) /* bytes per piece of work */
 #define PIECE_IOVS 64         /* iovs per piece, for many small ranges */
+#define SPIN_WAIT  0.002      /* seconds the reader spins for the helper's last piece */
 
 enum { CREW_WAIT, CREW_GO, CREW_QUIT };
+
+/* A spinning thread tells the CPU so (less power, and the other hyperthread runs faster). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 typedef struct Piece {
     size_t first, n; /* a run of iovs */
@@ -27,6 +36,7 @@ struct Crew {
     size_t npieces;
     double deadline; /* monotonic; 0: none */
     atomic_size_t next;
+    atomic_size_t finished; /* pieces whose result is in */
     atomic_int state;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -43,6 +53,7 @@ static void work(Crew *c)
             p->result = -ETIMEDOUT;
         else
             p->result = rmem_readv(c->r, c->iov + p->first, p->n);
+        atomic_fetch_add_explicit(&c->finished, 1, memory_order_release);
     }
 }
 
@@ -65,6 +76,7 @@ int crew_new(Rmem *r, bool helper, Crew **ret)
         return -ENOMEM;
     c->r = r;
     atomic_init(&c->next, 0);
+    atomic_init(&c->finished, 0);
     atomic_init(&c->state, CREW_WAIT);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -123,11 +135,21 @@ int crew_read(Crew *c, const RmemIov *iov, size_t n, int *status, double deadlin
     c->deadline = deadline;
     int k = plan(c, iov, n);
     set_state(c, k < 0 ? CREW_QUIT : CREW_GO);
-    if (k >= 0)
-        work(c);
-    join(c);
-    if (k < 0)
+    if (k < 0) {
+        join(c);
         return k;
+    }
+    work(c);
+    /* The helper may still be on its last piece. Waited for asleep, the reader would need a
+     * CPU again to be woken on, which on a busy machine comes milliseconds later while the
+     * target stands still (measured: 0.25 to 4.5 ms): it spins instead, for a while. The
+     * helper exits by itself; crew_free joins it. */
+    double until = clock_mono() + SPIN_WAIT;
+    while (atomic_load_explicit(&c->finished, memory_order_acquire) < c->npieces &&
+           clock_mono() < until)
+        cpu_relax();
+    if (atomic_load_explicit(&c->finished, memory_order_acquire) < c->npieces)
+        join(c);
     if (status)
         for (size_t i = 0; i < n; i++)
             status[i] = 0;

@@ -46,6 +46,7 @@ typedef struct TraceeList {
 struct Freeze {
     pid_t pid;
     TraceeList t;
+    double started; /* monotonic: the first thread seized, the earliest any could stop; 0: none */
 };
 
 /* The threads this (tracer) thread could not let go yet. Only the tracer can wait for or detach
@@ -65,6 +66,11 @@ static int reserve(TraceeList *l, size_t more)
     l->v = v;
     l->cap = cap;
     return 0;
+}
+
+double freeze_started(const Freeze *f)
+{
+    return f->started;
 }
 
 size_t freeze_threads(const Freeze *f)
@@ -238,6 +244,8 @@ static int seize(Freeze *f, pid_t tid)
     if (k < 0)
         return k;
     Tracee t = {.tid = tid};
+    if (!f->started)
+        f->started = clock_mono();
     if (!take_leftover(tid, &t)) {
         if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
             if (errno == ESRCH)

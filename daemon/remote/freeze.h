@@ -43,6 +43,12 @@ int freeze_process(pid_t pid, const ProcStamp *expect, double deadline, Freeze *
  * died, and frees f. NULL-safe. */
 void freeze_thaw(Freeze *f);
 
+/* When (monotonic seconds) the first thread was seized: before it, listing the threads touches
+ * nothing of the process; from it on, a thread may stop (a signal arriving after the seize
+ * stops it as the interrupt does). What a pause is counted from. (A leftover of an earlier
+ * freeze taken over may have stayed stopped since that one.) */
+double freeze_started(const Freeze *f);
+
 /* How many threads are stopped. */
 size_t freeze_threads(const Freeze *f);
 

@@ -13,14 +13,21 @@ dict, half in a list in a class attribute), which times, itself and best of 3:
   a real call at 1M instances would run for hours).
 
 Then a running pymemd (census_min_interval 0, so that every request copies and walks anew)
-answers GET .../referrers?type=Session&fresh=1 three times (one that takes longer than the
+answers GET .../referrers?type=Session&fresh=1 --reps times (one that takes longer than the
 daemon's 30 s wait is then polled for without fresh=1 until its kept answer comes); printed side
 by side: the target's times,
 pymemd's pause (how long the target was stopped), walk after it and total request time, best
-of 3, and the ratios; and, for the pause, pymemd's own census of the same heap (c.pause:
-?fresh=1 censuses, best of 3). Figures only; nothing is asserted.
+of --reps, and the ratios; for the pause, pymemd's own census of the same heap (c.pause:
+?fresh=1 censuses, best of --reps); and the pause of a referrers request right after a census
+(after c.: what a scheduled census followed by someone asking meets), with how often it stopped
+the target. The machine's 1-minute load average is printed at the end of each row: every time
+here, the target's own included, grows with it. Figures only; nothing is asserted.
 
-    tests/bench/bench_referrers.py [--pymemd build/pymemd] [--python PY] [--sizes 100000,1000000,5000000]
+    tests/bench/bench_referrers.py [--pymemd build/pymemd] [--python PY]
+        [--sizes 100000,1000000,5000000] [--reps 3] [--nice -5]
+
+--nice runs pymemd at that niceness (a negative one needs root): on a machine busy with other
+work, a pause is mostly pymemd waiting for a CPU while the target stands still.
 """
 import argparse
 import json
@@ -80,10 +87,12 @@ def main():
     ap.add_argument("--pymemd", default="build/pymemd")
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--sizes", default="100000,1000000,5000000")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--nice", type=int, default=0)
     a = ap.parse_args()
-    print("%10s %10s %10s %12s %9s %9s %9s %9s %8s %8s" % (
+    print("%10s %10s %10s %12s %9s %9s %9s %9s %8s %8s %12s %5s" % (
         "instances", "objects", "census s", "get_refs s", "c.pause s", "pause s", "walk s",
-        "total s", "pause/c", "total/r"))
+        "total s", "pause/c", "total/r", "after c. s", "load"))
     with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
         conf.write("census_min_interval = 0\nmax_census_pause_on_demand = 10\n")
         conf.flush()
@@ -112,7 +121,8 @@ def run(a, conf, n):
         objs, census, refs, how = t.stdout.readline().decode().split()
         census, refs = float(census), float(refs)
         port = free_port()
-        d = subprocess.Popen([a.pymemd, "--config", conf, "--listen", "127.0.0.1:%d" % port,
+        d = subprocess.Popen((["nice", "-n", str(a.nice)] if a.nice else []) + [
+                             a.pymemd, "--config", conf, "--listen", "127.0.0.1:%d" % port,
                               "--pid", str(t.pid), "--census-interval", "0"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = "http://127.0.0.1:%d/api/v1/processes/%d" % (port, t.pid)
@@ -125,7 +135,7 @@ def run(a, conf, n):
                 pass
             time.sleep(0.1)
         best_pause = best_walk = best_total = 1e9
-        for _ in range(3):
+        for _ in range(a.reps):
             start, start_real = time.monotonic(), time.time()
             doc = fetch(url + "/referrers?type=Session&fresh=1")
             while doc is None:  # past the daemon's 30 s wait: the answer is kept when done
@@ -139,13 +149,28 @@ def run(a, conf, n):
         # pymemd's own census of the same heap, for the pause: what the referrers copy adds
         # (the pages outside the arenas their walk reads, copied while the target is stopped).
         census_pause = 1e9
-        for _ in range(3):
+        for _ in range(a.reps):
             with urllib.request.urlopen(url + "/objects?fresh=1&top=1", timeout=600) as r:
                 census_pause = min(census_pause, json.load(r)["pause_seconds"])
+        # A referrers request right after a census: the pages outside the arenas that each
+        # needs differ, and each kind remembers its own.
+        after, stops = 1e9, set()
+        for _ in range(a.reps):
+            with urllib.request.urlopen(url + "/objects?fresh=1&top=1", timeout=600) as r:
+                json.load(r)
+            doc = fetch(url + "/referrers?type=Session&fresh=1")
+            while doc is None:
+                time.sleep(0.2)
+                doc = fetch(url + "/referrers?type=Session")
+            after = min(after, doc["pause_seconds"])
+            stops.add(str(doc.get("stops", "?")))
         shown = ("~" if how == "extrapolated" else "") + "%.4g" % refs
-        print("%10d %10s %10.4f %12s %9.4f %9.4f %9.4f %9.4f %8.2f %8.4f" % (
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[0]
+        print("%10d %10s %10.4f %12s %9.4f %9.4f %9.4f %9.4f %8.2f %8.4f %12s %5s" % (
             n, objs, census, shown, census_pause, best_pause, best_walk, best_total,
-            best_pause / census, best_total / refs), flush=True)
+            best_pause / census, best_total / refs,
+            "%.4f (%s)" % (after, "/".join(sorted(stops))), load), flush=True)
     finally:
         for p in (d, t):
             if p is not None:

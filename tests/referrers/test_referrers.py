@@ -291,6 +291,23 @@ def check_http(c, python, pymemd, pymemctl, tmp):
         c.ok(fresh["at"] > doc["at"], "fresh=1 was answered from a new copy: at %r, the first %r"
              % (fresh["at"], doc["at"]))
         c.eq("fresh=1's referrers", truth["groups"], referrers_of(fresh))
+        # A census and a referrers walk need different pages outside the arenas (following
+        # references reads a dict's entry table, a list's item array): each kind of request
+        # remembers its own, so in turn every one stops the target once and walks after it is
+        # resumed, and a census copies no more after a referrers walk than before it.
+        seq = [("census", d.json("/api/v1/processes/%d/objects?fresh=1&top=1" % p.pid, timeout=60))
+               for _ in range(2)]
+        for kind in ("referrers", "census", "referrers"):
+            path = base + "Session&fresh=1" if kind == "referrers" else \
+                "/api/v1/processes/%d/objects?fresh=1&top=1" % p.pid
+            seq.append((kind, d.json(path, timeout=60)))
+        c.eq("census, census, referrers, census, referrers: stops, walked after resume",
+             [[kind, 1, True] for kind, _ in seq],
+             [[kind, x.get("stops"), x.get("walked_after_resume")] for kind, x in seq])
+        c.eq("pages a census reads, before and after a referrers walk", seq[1][1]["pages_read"],
+             seq[3][1]["pages_read"])
+        c.eq("referrers taken between censuses", [truth["groups"]] * 2,
+             [referrers_of(x) for kind, x in seq if kind == "referrers"])
         r = subprocess.run([pymemctl, "--url", "127.0.0.1:%d" % d.port, "referrers", str(p.pid),
                             "Session"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60, universal_newlines=True)

@@ -257,7 +257,11 @@ static void stops_every_thread(void **state)
     ProcStamp st;
     assert_int_equal(procinfo_stamp(f.target, &st), 0);
     Freeze *fz = NULL;
+    double before = clock_mono();
     assert_int_equal(freeze_process(f.target, &st, clock_mono() + 30, &fz), 0);
+    double after = clock_mono();
+    /* The pause counts from the first seize: inside the call, never before it. */
+    assert_true(freeze_started(fz) >= before && freeze_started(fz) <= after);
     assert_int_equal(freeze_threads(fz), 9);
     assert_int_equal(each_thread(f.target, check_stopped), 9);
     freeze_thaw(fz);
