@@ -204,6 +204,8 @@ static int read_segment(Reader *rd, uint64_t seg, uint8_t *sb, uint64_t *ret_nex
         return -EIO;
     }
     int k = rmem_read(rd->r, seg, sb, l->mimalloc.segment_size);
+    if (k == -EFAULT)
+        set_why(rd->why, rd->whylen, "abandoned segment %#" PRIx64 " is not mapped", seg);
     if (k < 0)
         return k;
     uint64_t entries = get_u64(sb, l->mimalloc.segment_slice_entries);
@@ -258,8 +260,10 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
     Reader rd = {l, r, maps, &h, 0, 0, why, whylen};
     int32_t debug_enabled;
     int k = rmem_read(r, runtime + l->mimalloc.runtime_debug_enabled, &debug_enabled, 4);
+    if (k == -EFAULT)
+        set_why(why, whylen, "_PyRuntime.allocators.is_debug_enabled is not mapped");
     if (k < 0)
-        return k;
+        return k == -EFAULT ? -EIO : k;
     if (debug_enabled != 0 && debug_enabled != 1) {
         set_why(why, whylen, "_PyRuntime.allocators.is_debug_enabled is %d", debug_enabled);
         return -EIO;
@@ -274,8 +278,11 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
         k = -ENOMEM;
         goto fail;
     }
-    if ((k = rmem_read_u64(r, interp + l->interp.threads_head, &tstate)) < 0)
+    if ((k = rmem_read_u64(r, interp + l->interp.threads_head, &tstate)) < 0) {
+        if (k == -EFAULT)
+            set_why(why, whylen, "the interpreter's thread list is not mapped");
         goto fail;
+    }
     const uint32_t tags[2] = {l->mimalloc.heap_gc, l->mimalloc.heap_gc_pre};
     for (size_t n = 0; tstate; n++) {
         if (n >= MI_MAX_THREADS) {
@@ -293,8 +300,12 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
             {heaps + tags[1] * (uint64_t)l->mimalloc.heap_size, hb + l->mimalloc.heap_size,
              l->mimalloc.heap_size},
         };
-        if ((k = rmem_readv(r, iov, ARRAY_SIZE(iov))) < 0)
+        if ((k = rmem_readv(r, iov, ARRAY_SIZE(iov))) < 0) {
+            if (k == -EFAULT)
+                set_why(why, whylen,
+                        "the mimalloc heaps of thread state %#" PRIx64 " are not mapped", tstate);
             goto fail;
+        }
         /* A thread that has not bound its heaps yet (tstate_mimalloc_bind()) has no objects. */
         if (initialized != 0) {
             for (int i = 0; i < 2; i++) {
@@ -321,8 +332,11 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
     uint64_t lists[2];
     RmemIov piov[] = {{interp + l->mimalloc.interp_abandoned, &lists[0], 8},
                       {interp + l->mimalloc.interp_abandoned_visited, &lists[1], 8}};
-    if ((k = rmem_readv(r, piov, 2)) < 0)
+    if ((k = rmem_readv(r, piov, 2)) < 0) {
+        if (k == -EFAULT)
+            set_why(why, whylen, "the interpreter's abandoned pool is not mapped");
         goto fail;
+    }
     lists[0] &= ~((uint64_t)l->mimalloc.segment_span - 1); /* mi_tagged_segment_ptr() */
     for (int i = 0; i < 2; i++) {
         uint64_t seg = lists[i];
@@ -344,7 +358,7 @@ fail:
     free(hb);
     free(sb);
     mimalloc_heaps_done(&h);
-    return k;
+    return k == -EFAULT ? -EIO : k; /* said why above: a structure the layout misplaces */
 }
 
 static int cmp_u64(const void *a, const void *b)
