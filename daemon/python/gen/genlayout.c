@@ -556,7 +556,12 @@ static void print_refs(void)
     /* The managed dict pointers sit before the GC header: _PyObject_ManagedDictPointer() is
      * ((PyObject **)obj) - 3 from 3.11 on; 3.11's _PyObject_ValuesPointer() is obj - 4; 3.12's
      * _PyDictOrValues_SetValues() stores values - 1 (Include/internal/pycore_object.h). */
-#if defined(Py_TPFLAGS_MANAGED_DICT)
+#if defined(Py_TPFLAGS_MANAGED_DICT) && defined(MANAGED_DICT_OFFSET)
+    /* 3.13+ names it: a free-threaded build has no GC header, so its pre-header (and the dict
+     * pointer in it) sits right before the object, at -1 pointer. */
+    FIELD("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
+    SFIELD("managed_dict", MANAGED_DICT_OFFSET);
+#elif defined(Py_TPFLAGS_MANAGED_DICT)
     FIELD("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
     SFIELD("managed_dict", -3 * (long)sizeof(PyObject *));
 #else
