@@ -469,3 +469,305 @@ int64_t mimalloc_page_live(const MiPage *p, MiReadFn read, void *ctx, const uint
         live[words - 1] &= (1ull << (p->capacity % 64)) - 1;
     return in_use;
 }
+
+/* ---- sys.getallocatedblocks() ------------------------------------------------------------ */
+
+/* A page's range and block size, for finding the page of a delayed block. */
+typedef struct Span {
+    uint64_t start, end, bsize;
+} Span;
+
+typedef struct Count {
+    const PyLayout *l;
+    Rmem *r;
+    /* Segment headers read so far (each holds its pages' mi_page_t): one read per segment. */
+    uint64_t *segs;
+    uint8_t **hdrs;
+    size_t nsegs;
+    Span *spans;
+    size_t nspans, cap;
+    uint64_t list_reads; /* free-list links followed, bounded */
+    int64_t blocks, bytes;
+    char *why;
+    size_t whylen;
+} Count;
+
+#define MI_MAX_SEGMENT_CACHE 4096 /* 128 GiB of segments */
+#define MI_MAX_LIST_READS    (1u << 20)
+
+static void count_done(Count *c)
+{
+    for (size_t i = 0; i < c->nsegs; i++)
+        free(c->hdrs[i]);
+    free(c->segs), free(c->hdrs), free(c->spans);
+}
+
+/* The mi_page_t at `page`, out of its segment's header (read once). */
+static int count_page(Count *c, uint64_t page, const uint8_t **ret)
+{
+    const PyLayout *l = c->l;
+    uint64_t seg = page & ~((uint64_t)l->mimalloc.segment_span - 1);
+    if (page - seg + l->mimalloc.page_size > l->mimalloc.segment_size) {
+        set_why(c->why, c->whylen, "page %#" PRIx64 " is not a slice of its segment", page);
+        return -EIO;
+    }
+    for (size_t i = 0; i < c->nsegs; i++)
+        if (c->segs[i] == seg) {
+            *ret = c->hdrs[i] + (page - seg);
+            return 0;
+        }
+    if (c->nsegs >= MI_MAX_SEGMENT_CACHE) {
+        set_why(c->why, c->whylen, "more than %u segments", MI_MAX_SEGMENT_CACHE);
+        return -EIO;
+    }
+    if (c->nsegs % 64 == 0) {
+        uint64_t *s = realloc(c->segs, (c->nsegs + 64) * sizeof(*s));
+        if (s)
+            c->segs = s;
+        uint8_t **h = realloc(c->hdrs, (c->nsegs + 64) * sizeof(*h));
+        if (h)
+            c->hdrs = h;
+        if (!s || !h)
+            return -ENOMEM;
+    }
+    uint8_t *hdr = malloc(l->mimalloc.segment_size);
+    if (!hdr)
+        return -ENOMEM;
+    int k = rmem_read(c->r, seg, hdr, l->mimalloc.segment_size);
+    if (k < 0) {
+        free(hdr);
+        if (k == -EFAULT)
+            set_why(c->why, c->whylen, "segment %#" PRIx64 " is not mapped", seg);
+        return k == -EFAULT ? -EIO : k;
+    }
+    c->segs[c->nsegs] = seg;
+    c->hdrs[c->nsegs++] = hdr;
+    *ret = hdr + (page - seg);
+    return 0;
+}
+
+/* The length of a free list of blocks in [start, end): every link followed in the target. */
+static int64_t count_list(Count *c, uint64_t head, uint64_t start, uint64_t end, uint64_t bsize,
+                          uint32_t capacity)
+{
+    int64_t n = 0;
+    while (head) {
+        if (head < start || head >= end || (head - start) % bsize || n >= capacity ||
+            ++c->list_reads > MI_MAX_LIST_READS)
+            return -EIO;
+        n++;
+        int k = rmem_read_u64(c->r, head, &head);
+        if (k < 0)
+            return k == -EFAULT ? -EIO : k;
+    }
+    return n;
+}
+
+/* One page, as _mi_heap_area_init() counts it after collecting the other threads' frees: used
+ * less the blocks on xthread_free. tag: the heap's index its tag must be (UINT32_MAX: any heap
+ * of the interpreter, for an abandoned segment's slice). */
+static int count_one(Count *c, uint64_t page, const uint8_t *pb)
+{
+    const PyLayout *l = c->l;
+    uint64_t seg = page & ~((uint64_t)l->mimalloc.segment_span - 1);
+    uint64_t rel = page - seg - l->mimalloc.segment_slices;
+    uint32_t slices = get_u32(pb, l->mimalloc.page_slice_count);
+    uint32_t xbsize = get_u32(pb, l->mimalloc.page_xblock_size);
+    uint32_t capacity = get_u16(pb, l->mimalloc.page_capacity);
+    uint32_t used = get_u32(pb, l->mimalloc.page_used);
+    uint64_t psize = (uint64_t)slices * l->mimalloc.slice_span;
+    if (rel % l->mimalloc.page_size || slices == 0 || xbsize == 0 || used > capacity ||
+        psize > MI_MAX_PAGE_SPAN) {
+        set_why(c->why, c->whylen, "page %#" PRIx64 " does not hold together", page);
+        return -EIO;
+    }
+    uint64_t start_offset = xbsize >= 8 && xbsize <= 64    ? 3ull * xbsize
+                            : xbsize >= 8 && xbsize <= 512 ? xbsize
+                                                           : 0;
+    if (start_offset >= psize)
+        return -EIO;
+    uint64_t start = seg + rel / l->mimalloc.page_size * l->mimalloc.slice_span + start_offset;
+    uint64_t bsize = xbsize < l->mimalloc.huge_block_size ? xbsize : psize - start_offset;
+    uint64_t end = start + (uint64_t)capacity * bsize;
+    int64_t tf = count_list(c, get_u64(pb, l->mimalloc.page_xthread_free) & ~(uint64_t)3, start,
+                            end, bsize, capacity);
+    if (tf < 0 || tf > used) {
+        set_why(c->why, c->whylen,
+                "the other threads' free list of page %#" PRIx64 " does not hold together", page);
+        return tf < 0 && tf != -EIO ? (int)tf : -EIO;
+    }
+    c->blocks += used - tf;
+    c->bytes += (int64_t)((used - tf) * bsize);
+    if (c->nspans == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 256;
+        Span *s = realloc(c->spans, ncap * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        c->spans = s;
+        c->cap = ncap;
+    }
+    c->spans[c->nspans++] = (Span){start, end, bsize};
+    return 0;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+int mimalloc_allocated(const PyLayout *l, Rmem *r, uint64_t runtime, uint64_t interp,
+                       int64_t *ret_blocks, int64_t *ret_bytes, char *why, size_t whylen)
+{
+    if (!l->mimalloc.present || l->mimalloc.encoded_freelist || l->mimalloc.nheaps > 8 ||
+        l->mimalloc.heap_size > 65536 || l->mimalloc.segment_size > (1u << 20)) {
+        set_why(why, whylen, "no usable mimalloc layout for this build");
+        return -EOPNOTSUPP;
+    }
+    Count c = {.l = l, .r = r, .why = why, .whylen = whylen};
+    why[0] = 0;
+    size_t hsize = (size_t)l->mimalloc.nheaps * l->mimalloc.heap_size;
+    uint8_t *hb = malloc(hsize);
+    uint64_t *delayed = NULL;
+    size_t ndelayed = 0;
+    uint64_t tstate = 0;
+    int k = hb ? rmem_read_u64(r, interp + l->interp.threads_head, &tstate) : -ENOMEM;
+    for (size_t n = 0; k >= 0 && tstate; n++) {
+        int32_t initialized;
+        uint64_t next;
+        RmemIov iov[] = {{tstate + l->tstate.next, &next, 8},
+                         {tstate + l->mimalloc.tstate_initialized, &initialized, 4},
+                         {tstate + l->mimalloc.tstate_heaps, hb, hsize}};
+        if (n >= MI_MAX_THREADS) {
+            set_why(why, whylen, "more than %u thread states", MI_MAX_THREADS);
+            k = -EIO;
+        }
+        if (k < 0 || (k = rmem_readv(r, iov, ARRAY_SIZE(iov))) < 0)
+            break;
+        for (uint32_t i = 0; initialized && i < l->mimalloc.nheaps && k >= 0; i++) {
+            const uint8_t *h = hb + i * (size_t)l->mimalloc.heap_size;
+            uint64_t want = get_u64(h, l->mimalloc.heap_page_count), seen = 0;
+            /* Blocks other threads freed into full pages: still counted in their pages' used
+             * until the heap's owner takes them (_mi_heap_delayed_free_partial()). */
+            uint64_t d = get_u64(h, l->mimalloc.heap_thread_delayed_free);
+            while (d && k >= 0) {
+                if (++c.list_reads > MI_MAX_LIST_READS) {
+                    k = -EIO;
+                    break;
+                }
+                if (ndelayed % 256 == 0) {
+                    uint64_t *nd = realloc(delayed, (ndelayed + 256) * sizeof(*nd));
+                    if (!nd) {
+                        k = -ENOMEM;
+                        break;
+                    }
+                    delayed = nd;
+                }
+                delayed[ndelayed++] = d;
+                k = rmem_read_u64(r, d, &d);
+            }
+            for (uint32_t q = 0; q < l->mimalloc.nqueues && k >= 0; q++) {
+                uint64_t page = get_u64(h, l->mimalloc.heap_pages + q * l->mimalloc.queue_size +
+                                               l->mimalloc.queue_first);
+                while (page && k >= 0) {
+                    const uint8_t *pb;
+                    if (++seen > want || seen > MI_MAX_PAGES)
+                        k = -EIO;
+                    else if ((k = count_page(&c, page, &pb)) >= 0 &&
+                             (k = count_one(&c, page, pb)) >= 0)
+                        page = get_u64(pb, l->mimalloc.page_next);
+                }
+            }
+            if (k >= 0 && seen != want)
+                k = -EIO;
+            if (k == -EIO && !why[0])
+                set_why(why, whylen, "the page queues of a heap do not match its page count");
+        }
+        tstate = next;
+    }
+    /* The abandoned segments: every slice in use, of any of the interpreter's heaps. */
+    uint64_t lists[2] = {0, 0};
+    RmemIov piov[] = {{interp + l->mimalloc.interp_abandoned, &lists[0], 8},
+                      {interp + l->mimalloc.interp_abandoned_visited, &lists[1], 8}};
+    if (k >= 0)
+        k = rmem_readv(r, piov, 2);
+    lists[0] &= ~((uint64_t)l->mimalloc.segment_span - 1);
+    size_t nsegments = 0;
+    for (int i = 0; i < 2 && k >= 0; i++) {
+        uint64_t seg = lists[i];
+        while (seg && k >= 0) {
+            const uint8_t *sb;
+            if (++nsegments > MI_MAX_SEGMENTS || (seg & ((uint64_t)l->mimalloc.segment_span - 1))) {
+                k = -EIO;
+                break;
+            }
+            if ((k = count_page(&c, seg + l->mimalloc.segment_slices, &sb)) < 0)
+                break;
+            sb -= l->mimalloc.segment_slices; /* the header itself */
+            uint64_t entries = get_u64(sb, l->mimalloc.segment_slice_entries);
+            if (entries == 0 || entries > l->mimalloc.max_slices) {
+                k = -EIO;
+                break;
+            }
+            uint64_t s = get_u32(sb, l->mimalloc.segment_slices + l->mimalloc.page_slice_count);
+            while (s < entries && k >= 0) {
+                const uint8_t *pb = sb + l->mimalloc.segment_slices + s * l->mimalloc.page_size;
+                uint32_t count = get_u32(pb, l->mimalloc.page_slice_count);
+                uint32_t ptag = (pb[l->mimalloc.page_tag_byte] >> l->mimalloc.page_tag_shift) & 0xf;
+                if (count == 0) {
+                    k = -EIO;
+                    break;
+                }
+                if (get_u32(pb, l->mimalloc.page_xblock_size) > 0 && ptag < l->mimalloc.nheaps)
+                    k = count_one(&c, seg + l->mimalloc.segment_slices + s * l->mimalloc.page_size,
+                                  pb);
+                s += count;
+            }
+            if (k >= 0)
+                seg = get_u64(sb, l->mimalloc.segment_abandoned_next);
+        }
+    }
+    /* Each delayed block, less its page's block. */
+    if (k >= 0) {
+        qsort(c.spans, c.nspans, sizeof(*c.spans), cmp_span);
+        for (size_t i = 0; i < ndelayed && k >= 0; i++) {
+            size_t lo = 0, hi = c.nspans;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (c.spans[mid].end <= delayed[i])
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo == c.nspans || delayed[i] < c.spans[lo].start) {
+                set_why(why, whylen, "a delayed-free block is on no page of its heap");
+                k = -EIO;
+                break;
+            }
+            c.blocks--;
+            c.bytes -= (int64_t)c.spans[lo].bsize;
+        }
+    }
+    int64_t leaks = 0;
+    if (k >= 0 && l->runtime.obmalloc_interpreter_leaks != PYL_NONE)
+        k = rmem_read(r, runtime + l->runtime.obmalloc_interpreter_leaks, &leaks, 8);
+    if (k >= 0 && (c.blocks < 0 || leaks < 0)) {
+        set_why(why, whylen, "more blocks freed than in use");
+        k = -EIO;
+    }
+    if (k >= 0) {
+        /* get_num_global_allocated_blocks(): the interpreter's blocks and those that
+         * interpreters which have ended left behind. */
+        *ret_blocks = c.blocks + leaks;
+        if (ret_bytes)
+            *ret_bytes = c.bytes;
+    } else if (k == -EFAULT) {
+        k = -EIO;
+    }
+    if (k == -EIO && !why[0])
+        set_why(why, whylen, "the heaps do not hold together");
+    free(hb);
+    free(delayed);
+    count_done(&c);
+    return k;
+}

@@ -74,3 +74,16 @@ int64_t mimalloc_page_live(const MiPage *p, MiReadFn read, void *ctx, const uint
  * `max`; -EIO when longer or looping). The caller frees *ret. */
 int mimalloc_delayed_blocks(uint64_t head, MiReadFn read, void *ctx, size_t max, uint64_t **ret,
                             size_t *ret_n);
+
+/* sys.getallocatedblocks() of a free-threaded interpreter, as the target computes it
+ * (get_mimalloc_allocated_blocks() in Objects/obmalloc.c, then get_num_global_allocated_blocks()):
+ * the blocks in use in every heap of every thread state and in the abandoned segments, that is
+ * each page's used less the blocks other threads freed onto it (its xthread_free list and its
+ * heap's delayed list), plus the runtime's interpreter_leaks. *ret_bytes (if not NULL): their
+ * bytes, blocks times their page's block size. Reads the page metadata one segment header at a
+ * time and follows those free lists in the target. For the main interpreter only (a
+ * sub-interpreter with its own heaps is not added). -EIO with the reason when the heaps do not
+ * hold together (a running target may be caught mid-change: try again), -EOPNOTSUPP without a
+ * layout for it, or the reader's -errno. */
+int mimalloc_allocated(const PyLayout *l, Rmem *r, uint64_t runtime, uint64_t interp,
+                       int64_t *ret_blocks, int64_t *ret_bytes, char *why, size_t whylen);

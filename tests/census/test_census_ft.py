@@ -142,6 +142,65 @@ os.write(1, (json.dumps({"pid": os.getpid(), "census": c, "freeze_count": out[0]
 os.read(0, 1)
 '''
 
+# sys.getallocatedblocks(): threads hand objects to the main thread, which frees them after their
+# owners dropped theirs (blocks waiting on the pages' xthread_free lists and the heaps' delayed
+# lists, which the target's own count would first collect), and a thread exits leaving its pages
+# abandoned. pymemd reads while the target blocks in os.read(0, 1); then the target counts
+# itself, the first thing it does once woken: the one block that differs is the buffer os.read
+# had allocated before it blocked, freed before the count.
+TARGET_BLOCKS = r'''
+import os, sys, threading
+
+
+class Obj(object):
+    pass
+
+
+class Slot(object):
+    __slots__ = ("a",)
+
+
+held = []
+gone = []
+
+
+def worker(ready, taken, park, given):
+    objs = [Obj() for _ in range(900)] + [Slot() for _ in range(900)]
+    given.append(objs)
+    ready.release()
+    taken.acquire()
+    given.clear()
+    del objs
+    ready.release()
+    park.acquire()
+
+
+park = threading.Lock()
+park.acquire()
+for i in range(int(sys.argv[1])):
+    ready = threading.Lock()
+    ready.acquire()
+    taken = threading.Lock()
+    taken.acquire()
+    given = []
+    threading.Thread(target=worker, args=(ready, taken, park, given), daemon=True).start()
+    ready.acquire()
+    held.append(list(given[0]))
+    taken.release()
+    ready.acquire()
+t = threading.Thread(target=lambda: gone.append([Obj() for _ in range(700)]))
+t.start()
+t.join()
+for h in held + gone:
+    h.clear()
+del h
+os.write(1, b"{\"pid\": %d}\n" % os.getpid())
+if os.read(0, 1):
+    blocks = sys.getallocatedblocks()
+    os.write(1, b"%d\n" % blocks)
+os.read(0, 1)
+'''
+
 THREADS = 4
 
 
@@ -248,9 +307,28 @@ def test_freeze(c, pymemd):
         t.close()
 
 
+def test_blocks(c, pymemd):
+    py, version = ft_python()
+    t = pymemdtest.Target("3.13t blocks", [py, "-c", TARGET_BLOCKS, str(THREADS)],
+                          env=clean_env())
+    try:
+        p = census_of(pymemd, t.pid)
+        got = (p.get("pymalloc") or {}).get("allocated_blocks")
+        t.p.stdin.write(b"x")
+        t.p.stdin.flush()
+        own = int(t.next_line())
+        c.eq("pymalloc.allocated_blocks (the target's sys.getallocatedblocks() + os.read's "
+             "buffer)", own + 1, got)
+        c.note("%s blocks" % got)
+    finally:
+        t.close()
+
+
 def run(pymemd):
     case("free-threaded census by type equals the target's own", test_census, pymemd)
     case("free-threaded census after gc.freeze(): the frozen objects", test_freeze, pymemd)
+    case("free-threaded sys.getallocatedblocks() with other threads' frees pending",
+         test_blocks, pymemd)
 
 
 def main():

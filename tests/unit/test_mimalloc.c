@@ -355,6 +355,32 @@ static void hostile_free_lists_are_refused(void **state)
     mifake_free(&f);
 }
 
+/* sys.getallocatedblocks(): page 1's 6 used, less its other threads' free (1) and its heap's
+ * delayed block (1); the abandoned segment's two pages of 3 (the object heap's counts too); and
+ * the runtime's interpreter_leaks. A queue that loops, or a delayed block on no page, is -EIO. */
+static void allocated_blocks(void **state)
+{
+    NEED_TABLE();
+    MiFake f;
+    mifake_build(&f);
+    const PyLayout *l = &f.l;
+    put64(f.rt, l->runtime.obmalloc_interpreter_leaks, 5);
+    int64_t blocks = 0, bytes = 0;
+    char why[200];
+    assert_int_equal(mimalloc_allocated(l, f.r, RT, IS, &blocks, &bytes, why, sizeof(why)), 0);
+    assert_int_equal(blocks, 4 + 3 + 3 + 5);
+    assert_int_equal(bytes, 4 * 48 + 6 * 80);
+
+    uint8_t *gc = f.ts + l->mimalloc.tstate_heaps + l->mimalloc.heap_gc * l->mimalloc.heap_size;
+    put64(gc, l->mimalloc.heap_thread_delayed_free, SEG1 + 8 * l->mimalloc.slice_span);
+    assert_int_equal(mimalloc_allocated(l, f.r, RT, IS, &blocks, NULL, why, sizeof(why)), -EIO);
+    put64(gc, l->mimalloc.heap_thread_delayed_free, 0);
+    put64(page_at(&f, f.seg1, 1), l->mimalloc.page_next, f.page1); /* a queue that loops */
+    assert_int_equal(mimalloc_allocated(l, f.r, RT, IS, &blocks, NULL, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, "page count"));
+    mifake_free(&f);
+}
+
 /* Builds whose free lists are encoded (MI_ENCODE_FREELIST: debug builds) are not read. */
 static void encoded_free_lists_are_not_read(void **state)
 {
@@ -378,6 +404,7 @@ int main(void)
         cmocka_unit_test(pages_and_live_blocks),
         cmocka_unit_test(hostile_heaps_are_refused),
         cmocka_unit_test(hostile_free_lists_are_refused),
+        cmocka_unit_test(allocated_blocks),
         cmocka_unit_test(encoded_free_lists_are_not_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
