@@ -137,16 +137,16 @@ typedef struct PyLayout {
      * python/mimalloc.c; see there for what each field serves. */
     struct {
         bool present;
-        bool encoded_freelist; /* MI_ENCODE_FREELIST (debug builds): not read, refused */
-        uint32_t tstate_heaps;       /* mi_heap_t heaps[] in _PyThreadStateImpl */
-        uint32_t tstate_initialized; /* int, set once the thread's heaps are bound */
-        uint32_t nheaps;             /* _Py_MIMALLOC_HEAP_COUNT */
-        uint32_t heap_gc;            /* _Py_MIMALLOC_HEAP_GC: GC objects, object at block+0 */
-        uint32_t heap_gc_pre;        /* _Py_MIMALLOC_HEAP_GC_PRE: with pre-header */
-        uint32_t pre_offset;         /* where the object sits in a GC_PRE block */
-        uint32_t debug_offset;       /* more, when the debug allocator hooks are on */
+        bool encoded_freelist;          /* MI_ENCODE_FREELIST (debug builds): not read, refused */
+        uint32_t tstate_heaps;          /* mi_heap_t heaps[] in _PyThreadStateImpl */
+        uint32_t tstate_initialized;    /* int, set once the thread's heaps are bound */
+        uint32_t nheaps;                /* _Py_MIMALLOC_HEAP_COUNT */
+        uint32_t heap_gc;               /* _Py_MIMALLOC_HEAP_GC: GC objects, object at block+0 */
+        uint32_t heap_gc_pre;           /* _Py_MIMALLOC_HEAP_GC_PRE: with pre-header */
+        uint32_t pre_offset;            /* where the object sits in a GC_PRE block */
+        uint32_t debug_offset;          /* more, when the debug allocator hooks are on */
         uint32_t runtime_debug_enabled; /* int _PyRuntime.allocators.is_debug_enabled */
-        uint32_t interp_abandoned;         /* mi_tagged_segment_t, in interp->mimalloc */
+        uint32_t interp_abandoned;      /* mi_tagged_segment_t, in interp->mimalloc */
         uint32_t interp_abandoned_visited; /* mi_segment_t * */
         /* mi_heap_t */
         uint32_t heap_size;
@@ -162,12 +162,12 @@ typedef struct PyLayout {
         uint32_t page_slice_offset; /* uint32_t */
         uint32_t page_tag_byte;     /* the byte holding the 4-bit heap tag bit-field */
         uint32_t page_tag_shift;
-        uint32_t page_capacity; /* uint16_t */
-        uint32_t page_reserved; /* uint16_t */
-        uint32_t page_free;     /* mi_block_t * */
-        uint32_t page_used;     /* uint32_t */
-        uint32_t page_xblock_size; /* uint32_t */
-        uint32_t page_local_free;  /* mi_block_t * */
+        uint32_t page_capacity;     /* uint16_t */
+        uint32_t page_reserved;     /* uint16_t */
+        uint32_t page_free;         /* mi_block_t * */
+        uint32_t page_used;         /* uint32_t */
+        uint32_t page_xblock_size;  /* uint32_t */
+        uint32_t page_local_free;   /* mi_block_t * */
         uint32_t page_xthread_free; /* mi_thread_free_t: a block pointer, 2 flag bits */
         uint32_t page_xheap;        /* mi_heap_t * */
         uint32_t page_next;         /* mi_page_t *, in its queue */

@@ -30,7 +30,7 @@
 #include "internal/pycore_obmalloc.h"
 #endif
 #ifdef Py_GIL_DISABLED
-#include "internal/pycore_tstate.h" /* _PyThreadStateImpl and its GC allocation count */
+#include "internal/pycore_tstate.h"   /* _PyThreadStateImpl and its GC allocation count */
 #include "internal/pycore_mimalloc.h" /* the heaps of a free-threaded build (print_mimalloc) */
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
@@ -379,7 +379,6 @@ static void print_debug_offsets(void)
     END();
 }
 
-
 #define SFIELD(name, value) printf("        .%s = %ld,\n", name, (long)(value))
 #define BOOL(name, value)   printf("        .%s = %s,\n", name, (value) ? "true" : "false")
 
@@ -469,7 +468,6 @@ static void print_mimalloc(void)
     END();
 #endif
 }
-
 
 static void print_list(const char *name, const size_t *v, size_t n, size_t cap)
 {
