@@ -774,6 +774,13 @@ static int census_ft_plan(View *v, const PyLoc *loc, uint64_t interp, bool layou
         }
     }
     qsort(regions, m, sizeof(*regions), cmp_region);
+    for (size_t i = 1; i < m; i++)
+        if (regions[i].base < regions[i - 1].base + regions[i - 1].len) {
+            /* One page queued twice, or a thread's page also in an abandoned segment. */
+            snprintf(why, whylen, "two pages overlap at %#" PRIx64, regions[i].base);
+            free(regions), free(owned);
+            return -EIO;
+        }
     v->regions = regions;
     v->nregions = m;
     v->arena_buf = owned;
