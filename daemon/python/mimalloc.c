@@ -393,7 +393,8 @@ int mimalloc_delayed_blocks(uint64_t head, MiReadFn read, void *ctx, size_t max,
             return k;
         }
     }
-    qsort(v, n, sizeof(*v), cmp_u64);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_u64);
     for (size_t i = 1; i < n; i++)
         if (v[i] == v[i - 1]) { /* a loop */
             free(v);
@@ -729,7 +730,8 @@ int mimalloc_allocated(const PyLayout *l, Rmem *r, uint64_t runtime, uint64_t in
     }
     /* Each delayed block, less its page's block. */
     if (k >= 0) {
-        qsort(c.spans, c.nspans, sizeof(*c.spans), cmp_span);
+        if (c.nspans > 1)
+            qsort(c.spans, c.nspans, sizeof(*c.spans), cmp_span);
         for (size_t i = 0; i < ndelayed && k >= 0; i++) {
             size_t lo = 0, hi = c.nspans;
             while (lo < hi) {
