@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "python/mimalloc.h"
 #include "remote/crew.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
@@ -137,6 +138,7 @@ typedef struct View {
     double deadline;   /* monotonic: a visitor reading while the target is stopped stops then */
     uint64_t visitor_reads;
     uint8_t reader; /* USED_WALK, or USED_VISIT while the visitor follows references */
+    MiHeaps mi;     /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
 } View;
 
 /* Pages outside the arenas, sorted, without duplicates. */
@@ -212,6 +214,7 @@ static void view_done(View *v)
         if (v->pages[i].owned)
             free(v->pages[i].buf);
     free(v->pages);
+    mimalloc_heaps_done(&v->mi);
     *v = (View){.r = v->r, .maps = v->maps};
 }
 
@@ -762,6 +765,203 @@ static int walk_list(Walk *w, uint64_t head, uint64_t first, int64_t *ret_n, int
     return 0;
 }
 
+/* ---- free-threaded builds: the mimalloc heaps -------------------------------------------- */
+
+/* A page's blocks larger than this are copied only this far: the object's header (and what a
+ * visitor reads beyond it comes from the hinted pages, or the stopped target). */
+#define FT_BIG_BLOCK (64u << 10)
+#define FT_BIG_HEAD  PAGE
+
+static int ft_view_read(void *view, uint64_t addr, void *buf, size_t len)
+{
+    return view_read(view, addr, buf, len);
+}
+
+/* Free-threaded builds have no pymalloc arenas: what the walk needs are the blocks of the GC
+ * heaps' pages in use. Reads those pages' metadata (mimalloc_read_pages(): in a pass, while the
+ * target is stopped) and, with `layout`, gives each page's blocks a region in buffer (or in an
+ * allocation of its own when cap is too small) for copy_all(); without, only counts their bytes.
+ * The mappings are read again once when a page's blocks are not in the kept ones. */
+static int census_ft_plan(View *v, const PyLoc *loc, uint64_t interp, bool layout, uint8_t *buffer,
+                          size_t cap, uint64_t *ret_total, char *why, size_t whylen)
+{
+    const PyLayout *l = &loc->layout;
+    int k = -EIO;
+    *ret_total = 0;
+    mimalloc_heaps_done(&v->mi);
+    for (int attempt = 0; attempt < 2 && k == -EIO; attempt++) {
+        if (attempt > 0 || !*v->maps) {
+            *v->maps = maps_free(*v->maps);
+            if ((k = rmem_maps(v->r, v->maps)) < 0)
+                return k;
+        }
+        k = mimalloc_read_pages(l, v->r, *v->maps, loc->runtime, interp, &v->mi, why, whylen);
+    }
+    if (k < 0)
+        return k;
+    size_t n = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < v->mi.npages; i++) {
+        const MiPage *p = &v->mi.pages[i];
+        n += p->bsize > FT_BIG_BLOCK ? p->capacity : 1;
+        total += p->bsize > FT_BIG_BLOCK ? (uint64_t)p->capacity * FT_BIG_HEAD
+                                         : (uint64_t)p->capacity * p->bsize;
+    }
+    *ret_total = total;
+    if (total > census_max_memory())
+        return -E2BIG;
+    if (!layout)
+        return 0;
+    Region *regions = calloc(n ? n : 1, sizeof(*regions));
+    uint8_t *buf = buffer, *owned = NULL;
+    if (!buffer || cap < total)
+        buf = owned = malloc(total ? total : 1);
+    if (!regions || !buf) {
+        free(regions), free(owned);
+        return -ENOMEM;
+    }
+    uint64_t off = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < v->mi.npages; i++) {
+        const MiPage *p = &v->mi.pages[i];
+        if (p->bsize <= FT_BIG_BLOCK) {
+            size_t len = (size_t)(p->capacity * p->bsize);
+            regions[m++] = (Region){p->start, len, buf + off};
+            off += len;
+            continue;
+        }
+        for (uint32_t b = 0; b < p->capacity; b++) {
+            regions[m++] = (Region){p->start + b * p->bsize, FT_BIG_HEAD, buf + off};
+            off += FT_BIG_HEAD;
+        }
+    }
+    qsort(regions, m, sizeof(*regions), cmp_region);
+    for (size_t i = 1; i < m; i++)
+        if (regions[i].base < regions[i - 1].base + regions[i - 1].len) {
+            /* One page queued twice, or a thread's page also in an abandoned segment. */
+            snprintf(why, whylen, "two pages overlap at %#" PRIx64, regions[i].base);
+            free(regions), free(owned);
+            return -EIO;
+        }
+    v->regions = regions;
+    v->nregions = m;
+    v->arena_buf = owned;
+    return 0;
+}
+
+/* Counts one object found in a heap: its type and size as walk_list() does, but a free-threaded
+ * object has no GC header (sys.getsizeof adds only the pre-header there, _PyType_PreHeaderSize). */
+static int ft_count(Walk *w, uint64_t obj, const uint8_t *hdr, int64_t *ret_bytes)
+{
+    const PyLayout *l = w->l;
+    uint64_t type;
+    memcpy(&type, hdr + l->object.ob_type, 8);
+    TypeInfo *ti;
+    int k;
+    if ((k = type_get(w->types, w->v, l, type, &ti)) < 0)
+        return k;
+    int64_t size = ti->basicsize, items;
+    if (ti->sizing != SIZE_GENERIC) {
+        if ((k = sized_items(w->v, l, ti->sizing, obj, &items)) < 0)
+            return walk_fatal(k) ? k : -EIO;
+        size += items * ti->itemsize;
+    } else if (ti->itemsize) {
+        int64_t obsize;
+        memcpy(&obsize, hdr + l->object.ob_size, 8);
+        uint64_t len = obsize < 0 ? -(uint64_t)obsize : (uint64_t)obsize;
+        if (len > (UINT64_C(1) << 40) / (uint64_t)ti->itemsize)
+            return -EIO;
+        size += (int64_t)len * ti->itemsize;
+    }
+    if (ti->flags & l->object.preheader_flags)
+        size += l->object.preheader_size;
+    if (w->vis && (k = w->vis->object(w->vis->ud, obj, type)) < 0)
+        return k;
+    ti->count++;
+    if (__builtin_add_overflow(ti->bytes, size, &ti->bytes))
+        return -EIO;
+    *ret_bytes = size;
+    return 0;
+}
+
+/* Walks every block in use of the pages census_ft_plan() found, as gc_visit_heaps does, and
+ * counts what gc.get_objects() would list: objects tracked (ob_gc_bits) and not marked
+ * unreachable by a collection in progress. Frozen ones (gc.freeze()) go to generation[3], as
+ * the permanent generation's do on other builds; the rest to generation[0]. */
+static int census_ft_walk(Walk *w, Census *c)
+{
+    const PyLayout *l = w->l;
+    const MiHeaps *mi = &w->v->mi;
+    uint64_t *delayed = NULL, *live = NULL;
+    size_t ndelayed = 0;
+    int k = 0;
+    /* Blocks other threads freed into a full page wait on its heap's delayed list. */
+    for (size_t i = 0; i < mi->nheaps && k >= 0; i++) {
+        uint64_t *d;
+        size_t nd;
+        if (!mi->delayed[i])
+            continue;
+        if ((k = mimalloc_delayed_blocks(mi->delayed[i], ft_view_read, w->v, mi->used_blocks + 1,
+                                         &d, &nd)) < 0)
+            break;
+        uint64_t *all = realloc(delayed, (ndelayed + nd) * sizeof(*all));
+        if (!all) {
+            free(d);
+            k = -ENOMEM;
+            break;
+        }
+        delayed = all;
+        memcpy(delayed + ndelayed, d, nd * sizeof(*d));
+        ndelayed += nd;
+        free(d);
+        qsort(delayed, ndelayed, sizeof(*delayed), cmp_u64);
+    }
+    if (k >= 0 && !(live = malloc((l->mimalloc.max_blocks / 64 + 1) * sizeof(*live))))
+        k = -ENOMEM;
+    uint32_t hdr_len = l->object.ob_size + 8;
+    uint8_t hdr[128];
+    if (hdr_len > sizeof(hdr) || l->mimalloc.ob_gc_bits >= hdr_len)
+        k = -EINVAL;
+    for (size_t i = 0; i < mi->npages && k >= 0; i++) {
+        const MiPage *p = &mi->pages[i];
+        int64_t n = mimalloc_page_live(p, ft_view_read, w->v, delayed, ndelayed, live);
+        if (n < 0) {
+            k = walk_fatal((int)n) ? (int)n : -EIO;
+            break;
+        }
+        for (uint32_t b = 0; b < p->capacity && k >= 0; b++) {
+            if (!(live[b / 64] & (1ull << (b % 64))))
+                continue;
+            uint64_t obj = p->start + b * p->bsize + p->offset;
+            if (++w->nodes > MAX_OBJECTS) {
+                k = -EIO;
+                break;
+            }
+            if (w->deadline && w->nodes % CHECK_EVERY == 0 && clock_mono() > w->deadline) {
+                k = -ETIMEDOUT;
+                break;
+            }
+            if ((k = view_read(w->v, obj, hdr, hdr_len)) < 0) {
+                k = walk_fatal(k) ? k : -EIO;
+                break;
+            }
+            uint8_t bits = hdr[l->mimalloc.ob_gc_bits];
+            if (!(bits & l->mimalloc.bit_tracked) || (bits & l->mimalloc.bit_unreachable))
+                continue;
+            int g = bits & l->mimalloc.bit_frozen ? 3 : 0;
+            int64_t size;
+            if ((k = ft_count(w, obj, hdr, &size)) < 0)
+                break;
+            c->generation[g]++;
+            if (__builtin_add_overflow(c->generation_bytes[g], size, &c->generation_bytes[g]))
+                k = -EIO;
+        }
+    }
+    free(delayed);
+    free(live);
+    return k;
+}
+
 static int cmp_type(const void *a, const void *b)
 {
     const CensusType *x = a, *y = b;
@@ -917,6 +1117,47 @@ typedef struct Pass {
     size_t errlen;
 } Pass;
 
+/* census_ft_plan() for a pass, with the pass's sentence for a heap that does not check out. */
+static int census_ft_pass_plan(const Pass *p, View *v, size_t arena_cap, Census *c)
+{
+    char why[200] = "";
+    uint64_t interp = p->gc - p->loc->layout.interp.gc;
+    int k = census_ft_plan(v, p->loc, interp, true, p->buf->buf, arena_cap, &c->copied_bytes, why,
+                           sizeof(why));
+    if (k == -EOPNOTSUPP)
+        set_err(p->err, p->errlen, "census unavailable on this free-threaded build: %s", why);
+    else if (k == -EIO)
+        set_err(p->err, p->errlen,
+                "census unavailable: the free-threaded interpreter's mimalloc heaps do not check "
+                "out against the layout table (%s)",
+                why);
+    return k;
+}
+
+/* census_ft_walk() for a pass, with the pass's sentences. */
+static int census_ft_pass_walk(const Pass *p, Walk *w, Census *c)
+{
+    int k = census_ft_walk(w, c);
+    if (k == -ETIMEDOUT)
+        set_err(p->err, p->errlen,
+                "abandoned: the census would have kept the process stopped longer than "
+                "max_census_pause (%gs); the process was resumed",
+                p->max_pause);
+    else if (k == -EIO && p->mode == CENSUS_NONBLOCKING)
+        set_err(p->err, p->errlen,
+                "inconsistent: the process changed its heaps while they were walked without "
+                "stopping it; nothing reported");
+    else if (k == -EIO)
+        set_err(p->err, p->errlen,
+                "the mimalloc heaps do not hold together (a free list or a page count does not "
+                "agree with its page)");
+    else if (k == -E2BIG)
+        set_err_bounds(p->err, p->errlen, k, 0);
+    else if (k < 0 && k != -ENODATA)
+        set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
+    return k;
+}
+
 /* One pass: stops the target (freeze mode), reads its GC state, copies the arenas and the pages
  * the hints name, and walks every generation list. With seal, the target is resumed before the
  * walk, which then runs over the copy alone and fails with -ENODATA at the first page it lacks;
@@ -974,10 +1215,14 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     memcpy(&c->permanent_last, before + l->gc.permanent_generation + 8, 8);
     c->permanent_at = clock_mono();
     /* The hints go to the end of the buffer; without one, the walk reads on demand. */
-    if ((k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes)) <
-            0 ||
-        (k = copy_all(v, crew, p->hints, p->nhints, p->buf->buf ? p->buf->buf + arena_cap : NULL,
-                      deadline)) < 0) {
+    if (l->free_threaded)
+        k = census_ft_pass_plan(p, v, arena_cap, c);
+    else
+        k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes);
+    if (k == -EOPNOTSUPP || (k == -EIO && l->free_threaded))
+        goto out; /* census_ft_pass_plan() said why */
+    if (k < 0 || (k = copy_all(v, crew, p->hints, p->nhints,
+                               p->buf->buf ? p->buf->buf + arena_cap : NULL, deadline)) < 0) {
         if (k == -ETIMEDOUT)
             set_err(p->err, p->errlen,
                     "abandoned: copying the heap would have kept the process stopped longer "
@@ -1005,7 +1250,9 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         p->vis->reset(p->vis->ud);
     Walk w = {v, types, l, deadline, 0, p->vis};
     int64_t total = 0;
-    for (int g = 0; g < CENSUS_GENERATIONS && k >= 0; g++) {
+    if (l->free_threaded)
+        k = census_ft_pass_walk(p, &w, c);
+    for (int g = 0; g < CENSUS_GENERATIONS && k >= 0 && !l->free_threaded; g++) {
         uint32_t off = g < 3 ? l->gc.generations + (uint32_t)g * l->gc.generation_size
                              : l->gc.permanent_generation;
         uint64_t first;
@@ -1028,6 +1275,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
             set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
         total += c->generation[g];
     }
+    if (l->free_threaded)
+        total = c->generation[0] + c->generation[3];
     c->total = total;
     v->deadline = deadline;
     v->reader = USED_VISIT;
@@ -1114,9 +1363,9 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
     }
     if (p.loc->layout.gc.size > 4096)
         return -EINVAL;
-    if (p.loc->layout.free_threaded) {
-        /* No generation lists to walk: its objects live in mimalloc's heaps. */
-        set_err(err, errlen, "object census of free-threaded builds is not supported yet");
+    if (p.loc->layout.free_threaded && !p.loc->layout.mimalloc.present) {
+        /* No generation lists to walk, and no table of the mimalloc heaps its objects are in. */
+        set_err(err, errlen, "census unavailable: no mimalloc layout for this free-threaded build");
         return -EOPNOTSUPP;
     }
     double t0 = clock_mono();
@@ -1134,7 +1383,14 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
     TypeTable types = {0};
     Buffer buf = {0};
     uint64_t estimate = 0;
-    int k = plan_arenas(&v, p.loc, p.obmalloc, false, NULL, 0, &estimate);
+    int k;
+    if (p.loc->layout.free_threaded) {
+        char why[200];
+        k = census_ft_plan(&v, p.loc, p.gc - p.loc->layout.interp.gc, false, NULL, 0, &estimate,
+                           why, sizeof(why));
+    } else {
+        k = plan_arenas(&v, p.loc, p.obmalloc, false, NULL, 0, &estimate);
+    }
     if (k == -ERANGE || k == -E2BIG) {
         set_err_bounds(err, errlen, k, estimate);
         census_free(c);
@@ -1203,9 +1459,11 @@ out:
         return k;
     }
     c->walk_seconds = clock_mono() - t0;
-    /* The permanent list was walked whole: samples serve its length until its ends move. */
-    pyreader_note_frozen(pr, c->generation[3], c->permanent_first, c->permanent_last,
-                         c->permanent_at);
+    /* The permanent list was walked whole: samples serve its length until its ends move. (A
+     * free-threaded build has no such list: its frozen objects are a bit in their headers.) */
+    if (!p.loc->layout.free_threaded)
+        pyreader_note_frozen(pr, c->generation[3], c->permanent_first, c->permanent_last,
+                             c->permanent_at);
     *ret = c;
     return 0;
 }

@@ -10,7 +10,11 @@
  * pages and a second stop copies them too; should that fall short again, a last pass walks with
  * the target stopped and reads what it lacks on demand. In non-blocking mode the same walk runs
  * against a running target and every link is checked, so a walk torn by the mutator is reported as
- * inconsistent instead of as numbers. */
+ * inconsistent instead of as numbers.
+ *
+ * A free-threaded build (3.13t) has no generation lists: the blocks in use of its threads' GC
+ * mimalloc heaps and of the abandoned pages are copied instead of arenas and walked as
+ * gc_visit_heaps does (python/mimalloc.c); its frozen objects make generation[3]. */
 #pragma once
 
 #include <stdatomic.h>

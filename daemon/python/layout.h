@@ -130,6 +130,62 @@ typedef struct PyLayout {
         bool counter_symbol; /* 3.8: _Py_AllocatedBlocks is a counter */
     } obmalloc;
 
+    /* Free-threaded builds: where GC-tracked objects live instead of generation lists, mimalloc's
+     * heaps (Objects/mimalloc, Include/internal/mimalloc/mimalloc/types.h), as the target's own
+     * gc_visit_heaps (Python/gc_free_threading.c) walks them: every thread state's GC heaps and
+     * the interpreter's pool of abandoned segments. present false: not this build. Walked by
+     * python/mimalloc.c; see there for what each field serves. */
+    struct {
+        bool present;
+        bool encoded_freelist;          /* MI_ENCODE_FREELIST (debug builds): not read, refused */
+        uint32_t tstate_heaps;          /* mi_heap_t heaps[] in _PyThreadStateImpl */
+        uint32_t tstate_initialized;    /* int, set once the thread's heaps are bound */
+        uint32_t nheaps;                /* _Py_MIMALLOC_HEAP_COUNT */
+        uint32_t heap_gc;               /* _Py_MIMALLOC_HEAP_GC: GC objects, object at block+0 */
+        uint32_t heap_gc_pre;           /* _Py_MIMALLOC_HEAP_GC_PRE: with pre-header */
+        uint32_t pre_offset;            /* where the object sits in a GC_PRE block */
+        uint32_t debug_offset;          /* more, when the debug allocator hooks are on */
+        uint32_t runtime_debug_enabled; /* int _PyRuntime.allocators.is_debug_enabled */
+        uint32_t interp_abandoned;      /* mi_tagged_segment_t, in interp->mimalloc */
+        uint32_t interp_abandoned_visited; /* mi_segment_t * */
+        /* mi_heap_t */
+        uint32_t heap_size;
+        uint32_t heap_pages; /* mi_page_queue_t pages[nqueues] */
+        uint32_t nqueues;    /* MI_BIN_FULL + 1 */
+        uint32_t queue_size;
+        uint32_t queue_first;
+        uint32_t heap_thread_delayed_free; /* mi_block_t *, blocks freed by other threads */
+        uint32_t heap_page_count;          /* size_t */
+        /* mi_page_t, which is also mi_slice_t: the entries of a segment's slices[] */
+        uint32_t page_size;
+        uint32_t page_slice_count;  /* uint32_t */
+        uint32_t page_slice_offset; /* uint32_t */
+        uint32_t page_tag_byte;     /* the byte holding the 4-bit heap tag bit-field */
+        uint32_t page_tag_shift;
+        uint32_t page_capacity;     /* uint16_t */
+        uint32_t page_reserved;     /* uint16_t */
+        uint32_t page_free;         /* mi_block_t * */
+        uint32_t page_used;         /* uint32_t */
+        uint32_t page_xblock_size;  /* uint32_t */
+        uint32_t page_local_free;   /* mi_block_t * */
+        uint32_t page_xthread_free; /* mi_thread_free_t: a block pointer, 2 flag bits */
+        uint32_t page_xheap;        /* mi_heap_t * */
+        uint32_t page_next;         /* mi_page_t *, in its queue */
+        /* mi_segment_t */
+        uint32_t segment_size; /* sizeof(mi_segment_t), slices[] included */
+        uint32_t segment_abandoned_next;
+        uint32_t segment_slice_entries; /* size_t */
+        uint32_t segment_slices;        /* mi_slice_t slices[] */
+        uint32_t segment_span;          /* MI_SEGMENT_SIZE: segments are aligned to it */
+        uint32_t slice_span;            /* MI_SEGMENT_SLICE_SIZE */
+        uint32_t max_slices;            /* MI_SLICES_PER_SEGMENT + 1, the array's length */
+        uint32_t huge_block_size;       /* MI_HUGE_BLOCK_SIZE: from it, a page is one block */
+        uint32_t max_blocks;            /* blocks a page holds at most (MI_SMALL_PAGE_SIZE / 8) */
+        /* PyObject in this build */
+        uint32_t ob_gc_bits; /* uint8_t */
+        uint32_t bit_tracked, bit_unreachable, bit_frozen;
+    } mimalloc;
+
     /* PyObject and PyTypeObject, for reading lengths and type names. */
     struct {
         uint32_t ob_type;

@@ -1104,8 +1104,8 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
         locate_obmalloc_state(loc, r, maps);
     else if (chosen_l.free_threaded)
         snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
-                 "free-threaded CPython allocates with mimalloc: there is no pymalloc (its "
-                 "sys.getallocatedblocks() counts mimalloc blocks, not read here)");
+                 "free-threaded CPython allocates with mimalloc: there are no pymalloc arenas "
+                 "(allocated_blocks counts the blocks in use in its heaps)");
     return 0;
 }
 

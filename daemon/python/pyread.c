@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "python/mimalloc.h"
+
 /* Bounds on walks of remote lists: a corrupt or hostile target gets an error, not a hang. */
 #define MAX_THREADS     100000
 #define MAX_FROZEN      50000000
@@ -190,6 +192,21 @@ static int ft_walk_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra,
     *ret_threads = threads;
     *ret_unflushed = unflushed;
     return 0;
+}
+
+/* Free-threaded builds: sys.getallocatedblocks() counts the blocks in use in mimalloc's heaps
+ * (python/mimalloc.c); there are no arenas, so those fields stay null. Heaps caught mid-change
+ * by this sample of a running target leave it null for this sample only. */
+static void ft_allocated_blocks(PyReader *pr, Rmem *r, PySample *s)
+{
+    int64_t blocks;
+    char why[160];
+    if (mimalloc_allocated(&pr->loc.layout, r, pr->loc.runtime, pr->interp, &blocks, NULL, why,
+                           sizeof(why)) < 0)
+        return;
+    s->pymalloc_ok = true;
+    s->arenas = s->arenas_highwater = s->arena_bytes = -1;
+    s->allocated_blocks = blocks;
 }
 
 /* The free-threaded part of a sample: threads, and generation 0's count as the global count plus
@@ -689,6 +706,8 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
          * target's own gc.get_count() adds only the calling thread's). Frozen objects are a bit
          * in each object's header, counted only by walking the heaps: not read here. */
         s.gen[0].count += unflushed;
+        if (!pr->skip_blocks)
+            ft_allocated_blocks(pr, r, &s);
         snprintf(s.frozen_reason, sizeof(s.frozen_reason),
                  "frozen: not read on free-threaded builds (frozen objects are a bit in each "
                  "object's header, counted only by walking the heaps)");

@@ -452,7 +452,8 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
     }
     s->have_py = true;
     t->was_python = true;
-    if (!s->py.pymalloc_ok)
+    /* Free-threaded builds count allocated blocks but have no arenas: the reason goes too. */
+    if (!s->py.pymalloc_ok || s->py.arenas < 0)
         snprintf(s->pymalloc_error, sizeof(s->pymalloc_error), "%s",
                  loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable");
 }

@@ -30,7 +30,8 @@
 #include "internal/pycore_obmalloc.h"
 #endif
 #ifdef Py_GIL_DISABLED
-#include "internal/pycore_tstate.h" /* _PyThreadStateImpl and its GC allocation count */
+#include "internal/pycore_tstate.h"   /* _PyThreadStateImpl and its GC allocation count */
+#include "internal/pycore_mimalloc.h" /* the heaps of a free-threaded build (print_mimalloc) */
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_debug_offsets.h"
@@ -381,6 +382,93 @@ static void print_debug_offsets(void)
 #define SFIELD(name, value) printf("        .%s = %ld,\n", name, (long)(value))
 #define BOOL(name, value)   printf("        .%s = %s,\n", name, (value) ? "true" : "false")
 
+#ifdef Py_GIL_DISABLED
+/* The byte and bit of a bit-field, found by setting it in a zeroed struct: offsetof cannot. */
+static void print_bitfield(const char *byte_name, const char *shift_name, const void *p,
+                           size_t size)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < size; i++)
+        if (b[i]) {
+            FIELD(byte_name, i);
+            FIELD(shift_name, __builtin_ctz(b[i]));
+            return;
+        }
+    fprintf(stderr, "genlayout: bit-field %s not found\n", byte_name);
+    exit(1);
+}
+#endif
+
+/* Free-threaded builds keep GC objects in mimalloc's heaps: what gc_visit_heaps
+ * (Python/gc_free_threading.c) walks, from the structs of Include/internal/mimalloc. */
+static void print_mimalloc(void)
+{
+#ifdef Py_GIL_DISABLED
+    typedef _PyThreadStateImpl T;
+    BEGIN("mimalloc");
+    BOOL("present", 1);
+#if defined(MI_ENCODE_FREELIST)
+    BOOL("encoded_freelist", 1);
+#else
+    BOOL("encoded_freelist", 0);
+#endif
+    FIELD("tstate_heaps", offsetof(T, mimalloc.heaps));
+    FIELD("tstate_initialized", offsetof(T, mimalloc.initialized));
+    FIELD("nheaps", _Py_MIMALLOC_HEAP_COUNT);
+    FIELD("heap_gc", _Py_MIMALLOC_HEAP_GC);
+    FIELD("heap_gc_pre", _Py_MIMALLOC_HEAP_GC_PRE);
+    /* gc_visit_heaps_lock_held: objects with Py_TPFLAGS_PREHEADER have two pointers before
+     * them; the debug allocator hooks (_PyMem_DebugEnabled(), that is
+     * _PyRuntime.allocators.is_debug_enabled) put two size_t before every block's data. */
+    FIELD("pre_offset", 2 * sizeof(PyObject *));
+    FIELD("debug_offset", 2 * sizeof(size_t));
+    FIELD("runtime_debug_enabled", offsetof(_PyRuntimeState, allocators.is_debug_enabled));
+    FIELD("interp_abandoned", offsetof(PyInterpreterState, mimalloc.abandoned_pool.abandoned));
+    FIELD("interp_abandoned_visited",
+          offsetof(PyInterpreterState, mimalloc.abandoned_pool.abandoned_visited));
+    FIELD("heap_size", sizeof(mi_heap_t));
+    FIELD("heap_pages", offsetof(mi_heap_t, pages));
+    FIELD("nqueues", MI_BIN_FULL + 1);
+    FIELD("queue_size", sizeof(mi_page_queue_t));
+    FIELD("queue_first", offsetof(mi_page_queue_t, first));
+    FIELD("heap_thread_delayed_free", offsetof(mi_heap_t, thread_delayed_free));
+    FIELD("heap_page_count", offsetof(mi_heap_t, page_count));
+    _Static_assert(sizeof(mi_slice_t) == sizeof(mi_page_t), "a slice is a page");
+    FIELD("page_size", sizeof(mi_page_t));
+    FIELD("page_slice_count", offsetof(mi_page_t, slice_count));
+    FIELD("page_slice_offset", offsetof(mi_page_t, slice_offset));
+    {
+        mi_page_t p;
+        memset(&p, 0, sizeof(p));
+        p.tag = 1;
+        print_bitfield("page_tag_byte", "page_tag_shift", &p, sizeof(p));
+    }
+    FIELD("page_capacity", offsetof(mi_page_t, capacity));
+    FIELD("page_reserved", offsetof(mi_page_t, reserved));
+    FIELD("page_free", offsetof(mi_page_t, free));
+    FIELD("page_used", offsetof(mi_page_t, used));
+    FIELD("page_xblock_size", offsetof(mi_page_t, xblock_size));
+    FIELD("page_local_free", offsetof(mi_page_t, local_free));
+    FIELD("page_xthread_free", offsetof(mi_page_t, xthread_free));
+    FIELD("page_xheap", offsetof(mi_page_t, xheap));
+    FIELD("page_next", offsetof(mi_page_t, next));
+    FIELD("segment_size", sizeof(mi_segment_t));
+    FIELD("segment_abandoned_next", offsetof(mi_segment_t, abandoned_next));
+    FIELD("segment_slice_entries", offsetof(mi_segment_t, slice_entries));
+    FIELD("segment_slices", offsetof(mi_segment_t, slices));
+    FIELD("segment_span", MI_SEGMENT_SIZE);
+    FIELD("slice_span", MI_SEGMENT_SLICE_SIZE);
+    FIELD("max_slices", MI_SLICES_PER_SEGMENT + 1);
+    FIELD("huge_block_size", MI_HUGE_BLOCK_SIZE);
+    FIELD("max_blocks", MI_SMALL_PAGE_SIZE / sizeof(void *));
+    FIELD("ob_gc_bits", offsetof(PyObject, ob_gc_bits));
+    FIELD("bit_tracked", _PyGC_BITS_TRACKED);
+    FIELD("bit_unreachable", _PyGC_BITS_UNREACHABLE);
+    FIELD("bit_frozen", _PyGC_BITS_FROZEN);
+    END();
+#endif
+}
+
 static void print_list(const char *name, const size_t *v, size_t n, size_t cap)
 {
     printf("        .%s = {", name);
@@ -466,7 +554,12 @@ static void print_refs(void)
     /* The managed dict pointers sit before the GC header: _PyObject_ManagedDictPointer() is
      * ((PyObject **)obj) - 3 from 3.11 on; 3.11's _PyObject_ValuesPointer() is obj - 4; 3.12's
      * _PyDictOrValues_SetValues() stores values - 1 (Include/internal/pycore_object.h). */
-#if defined(Py_TPFLAGS_MANAGED_DICT)
+#if defined(Py_TPFLAGS_MANAGED_DICT) && defined(MANAGED_DICT_OFFSET)
+    /* 3.13+ names it: a free-threaded build has no GC header, so its pre-header (and the dict
+     * pointer in it) sits right before the object, at -1 pointer. */
+    FIELD("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
+    SFIELD("managed_dict", MANAGED_DICT_OFFSET);
+#elif defined(Py_TPFLAGS_MANAGED_DICT)
     FIELD("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
     SFIELD("managed_dict", -3 * (long)sizeof(PyObject *));
 #else
@@ -728,6 +821,7 @@ int main(int argc, char **argv)
     print_gc();
     print_obmalloc();
     print_object();
+    print_mimalloc();
     print_sizes();
     print_debug_offsets();
     print_refs();
