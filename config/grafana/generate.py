@@ -15,6 +15,21 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # Every target series carries job and instance (Prometheus) and pid and name (pymemd).
 SEL = 'job=~"$job",instance=~"$instance",name=~"$name"'
 LEGEND = "{{name}} {{pid}} ({{instance}})"
+# The service group is a label of pymemd_target_info only (README "Service groups"): a
+# per-process query keeps the processes of the chosen groups by this join, which leaves its
+# series and labels as they are.
+INFO = 'pymemd_target_info{job=~"$job",instance=~"$instance",group=~"$group"}'
+IN_GROUP = " and on (job, instance, pid, name) " + INFO
+# A per-group sum: each process's series given its group, then summed (raw PromQL, so that the
+# dashboard works without config/pymemd.rules.yml's recording rules loaded).
+TO_GROUP = " * on (job, instance, pid, name) group_left (group) " + INFO
+GLEGEND = "{{group}} ({{instance}})"
+GSEL = 'job=~"$job",instance=~"$instance"'     # a group is all of its processes, whatever $name
+
+
+def g(expr):
+    """expr, of the processes of the chosen groups only."""
+    return "(%s)%s" % (expr, IN_GROUP)
 
 panels = []
 y = 0
@@ -27,9 +42,13 @@ def row(title):
     y += 1
 
 
-def panel(kind, title, desc, targets, unit="short", w=12, h=8, x=0, extra=None):
-    """targets: [(expr, legend)]. Panels are placed left to right, two to a line."""
+def panel(kind, title, desc, targets, unit="short", w=12, h=8, x=0, extra=None,
+          per_process=True):
+    """targets: [(expr, legend)], each of the chosen groups only when per_process (series with
+    pid and name). Panels are placed left to right, two to a line."""
     global y
+    if per_process:
+        targets = [(g(e), l) for e, l in targets]
     p = {
         "type": kind,
         "title": title,
@@ -57,8 +76,9 @@ row("Targets")
 panel("stat", "Targets read", "Processes pymemd watches whose last sample succeeded, of all it "
       "watches (pymemd_target_up). A target it cannot read says why in its JSON: "
       "curl http://HOST:9100/api/v1/processes/PID",
-      [('sum(pymemd_target_up{%s})' % SEL, "read"),
-       ('count(pymemd_target_up{%s})' % SEL, "watched")], w=8, x=0)
+      [('sum(%s)' % g('pymemd_target_up{%s}' % SEL), "read"),
+       ('count(%s)' % g('pymemd_target_up{%s}' % SEL), "watched")], w=8, x=0,
+      per_process=False)
 panel("table", "Interpreters", "The CPython version of every target (python_info).",
       [('python_info{%s}' % SEL, "")], w=8, x=8,
       extra={"transformations": [{"id": "labelsToFields", "options": {}},
@@ -118,19 +138,53 @@ panel("timeseries", "Uncollectable objects (last hour)", "increase() of "
 panel("timeseries", "Threads", "python_threads: the interpreter's thread states.",
       [('python_threads{%s}' % SEL, LEGEND)], x=12)
 
+row("Service groups")
+panel("stat", "Processes per group", "count by (group) of pymemd_target_info: the processes "
+      "pymemd watches in each service group (config key group; README \"Service groups\").",
+      [('count by (job, instance, group) (%s)' % INFO, GLEGEND)], w=8, x=0,
+      per_process=False)
+panel("timeseries", "RSS vs heap per group", "python_memory_resident_bytes and pymalloc's "
+      "arena bytes summed over the processes of each group, joined onto the group of "
+      "pymemd_target_info (config/pymemd.rules.yml records the same as "
+      "group:python_memory_resident_bytes:sum; this needs no rule loaded).",
+      [('sum by (job, instance, group) (python_memory_resident_bytes{%s}%s)' % (GSEL, TO_GROUP),
+        "rss " + GLEGEND),
+       ('sum by (job, instance, group) (python_pymalloc_arena_bytes{%s}%s)' % (GSEL, TO_GROUP),
+        "heap " + GLEGEND)], unit="bytes", w=8, x=8, per_process=False)
+panel("timeseries", "GC collections/s per group", "rate() of python_gc_collections_total per "
+      "process first (a restarted worker is then no drop), then summed per group and "
+      "generation (as group:python_gc_collections:rate5m).",
+      [('sum by (job, instance, group, generation) (rate(python_gc_collections_total{%s}'
+        '[$__rate_interval])%s)' % (GSEL, TO_GROUP), "gen {{generation}} " + GLEGEND)],
+      unit="ops", w=8, x=16, per_process=False)
+
 row("Objects (census)")
 panel("table", "Top types by count", "python_objects from the latest census of each target "
       "(census_interval; only targets census_match selects are censused on schedule): the "
       "top_types types with the most live objects, the rest summed as other. Who holds them: "
       "pymemctl referrers PID TYPE.",
-      [('topk(20, python_objects{%s})' % SEL, "")], x=0,
+      [('topk(20, %s)' % g('python_objects{%s}' % SEL), "")], x=0, per_process=False,
       extra={"transformations": [{"id": "labelsToFields", "options": {}},
                                  {"id": "organize", "options": {"excludeByName": {
                                      "Time": True, "__name__": True}}}]})
 panel("timeseries", "Object bytes by type", "python_objects_bytes of the top types (the "
       "objects' own sizes, not what they reference).",
-      [('topk(10, python_objects_bytes{%s})' % SEL, "{{object_type}} " + LEGEND)],
-      unit="bytes", x=12)
+      [('topk(10, %s)' % g('python_objects_bytes{%s}' % SEL), "{{object_type}} " + LEGEND)],
+      unit="bytes", x=12, per_process=False)
+panel("table", "Leak suspects", "pymemd_leak_suspect_objects_per_second: types whose count rose "
+      "at each of the last suspect_censuses censuses of their process, with how many objects a "
+      "second they gained over them, largest first (the PythonLeakSuspect alert fires on one "
+      "above 1/s for 30 minutes). Their counts at each census: pymemctl growth PID; who holds "
+      "them: pymemctl referrers PID TYPE.",
+      [('sort_desc(%s)' % g('pymemd_leak_suspect_objects_per_second{%s}' % SEL), "")],
+      unit="ops", x=0, per_process=False,
+      extra={"transformations": [{"id": "labelsToFields", "options": {}},
+                                 {"id": "organize", "options": {"excludeByName": {
+                                     "Time": True, "__name__": True}}}]})
+panel("timeseries", "Leak suspects over time", "The same rate over time: a type is a series "
+      "only while it is a suspect, so a line that ends is a type that stopped rising.",
+      [('pymemd_leak_suspect_objects_per_second{%s}' % SEL, "{{object_type}} " + LEGEND)],
+      unit="ops", x=12)
 panel("timeseries", "Census pause", "pymemd_census_pause_seconds: how long the latest census "
       "kept each target stopped (bounded by max_census_pause).",
       [('pymemd_census_pause_seconds{%s}' % SEL, LEGEND)], unit="s", w=24, x=0)
@@ -162,8 +216,10 @@ dashboard = {
          "query": "prometheus", "current": {}, "hide": 0},
         var("job", "Job", "label_values(pymemd_build_info, job)"),
         var("instance", "Host", 'label_values(pymemd_build_info{job=~"$job"}, instance)'),
-        var("name", "Process", 'label_values(pymemd_target_up{job=~"$job",'
-                               'instance=~"$instance"}, name)'),
+        var("group", "Group", 'label_values(pymemd_target_info{job=~"$job",'
+                              'instance=~"$instance"}, group)'),
+        var("name", "Process", 'label_values(pymemd_target_info{job=~"$job",'
+                               'instance=~"$instance",group=~"$group"}, name)'),
     ]},
     "annotations": {"list": []},
     "panels": panels,
