@@ -506,6 +506,11 @@ long http_parse_top(const char *v)
     return *v && !*end && n > 0 && n <= 1000000 ? n : -1;
 }
 
+double http_stale_after(double interval)
+{
+    return interval * 10 > 5 ? interval * 10 : 5;
+}
+
 double http_parse_seconds(const char *v)
 {
     if (!v)
@@ -728,12 +733,21 @@ static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const 
                           "the request target holds a control character (%%00-%%1f or %%7f)");
     if (strcmp(url, PYMEMD_PATH_HEALTHZ) == 0) {
         /* Ready only once the first snapshot is published: every scrape after a 200 here is
-         * served, never a 503. */
-        Snapshot *first = holder_get(h->holder);
-        if (!first)
+         * served, never a 503. Alive only while snapshots keep coming: a sampler that stopped
+         * publishing (stuck in a read, stopped) would otherwise have its last numbers served
+         * as if current, and outside systemd (its watchdog) nothing else would notice. */
+        Snapshot *last = holder_get(h->holder);
+        if (!last)
             return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                               "starting: the first sample is not taken yet");
-        snapshot_unref(first);
+        double interval = snapshot_settings(last).interval;
+        snapshot_unref(last);
+        double age = holder_age(h->holder), limit = http_stale_after(interval);
+        if (age > limit)
+            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "stalled: no new sample for %.0f s (interval %g s, the limit "
+                              "%g s): the sampler is stuck or stopped",
+                              age, interval, limit);
         return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain; charset=utf-8");
     }
     const WebAsset *asset = asset_find(url);

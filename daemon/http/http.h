@@ -56,6 +56,10 @@ void http_set_history(HttpServer *h, HttpHistoryFn fn, void *ctx);
 /* The value of ?seconds=N (NULL: absent): N when it is a number of seconds above 0 and at most
  * 10 years, 0 (all) when absent, -1 when malformed. */
 double http_parse_seconds(const char *v);
+/* How long /healthz lets pass without a new snapshot before it answers 503 "stalled": ten
+ * sampling intervals, and never under 5 s (a slow /proc read or a busy machine delays a
+ * sample or two; ten in a row do not go missing on a working sampler). */
+double http_stale_after(double interval);
 
 /* Picks the /metrics format for an Accept header (NULL: none sent): OpenMetrics when
  * application/openmetrics-text is acceptable, text 0.0.4 for text/plain, JSON otherwise; the

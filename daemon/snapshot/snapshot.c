@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/clock.h"
 #include "util/memfd.h"
 #include "util/macro.h"
 
@@ -538,6 +539,7 @@ void holder_init(SnapshotHolder *h)
 {
     pthread_mutex_init(&h->lock, NULL);
     h->cur = NULL;
+    h->swapped_at = 0;
 }
 
 void holder_done(SnapshotHolder *h)
@@ -551,9 +553,18 @@ void holder_swap(SnapshotHolder *h, Snapshot *s)
     pthread_mutex_lock(&h->lock);
     Snapshot *old = h->cur;
     h->cur = s;
+    h->swapped_at = clock_mono();
     pthread_mutex_unlock(&h->lock);
     /* The old one is freed outside the lock, once the last reader lets go. */
     snapshot_unref(old);
+}
+
+double holder_age(SnapshotHolder *h)
+{
+    pthread_mutex_lock(&h->lock);
+    double age = h->cur ? clock_mono() - h->swapped_at : -1;
+    pthread_mutex_unlock(&h->lock);
+    return age;
 }
 
 Snapshot *holder_get(SnapshotHolder *h)

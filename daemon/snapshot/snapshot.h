@@ -150,6 +150,7 @@ char *snapshot_census(const Snapshot *s, pid_t pid, size_t top, size_t *ret_len)
 typedef struct SnapshotHolder {
     pthread_mutex_t lock;
     Snapshot *cur;
+    double swapped_at; /* monotonic seconds of the latest holder_swap */
 } SnapshotHolder;
 
 void holder_init(SnapshotHolder *h);
@@ -158,3 +159,5 @@ void holder_done(SnapshotHolder *h);
 void holder_swap(SnapshotHolder *h, Snapshot *s);
 /* A new reference to the latest snapshot (NULL before the first); the caller unrefs it. */
 Snapshot *holder_get(SnapshotHolder *h);
+/* How long ago (monotonic seconds) the latest snapshot was published; -1 before the first. */
+double holder_age(SnapshotHolder *h);

@@ -13,8 +13,10 @@ exactly `N passed, M failed, K skipped`; exit status 0 iff nothing failed.
 """
 import http.client
 import os
+import signal
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpcommon import *  # noqa: E402,F401,F403
@@ -268,6 +270,46 @@ def t_slow_clients(c, ctx):
             s.close()
 
 
+def t_healthz_stalled(c, ctx):
+    """/healthz answers 503 "stalled" once no snapshot has come for ten intervals (at least
+    5 s), so that a liveness probe (Kubernetes has no systemd watchdog) sees a stuck sampler,
+    and 200 again when snapshots come back. The sampler is stopped with SIGSTOP: it watches no
+    target (and takes no census), so stopping it stops nobody else."""
+    inst = Pymemd(ctx.exe, ["--match", "^no-such-process-pymemd-test$", "--interval", "0.2",
+                            "--census-interval", "0"], "pymemd (stalled sampler)")
+    try:
+        inst.start()
+        sampler = inst.p.pid
+        r = inst.get("/healthz")
+        c.eq("GET /healthz while sampling", 200, r.status)
+        os.kill(sampler, signal.SIGSTOP)
+        try:
+            time.sleep(1.0)
+            r = inst.get("/healthz")
+            c.eq("GET /healthz 1 s after the sampler stopped (the limit is 5 s)", 200, r.status)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                r = inst.get("/healthz")
+                if r.status != 200:
+                    break
+                time.sleep(0.2)
+            if expect_error(c, r, "GET /healthz with the sampler stopped", (503,)):
+                msg = r.json().get("error", {}).get("message", "")
+                c.ok(msg.startswith("stalled: no new sample for "),
+                     "expected \"stalled: no new sample for ...\", got %s" % shown(msg))
+        finally:
+            os.kill(sampler, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = inst.get("/healthz")
+            if r.status == 200:
+                break
+            time.sleep(0.1)
+        c.eq("GET /healthz once the sampler runs again", 200, r.status)
+    finally:
+        inst.close()
+
+
 # Cases that need pymemd to read the targets (skipped when it may not).
 for _fn in (t_api_one,):
     _fn.needs_read = True
@@ -289,6 +331,7 @@ def cases(ctx):
     case("keep-alive connection", t_keepalive, ctx)
     case("concurrent requests", t_concurrency, ctx)
     case("stalled clients do not block others", t_slow_clients, ctx)
+    case("/healthz: 503 while the sampler publishes nothing, 200 after", t_healthz_stalled, ctx)
 
 
 if __name__ == "__main__":
