@@ -946,8 +946,16 @@ static int census_ft_walk(Walk *w, Census *c)
                 break;
             }
             uint8_t bits = hdr[l->mimalloc.ob_gc_bits];
-            if (!(bits & l->mimalloc.bit_tracked) || (bits & l->mimalloc.bit_unreachable))
+            if (bits & l->mimalloc.bit_unreachable)
                 continue;
+            if (!(bits & l->mimalloc.bit_tracked)) {
+                uint64_t type;
+                memcpy(&type, hdr + l->object.ob_type, 8);
+                if (w->vis && w->vis->untracked &&
+                    (k = w->vis->untracked(w->vis->ud, obj, type)) < 0)
+                    break;
+                continue;
+            }
             int g = bits & l->mimalloc.bit_frozen ? 3 : 0;
             int64_t size;
             if ((k = ft_count(w, obj, hdr, &size)) < 0)

@@ -92,13 +92,18 @@ int census_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, Censu
  * stopped target. A read the copy lacks after the target was resumed fails with -ENODATA, which
  * done() must return: the census then copies again (see above), and the pages done() read are
  * copied in advance by the next census with a visitor that is given the same hints (a census
- * without one does not copy them). */
+ * without one does not copy them). untracked(), when set, sees the live objects of a
+ * free-threaded heap that gc.get_objects() leaves out because they are not tracked: once a thread
+ * has started, 3.13t makes modules, their dicts, functions and classes immortal and its next
+ * collection untracks them, but chains from sys.modules to what they hold still run through
+ * them. */
 typedef int (*CensusReadFn)(void *rctx, uint64_t addr, void *buf, size_t len);
 typedef struct CensusVisitor {
     void (*reset)(void *ud);
     int (*object)(void *ud, uint64_t obj, uint64_t type);
     int (*done)(void *ud, CensusReadFn read, void *rctx);
     void *ud;
+    int (*untracked)(void *ud, uint64_t obj, uint64_t type);
 } CensusVisitor;
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                       double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret,

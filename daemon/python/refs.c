@@ -42,6 +42,9 @@ typedef struct Ctx {
     uint64_t interp;  /* the main interpreter */
     Obj *objs;
     size_t n, cap;
+    size_t listed; /* objs[0, listed) are what gc.get_objects() lists; the rest are untracked */
+    Obj *hidden;   /* the untracked ones of a free-threaded heap (CensusVisitor.untracked) */
+    size_t nhidden, caphidden;
     uint64_t *ikey; /* open addressing on the address: the address, 0 empty */
     uint32_t *ipos; /* its position in objs */
     size_t icap;    /* 1 << (64 - ishift) */
@@ -54,23 +57,46 @@ typedef struct Ctx {
 static void ctx_reset(void *ud)
 {
     Ctx *c = ud;
-    c->n = 0;
+    c->n = c->listed = c->nhidden = 0;
+}
+
+/* Makes room for `more` objects past n in *v (of *cap). */
+static int obj_room(Obj **v, size_t *cap, size_t n, size_t more)
+{
+    if (n + more <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 65536;
+    while (ncap < n + more)
+        ncap *= 2;
+    if (ncap > MAX_OBJECTS)
+        return -EIO;
+    Obj *o = realloc(*v, ncap * sizeof(*o));
+    if (!o)
+        return -ENOMEM;
+    *v = o;
+    *cap = ncap;
+    return 0;
 }
 
 static int ctx_object(void *ud, uint64_t obj, uint64_t type)
 {
     Ctx *c = ud;
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 65536;
-        if (ncap > MAX_OBJECTS)
-            return -EIO;
-        Obj *o = realloc(c->objs, ncap * sizeof(*o));
-        if (!o)
-            return -ENOMEM;
-        c->objs = o;
-        c->cap = ncap;
-    }
+    int k = obj_room(&c->objs, &c->cap, c->n, 1);
+    if (k < 0)
+        return k;
     c->objs[c->n++] = (Obj){obj, type};
+    return 0;
+}
+
+/* Not counted, not a referrer of its own (the target's gc.get_referrers() does not see it), but
+ * followed from the roots: a module, its dict, a function or a class made immortal. */
+static int ctx_untracked(void *ud, uint64_t obj, uint64_t type)
+{
+    Ctx *c = ud;
+    int k = obj_room(&c->hidden, &c->caphidden, c->nhidden, 1);
+    if (k < 0)
+        return k;
+    c->hidden[c->nhidden++] = (Obj){obj, type};
     return 0;
 }
 
@@ -202,7 +228,8 @@ static int scan_body(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, const 
         size = MAX_SCAN;
     uint64_t buf[512];
     int64_t hits = 0;
-    for (int64_t off = 16; off + 8 <= size; off += (int64_t)sizeof(buf)) {
+    /* Past the PyObject head (ob_size's offset is its size): its words are never instances. */
+    for (int64_t off = c->l->object.ob_size; off + 8 <= size; off += (int64_t)sizeof(buf)) {
         size_t m = (size_t)(size - off) < sizeof(buf) ? (size_t)(size - off) / 8 : 512;
         if ((k = read(rctx, o->addr + (uint64_t)off, buf, m * 8)) < 0)
             return k;
@@ -218,7 +245,7 @@ static int scan_body(Ctx *c, Traverser *t, CensusReadFn read, void *rctx, const 
 static int direct_referrers(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
 {
     Refs *x = c->x;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < c->listed; i++) {
         const Obj *o = &c->objs[i];
         Hits h = {c, 0, 0};
         int k = traverser_visit(t, o->addr, o->type, count_hit, &h);
@@ -661,7 +688,7 @@ static int resolve(Ctx *c, Traverser *t, uint64_t *ret)
 {
     uint64_t found = 0, exact = 0, prev = 0;
     bool ambiguous = false;
-    for (size_t i = 0; i < c->n && !exact; i++) {
+    for (size_t i = 0; i < c->listed && !exact; i++) {
         uint64_t type = c->objs[i].type;
         if (type == prev || type == found)
             continue;
@@ -715,6 +742,12 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
     _cleanup_(traverser_freep) Traverser *t = NULL;
     uint64_t type;
     int k;
+    c->listed = c->n;
+    if ((k = obj_room(&c->objs, &c->cap, c->n, c->nhidden)) < 0)
+        return k;
+    if (c->nhidden)
+        memcpy(c->objs + c->n, c->hidden, c->nhidden * sizeof(*c->hidden));
+    c->n += c->nhidden;
     if ((k = traverser_new(c->l, read, rctx, &t)) < 0 || (k = resolve(c, t, &type)) < 0 ||
         (k = build_index(c)) < 0)
         return k;
@@ -725,7 +758,7 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
     free(c->inst);
     if (!(c->inst = calloc(c->n ? c->n : 1, 1)))
         return -ENOMEM;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->listed; i++)
         if (c->objs[i].type == type) {
             c->inst[i] = 1;
             x->count++;
@@ -768,13 +801,14 @@ int refs_take(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, const c
         rmem_read(r, interp + l->refs.modules, &c.modules, 8) < 0)
         c.modules = 0;
     c.interp = interp;
-    CensusVisitor vis = {ctx_reset, ctx_object, ctx_done, &c};
+    CensusVisitor vis = {ctx_reset, ctx_object, ctx_done, &c, ctx_untracked};
     Census *census = NULL;
     int k =
         census_take_visit(pr, r, pid, expect, mode, max_pause, &vis, hints, &census, err, errlen);
     if (k < 0 && c.msg[0])
         snprintf(err, errlen, "%s", c.msg);
     free(c.objs);
+    free(c.hidden);
     free(c.ikey);
     free(c.ipos);
     free(c.inst);

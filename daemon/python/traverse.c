@@ -14,9 +14,10 @@
 
 /* collections.deque (Modules/_collectionsmodule.c, unchanged 3.8-3.15): PyVarObject head, then
  * block *leftblock, *rightblock; Py_ssize_t leftindex, rightindex. A block is
- * {block *leftlink; PyObject *data[BLOCKLEN]; block *rightlink} with BLOCKLEN 64. */
-#define DEQUE_LEFTBLOCK  24
-#define DEQUE_LEFTINDEX  40
+ * {block *leftlink; PyObject *data[BLOCKLEN]; block *rightlink} with BLOCKLEN 64. The offsets
+ * are past the PyVarObject head, whose size a free-threaded build changes (40, not 24). */
+#define DEQUE_LEFTBLOCK  0
+#define DEQUE_LEFTINDEX  16
 #define DEQUE_BLOCKLEN   64
 #define DEQUE_BLOCK_DATA 8
 #define DEQUE_BLOCK_NEXT (8 + 8 * DEQUE_BLOCKLEN)
@@ -163,7 +164,7 @@ static TraverseKind kind_of(const PyLayout *l, const TraverseType *ti)
         TraverseKind kind;
         uint32_t basicsize; /* 0: not checked */
     } known[] = {
-        {"object", TK_NONE, 16},
+        {"object", TK_NONE, l->object.ob_size}, /* sizeof(PyObject): 32 free-threaded */
         {"dict", TK_DICT, l->refs.dict_basicsize},
         {"collections.defaultdict", TK_DEFAULTDICT, l->refs.dict_basicsize + 8},
         {"collections.OrderedDict", TK_ODICT, 0},
@@ -438,11 +439,11 @@ static int visit_deque(Ctx *c, uint64_t obj)
 {
     const PyLayout *l = c->t->l;
     int64_t size, index;
-    uint64_t block;
+    uint64_t block, head = l->object.ob_size + 8;
     int k;
     if ((k = rd(c->t, obj + l->object.ob_size, &size, 8)) < 0 ||
-        (k = rd64(c->t, obj + DEQUE_LEFTBLOCK, &block)) < 0 ||
-        (k = rd(c->t, obj + DEQUE_LEFTINDEX, &index, 8)) < 0)
+        (k = rd64(c->t, obj + head + DEQUE_LEFTBLOCK, &block)) < 0 ||
+        (k = rd(c->t, obj + head + DEQUE_LEFTINDEX, &index, 8)) < 0)
         return k;
     if (size < 0 || size > MAX_ITEMS || index < 0 || index >= DEQUE_BLOCKLEN)
         return -EIO;

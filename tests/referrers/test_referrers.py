@@ -11,7 +11,10 @@ Once built it prints its own ground truth: for every object of gc.get_objects(),
 of gc.get_referents(o) (what its tp_traverse visits) are Session instances, grouped by
 type(o).__name__ (its own temporaries left out), then waits. pymemd --once --referrers Session
 must give the same count, and referrers plus unfollowed must equal that grouping exactly; roots
-must name the holders by their real names.
+must name the holders by their real names. On the free-threaded 3.13t of
+tests/integration/upstream-pythons.sh (skipped, with the reason, without it) the same, and again
+once a thread holding instances in a frame local has started and a collection has untracked the
+modules, their dicts, the classes and the functions it made immortal: the chains run through them.
 
 Prints PASS/FAIL/SKIP lines (tests/lib/pymemdtest.py) and ends with "N passed, M failed, K
 skipped"; exit 1 on a FAIL.
@@ -163,6 +166,33 @@ def serve():
 serve()
 '''
 
+# On a free-threaded build, the first thread started makes modules, their dicts, functions and
+# classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
+# yet chains from sys.modules run through them. A thread holds instances in a frame local; the
+# collection takes the cycle with no root, so it is made again after.
+TARGET_FT = TARGET.replace("""
+serve()
+""", """
+import threading
+park, ready = threading.Lock(), threading.Lock()
+park.acquire()
+ready.acquire()
+def parked():
+    held = [leaky.Session() for _ in range(2)]   # another thread's frame local
+    ready.release()
+    park.acquire()
+threading.Thread(target=parked, daemon=True).start()
+ready.acquire()
+gc.collect()
+a, b = leaky.Session(), leaky.Session()        # a cycle with no root, again
+a.peer, b.peer = b, a
+del a, b
+untracked = [m for m in ("leaky", "builtins", "sys") if gc.is_tracked(sys.modules[m])]
+if untracked or gc.is_tracked(leaky.Registry) or gc.is_tracked(leaky._make):
+    raise SystemExit("modules, classes and functions are still tracked: %r" % untracked)
+serve()
+""")
+
 # root -> (kind, instances held) that every interpreter must report.
 EXPECTED_ROOTS = {
     "leaky._cache": ("module global", 5),
@@ -220,8 +250,26 @@ def interpreters():
     return out
 
 
-def spawn_target(python, tmp):
-    p = CHILDREN.spawn([python, "-c", TARGET, tmp], stdin=subprocess.PIPE,
+def upstream_ft():
+    """The free-threaded 3.13t of tests/integration/upstream-pythons.sh's manifest: (path, None)
+    or (None, why not)."""
+    cache = os.environ.get("PYMEMD_CACHE_DIR") or os.path.expanduser("~/.cache/pymemd")
+    manifest = os.path.join(cache, "upstream", "interpreters.tsv")
+    if not os.path.exists(manifest):
+        return None, "%s is missing: run tests/integration/upstream-pythons.sh" % manifest
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) >= 3 and fields[0] == "upstream-3.13t":
+                if fields[1] == "skip":
+                    return None, "upstream-pythons.sh skipped 3.13t: %s" % fields[2]
+                if os.path.exists(fields[2]):
+                    return fields[2], None
+    return None, "%s lists no usable upstream-3.13t" % manifest
+
+
+def spawn_target(python, tmp, target=TARGET):
+    p = CHILDREN.spawn([python, "-c", target, tmp], stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
     return p, json.loads(read_line(p, 60))
 
@@ -230,10 +278,10 @@ def referrers_of(doc):
     return dict((g["type"], [g["objects"], g["refs"]]) for g in doc["referrers"] + doc["unfollowed"])
 
 
-def check_interpreter(c, python, why, pymemd, tmp):
+def check_interpreter(c, python, why, pymemd, tmp, target=TARGET, more_roots=None):
     if python is None:
         raise Skip(why)
-    p, truth = spawn_target(python, tmp)
+    p, truth = spawn_target(python, tmp, target)
     try:
         r = subprocess.run([pymemd, "--once", "--pid", str(p.pid), "--referrers", "Session"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
@@ -247,7 +295,7 @@ def check_interpreter(c, python, why, pymemd, tmp):
         c.eq("unfollowed", {"repeat": 1},
              dict((g["type"], g["objects"]) for g in doc["unfollowed"]))
         roots = dict((x["root"], (x["kind"], x["holds"])) for x in doc["roots"])
-        for name, want in EXPECTED_ROOTS.items():
+        for name, want in list(EXPECTED_ROOTS.items()) + list((more_roots or {}).items()):
             c.eq("root %s" % name, list(want), list(roots[name]) if name in roots else None)
         c.eq("weak", [[truth["weakref"], 1]], [[g["type"], g["objects"]] for g in doc["weak"]])
         c.eq("unreached", UNREACHED,
@@ -345,6 +393,11 @@ def run(args, tmp):
         f.write(LEAKY)
     for label, path, why in interpreters():
         case(label, check_interpreter, path, why, args.pymemd, tmp)
+    ft, why = upstream_ft()
+    case("upstream-3.13t", check_interpreter, ft, why, args.pymemd, tmp)
+    case("upstream-3.13t, a thread started: modules, classes, functions untracked",
+         check_interpreter, ft, why, args.pymemd, tmp, TARGET_FT,
+         {"thread 2: parked(): held": ("thread frame local", 2)})
     case("http+pymemctl", check_http, sys.executable, args.pymemd, args.pymemctl, tmp)
 
 

@@ -208,11 +208,45 @@ static void test_frame_and_traceback(void **state)
     assert_true(tested > 0);
 }
 
+/* A deque's blocks come after the PyVarObject head, which is 8 bytes more than ob_size's offset:
+ * 24 bytes, or 40 on a free-threaded build. Three items from index 62: two in the first block,
+ * one in the next. */
+static void test_deque(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < pylayout_ntables; i++) {
+        const PyLayout *l = &pylayout_tables[i];
+        memset(mem, 0, sizeof(mem));
+        uint64_t deque_type = BASE + 0x1000, q = BASE + 0x2000, b1 = BASE + 0x3000,
+                 b2 = BASE + 0x4000, head = l->object.ob_size + 8;
+        make_type(l, deque_type, "collections.deque", 1000);
+        put64(q + l->object.ob_type, deque_type);
+        put64(q + l->object.ob_size, 3);
+        put64(q + head, b1);      /* leftblock */
+        put64(q + head + 8, b2);  /* rightblock */
+        put64(q + head + 16, 62); /* leftindex */
+        put64(q + head + 24, 0);  /* rightindex */
+        put64(b1 + 8 + 62 * 8, BASE + 0x100);
+        put64(b1 + 8 + 63 * 8, BASE + 0x108);
+        put64(b1 + 8 + 64 * 8, b2); /* rightlink */
+        put64(b2 + 8, BASE + 0x110);
+        _cleanup_(traverser_freep) Traverser *t = NULL;
+        assert_int_equal(traverser_new(l, fake_read, NULL, &t), 0);
+        Seen s = {0};
+        assert_int_equal(traverser_visit(t, q, deque_type, record, &s), 0);
+        assert_int_equal(s.n, 3);
+        assert_int_equal(s.refs[0], BASE + 0x100);
+        assert_int_equal(s.refs[1], BASE + 0x108);
+        assert_int_equal(s.refs[2], BASE + 0x110);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dict_and_list),
         cmocka_unit_test(test_frame_and_traceback),
+        cmocka_unit_test(test_deque),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
