@@ -84,6 +84,22 @@ exec chroot "$R" env LD_LIBRARY_PATH=/opt/py/lib "$@"
 '''
 
 
+def ns_propagation():
+    """What unshare --propagation takes here. "private" (its default) remounts / private, which
+    fails with EINVAL where / is not a mount point (a chroot into a plain directory, as
+    .ci/run's fresh root). There, "unchanged" keeps the NSROOT mounts from reaching the parent
+    namespace only if no mount is shared with it. Returns (propagation, None), or (None, why
+    not)."""
+    with open("/proc/self/mountinfo") as f:
+        rows = [line.split() for line in f]
+    if any(len(r) > 4 and r[4] == "/" for r in rows):
+        return "private", None
+    if any(x.startswith("shared:") for r in rows if "-" in r for x in r[6:r.index("-")]):
+        return None, ("/ is not a mount point here (a chroot?) and some mounts are shared: the "
+                      "target's mount namespace would propagate its mounts back")
+    return "unchanged", None
+
+
 def hex64():
     return uuid.uuid4().hex + uuid.uuid4().hex
 
@@ -267,10 +283,11 @@ def run(pymemd):
                    for i in range(2)]
 
         ns = ns_pid = None
-        if unshare:
+        propagation, ns_skip = ns_propagation()
+        if unshare and propagation:
             nsroot = os.path.join(tmp, "root")
             os.mkdir(nsroot)
-            argv = [unshare, "--pid", "--fork", "--mount", "--propagation", "private",
+            argv = [unshare, "--pid", "--fork", "--mount", "--propagation", propagation,
                     "/bin/sh", "-c", NSROOT, "nsroot", nsroot, prefix, os.path.dirname(t.TARGET),
                     "/opt/py/bin/" + os.path.basename(py), "/t/" + os.path.basename(t.TARGET),
                     "--tag", tag]
@@ -323,7 +340,7 @@ def run(pymemd):
 
         def t_pod(c):
             if ns is None:
-                raise t.Skip("unshare(1) is not installed (util-linux)")
+                raise t.Skip(ns_skip or "unshare(1) is not installed (util-linux)")
             if ns_pid is None:
                 raise t.Fail("the namespaced target is not the one child of unshare (%d)"
                              % ns.p.pid)
