@@ -33,7 +33,6 @@ failed.
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from httpcommon import Expo, promtool_check  # noqa: E402
-from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, Target, case,  # noqa: E402
-                        clean_env, debian_python, make_tag, pyenv_python, read_line,
+from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, Target, build_id,  # noqa: E402
+                        case, clean_env, debian_python, make_tag, pyenv_python, read_line,
                         request, run_driver, say, short, shown)
 
 TREND_TARGET = os.path.join(HERE, "trend_target.py")
@@ -176,29 +175,6 @@ def expected_entry(p, census_ats):
         "gc_collections": [g.get("collections") for g in gens[:3]] if len(gens) >= 3 else None,
         "objects_total": total,
     }
-
-
-def build_id(path):
-    """The NT_GNU_BUILD_ID of an ELF file, from its PT_NOTE segments (as test_debuginfo.py)."""
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
-    phoff, = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz, _, p_align = struct.unpack_from(
-            "<IIQQQQQQ", data, phoff + i * phentsize)
-        if p_type != 4:   # PT_NOTE
-            continue
-        a = 8 if p_align == 8 else 4
-        pos, end = p_offset, p_offset + p_filesz
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-            name = data[pos + 12:pos + 12 + namesz]
-            desc_at = (pos + 12 + namesz + a - 1) & ~(a - 1)
-            if ntype == 3 and name == b"GNU\0":
-                return data[desc_at:desc_at + descsz]
-            pos = (desc_at + descsz + a - 1) & ~(a - 1)
-    return None
 
 
 def python_without_debug_file(tmp):

@@ -37,7 +37,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -47,8 +46,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, clean_env, free_port, read_line,  # noqa: E402
-                        short)
+from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, build_id, clean_env, free_port,  # noqa: E402
+                        read_line, short)
 
 SYSTEM_PYTHON = "/usr/bin/python3.11"
 NOBODY = 65534
@@ -63,33 +62,9 @@ DAEMON_MAX_AGE = 3.0
 TARGET = "import sys, time; print(sys.getallocatedblocks(), flush=True); time.sleep(600)"
 
 
-
 def report(kind, name, text):
     RESULTS.out(kind, name, text)
     sys.stdout.flush()
-
-
-def build_id(path):
-    """The NT_GNU_BUILD_ID of an ELF file, from its program headers' PT_NOTE segments."""
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
-    phoff, = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz, _, p_align = struct.unpack_from(
-            "<IIQQQQQQ", data, phoff + i * phentsize)
-        if p_type != 4:   # PT_NOTE
-            continue
-        a = 8 if p_align == 8 else 4
-        pos, end = p_offset, p_offset + p_filesz
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-            name = data[pos + 12:pos + 12 + namesz]
-            desc_at = (pos + 12 + namesz + a - 1) & ~(a - 1)
-            if ntype == 3 and name == b"GNU\0":
-                return data[desc_at:desc_at + descsz]
-            pos = (desc_at + descsz + a - 1) & ~(a - 1)
-    return None
 
 
 def installed_debug_file(bid):

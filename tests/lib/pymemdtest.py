@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -835,3 +836,27 @@ def run_driver(title, run, *args):
         say("failed: %s" % ", ".join(RESULTS.failures))
     say(RESULTS.summary())
     return 1 if RESULTS.failed else 0
+
+
+def build_id(path):
+    """The NT_GNU_BUILD_ID of an ELF file (bytes), from its program headers' PT_NOTE segments,
+    or None."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz, _, p_align = struct.unpack_from(
+            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type != 4:   # PT_NOTE
+            continue
+        a = 8 if p_align == 8 else 4
+        pos, end = p_offset, p_offset + p_filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            name = data[pos + 12:pos + 12 + namesz]
+            desc_at = (pos + 12 + namesz + a - 1) & ~(a - 1)
+            if ntype == 3 and name == b"GNU\0":
+                return data[desc_at:desc_at + descsz]
+            pos = (desc_at + descsz + a - 1) & ~(a - 1)
+    return None
