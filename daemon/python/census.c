@@ -1142,10 +1142,11 @@ static int census_ft_pass_plan(const Pass *p, View *v, size_t arena_cap, Census 
     return k;
 }
 
-/* census_ft_walk() for a pass, with the pass's sentences. */
-static int census_ft_pass_walk(const Pass *p, Walk *w, Census *c)
+/* The sentence for a walk of what (the object lists, the heaps) that ended in k < 0; broken
+ * says how it did not hold together (-EIO with the target stopped). -ENODATA (a page the copy
+ * lacked) gets none: the pass is copied again. */
+static void set_walk_err(const Pass *p, int k, const char *what, const char *broken)
 {
-    int k = census_ft_walk(w, c);
     if (k == -ETIMEDOUT)
         set_err(p->err, p->errlen,
                 "abandoned: the census would have kept the process stopped longer than "
@@ -1153,16 +1154,24 @@ static int census_ft_pass_walk(const Pass *p, Walk *w, Census *c)
                 p->max_pause);
     else if (k == -EIO && p->mode == CENSUS_NONBLOCKING)
         set_err(p->err, p->errlen,
-                "inconsistent: the process changed its heaps while they were walked without "
-                "stopping it; nothing reported");
+                "inconsistent: the process changed its %s while they were walked without "
+                "stopping it; nothing reported",
+                what);
     else if (k == -EIO)
-        set_err(p->err, p->errlen,
-                "the mimalloc heaps do not hold together (a free list or a page count does not "
-                "agree with its page)");
+        set_err(p->err, p->errlen, "%s", broken);
     else if (k == -E2BIG)
         set_err_bounds(p->err, p->errlen, k, 0);
     else if (k < 0 && k != -ENODATA)
         set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
+}
+
+/* census_ft_walk() for a pass, with the pass's sentences. */
+static int census_ft_pass_walk(const Pass *p, Walk *w, Census *c)
+{
+    int k = census_ft_walk(w, c);
+    set_walk_err(p, k, "heaps",
+                 "the mimalloc heaps do not hold together (a free list or a page count does not "
+                 "agree with its page)");
     return k;
 }
 
@@ -1266,21 +1275,12 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         uint64_t first;
         memcpy(&first, before + off, 8);
         k = walk_list(&w, p->gc + off, first, &c->generation[g], &c->generation_bytes[g]);
-        if (k == -ETIMEDOUT)
-            set_err(p->err, p->errlen,
-                    "abandoned: the census would have kept the process stopped longer than "
-                    "max_census_pause (%gs); the process was resumed",
-                    p->max_pause);
-        else if (k == -EIO && p->mode == CENSUS_NONBLOCKING)
-            set_err(p->err, p->errlen,
-                    "inconsistent: the process changed its object lists while they were walked "
-                    "without stopping it; nothing reported");
-        else if (k == -EIO)
-            set_err(p->err, p->errlen, "the object lists do not hold together (generation %d)", g);
-        else if (k == -E2BIG)
-            set_err_bounds(p->err, p->errlen, k, 0);
-        else if (k < 0 && k != -ENODATA)
-            set_err(p->err, p->errlen, "the walk failed: %s", strerror(-k));
+        if (k < 0) {
+            char broken[64];
+            snprintf(broken, sizeof(broken),
+                     "the object lists do not hold together (generation %d)", g);
+            set_walk_err(p, k, "object lists", broken);
+        }
         total += c->generation[g];
     }
     if (l->free_threaded)
