@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from httpcommon import Expo, promtool_check  # noqa: E402
 from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, Target, build_id,  # noqa: E402
                         case, clean_env, debian_python, make_tag, pyenv_python, read_line,
-                        request, run_driver, say, short, shown)
+                        request, run_driver, say, short, shown, spawn_at)
 
 TREND_TARGET = os.path.join(HERE, "trend_target.py")
 INTERVAL = 0.2
@@ -387,16 +387,8 @@ def t_pid_reuse(c, ctx):
         a.p.kill()
         a.p.wait()
         CHILDREN.reap(a.p)
-        for _ in range(50):
-            with open(path, "w") as f:
-                f.write(str(pid - 1))
-            cand = CHILDREN.spawn(trend_argv(cmd, tag), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  env=clean_env(), cwd="/")
-            if cand.pid == pid:
-                b = cand
-                break
-            CHILDREN.reap(cand)
+        b = spawn_at(pid, trend_argv(cmd, tag), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, env=clean_env(), cwd="/")
         if b is None:
             raise Skip("could not get pid %d again in 50 tries (other processes fork)" % pid)
         truth = json.loads(read_line(b, 30))

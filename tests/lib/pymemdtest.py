@@ -860,3 +860,16 @@ def build_id(path):
                 return data[desc_at:desc_at + descsz]
             pos = (desc_at + descsz + a - 1) & ~(a - 1)
     return None
+
+
+def spawn_at(pid, argv, tries=50, **kw):
+    """Starts argv (CHILDREN.spawn with kw) as process `pid`, through
+    /proc/sys/kernel/ns_last_pid; None when other processes kept taking the pid first."""
+    for _ in range(tries):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        p = CHILDREN.spawn(argv, **kw)
+        if p.pid == pid:
+            return p
+        CHILDREN.reap(p)
+    return None

@@ -38,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Stopping, clean_env,  # noqa: E402
-                        proc_state, pyenv_python, read_line, run_driver, short)
+                        proc_state, pyenv_python, read_line, run_driver, short, spawn_at)
 
 SYSTEM_PY = "/usr/bin/python3"
 DEBIAN_BIN = os.path.expanduser("~/.cache/pymemd/debian/bin")
@@ -623,19 +623,6 @@ def test_shell_execs_python(pymemd, py):
 
 # --- 5. a pid reused before the next sample -------------------------------------------------
 
-def spawn_at(pid, argv, tries=200):
-    """Starts argv as process `pid` (through ns_last_pid); None when other processes kept
-    taking the pid first."""
-    for _ in range(tries):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(pid - 1))
-        p = CHILDREN.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
-        if p.pid == pid:
-            return p
-        CHILDREN.reap(p)
-    return None
-
-
 def test_pid_reuse(pymemd, py):
     name = "a pid reused between samples is never censused as the old process (%s)" % py
     path = "/proc/sys/kernel/ns_last_pid"
@@ -652,7 +639,8 @@ def test_pid_reuse(pymemd, py):
         d = daemon(pymemd, "census_min_interval = 0\ncensus_interval = 0\ninterval = 30\n", ["--pid", str(pid)])
         pa = d.wait_process(pid)
         CHILDREN.reap(a)
-        b = spawn_at(pid, [py, "-c", plain_target("OnlyB", 555)])
+        b = spawn_at(pid, [py, "-c", plain_target("OnlyB", 555)], tries=200,
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
         if not b:
             RESULTS.out("SKIP", name, "could not get pid %d again" % pid)
             return
