@@ -21,10 +21,10 @@ Checks (each reported with its figures; any failure makes the exit status 1):
   stale      every target pymemd reports with status ok was sampled at most 2 intervals
              before the listing was read, and no target that lived past its discovery is
              missing from the listing for more than 2 intervals plus a discovery interval
-  flat       pymemd's RSS and open fds, read every 2 s: the least reading of the last fifth of
-             the run against the least of the second fifth (a census holds a heap's copy while
-             it runs, so a leak shows as a rising floor): RSS at most 25% or 8 MiB higher
-             (whichever is more), fds at most 4 more; the first and last readings are printed
+  flat       pymemd's RSS and open fds, read only between censuses (see Soak.memory): the
+             least reading of the last fifth of the run against the least of the second fifth:
+             RSS at most 25% or 8 MiB higher (whichever is more), fds at most 4 more; the first
+             and last of the readings taken every 2 s regardless are printed too
   alive      pymemd itself answered /healthz to the end and exited 0 on SIGTERM
 
     /usr/bin/python3 tests/soak/soak.py --pymemd build/pymemd [--duration 600] [--smoke]
@@ -48,8 +48,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pymemdtest import (CHILDREN, Stopping, clean_env, free_port, pyenv_python,  # noqa: E402
-                        read_line, short)
+from pymemdtest import (CHILDREN, Stopping, clean_env, free_port, proc_state,  # noqa: E402
+                        pyenv_python, read_line, short)
 
 # The target: a heap of the given size (some of it in cycles, some frozen when asked), a few
 # idle threads when asked, a little allocation churn, and an exact count of the SIGRTMIN it is
@@ -121,16 +121,28 @@ def interpreters():
     return out
 
 
-def proc_state(pid):
-    """The one-letter State of /proc/PID/status, or None when it is gone."""
+def proc_status(path):
+    """The fields of a /proc status file (PATH/status) as {name: value text}, {} when gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return line.split()[1]
+        with open(path + "/status") as f:
+            return dict((k, v.strip()) for k, _, v in (line.partition(":") for line in f))
+    except OSError:
+        return {}
+
+
+def task_wait(task):
+    """Where a thread of pymemd is blocked, from /proc/PID/task/TID: (syscall number, its first
+    argument, context switches so far), or None while it runs (or is runnable) or is gone."""
+    try:
+        with open(task + "/syscall") as f:
+            words = f.read().split()
     except OSError:
         return None
-    return None
+    st = proc_status(task)
+    if len(words) < 2 or words[0] in ("running", "-1") or "voluntary_ctxt_switches" not in st:
+        return None
+    return (int(words[0]), int(words[1], 16), int(st["voluntary_ctxt_switches"]) +
+            int(st["nonvoluntary_ctxt_switches"]))
 
 
 def proc_rss_fds(pid):
@@ -178,7 +190,11 @@ class Soak(object):
         self.http_codes = collections.Counter()
         self.http_errors = collections.Counter()
         self.fresh_latency = []
-        self.mem = []  # (t, rss, fds)
+        self.mem = []  # (t, rss, fds), every 2 s
+        self.quiet = []  # (t, rss, fds), read while no census was in flight
+        self.dpid = None
+        self.idle = {}  # tid -> (syscall, address) each thread of pymemd waited in at the start
+        self.worker = None  # the census worker's tid, once seen tracing a target
         self.interps = interpreters()
         self.next_interp = 0
         self.interp_count = collections.Counter()
@@ -319,13 +335,19 @@ class Soak(object):
             time.sleep(period)
 
     def watcher(self):
-        """Stops: any target in State t/T for longer than --max-stopped in a row."""
+        """Stops: any target in State t/T for longer than --max-stopped in a row. Also names
+        pymemd's census worker: the thread that stops a target for a census is its tracer."""
         while not self.done:
             now = time.monotonic()
             with self.lock:
                 targets = list(self.live.values())
             for t in targets:
-                st = proc_state(t.pid)
+                fields = proc_status("/proc/%d" % t.pid)
+                st = (fields.get("State") or "?").split()[0]
+                tracer = int(fields.get("TracerPid") or 0)
+                if (self.worker is None and tracer and
+                        os.path.exists("/proc/%d/task/%d" % (self.dpid, tracer))):
+                    self.worker = tracer
                 if st in ("t", "T"):
                     if t.stopped_since is None:
                         t.stopped_since = now
@@ -416,14 +438,60 @@ class Soak(object):
                         t.pid, t.label, age))
             time.sleep(interval / 2)
 
+    def learn_idle(self, pid):
+        """Where each thread of a pymemd watching nothing yet waits: the census worker waits
+        for its next job on a condition variable, whose futex words lie within 8 bytes of each
+        other (glibc waits on one of two in turn)."""
+        seen = []
+        for _ in range(2):
+            seen.append(dict((tid, task_wait("/proc/%d/task/%s" % (pid, tid)))
+                             for tid in os.listdir("/proc/%d/task" % pid)))
+            time.sleep(0.3)
+        self.idle = dict((int(tid), w[:2]) for tid, w in seen[0].items()
+                         if w and seen[1].get(tid) and seen[1][tid][:2] == w[:2])
+
+    def worker_idle(self, task):
+        """The census worker's count of context switches when it is waiting for its next job
+        (where it waited at the start), else None."""
+        w = task_wait(task)
+        i = self.idle.get(self.worker)
+        if w and i and w[0] == i[0] and abs(w[1] - i[1]) <= 8:
+            return w[2]
+        return None
+
     def memory(self, pid):
+        """Reads pymemd's RSS and fds every 2 s (self.mem), and, as often as it finds one, at a
+        moment when no census or referrers walk was in flight (self.quiet).
+
+        A census (or referrers walk) holds the copy of a target's heap, tens of MiB for the
+        larger ones, from before the target is stopped until its walk ends; under load they
+        run back to back, so every reading of a stretch can fall inside one. The census worker
+        is the one thread that runs them: a reading counts as quiet when the worker was seen
+        waiting for its next job before it and after it, with no context switch in between,
+        so it never ran in between (woken, it shows "running" until it blocks again, and
+        blocking again is a switch)."""
+        last = 0.0
         while not self.done:
-            try:
-                rss, fds = proc_rss_fds(pid)
-                self.mem.append((time.monotonic(), rss, fds))
-            except OSError:
-                pass
-            time.sleep(2)
+            now = time.monotonic()
+            if now - last >= 2:
+                try:
+                    rss, fds = proc_rss_fds(pid)
+                    self.mem.append((now, rss, fds))
+                except OSError:
+                    pass
+                last = now
+            if self.worker is not None:
+                task = "/proc/%d/task/%d" % (pid, self.worker)
+                before = self.worker_idle(task)
+                if before is not None:
+                    try:
+                        rss, fds = proc_rss_fds(pid)
+                    except OSError:
+                        rss = None
+                    if rss is not None and self.worker_idle(task) == before:
+                        self.quiet.append((time.monotonic(), rss, fds))
+                        time.sleep(0.1)
+            time.sleep(0.01)
 
     def run(self):
         a = self.a
@@ -443,13 +511,16 @@ class Soak(object):
                            env=clean_env())
         try:
             conn = None
+            self.dpid = d.pid
             for _ in range(100):
                 try:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                    self.get(conn, "/healthz", 5)
-                    break
+                    if self.get(conn, "/healthz", 5)[0] == 200:  # sampling, worker started
+                        break
                 except OSError:
-                    time.sleep(0.1)
+                    pass
+                time.sleep(0.1)
+            self.learn_idle(d.pid)
             start = time.monotonic()
             print("soak: pymemd pid %d on port %d, %d interpreters: %s" % (
                 d.pid, self.port, len(self.interps), " ".join(x[0] for x in self.interps)))
@@ -499,27 +570,28 @@ class Soak(object):
         if self.stale_events:
             self.fail("stale: %d listings found a target older than 2 intervals or missing; "
                       "first: %s" % (len(self.stale_events), self.stale_events[0]))
-        # A census holds a copy of a heap while it runs, so a reading taken at a random moment
-        # may fall inside one: a leak shows as a rising floor. The floor (the least reading)
-        # of the last fifth of the run against that of the second fifth (the first is warm-up).
+        # Readings taken between censuses (no heap copy in the way): the floor (the least
+        # reading) of the last fifth of the run against that of the second fifth (the first is
+        # warm-up). The floors of every 2-s reading are printed beside them, for comparison.
         mem = self.mem
         first = last = floors = None
         if mem:
             warm = [m for m in mem if m[0] - start >= a.duration / 5] or mem
             first, last = warm[0], mem[-1]
-            early = [m for m in mem if a.duration / 5 <= m[0] - start < 2 * a.duration / 5]
-            late = [m for m in mem if m[0] - start >= 4 * a.duration / 5]
-            if early and late:
-                floors = (min(m[1] for m in early), min(m[1] for m in late),
-                          min(m[2] for m in early), min(m[2] for m in late))
-                if floors[1] > max(floors[0] * 1.25, floors[0] + (8 << 20)):
-                    self.fail("flat: pymemd's RSS floor went from %.1f MiB to %.1f MiB" % (
-                        floors[0] / 2**20, floors[1] / 2**20))
-                if floors[3] > floors[2] + 4:
-                    self.fail("flat: pymemd's open fds went from %d to %d" % (floors[2],
-                                                                              floors[3]))
-            else:
-                self.fail("flat: too few readings of pymemd's RSS (%d)" % len(mem))
+        floors, anyfloors = fifth_floors(self.quiet, start, a.duration), fifth_floors(
+            mem, start, a.duration)
+        if floors:
+            if floors[1] > max(floors[0] * 1.25, floors[0] + (8 << 20)):
+                self.fail("flat: pymemd's RSS floor went from %.1f MiB to %.1f MiB" % (
+                    floors[0] / 2**20, floors[1] / 2**20))
+            if floors[3] > floors[2] + 4:
+                self.fail("flat: pymemd's open fds went from %d to %d" % (floors[2], floors[3]))
+        else:
+            self.fail("flat: no reading of pymemd's RSS between censuses in the second or the "
+                      "last fifth of the run (%d in all; census worker %s)" % (
+                          len(self.quiet), "never seen tracing a target" if not self.worker else
+                          "%d, %s" % (self.worker, "waiting at the start" if self.worker in
+                                      self.idle else "not seen waiting at the start")))
         lat = sorted(self.fresh_latency)
         print("soak: %.0f s, %d targets at a time, interval %g s, census every %g s, "
               "%d flooders" % (elapsed, a.targets, a.interval, a.census_interval, a.flooders))
@@ -538,8 +610,14 @@ class Soak(object):
                 first[1] / 2**20, last[1] / 2**20, max(m[1] for m in mem) / 2**20,
                 first[2], last[2], max(m[2] for m in mem)))
         if floors:
-            print("  pymemd RSS floor %.1f -> %.1f MiB, fds floor %d -> %d (second fifth -> "
-                  "last fifth)" % (floors[0] / 2**20, floors[1] / 2**20, floors[2], floors[3]))
+            print("  pymemd RSS floor between censuses %.1f -> %.1f MiB (max %.1f), fds floor "
+                  "%d -> %d (second fifth -> last fifth; %d and %d readings)" % (
+                      floors[0] / 2**20, floors[1] / 2**20,
+                      max(m[1] for m in self.quiet) / 2**20, floors[2], floors[3], floors[4],
+                      floors[5]))
+        if anyfloors:
+            print("  (floor of the readings every 2 s, censuses or not: %.1f -> %.1f MiB)" % (
+                anyfloors[0] / 2**20, anyfloors[1] / 2**20))
         warn = [x for x in log if x.strip()]
         print("  pymemd logged %d lines%s" % (len(warn), (": " + short(warn[-1], 200))
                                                if warn else ""))
@@ -561,6 +639,18 @@ class Soak(object):
         print("soak: %s" % ("passed" if not self.failures else
                             "%d failures" % len(self.failures)))
         return 1 if self.failures else 0
+
+
+def fifth_floors(readings, start, duration):
+    """The least RSS and fds of the readings (t, rss, fds) in the second fifth of the run and
+    in the last: (rss 2nd, rss last, fds 2nd, fds last, how many 2nd, how many last), or None
+    when either fifth has none."""
+    early = [m for m in readings if duration / 5 <= m[0] - start < 2 * duration / 5]
+    late = [m for m in readings if m[0] - start >= 4 * duration / 5]
+    if not early or not late:
+        return None
+    return (min(m[1] for m in early), min(m[1] for m in late), min(m[2] for m in early),
+            min(m[2] for m in late), len(early), len(late))
 
 
 def can_trace():
