@@ -20,6 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpcommon import *  # noqa: E402,F401,F403
+from pymemdtest import spawn_at  # noqa: E402
 
 
 def t_identity_stable(c, ctx):
@@ -279,17 +280,8 @@ def t_pid_reuse(c, ctx):
         a.p.wait()
         t_exit = time.time()
         CHILDREN.reap(a.p)
-        tries = 0
-        for tries in range(1, 51):
-            with open(path, "w") as f:
-                f.write(str(pid - 1))
-            cand = CHILDREN.spawn(target_argv(cb, tag), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  env=clean_env(), cwd="/")
-            if cand.pid == pid:
-                b = cand
-                break
-            CHILDREN.reap(cand)
+        b = spawn_at(pid, target_argv(cb, tag), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, env=clean_env(), cwd="/")
         if b is None:
             raise Skip("could not get pid %d again in 50 tries (other processes fork)" % pid)
         b_truth = json.loads(read_line(b, TARGET_TIMEOUT))
@@ -338,7 +330,7 @@ def t_pid_reuse(c, ctx):
                                "for two processes)" % (pid, len(up)))
             metric_expectations(c, "text", tb, last, ex)
             c.note("pid %d reused after %d tries: %s (start %.2f) -> %s (start %.2f)" % (
-                pid, tries, v_a, start_a, v_b, last.get("start_time")))
+                pid, b.tries, v_a, start_a, v_b, last.get("start_time")))
         for p in ctx.main.processes():
             if p.get("pid") == pid and p.get("status") == "ok":
                 c.ok(p.get("start_time") != start_a, "the old process is still listed ok")

@@ -864,12 +864,14 @@ def build_id(path):
 
 def spawn_at(pid, argv, tries=50, **kw):
     """Starts argv (CHILDREN.spawn with kw) as process `pid`, through
-    /proc/sys/kernel/ns_last_pid; None when other processes kept taking the pid first."""
-    for _ in range(tries):
+    /proc/sys/kernel/ns_last_pid: its Popen, whose .tries says how many starts it took; None
+    when other processes kept taking the pid first."""
+    for n in range(1, tries + 1):
         with open("/proc/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(pid - 1))
         p = CHILDREN.spawn(argv, **kw)
         if p.pid == pid:
+            p.tries = n
             return p
         CHILDREN.reap(p)
     return None
