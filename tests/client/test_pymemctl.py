@@ -41,7 +41,6 @@ path; tmux runs on a private socket.
 """
 
 import argparse
-import http.server
 import json
 import os
 import pty
@@ -53,16 +52,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DOC = os.path.join(ROOT, "doc")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from pymemdtest import (CHILDREN, RESULTS, Check, Fail, Pymemd, Skip, Target,  # noqa: E402
-                        case, clean_env, free_port, pyenv_python, pyenv_root,
-                        short, target_argv, wait_ok)
+from pymemdtest import (CHILDREN, RESULTS, Check, Fail, Pymemd, Skip, StandIn,  # noqa: E402
+                        Target, case, clean_env, err_json, free_port, pyenv_python,
+                        pyenv_root, short, target_argv, wait_ok)
+from test_top import fmt_short  # noqa: E402  top's narrow units: 512, 13.6K, 135M
 
 INTERVAL = 0.3
 DISCOVERY_WAIT = 20.0
@@ -726,12 +725,9 @@ FAKE_GROWTH = {"pid": 4242, "from": NOW - 65, "to": NOW - 5,
                          {"type": "tuple", "count": -5, "bytes": -320}]}
 
 
-def err_json(code, msg):
-    return json.dumps({"error": {"code": code, "message": msg}}).encode()
-
-
-class Fake(object):
-    """http.server in a thread; routes[path] = (status, content type, body)."""
+class Fake(StandIn):
+    """routes[path] = (status, content type, body); requests: the paths asked, query
+    included; /hang... is never answered."""
 
     def __init__(self):
         self.requests = []
@@ -752,36 +748,16 @@ class Fake(object):
         for p in procs:
             self.routes["/api/v1/processes/%d" % p["pid"]] = (200, "application/json",
                                                               json.dumps(p).encode())
-        fake = self
+        StandIn.__init__(self)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                fake.requests.append(self.path)
-                path = self.path.split("?")[0]
-                if path.startswith("/hang"):
-                    time.sleep(12)
-                    return
-                st, ct, body = fake.routes.get(path, (
-                    404, "application/json", err_json(404, "no such path: %s" % path)))
-                self.send_response(st)
-                self.send_header("Content-Type", ct)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path):
+        self.requests.append(path)
+        path = path.split("?")[0]
+        if path.startswith("/hang"):
+            time.sleep(12)
+            return None
+        return self.routes.get(path, (
+            404, "application/json", err_json(404, "no such path: %s" % path)))
 
 
 def t_fake_ls(c, fake):
@@ -1046,19 +1022,6 @@ def on_top(s):
     return "q quit  ? help" in s or re.search(r"^pymemctl top - ", s, re.M)
 
 
-def short_units(v, base):
-    """top's narrow units (fmt_short): 512, 13.6K, 135M; K M G of base."""
-    if v is None:
-        return "-"
-    r = lambda x: int(x + 0.5)  # C's round() of a non-negative number
-    if r(abs(v)) < base:
-        return ("-" if r(-v) > 0 else "") + "%d" % r(abs(v))
-    s, u = abs(v) / float(base), 0
-    while s >= 999.5 and u < 5:
-        s, u = s / base, u + 1
-    return ("-" if v < 0 else "") + ("%.1f" if s < 99.95 else "%.0f") % s + "KMGTPE"[u]
-
-
 def top_header(screen):
     for line in screen.splitlines():
         if re.match(r"^\s*PID\s+NAME\s", line):
@@ -1104,15 +1067,15 @@ def t_top(c, ctx):
             row = dict(top_rows(s)).get(t.pid, "")
             p = byp[t.pid]
             c.ok(p["name"][:6] in row, "row of %d lacks name %r: %r" % (t.pid, p["name"], row))
-            rss = short_units(p["memory"]["rss_bytes"], 1024)
+            rss = fmt_short(p["memory"]["rss_bytes"], 1024)
             c.ok(re.search(r"\s%s\s" % re.escape(rss), row),
                  "row of %d lacks rss %s: %r" % (t.pid, rss, row))
-            heap = short_units((p.get("pymalloc") or {}).get("arena_bytes"), 1024)
+            heap = fmt_short((p.get("pymalloc") or {}).get("arena_bytes"), 1024)
             c.ok(re.search(r"\s%s\s" % re.escape(heap), row),
                  "row of %d lacks heap %s: %r" % (t.pid, heap, row))
             if p.get("objects"):
                 # The count, and the census's age after it.
-                objs = short_units(p["objects"]["total"], 1000)
+                objs = fmt_short(p["objects"]["total"], 1000)
                 c.ok(re.search(r"\s%s \([\d.]+ s ago\)" % re.escape(objs), row),
                      "row of %d lacks objects %s (N s ago): %r" % (t.pid, objs, row))
         order = [pid for pid, _ in top_rows(s)]

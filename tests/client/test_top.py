@@ -34,7 +34,6 @@ failed.
 
 import argparse
 import fcntl
-import http.server
 import json
 import math
 import os
@@ -46,14 +45,13 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, Target, case,  # noqa: E402
-                        clean_env, pyenv_python, short, wait_ok)
+from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Skip, StandIn,  # noqa: E402
+                        Target, case, clean_env, err_json, pyenv_python, short, wait_ok)
 
 ARGS = None
 DELTA = "\u0394"
@@ -274,48 +272,26 @@ def top_batch(url, *args, env=None, timeout=60):
 # --------------------------------------------------------------------------
 # A stand-in pymemd whose answers the test chooses
 
-def err_json(code, msg):
-    return json.dumps({"error": {"code": code, "message": msg}}).encode()
-
-
-class Fake(object):
-    """http.server in a thread. routes[path] is a callable returning a JSON-able
-    object (served 200) or (status, body bytes); unknown paths answer 404 "no
-    such path", as pymemd does."""
+class Fake(StandIn):
+    """routes[path] is a callable returning a JSON-able object (served 200) or (status, body
+    bytes); unknown paths answer 404 "no such path", as pymemd does. requests: the paths
+    asked, without their query."""
 
     def __init__(self):
         self.requests = []
         self.routes = {}
-        fake = self
+        StandIn.__init__(self)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?")[0]
-                fake.requests.append(path)
-                route = fake.routes.get(path)
-                if route is None:
-                    st, body = 404, err_json(404, "no such path: %s" % path)
-                else:
-                    r = route()
-                    st, body = r if isinstance(r, tuple) else (200, json.dumps(r).encode())
-                self.send_response(st)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path):
+        path = path.split("?")[0]
+        self.requests.append(path)
+        route = self.routes.get(path)
+        if route is None:
+            st, body = 404, err_json(404, "no such path: %s" % path)
+        else:
+            r = route()
+            st, body = r if isinstance(r, tuple) else (200, json.dumps(r).encode())
+        return st, "application/json", body
 
 
 T0 = time.time() - 200

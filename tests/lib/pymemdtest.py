@@ -9,6 +9,7 @@ A driver finds it with:
 """
 import gzip
 import http.client
+import http.server
 import json
 import os
 import random
@@ -860,6 +861,48 @@ def build_id(path):
                 return data[desc_at:desc_at + descsz]
             pos = (desc_at + descsz + a - 1) & ~(a - 1)
     return None
+
+
+def err_json(code, msg):
+    """pymemd's body of an error answer."""
+    return json.dumps({"error": {"code": code, "message": msg}}).encode()
+
+
+class StandIn(object):
+    """A stand-in pymemd whose answers a test chooses: http.server in a thread on loopback
+    (url), every GET answered with self.answer(path, query included) -> (status, content type,
+    body), or left unanswered when that returns None. Subclasses provide answer()."""
+
+    def __init__(self):
+        standin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                r = standin.answer(self.path)
+                if r is None:
+                    return
+                st, ct, body = r
+                self.send_response(st)
+                self.send_header("Content-Type", ct)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, path):
+        raise NotImplementedError
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def spawn_at(pid, argv, tries=50, **kw):
