@@ -715,6 +715,19 @@ class Pymemd(object):
             self.conf = None
 
 
+def start_daemon(exe, args, conf, env=None, ready_timeout=10.0, wait=True):
+    """A pymemd logging warnings and errors only, with the configuration text conf and env
+    (clean_env() when None), started and ready (only started, without wait); closed again (its
+    configuration file gone) when it does not start."""
+    d = Pymemd(exe, ["--log-level", "warn"] + list(args), "pymemd", conf=conf,
+               env=clean_env() if env is None else env)
+    try:
+        return d.start(ready_timeout=ready_timeout, wait=wait)
+    except BaseException:
+        d.close()
+        raise
+
+
 SANITIZER_REPORT = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:).*")
 
 

@@ -37,8 +37,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.dont_write_bytecode = True
 import pymemdtest  # noqa: E402
-from pymemdtest import (RESULTS, CHILDREN, Fail, Skip, Pymemd, case, clean_env,  # noqa: E402
-                        request, run_driver, short)
+from pymemdtest import (RESULTS, CHILDREN, Fail, Skip, case, clean_env,  # noqa: E402
+                        request, run_driver, short, start_daemon)
 
 PY = "/usr/bin/python3"
 
@@ -140,11 +140,8 @@ def socket_inodes(pid):
 
 
 def daemon(exe, args, wrap=(), conf="# pymemd on its defaults (an empty file is refused)\n"):
-    d = Pymemd(exe, ["--log-level", "warn"] + list(args), "pymemd", conf=conf, env=clean_env())
-    if wrap:
-        # Pymemd starts exe itself: wrap it in setpriv through a small script.
-        d.exe = wrap_script(wrap, exe)
-    return d.start(ready_timeout=30)
+    # Pymemd starts exe itself: a wrap (setpriv) goes in through a small script.
+    return start_daemon(wrap_script(wrap, exe) if wrap else exe, args, conf, ready_timeout=30)
 
 
 def wrap_script(wrap, exe):

@@ -37,8 +37,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from pymemdtest import (CHILDREN, RESULTS, Fail, Pymemd, Stopping, clean_env,  # noqa: E402
-                        proc_state, pyenv_python, read_line, run_driver, short, spawn_at)
+from pymemdtest import (CHILDREN, RESULTS, Fail, Stopping, clean_env,  # noqa: E402
+                        proc_state, pyenv_python, read_line, run_driver, short, spawn_at,
+                        start_daemon)
 
 SYSTEM_PY = "/usr/bin/python3"
 DEBIAN_BIN = os.path.expanduser("~/.cache/pymemd/debian/bin")
@@ -46,13 +47,7 @@ DEBIAN_BIN = os.path.expanduser("~/.cache/pymemd/debian/bin")
 
 def daemon(pymemd, conf, args):
     """pymemd on a free loopback port with the given configuration text, ready."""
-    d = Pymemd(pymemd, ["--log-level", "warn"] + list(args), "pymemd", conf=conf,
-               env=clean_env())
-    try:
-        return d.start(ready_timeout=15)
-    except BaseException:
-        d.close()
-        raise
+    return start_daemon(pymemd, args, conf, ready_timeout=15)
 
 
 def proc_status(pid, key):

@@ -37,8 +37,8 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.dont_write_bytecode = True
 import pymemdtest  # noqa: E402
-from pymemdtest import (RESULTS, Fail, NotifySocket, Pymemd, clean_env, pyenv_python,  # noqa: E402
-                        request, run_driver, short)
+from pymemdtest import (RESULTS, Fail, NotifySocket, clean_env, pyenv_python,  # noqa: E402
+                        request, run_driver, short, start_daemon)
 
 
 # A target: N objects in reference cycles (so they are GC-tracked and stay), then it waits.
@@ -73,12 +73,7 @@ def daemon(exe, args, conf, notify=None, watchdog_usec=None, wait=True):
     ready (the shared readiness wait), or only started without wait."""
     env = clean_env(NOTIFY_SOCKET=notify.path if notify else None,
                     WATCHDOG_USEC=str(watchdog_usec) if watchdog_usec else None)
-    d = Pymemd(exe, ["--log-level", "warn"] + list(args), "pymemd", conf=conf, env=env)
-    try:
-        return d.start(ready_timeout=20, wait=wait)
-    except BaseException:
-        d.close()
-        raise
+    return start_daemon(exe, args, conf, env=env, ready_timeout=20, wait=wait)
 
 
 def test_flood(exe, py, tmp):
