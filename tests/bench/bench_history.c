@@ -128,8 +128,11 @@ int main(int argc, char **argv)
     double render = (wall_now() - w0) / reps, render_cpu = (cpu_now() - c0) / reps;
     printf("rings: %zu processes x %zu samples (jitter +-%g ms, %s), history_max_memory %.1f MiB\n",
            n, steps, jitter * 1e3, busy ? "busy" : "quiet", (double)max_memory / 1048576);
-    printf("ring bytes:        %.2f MiB, %.2f bytes a sample\n", (double)bytes / 1048576,
-           (double)bytes / (double)(n * steps));
+    size_t kept = 0, ring_bytes = 0;
+    history_ring_size(h, pids[0], &kept, &ring_bytes);
+    printf("ring bytes:        %.2f MiB, %zu samples kept of the first process, %.2f bytes a "
+           "sample\n",
+           (double)bytes / 1048576, kept, (double)ring_bytes / (double)kept);
     printf("RssAnon grew by:   %.2f MiB\n", (double)(anon1 - anon0) / 1024);
     printf("taking in a snapshot of %zu: %.1f us of CPU (%.2f us a process)\n", n,
            cpu / (double)steps * 1e6, cpu / (double)steps / (double)n * 1e6);
