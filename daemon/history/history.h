@@ -12,11 +12,12 @@
  * Every other entry is written against the one before it: a header byte with a bit per value
  * that changed (and one for read bits that changed, which then follow), the change of the time
  * step (the double's bits taken as an integer, so the time comes back bit for bit) and each
- * changed value's difference, as zig-zag varints. Differences are taken modulo 2^64: any value
- * comes back exactly, whatever the jump; a value not read costs nothing and is null. A quiet
- * process's sample takes about 4-6 bytes (the time's jitter 1-3 of them), a keyframe about 30,
- * the worst entry ENTRY_MAX (92). The newest entry can be written again (a later snapshot of
- * the same sample) since the coder's state before it is kept.
+ * changed value's difference (objects_total's whenever it is read: once per census), as
+ * zig-zag varints. Differences are taken modulo 2^64: any value comes back exactly, whatever
+ * the jump; a value not read costs nothing and is null. A quiet process's sample takes about
+ * 4-6 bytes (the time's jitter 1-3 of them), a keyframe about 30, any entry at most 92
+ * (history.c, ENTRY_MAX). The newest entry can be written again (a later snapshot of the same
+ * sample) since the coder's state before it is kept.
  *
  * Memory: each ring holds at most history_seconds / interval entries, and all rings together
  * at most history_max_memory bytes of blocks: with more than that holds, every ring is given
