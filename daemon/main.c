@@ -74,7 +74,7 @@ static void usage(FILE *out)
             "                           every census_min_interval (10 s) per process\n"
             "      --history SECONDS    samples kept per process for .../history (default\n"
             "                           3600, 0 keeps none; all together at most\n"
-            "                           history_max_memory, 4 MiB)\n"
+            "                           history_max_memory, 3 MiB)\n"
             "  -c, --config FILE        configuration file (flags override it; SIGHUP re-reads\n"
             "                           it); every key is described in config/pymemd.conf:\n"
             "                           census_match, max_census_pause[_on_demand],\n"

@@ -65,10 +65,11 @@ void config_init(Config *c)
         .census_max_memory = 1ull << 30,
         .cmdline = CMDLINE_REDACTED,
         .group = WHOIS_TEMPLATE_DEFAULT,
-        /* An hour at the interval; at 41 bytes a sample, 4 MiB hold the hour of 28 targets at
-         * 1 s, and 100 targets get 17 minutes each (README, History). */
+        /* An hour at the interval; a quiet target's sample takes about 5 bytes compressed, so
+         * 3 MiB hold the hour of 100 targets at 1 s up to 8.7 bytes a sample (README,
+         * History). */
         .history = 3600.0,
-        .history_max_memory = 4ull << 20,
+        .history_max_memory = 3ull << 20,
         /* Three rises in a row: one is noise, growth already shows it. */
         .suspect_censuses = 3,
     };

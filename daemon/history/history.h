@@ -7,16 +7,23 @@
  * replaces that entry instead of adding one. A process missing from the snapshots for
  * HISTORY_FORGET_SECONDS is forgotten.
  *
- * Entries are 41 bytes: the time as a double (exactly the sample's sampled_at) and, per value,
- * its low 32 bits (sizes in KiB), plus a byte of "read" bits. A value is found again from the
- * newest one, kept whole, by the differences of the low bits between the entries that read it:
- * exact as long as two consecutive readings of a value differ by less than 2^31 of its unit
- * (2 TiB, 2^31 blocks, collections or objects). A jump beyond that restarts the ring.
+ * Entries are compressed, in blocks of HISTORY_BLOCK_BYTES (one allocation each). A block's
+ * first entry is a keyframe: the read bits, the time's 8 bytes, each value read as a varint.
+ * Every other entry is written against the one before it: a header byte with a bit per value
+ * that changed (and one for read bits that changed, which then follow), the change of the time
+ * step (the double's bits taken as an integer, so the time comes back bit for bit) and each
+ * changed value's difference (objects_total's whenever it is read: once per census), as
+ * zig-zag varints. Differences are taken modulo 2^64: any value comes back exactly, whatever
+ * the jump; a value not read costs nothing and is null. A quiet process's sample takes about
+ * 4-6 bytes (the time's jitter 1-3 of them), a keyframe about 30, any entry at most 92
+ * (history.c, ENTRY_MAX). The newest entry can be written again (a later snapshot of the same
+ * sample) since the coder's state before it is kept.
  *
  * Memory: each ring holds at most history_seconds / interval entries, and all rings together
- * at most history_max_memory bytes: with more processes than that holds, every ring is given an
- * equal share (shorter rings, oldest entries dropped). Rings grow as they fill, so a young
- * process costs what it has.
+ * at most history_max_memory bytes of blocks: with more than that holds, every ring is given
+ * an equal share, and its oldest blocks go whole when it needs a new one. An entry beyond
+ * history_seconds is dropped at once (no longer served; its bytes go with its block). Rings
+ * grow a block at a time, so a young process costs what it has.
  *
  * Not thread-safe by itself beyond what it says: every function takes the History's lock. */
 #pragma once
@@ -30,8 +37,8 @@
 
 /* A process absent from the snapshots this long loses its ring. */
 #define HISTORY_FORGET_SECONDS 60.0
-/* Bytes one entry takes. */
-#define HISTORY_ENTRY_BYTES 41
+/* Bytes of one block of entries (an allocation of 504 is a 512-byte chunk of glibc's malloc). */
+#define HISTORY_BLOCK_BYTES 504
 
 typedef struct History History;
 
@@ -42,11 +49,11 @@ History *history_free(History *h);
 
 /* What history_update() found, for its caller to log. */
 typedef struct HistoryNews {
-    bool capped;     /* history_max_memory started to shorten the rings (once per History) */
-    size_t nrings;   /*   with this many rings, */
-    size_t limit;    /*   each holding this many entries */
-    size_t wanted;   /*   of the history_seconds / interval asked for */
-    pid_t restarted; /* a ring restarted because a value jumped by 2^31 or more (0: none) */
+    bool capped;   /* history_max_memory started to shorten a ring (once per History) */
+    size_t nrings; /*   with this many rings, */
+    size_t share;  /*   each given this many bytes, */
+    size_t kept;   /*   it keeps this many entries */
+    size_t wanted; /*   of the history_seconds / interval asked for */
 } HistoryNews;
 
 /* Takes in the snapshot s: settings, and one entry per process with a sample record; forgets
@@ -60,7 +67,12 @@ void history_update(History *h, const Snapshot *s, HistoryNews *ret_news);
  * *ret_len), or NULL on allocation failure. */
 char *history_json(History *h, pid_t pid, double since, size_t *ret_len);
 
-/* How many entries the ring of pid holds now and may hold (for tests): false when none. */
-bool history_ring_size(History *h, pid_t pid, size_t *ret_n, size_t *ret_cap);
-/* Bytes of entries allocated over all rings (for tests and the cap). */
+/* The samples of pid's ring, decoded, oldest first (for tests): in *ret (malloc'd, the caller
+ * frees it; NULL when none) and *ret_n; a value not read is 0 (and its read bit clear), and
+ * start_ticks 0. 0 or -ENOMEM. */
+int history_samples(History *h, pid_t pid, SnapSample **ret, size_t *ret_n);
+/* How many entries the ring of pid holds now and the bytes of its blocks (for tests): false
+ * when none. */
+bool history_ring_size(History *h, pid_t pid, size_t *ret_n, size_t *ret_bytes);
+/* Bytes of blocks allocated over all rings (for tests and the cap). */
 uint64_t history_bytes(History *h);

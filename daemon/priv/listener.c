@@ -228,15 +228,11 @@ static void history_take(Listener *l, const Snapshot *s)
     HistoryNews news;
     history_update(l->history, s, &news);
     if (news.capped)
-        log_info("history: history_max_memory allows %zu samples per process with %zu processes "
-                 "watched, fewer than the %zu that history = %gs asks for: each process keeps "
-                 "its last %zu (raise history_max_memory for more)",
-                 news.limit, news.nrings, news.wanted, snapshot_settings(s).history_seconds,
-                 news.limit);
-    if (news.restarted)
-        log_info("history: pid %d: a value changed by 2^31 units or more in one interval; its "
-                 "history starts again",
-                 news.restarted);
+        log_info("history: history_max_memory gives each of %zu processes %zu bytes, which hold "
+                 "%zu samples of one, fewer than the %zu that history = %gs asks for: the "
+                 "oldest go (raise history_max_memory for more)",
+                 news.nrings, news.share, news.kept, news.wanted,
+                 snapshot_settings(s).history_seconds);
 }
 
 /* Hands an answer to the handler waiting for it. Takes ownership of fd. */

@@ -7,6 +7,11 @@
 #
 #   tests/bench/bench_rss.sh [PYMEMD] [N] [SECONDS]
 #
+# With every history ring full: PYMEMD_ARGS="--interval 0.1 --history 360" (3,600 samples a
+# ring, as the hour at 1 s) and SECONDS long enough for them (360 s if the sampler keeps the
+# pace; it prints how many samples the first ring holds). build/tests/bench/bench_history fills
+# them synthetically, at once.
+#
 # Prints figures and asserts nothing. Every process it starts is killed on exit.
 set -euo pipefail
 pymemd=${1:-build/pymemd}

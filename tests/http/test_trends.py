@@ -214,8 +214,12 @@ def t_steps(c, ctx, label, cmd, pymalloc_null=False):
         inst.start()
         poller = Poller(inst, t.pid)
         truths = [(time.time(), t.truth)]
+        # When each step was asked for: the target changes after it, so a sample taken before
+        # it still shows the step before (the truth is read back only once the target changed).
+        asked = []
         census_step = 2
         for step in range(1, STEPS + 1):
+            asked.append(time.time())
             t.p.stdin.write(b"\n")
             t.p.stdin.flush()
             tr = t.next_truth()
@@ -265,7 +269,7 @@ def t_steps(c, ctx, label, cmd, pymalloc_null=False):
         # The steps, against the target's own word.
         for i in range(1, len(truths)):
             printed, tr = truths[i]
-            until = truths[i + 1][0] if i + 1 < len(truths) else float("inf")
+            until = asked[i] if i < len(asked) else float("inf")
             mine = [e for e in samples if printed < e["t"] < until]
             if not c.ok(mine, "step %d: no sample between the truth and the next step" % i):
                 continue

@@ -129,7 +129,7 @@ static void defaults(void **state)
     assert_true(c.census_max_memory == 1ull << 30);
     assert_int_equal(c.cmdline, CMDLINE_REDACTED);
     assert_true(c.history == 3600.0);
-    assert_true(c.history_max_memory == 4ull << 20);
+    assert_true(c.history_max_memory == 3ull << 20);
     assert_int_equal(c.suspect_censuses, 3);
     config_done(&c);
     /* A second config_done() must find nothing left to free. */
