@@ -1583,6 +1583,8 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         p.hints = want;
         buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
         p.budget = max_pause - c->pause_seconds;
+        /* A heap that moved once moves on: the arenas are copied whole this time. */
+        p.pools = NULL;
         k = census_pass(&p, complete && buf.buf, &v, &types, c);
     }
     if (k == -ENODATA) {
