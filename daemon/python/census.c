@@ -606,7 +606,9 @@ static size_t plan_arena_iovs(View *v, const PoolSet *pools, uint64_t pool_size,
     size_t m = 0, known = 0, pool = 0;
     for (size_t i = 0; i < v->nregions; i++) {
         Region *g = &v->regions[i];
-        if (!g->page) {
+        if (!g->page || !pools) {
+            if (g->page)
+                memset(g->page, PAGE_COPIED, (g->len + PAGE - 1) / PAGE);
             iov[m++] = (RmemIov){g->base, g->buf, g->len};
             continue;
         }
