@@ -168,7 +168,9 @@ serve()
 
 # A heap that moves between two requests: floats (nothing a walk reads) fill pools, which are
 # freed again when asked to "move", and new instances take pools from the same arenas, pools the
-# last walk did not read and the next copy therefore leaves out.
+# last walk did not read and the next copy therefore leaves out. They are held by a chain of
+# tuples, not by a list, whose item array would be a new page outside the arenas (a miss of its
+# own).
 TARGET_MOVES = TARGET.replace("""
     sys.stdout.write(json.dumps(truth()) + "\\n")
     sys.stdout.flush()
@@ -179,7 +181,8 @@ TARGET_MOVES = TARGET.replace("""
     sys.stdout.flush()
     for line in sys.stdin:
         junk.clear()
-        leaky.grown = [leaky.Session() for _ in range(3000)]
+        for _ in range(3000):  # small tuples: nothing new outside the arenas
+            leaky.grown = (leaky.Session(), getattr(leaky, "grown", None))
         sys.stdout.write(json.dumps(truth()) + "\\n")
         sys.stdout.flush()
 """)
