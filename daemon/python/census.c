@@ -139,8 +139,9 @@ typedef struct View {
     bool sealed;       /* the target runs again: a page that was not copied is a miss, not a read */
     double deadline;   /* monotonic: a visitor reading while the target is stopped stops then */
     uint64_t visitor_reads;
-    uint8_t reader; /* USED_WALK, or USED_VISIT while the visitor follows references */
-    MiHeaps mi;     /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
+    uint8_t reader;  /* USED_WALK, or USED_VISIT while the visitor follows references */
+    bool note_pools; /* a referrers pass: the arenas' pages read are noted, for its PoolSet */
+    MiHeaps mi;      /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
 } View;
 
 /* Pages outside the arenas, sorted, without duplicates. */
@@ -556,18 +557,18 @@ static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout
         return total > census_max_memory() ? -E2BIG : 0;
     }
     Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
-    uint8_t *state = calloc(total / PAGE + nlive + 1, 1);
+    uint8_t *state = v->note_pools ? calloc(total / PAGE + nlive + 1, 1) : NULL;
     uint8_t *buf = buffer, *owned = NULL;
     if (!buffer || cap < total)
         buf = owned = malloc(total ? total : 1);
-    if (!regions || !state || !buf) {
+    if (!regions || (v->note_pools && !state) || !buf) {
         free(live), free(regions), free(state), free(owned);
         return -ENOMEM;
     }
     uint64_t off = 0, pages = 0;
     for (size_t i = 0; i < nlive; i++) {
         size_t len = (size_t)(live[i].used_end - live[i].address);
-        regions[i] = (Region){live[i].address, len, buf + off, state + pages};
+        regions[i] = (Region){live[i].address, len, buf + off, state ? state + pages : NULL};
         off += len;
         pages += (len + PAGE - 1) / PAGE;
     }
@@ -1337,6 +1338,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         (k = page_grow(v, v->npages + p->nhints)) < 0)
         return k;
     v->reader = USED_WALK;
+    v->note_pools = p->vis != NULL;
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {
         deadline = pause_start + p->budget;
