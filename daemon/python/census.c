@@ -111,10 +111,11 @@ typedef struct Region {
     uint64_t base;
     size_t len;
     uint8_t *buf;
+    uint8_t *page; /* per page of the region: PAGE_COPIED and USED_* bits; NULL: all copied */
 } Region;
 
 /* Who looked at a page: worth prefetching next time for that kind of request. */
-enum { USED_WALK = 1, USED_VISIT = 2 };
+enum { USED_WALK = 1, USED_VISIT = 2, PAGE_COPIED = 4 };
 
 typedef struct PageSlot {
     uint64_t page; /* 0: empty */
@@ -128,17 +129,19 @@ typedef struct View {
     Maps **maps;     /* the target's mappings, kept by census_take for every pass */
     Region *regions; /* sorted by base, non-overlapping */
     size_t nregions;
-    uint8_t *arena_buf; /* one allocation behind every region */
-    const Region *last; /* the region of the previous read: list neighbours share arenas */
-    PageSlot *pages;    /* open addressing, capacity a power of two */
+    uint8_t *arena_buf;  /* one allocation behind every region */
+    uint8_t *page_state; /* one allocation behind every region's page[] */
+    const Region *last;  /* the region of the previous read: list neighbours share arenas */
+    PageSlot *pages;     /* open addressing, capacity a power of two */
     size_t npages, cap;
     uint64_t pages_read;
     uint64_t mem_left; /* of census_max_memory, for pages read on demand */
     bool sealed;       /* the target runs again: a page that was not copied is a miss, not a read */
     double deadline;   /* monotonic: a visitor reading while the target is stopped stops then */
     uint64_t visitor_reads;
-    uint8_t reader; /* USED_WALK, or USED_VISIT while the visitor follows references */
-    MiHeaps mi;     /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
+    uint8_t reader;  /* USED_WALK, or USED_VISIT while the visitor follows references */
+    bool note_pools; /* a referrers pass: the arenas' pages read are noted, for its PoolSet */
+    MiHeaps mi;      /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
 } View;
 
 /* Pages outside the arenas, sorted, without duplicates. */
@@ -147,6 +150,16 @@ typedef struct PageSet {
     size_t n;
     bool complete; /* false: more pages were needed than MAX_HINTS */
 } PageSet;
+
+/* The pymalloc pools a referrers walk read, and the arena parts it could have read: a pool of
+ * those parts that it did not read (ints, strings, free pools: nothing it follows) is not
+ * copied by the next referrers walk. */
+typedef struct PoolSet {
+    uint64_t *pools; /* sorted */
+    size_t n;
+    Region *known; /* sorted, base and len only; none: copy every arena whole */
+    size_t nknown;
+} PoolSet;
 
 /* What one census of a target leaves for the next: the pages outside the arenas it needed.
  * They are copied along with the arenas, so the walk can run after the target is resumed. A
@@ -157,6 +170,7 @@ struct CensusHints {
     PageSet walk;  /* what the census walk read */
     PageSet visit; /* what a visitor (referrers) read besides */
     bool visited;  /* a visitor ran once: visit is known */
+    PoolSet pools; /* of the arenas, what a visitor's pass read */
 };
 
 CensusHints *censushints_free(CensusHints *h)
@@ -164,6 +178,8 @@ CensusHints *censushints_free(CensusHints *h)
     if (h) {
         free(h->walk.pages);
         free(h->visit.pages);
+        free(h->pools.pools);
+        free(h->pools.known);
         free(h);
     }
     return NULL;
@@ -210,6 +226,7 @@ static void view_done(View *v)
 {
     free(v->regions);
     free(v->arena_buf);
+    free(v->page_state);
     for (size_t i = 0; i < v->cap; i++)
         if (v->pages[i].owned)
             free(v->pages[i].buf);
@@ -301,6 +318,29 @@ static const Region *region_of(const View *v, uint64_t addr)
     return NULL;
 }
 
+/* Notes who read the pages of g under [addr, addr + len), and reads those the copy left out:
+ * from the stopped target, or, sealed, -ENODATA. */
+static int region_touch(View *v, const Region *g, uint64_t addr, size_t len)
+{
+    if (!len)
+        return 0;
+    for (size_t i = (addr - g->base) / PAGE, last = (addr + len - 1 - g->base) / PAGE; i <= last;
+         i++) {
+        if (!(g->page[i] & PAGE_COPIED)) {
+            if (v->sealed)
+                return -ENODATA;
+            int k = rmem_read(v->r, g->base + i * PAGE, g->buf + i * PAGE,
+                              MIN(PAGE, g->len - i * PAGE));
+            if (k < 0)
+                return k;
+            v->pages_read++;
+            g->page[i] |= PAGE_COPIED;
+        }
+        g->page[i] |= v->reader;
+    }
+    return 0;
+}
+
 static int view_read(View *v, uint64_t addr, void *out, size_t len)
 {
     if (addr + len < addr)
@@ -310,6 +350,9 @@ static int view_read(View *v, uint64_t addr, void *out, size_t len)
         g = region_of(v, addr);
     if (g && addr + len - g->base <= g->len) {
         v->last = g;
+        int k = g->page ? region_touch(v, g, addr, len) : 0;
+        if (k < 0)
+            return k;
         memcpy(out, g->buf + (addr - g->base), len);
         return 0;
     }
@@ -384,7 +427,50 @@ static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t ski
 /* The pages the walk (and the visitor, with vis) used outside the arenas, for the next census
  * (or referrers walk) to prefetch. A census leaves what it cannot know, the visitor's pages,
  * as they were. */
-static void hints_update(CensusHints **hp, const View *v, bool vis, bool keep)
+/* Sets set to the pools of the view's arenas that were read, and the arena parts they were
+ * read from; with keep, adds those it had (for a walk that did not finish). A view without
+ * pages noted (a free-threaded heap) empties it: everything is copied. */
+static void poolset_update(PoolSet *set, const View *v, uint64_t pool_size, bool keep)
+{
+    size_t npages = 0;
+    for (size_t i = 0; i < v->nregions; i++)
+        npages += v->regions[i].page ? (v->regions[i].len + PAGE - 1) / PAGE : 0;
+    size_t old = keep ? set->n : 0;
+    uint64_t *pools = malloc((npages + old + 1) * sizeof(*pools));
+    Region *known = malloc((v->nregions + 1) * sizeof(*known));
+    if (!pools || !known || !npages) {
+        free(pools), free(known);
+        free(set->pools), free(set->known);
+        *set = (PoolSet){0};
+        return;
+    }
+    size_t n = 0, nknown = 0;
+    for (size_t i = 0; i < v->nregions; i++) {
+        const Region *g = &v->regions[i];
+        if (!g->page)
+            continue;
+        known[nknown++] = (Region){g->base, g->len, NULL, NULL};
+        for (size_t j = 0; j < (g->len + PAGE - 1) / PAGE; j++) {
+            uint64_t pool = (g->base + j * PAGE) & ~(pool_size - 1);
+            if ((g->page[j] & (USED_WALK | USED_VISIT)) && (!n || pools[n - 1] != pool))
+                pools[n++] = pool;
+        }
+    }
+    for (size_t i = 0; i < old; i++)
+        pools[n++] = set->pools[i];
+    pages_dedup(pools, &n);
+    free(set->pools), free(set->known);
+    *set = (PoolSet){pools, n, known, nknown};
+}
+
+/* pymalloc's pool size: pools are aligned to it. */
+static uint64_t pool_bytes(const PyLayout *l)
+{
+    uint64_t size = l->obmalloc.pool_size;
+    return size >= PAGE && (size & (size - 1)) == 0 ? size : PAGE;
+}
+
+static void hints_update(CensusHints **hp, const View *v, uint64_t pool_size, bool vis, bool keep)
 {
     CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
     if (!h)
@@ -393,6 +479,7 @@ static void hints_update(CensusHints **hp, const View *v, bool vis, bool keep)
     pageset_update(&h->walk, v, USED_WALK, 0, keep);
     if (vis) {
         pageset_update(&h->visit, v, USED_VISIT, USED_WALK, keep && h->visited);
+        poolset_update(&h->pools, v, pool_size, keep && h->visited);
         h->visited = true;
     }
 }
@@ -470,44 +557,99 @@ static int plan_arenas(View *v, const PyLoc *loc, uint64_t obmalloc, bool layout
         return total > census_max_memory() ? -E2BIG : 0;
     }
     Region *regions = calloc(nlive ? nlive : 1, sizeof(*regions));
+    uint8_t *state = v->note_pools ? calloc(total / PAGE + nlive + 1, 1) : NULL;
     uint8_t *buf = buffer, *owned = NULL;
     if (!buffer || cap < total)
         buf = owned = malloc(total ? total : 1);
-    if (!regions || !buf) {
-        free(live), free(regions), free(owned);
+    if (!regions || (v->note_pools && !state) || !buf) {
+        free(live), free(regions), free(state), free(owned);
         return -ENOMEM;
     }
-    uint64_t off = 0;
+    uint64_t off = 0, pages = 0;
     for (size_t i = 0; i < nlive; i++) {
         size_t len = (size_t)(live[i].used_end - live[i].address);
-        regions[i] = (Region){live[i].address, len, buf + off};
+        regions[i] = (Region){live[i].address, len, buf + off, state ? state + pages : NULL};
         off += len;
+        pages += (len + PAGE - 1) / PAGE;
     }
     free(live);
     qsort(regions, nlive, sizeof(*regions), cmp_region);
     v->regions = regions;
     v->nregions = nlive;
     v->arena_buf = owned;
+    v->page_state = state;
     *ret_total = total;
     return 0;
 }
 
-/* Copies the arenas laid out and the pages the last census needed outside them (into store,
- * PAGE bytes each) in one bulk read. A page unmapped since is remembered as such. */
-static int copy_all(View *v, Crew *crew, const uint64_t *hints, size_t nhints, uint8_t *store,
-                    double deadline)
+/* Whether page j of g is to be copied: with pools, only when the walk they came from read its
+ * pool, or could not have (the page is new since). *known and *pool are cursors, for pages asked
+ * about in increasing order. */
+static bool page_wanted(const Region *g, size_t j, const PoolSet *pools, uint64_t pool_size,
+                        size_t *known, size_t *pool)
 {
-    size_t nh = store ? nhints : 0, n = v->nregions + nh, m = 0, npages = 0;
+    if (!pools)
+        return true;
+    uint64_t addr = g->base + j * PAGE, base = addr & ~(pool_size - 1);
+    while (*known < pools->nknown && pools->known[*known].base + pools->known[*known].len <= addr)
+        ++*known;
+    if (*known == pools->nknown || addr < pools->known[*known].base)
+        return true;
+    while (*pool < pools->n && pools->pools[*pool] < base)
+        ++*pool;
+    return *pool < pools->n && pools->pools[*pool] == base;
+}
+
+/* Appends to iov the runs of the arenas' pages to copy (every page, without pools), marking
+ * them copied. Returns how many iovs it added. */
+static size_t plan_arena_iovs(View *v, const PoolSet *pools, uint64_t pool_size, RmemIov *iov)
+{
+    size_t m = 0, known = 0, pool = 0;
+    for (size_t i = 0; i < v->nregions; i++) {
+        Region *g = &v->regions[i];
+        if (!g->page || !pools) {
+            if (g->page)
+                memset(g->page, PAGE_COPIED, (g->len + PAGE - 1) / PAGE);
+            iov[m++] = (RmemIov){g->base, g->buf, g->len};
+            continue;
+        }
+        bool open = false;
+        for (size_t j = 0, np = (g->len + PAGE - 1) / PAGE; j < np; j++) {
+            if (!page_wanted(g, j, pools, pool_size, &known, &pool)) {
+                open = false;
+                continue;
+            }
+            size_t len = MIN(PAGE, g->len - j * PAGE);
+            g->page[j] |= PAGE_COPIED;
+            if (open)
+                iov[m - 1].len += len;
+            else
+                iov[m++] = (RmemIov){g->base + j * PAGE, g->buf + j * PAGE, len};
+            open = true;
+        }
+    }
+    return m;
+}
+
+/* Copies the arenas laid out (with pools, only the pools a walk of the same kind read) and the
+ * pages the last census needed outside them (into store, PAGE bytes each) in one bulk read. A
+ * page unmapped since is remembered as such. */
+static int copy_all(View *v, Crew *crew, const PoolSet *pools, uint64_t pool_size,
+                    const uint64_t *hints, size_t nhints, uint8_t *store, double deadline)
+{
+    size_t nh = store ? nhints : 0, n = nh, m = 0, npages = 0;
     if (nh && (v->npages + nh) * 2 >= v->cap && page_grow(v, v->npages + nh) < 0)
         return -ENOMEM;
+    /* A run of pages at most every other page: bounds the arenas' iovs. */
+    for (size_t i = 0; i < v->nregions; i++)
+        n += v->regions[i].page ? (v->regions[i].len / PAGE + 2) / 2 : 1;
     RmemIov *iov = calloc(n ? n : 1, sizeof(*iov));
     int *status = calloc(n ? n : 1, sizeof(*status));
     if (!iov || !status) {
         free(iov), free(status);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < v->nregions; i++)
-        iov[m++] = (RmemIov){v->regions[i].base, v->regions[i].buf, v->regions[i].len};
+    size_t narenas = m = plan_arena_iovs(v, pools, pool_size, iov);
     /* The hints are sorted: neighbouring pages go in one range (one iov costs about as much
      * as the copy of a page). */
     for (size_t i = 0; i < nh; i++) {
@@ -518,7 +660,7 @@ static int copy_all(View *v, Crew *crew, const uint64_t *hints, size_t nhints, u
         uint8_t *buf = store + npages++ * PAGE;
         *s = (PageSlot){page, buf, false, false};
         v->npages++;
-        RmemIov *last = m > v->nregions ? &iov[m - 1] : NULL;
+        RmemIov *last = m > narenas ? &iov[m - 1] : NULL;
         if (last && last->addr + last->len == page)
             last->len += PAGE;
         else
@@ -528,7 +670,7 @@ static int copy_all(View *v, Crew *crew, const uint64_t *hints, size_t nhints, u
     for (size_t i = 0; i < m && k >= 0; i++) {
         if (status[i] == 0)
             continue;
-        if (i < v->nregions) {
+        if (i < narenas) {
             k = -EFAULT; /* an arena went away: only a running target can do that */
             break;
         }
@@ -1118,6 +1260,7 @@ typedef struct Pass {
     Buffer *buf;
     const uint64_t *hints; /* the pages outside the arenas to copy, sorted */
     size_t nhints;
+    const PoolSet *pools; /* of the arenas, the pools to copy for a sealed walk; NULL: all */
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
     const CensusVisitor *vis;
@@ -1195,6 +1338,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         (k = page_grow(v, v->npages + p->nhints)) < 0)
         return k;
     v->reader = USED_WALK;
+    v->note_pools = p->vis != NULL;
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {
         deadline = pause_start + p->budget;
@@ -1238,7 +1382,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
         k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes);
     if (k == -EOPNOTSUPP || (k == -EIO && l->free_threaded))
         goto out; /* census_ft_pass_plan() said why */
-    if (k < 0 || (k = copy_all(v, crew, p->hints, p->nhints,
+    if (k < 0 || (k = copy_all(v, crew, seal ? p->pools : NULL, pool_bytes(l), p->hints, p->nhints,
                                p->buf->buf ? p->buf->buf + arena_cap : NULL, deadline)) < 0) {
         if (k == -ETIMEDOUT)
             set_err(p->err, p->errlen,
@@ -1342,7 +1486,7 @@ static void scout(const Pass *p, View *v, TypeTable *types, CensusHints **hints,
     sp.err = scratch;
     sp.errlen = sizeof(scratch);
     census_pass(&sp, false, v, types, &sc);
-    hints_update(hints, v, p->vis != NULL, keep);
+    hints_update(hints, v, pool_bytes(&p->loc->layout), p->vis != NULL, keep);
     pass_reset(v, types, &sc);
 }
 
@@ -1420,6 +1564,7 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         goto out;
     }
     p.hints = want;
+    p.pools = vis && *hints ? &(*hints)->pools : NULL;
     buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
 
     /* Copied along with the arenas, the pages the hints name let the walk wait until the
@@ -1442,6 +1587,8 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         p.hints = want;
         buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
         p.budget = max_pause - c->pause_seconds;
+        /* A heap that moved once moves on: the arenas are copied whole this time. */
+        p.pools = NULL;
         k = census_pass(&p, complete && buf.buf, &v, &types, c);
     }
     if (k == -ENODATA) {
@@ -1449,7 +1596,7 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         p.budget = max_pause - c->pause_seconds;
         k = census_pass(&p, false, &v, &types, c);
         if (k < 0) /* abandoned at max_census_pause, say: what it saw helps the next one */
-            hints_update(hints, &v, vis != NULL, true);
+            hints_update(hints, &v, pool_bytes(&p.loc->layout), vis != NULL, true);
     }
 out:
     free(want);
@@ -1459,7 +1606,7 @@ out:
         k = collect_types(&types, c);
     }
     if (k >= 0)
-        hints_update(hints, &v, vis != NULL, false);
+        hints_update(hints, &v, pool_bytes(&p.loc->layout), vis != NULL, false);
     free(types.v);
     view_done(&v);
     if (k < 0) {

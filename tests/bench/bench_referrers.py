@@ -27,7 +27,9 @@ here, the target's own included, grows with it. Figures only; nothing is asserte
         [--sizes 100000,1000000,5000000] [--reps 3] [--nice -5]
 
 --nice runs pymemd at that niceness (a negative one needs root): on a machine busy with other
-work, a pause is mostly pymemd waiting for a CPU while the target stands still.
+work, a pause is mostly pymemd waiting for a CPU while the target stands still. Where the kernel
+groups tasks by session (/proc/sys/kernel/sched_autogroup_enabled = 1) a niceness orders pymemd
+only against this session's processes, not against work in other sessions.
 """
 import argparse
 import json

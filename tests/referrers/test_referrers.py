@@ -166,6 +166,27 @@ def serve():
 serve()
 '''
 
+# A heap that moves between two requests: floats (nothing a walk reads) fill pools, which are
+# freed again when asked to "move", and new instances take pools from the same arenas, pools the
+# last walk did not read and the next copy therefore leaves out. They are held by a chain of
+# tuples, not by a list, whose item array would be a new page outside the arenas (a miss of its
+# own).
+TARGET_MOVES = TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", """
+    junk = [i + 0.5 for i in range(20000)]
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        junk.clear()
+        for _ in range(3000):  # small tuples: nothing new outside the arenas
+            leaky.grown = (leaky.Session(), getattr(leaky, "grown", None))
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
 # yet chains from sys.modules run through them. A thread holds instances in a frame local; the
@@ -388,6 +409,39 @@ def check_http(c, python, pymemd, pymemctl, tmp):
         CHILDREN.reap(p)
 
 
+def check_moved(c, python, why, pymemd, tmp):
+    """A referrers walk copies only the pools of the arenas the last one read (and whatever is new
+    since): when the heap moved into pools it left out, the walk over the copy misses one, a walk
+    of the running target learns them, and a second stop copies them; the answer stays the
+    target's own, and the request after it stops the target once again."""
+    if python is None:
+        raise Skip(why)
+    p, truth = spawn_target(python, tmp, TARGET_MOVES)
+    d = None
+    try:
+        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
+                                       "--census-interval", "0"], "pymemd",
+                              conf="census_min_interval = 0\n", env=clean_env()).start()
+        pymemdtest.wait_ok(d, [p.pid])
+        path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
+        docs = [d.json(path, timeout=60)]
+        p.stdin.write(b"move\n")
+        p.stdin.flush()
+        moved = json.loads(read_line(p, 60))
+        docs += [d.json(path, timeout=60) for _ in range(2)]
+        c.eq("referrers before, after the heap moved, and again",
+             [truth["groups"], moved["groups"], moved["groups"]], [referrers_of(x) for x in docs])
+        c.eq("count before, after, again", [truth["count"], moved["count"], moved["count"]],
+             [x["count"] for x in docs])
+        c.eq("stops, walked after resume: before, after the heap moved (a pool left out), again",
+             [[1, True], [2, True], [1, True]],
+             [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
+    finally:
+        if d is not None:
+            d.shutdown()
+        CHILDREN.reap(p)
+
+
 def run(args, tmp):
     with open(os.path.join(tmp, "leaky.py"), "w") as f:
         f.write(LEAKY)
@@ -399,6 +453,10 @@ def run(args, tmp):
          check_interpreter, ft, why, args.pymemd, tmp, TARGET_FT,
          {"thread 2: parked(): held": ("thread frame local", 2)})
     case("http+pymemctl", check_http, sys.executable, args.pymemd, args.pymemctl, tmp)
+    # Pools of 4 KiB in arenas of 256 KiB (up to 3.9), of 16 KiB in 1 MiB (3.10 on), the newest.
+    for label, path, why in interpreters():
+        if label.startswith("pyenv-3.8") or label in ("system-3.11", "debian-3.15"):
+            case(label + ", the heap moved", check_moved, path, why, args.pymemd, tmp)
 
 
 def main():
