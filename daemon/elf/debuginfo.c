@@ -1,6 +1,11 @@
-/* debuginfo with libdebuginfod. */
+/* debuginfo with libdebuginfod, opened on the first fetch.
+ *
+ * Not linked: libdebuginfod brings libcurl and with it Kerberos, LDAP, SSH, RTMP and OpenSSL,
+ * whose loading and constructors cost each pymemd process about 3 MiB of resident memory, while
+ * most hosts never set DEBUGINFOD_URLS. The header still types the calls. */
 #include "elf/debuginfo.h"
 
+#include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +25,58 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+#define DEBUGINFOD_SONAME "libdebuginfod.so.1"
+
+static struct {
+    __typeof__(debuginfod_begin) *begin;
+    __typeof__(debuginfod_end) *end;
+    __typeof__(debuginfod_find_debuginfo) *find_debuginfo;
+    __typeof__(debuginfod_set_progressfn) *set_progressfn;
+    __typeof__(debuginfod_set_user_data) *set_user_data;
+    __typeof__(debuginfod_get_user_data) *get_user_data;
+} lib;
+static char lib_err[160]; /* why the library could not be had; empty once it is */
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+/* Opens the library for the life of the process (never closed: its curl state and threads may
+ * outlive a client). */
+static void lib_open(void)
+{
+    void *h = dlopen(DEBUGINFOD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(lib_err, sizeof(lib_err), "debuginfod: cannot load " DEBUGINFOD_SONAME ": %s",
+                 e ? e : "unknown error");
+        return;
+    }
+    struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"debuginfod_begin", (void **)&lib.begin},
+        {"debuginfod_end", (void **)&lib.end},
+        {"debuginfod_find_debuginfo", (void **)&lib.find_debuginfo},
+        {"debuginfod_set_progressfn", (void **)&lib.set_progressfn},
+        {"debuginfod_set_user_data", (void **)&lib.set_user_data},
+        {"debuginfod_get_user_data", (void **)&lib.get_user_data},
+    };
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        *syms[i].slot = dlsym(h, syms[i].name);
+        if (!*syms[i].slot) {
+            snprintf(lib_err, sizeof(lib_err), "debuginfod: " DEBUGINFOD_SONAME " lacks %s",
+                     syms[i].name);
+            return;
+        }
+    }
+}
+
 /* libdebuginfod calls this about once a second while a request runs (its curl loop waits up to
  * 1 s per turn), connecting included; non-zero cancels the request. */
 static int past_deadline(debuginfod_client *client, long done, long total)
 {
     (void)done;
     (void)total;
-    const double *deadline = debuginfod_get_user_data(client);
+    const double *deadline = lib.get_user_data(client);
     return now_s() > *deadline;
 }
 
@@ -52,17 +102,22 @@ static int fetch_now(const uint8_t *id, size_t len, unsigned timeout_s, int *ret
     int k = fetch_possible(len, why, whylen);
     if (k < 0)
         return k;
-    debuginfod_client *client = debuginfod_begin();
+    pthread_once(&lib_once, lib_open);
+    if (lib_err[0]) {
+        snprintf(why, whylen, "%s", lib_err);
+        return -ENOSYS;
+    }
+    debuginfod_client *client = lib.begin();
     if (!client) {
         snprintf(why, whylen, "debuginfod: cannot start a client");
         return -ENOMEM;
     }
     double start = now_s(), deadline = start + timeout_s;
-    debuginfod_set_user_data(client, &deadline);
-    debuginfod_set_progressfn(client, past_deadline);
+    lib.set_user_data(client, &deadline);
+    lib.set_progressfn(client, past_deadline);
     char *path = NULL;
-    int fd = debuginfod_find_debuginfo(client, id, (int)len, &path);
-    debuginfod_end(client);
+    int fd = lib.find_debuginfo(client, id, (int)len, &path);
+    lib.end(client);
     free(path);
     if (fd >= 0) {
         *ret_fd = fd;
