@@ -268,7 +268,7 @@ static int run_referrers(const Config *o, const char *type)
         }
         TargetSample s;
         target_sample(t, cache, pi, true, &s);
-        char err[512] = "";
+        char err[sizeof(s.error)] = "";
         Refs *x = NULL;
         if (s.status != TARGET_OK)
             snprintf(err, sizeof(err), "%s", s.error);

@@ -276,6 +276,7 @@ cJSON *json_process(const TargetSample *s)
         add_i64(pm, "arenas_highwater", ok ? py->arenas_highwater : -1);
         add_i64(pm, "arena_bytes", ok ? py->arena_bytes : -1);
         add_i64(pm, "allocated_blocks", ok ? py->allocated_blocks : -1);
+        add_i64(pm, "allocated_bytes", ok ? py->allocated_bytes : -1);
         add_gc(p, py, s->busy_ratio);
     } else {
         cJSON_AddNullToObject(p, "pymalloc");

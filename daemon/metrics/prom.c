@@ -151,6 +151,7 @@ PY(garbage)
 PM(arenas)
 PM(arena_bytes)
 PM(allocated_blocks)
+PM(allocated_bytes)
 MEM(rss)
 MEM(vms)
 MEM(anon)
@@ -378,6 +379,10 @@ char *prom_render(PromFormat fmt, const char *version, const TargetSample *s, si
                "Bytes in pymalloc arenas allocated now", v_arena_bytes);
     per_target(&b, fmt, s, n, "python_pymalloc_allocated_blocks", GAUGE, "sys.getallocatedblocks()",
                v_allocated_blocks);
+    per_target(&b, fmt, s, n, "python_pymalloc_allocated_bytes", GAUGE,
+               "Free-threaded builds: bytes of the mimalloc blocks sys.getallocatedblocks() counts "
+               "(each block's size, not the size asked for)",
+               v_allocated_bytes);
     per_target(&b, fmt, s, n, "python_threads", GAUGE, "Python threads of the main interpreter",
                v_threads);
     objects(&b, fmt, s, n, top_types, false);

@@ -1105,7 +1105,7 @@ int pyloc_choose_layout(PyLoc *loc, const PyLayout *const *cands, size_t n, cons
     else if (chosen_l.free_threaded)
         snprintf(loc->obmalloc_reason, sizeof(loc->obmalloc_reason),
                  "free-threaded CPython allocates with mimalloc: there are no pymalloc arenas "
-                 "(allocated_blocks counts the blocks in use in its heaps)");
+                 "(allocated_blocks and allocated_bytes count the blocks in use in its heaps)");
     return 0;
 }
 

@@ -195,18 +195,25 @@ static int ft_walk_threads(PyReader *pr, Rmem *r, uint64_t head, RmemIov *extra,
 }
 
 /* Free-threaded builds: sys.getallocatedblocks() counts the blocks in use in mimalloc's heaps
- * (python/mimalloc.c); there are no arenas, so those fields stay null. Heaps caught mid-change
- * by this sample of a running target leave it null for this sample only. */
+ * (python/mimalloc.c), and the same walk sums their bytes; there are no arenas, so those fields
+ * stay null. Heaps caught mid-change by this sample of a running target leave both null for this
+ * sample only, with the reason. */
 static void ft_allocated_blocks(PyReader *pr, Rmem *r, PySample *s)
 {
-    int64_t blocks;
+    int64_t blocks, bytes;
     char why[160];
-    if (mimalloc_allocated(&pr->loc.layout, r, pr->loc.runtime, pr->interp, &blocks, NULL, why,
-                           sizeof(why)) < 0)
+    int k = mimalloc_allocated(&pr->loc.layout, r, pr->loc.runtime, pr->interp, &blocks, &bytes,
+                               why, sizeof(why));
+    if (k < 0) {
+        snprintf(s->blocks_reason, sizeof(s->blocks_reason),
+                 "allocated_blocks, allocated_bytes: not read at this sample (%s)",
+                 why[0] ? why : strerror(-k));
         return;
+    }
     s->pymalloc_ok = true;
     s->arenas = s->arenas_highwater = s->arena_bytes = -1;
     s->allocated_blocks = blocks;
+    s->allocated_bytes = bytes;
 }
 
 /* The free-threaded part of a sample: threads, and generation 0's count as the global count plus
@@ -640,7 +647,8 @@ int pyreader_sample(PyReader *pr, Rmem *r, double now, bool force_frozen, PySamp
                   .arenas = -1,
                   .arenas_highwater = -1,
                   .arena_bytes = -1,
-                  .allocated_blocks = -1};
+                  .allocated_blocks = -1,
+                  .allocated_bytes = -1};
     uint8_t gc[GC_STATE_MAX];
     uint64_t finalizing = 0, main_interp = 0, tstate_head = 0;
     ObmRead obm = {0};

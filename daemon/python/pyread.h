@@ -62,6 +62,12 @@ typedef struct PySample {
 
     bool pymalloc_ok;
     int64_t arenas, arenas_highwater, arena_bytes, allocated_blocks;
+    /* Free-threaded builds: the bytes of the blocks allocated_blocks counts in the interpreter's
+     * mimalloc heaps (blocks in use times their page's block size, interpreter_leaks excluded),
+     * read on the same walk. -1 on default builds (pymalloc does not record the sizes of the
+     * blocks it hands to malloc) and when the walk failed. */
+    int64_t allocated_bytes;
+    char blocks_reason[256]; /* free-threaded: why allocated_blocks is -1, empty otherwise */
 } PySample;
 
 typedef struct PyReader PyReader;

@@ -452,10 +452,12 @@ static void sample_python(Target *t, PyElfCache *cache, bool force_frozen, Targe
     }
     s->have_py = true;
     t->was_python = true;
-    /* Free-threaded builds count allocated blocks but have no arenas: the reason goes too. */
+    /* Free-threaded builds count allocated blocks but have no arenas: the reason goes too, and
+     * why the blocks were not counted at this sample when they were not. */
     if (!s->py.pymalloc_ok || s->py.arenas < 0)
-        snprintf(s->pymalloc_error, sizeof(s->pymalloc_error), "%s",
-                 loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable");
+        snprintf(s->pymalloc_error, sizeof(s->pymalloc_error), "%s%s%s",
+                 loc->obmalloc_reason[0] ? loc->obmalloc_reason : "pymalloc counters not readable",
+                 s->py.blocks_reason[0] ? "; " : "", s->py.blocks_reason);
 }
 
 /* Takes in the stamp of a new sample: a new program image (exec() in place keeps the pid and

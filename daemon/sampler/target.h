@@ -30,7 +30,7 @@ const char *target_status_name(TargetStatus s);
 typedef struct TargetSample {
     pid_t pid;
     TargetStatus status;
-    char error[400]; /* empty when status is OK and nothing was missing */
+    char error[800]; /* empty when status is OK and nothing was missing */
 
     bool have_identity;
     ProcIdentity id; /* owned: released by targetsample_done() */
@@ -56,7 +56,7 @@ typedef struct TargetSample {
 
     bool have_py; /* the GC/pymalloc/thread counters */
     PySample py;
-    char pymalloc_error[300]; /* why pymalloc is null, when it is */
+    char pymalloc_error[560]; /* why pymalloc is null, when it is */
     double busy_ratio;        /* share of polls that found the GC collecting; NaN when not polled */
 
     Census *census;         /* the latest census, a reference (NULL: none yet) */

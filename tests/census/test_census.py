@@ -99,29 +99,6 @@ os.read(0, 1)
 '''
 
 
-# read(2) by machine: /proc/PID/syscall names the system call a blocked thread is in.
-READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)
-
-
-def wait_reading(pid, timeout=30):
-    """Waits until pid's main thread is blocked in read(0, ...) (RuntimeError after timeout)."""
-    want = "%d 0x0 " % READ_SYSCALL if READ_SYSCALL is not None else None
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        try:
-            with open("/proc/%d/syscall" % pid) as f:
-                last = f.read()
-        except OSError as e:
-            raise RuntimeError("target %d: /proc/PID/syscall: %s" % (pid, e))
-        if want is None or last.startswith(want):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("target %d not blocked reading stdin after %.0f s (syscall %s)"
-                               % (pid, timeout, last.strip()))
-        time.sleep(0.01)
-
-
 class Target(pymemdtest.Target):
     """TARGET in one of its modes, started and reaped by the shared harness; it prints
     "ready" and then waits, blocked reading its stdin."""
@@ -132,11 +109,10 @@ class Target(pymemdtest.Target):
         self.wait_reading()
 
     def wait_reading(self, timeout=30):
-        """Waits until the target's main thread is blocked reading its stdin: quiescent. A
-        line it printed is not enough: it still frees what it used to print it and sets up
-        the next read afterwards, and a census taken meanwhile sees a heap that then moves
-        (a later census needing pages the earlier one did not, so a second stop)."""
-        wait_reading(self.pid, timeout)
+        """Waits until the target's main thread is blocked reading its stdin: quiescent (a
+        census taken before sees a heap that then moves: a later census needing pages the
+        earlier one did not, so a second stop)."""
+        pymemdtest.wait_reading(self.pid, timeout)
 
     def beats(self):
         self.errf.seek(0, 2)

@@ -19,7 +19,9 @@ target here makes each of the paths that walk has to get right, then prints its 
 Cases: the census by type equals the target's Counter(type(o).__name__ for o in
 gc.get_objects()) (adjusted as said) exactly; bytes of the types sized by object.__sizeof__
 equal the target's sys.getsizeof sums; after gc.freeze(), the frozen objects are the census's
-permanent generation and equal gc.get_freeze_count() (less what was freed).
+permanent generation and equal gc.get_freeze_count() (less what was freed); pymalloc's
+allocated_blocks equals the target's sys.getallocatedblocks(), and allocated_bytes moves by exactly
+the mimalloc block size of each object several threads allocate and another frees.
 
 The interpreter comes from tests/integration/upstream-pythons.sh (scripts/test.sh runs it first);
 without it every case is skipped, with the reason. Prints PASS/FAIL/SKIP lines and ends with
@@ -201,6 +203,118 @@ if os.read(0, 1):
 os.read(0, 1)
 '''
 
+# The bytes in use of the mimalloc heaps, differentially. Worker threads, all at once, each fill
+# a list of PER bytes objects of one size (lists that exist throughout: nothing in the window
+# resizes a list or a dict, which 3.13t may free later, through QSBR); main takes references to
+# all of them and the workers drop theirs (their counts merge: main's references now free them,
+# from another thread than the pages' owner). Before A: one thread does this for LEFT objects and
+# exits (its pages abandoned to the interpreter's pool), and the workers do one round that main
+# frees, so that whatever a first round sets up once is there in A too. The target waits in
+# os.read(0, 1) in each state while pymemd reads it; woken, it counts its own blocks
+# (sys.getallocatedblocks()) first, with every worker parked at the same point. A: before the
+# round; B: after it; C: main has freed the round's objects and the LEFT ones. So B - A is
+# threads x PER blocks of the objects' mimalloc block size, C - B less that and LEFT more.
+# The GC is off; os.read's buffer (one block) is in each of pymemd's reads, in none of the
+# target's counts.
+TARGET_BYTES = r"""
+import gc, os, sys, threading
+n_threads, per, length, left = (int(a) for a in sys.argv[1:5])
+size = sys.getsizeof(bytes(length))
+# Worker i fills slots[i]; the last one is the thread that exits.
+slots = [[None] * per for _ in range(n_threads)] + [[None] * left]
+held = [None] * (n_threads * per + left)
+go = [threading.Lock() for _ in slots]
+done = [threading.Lock() for _ in slots]
+for lk in go + done:
+    lk.acquire()
+
+
+def worker(i):
+    mine = slots[i]
+    while True:            # parked at the same point in A and in B
+        go[i].acquire()
+        for j in range(len(mine)):
+            mine[j] = bytes(length)
+        del j              # an int of its own while parked
+        done[i].release()
+        go[i].acquire()    # main holds its references now: drop ours (their counts merge)
+        for j in range(len(mine)):
+            mine[j] = None
+        del j
+        done[i].release()
+        if i == n_threads:
+            return
+
+
+def step(ids):
+    for i in ids:
+        go[i].release()
+    for i in ids:
+        done[i].acquire()
+
+
+def hand_over(ids):
+    step(ids)
+    for i in ids:
+        for j in range(len(slots[i])):
+            held[i * per + j] = slots[i][j]
+    step(ids)
+
+
+def free(n):
+    for k in range(n):
+        held[k] = None
+
+
+def wait():
+    if not os.read(0, 1):
+        sys.exit(0)
+    os.write(1, b"%d\n" % sys.getallocatedblocks())
+
+
+leaver = threading.Thread(target=worker, args=(n_threads,))
+leaver.start()
+hand_over([n_threads])
+leaver.join()
+del leaver
+workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n_threads)]
+for w in workers:
+    w.start()
+del w
+gc.collect()
+gc.disable()
+# A round before A, so that whatever the first round sets up once is there in A.
+hand_over(range(n_threads))
+free(n_threads * per)
+os.write(1, b'{"pid": %d, "size": %d}\n' % (os.getpid(), size))
+wait()                     # A
+hand_over(range(n_threads))
+wait()                     # B
+free(len(held))
+wait()                     # C
+os.read(0, 1)
+"""
+
+
+def mi_block_size(size):
+    """The block size mimalloc's bins give a request of size bytes (mi_bin() in
+    Objects/mimalloc/page-queue.c, neither MI_ALIGN2W nor MI_ALIGN4W; small and medium sizes)."""
+    def mi_bin(wsize):
+        if wsize <= 1:
+            return 1
+        if wsize <= 8:
+            return wsize
+        w = wsize - 1
+        b = w.bit_length() - 1
+        return (b << 2) + ((w >> (b - 2)) & 3) - 3
+
+    wsize = (size + 7) // 8
+    b = mi_bin(wsize)
+    while mi_bin(wsize + 1) == b:
+        wsize += 1
+    return wsize * 8
+
+
 THREADS = 4
 
 
@@ -312,6 +426,7 @@ def test_blocks(c, pymemd):
     t = pymemdtest.Target("3.13t blocks", [py, "-c", TARGET_BLOCKS, str(THREADS)],
                           env=clean_env())
     try:
+        pymemdtest.wait_reading(t.pid, parked=True)
         p = census_of(pymemd, t.pid)
         got = (p.get("pymalloc") or {}).get("allocated_blocks")
         t.p.stdin.write(b"x")
@@ -324,11 +439,50 @@ def test_blocks(c, pymemd):
         t.close()
 
 
+def test_bytes(c, pymemd):
+    py, version = ft_python()
+    per, length, left = 6000, 150, 2500
+    t = pymemdtest.Target("3.13t bytes", [py, "-c", TARGET_BYTES, str(THREADS), str(per),
+                                          str(length), str(left)], env=clean_env())
+    try:
+        size = t.truth["size"]
+        bsize = mi_block_size(size)
+        got, own = [], []
+        for state in "ABC":
+            # Its line printed, the target still goes on to os.read, its workers to their locks.
+            pymemdtest.wait_reading(t.pid, parked=True)
+            pm = census_of(pymemd, t.pid).get("pymalloc") or {}
+            got.append((pm.get("allocated_blocks"), pm.get("allocated_bytes")))
+            t.p.stdin.write(b"x")
+            t.p.stdin.flush()
+            own.append(int(t.next_line()))
+        if any(b is None or n is None for b, n in got):
+            raise pymemdtest.Fail("pymalloc.allocated_blocks/allocated_bytes null: %s" % (got,))
+        n = THREADS * per
+        c.eq("the target's sys.getallocatedblocks(), B - A", n, own[1] - own[0])
+        c.eq("the target's sys.getallocatedblocks(), C - B", -(n + left), own[2] - own[1])
+        for i, state in enumerate("ABC"):
+            c.eq("pymalloc.allocated_blocks at %s (the target's count + os.read's buffer)" % state,
+                 own[i] + 1, got[i][0])
+        c.eq("pymalloc.allocated_bytes, B - A (%d x %d-byte blocks)" % (n, bsize), n * bsize,
+             got[1][1] - got[0][1])
+        c.eq("pymalloc.allocated_bytes, C - B (%d + %d freed)" % (n, left), -(n + left) * bsize,
+             got[2][1] - got[1][1])
+        c.ok(bsize != size, "the request (%d bytes) should not be a bin size, so that the block "
+             "size is what is summed" % size)
+        c.note("%d objects of %d bytes in %d-byte blocks; bytes in use %d, %d, %d" % (
+            n, size, bsize, got[0][1], got[1][1], got[2][1]))
+    finally:
+        t.close()
+
+
 def run(pymemd):
     case("free-threaded census by type equals the target's own", test_census, pymemd)
     case("free-threaded census after gc.freeze(): the frozen objects", test_freeze, pymemd)
     case("free-threaded sys.getallocatedblocks() with other threads' frees pending",
          test_blocks, pymemd)
+    case("free-threaded bytes in use of the heaps, allocated and freed by several threads",
+         test_bytes, pymemd)
 
 
 def main():

@@ -591,6 +591,7 @@ NULL_MAP = [
     (("pymalloc", "arenas"), "python_pymalloc_arenas"),
     (("pymalloc", "arena_bytes"), "python_pymalloc_arena_bytes"),
     (("pymalloc", "allocated_blocks"), "python_pymalloc_allocated_blocks"),
+    (("pymalloc", "allocated_bytes"), "python_pymalloc_allocated_bytes"),
     (("threads",), "python_threads"),
     (("gc", "enabled"), "python_gc_enabled"),
     (("gc", "busy_ratio_estimate"), "python_gc_busy_ratio_estimate"),

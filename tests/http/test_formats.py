@@ -173,7 +173,8 @@ def t_json_document(c, ctx):
         for k in ("rss_bytes", "vms_bytes", "anon_bytes", "swap_bytes", "pss_bytes",
                   "peak_rss_bytes"):
             c.ok(k in mem, "%s memory.%s missing" % (t.label, k))
-        for k in ("arenas", "arenas_highwater", "arena_bytes", "allocated_blocks"):
+        for k in ("arenas", "arenas_highwater", "arena_bytes", "allocated_blocks",
+                  "allocated_bytes"):
             c.ok(k in (p.get("pymalloc") or {}), "%s pymalloc.%s missing" % (t.label, k))
         if p.get("error") is None:
             for k in ("arenas", "allocated_blocks"):

@@ -39,6 +39,10 @@ Accepted outcomes that are not plain equality, on purpose:
     /usr/bin/python3.11), whose obmalloc counters are static symbols that
     are gone; the reason must be in `error` (or a *reason/error field of
     `pymalloc`).  Reported as "n/a (reason)", not a failure.
+  * pymalloc.allocated_bytes: null on every default build (pymalloc keeps
+    no size for what it hands to malloc); on free-threaded builds at least
+    8 bytes a block (no ground truth here: test_census_ft.py checks it
+    differentially, to the byte).
   * memory.rss_bytes within 10% of VmRSS read by this driver just before
     and just after pymemd ran.
   * a PID that does not exist: a PROCESS with status "gone", or, if pymemd
@@ -726,6 +730,14 @@ def compare(truth, proc, run, target, rss_before, rss_after, v=None):
     blocks = pm.get("allocated_blocks")
     if ft and blocks is None:
         v.diff("pymalloc.allocated_blocks", "mimalloc's blocks in use (free-threaded)", "null")
+    # Their bytes: free-threaded builds only (exact values: tests/census/test_census_ft.py); a
+    # block is at least 8 bytes.
+    nbytes = pm.get("allocated_bytes", "missing")
+    if ft and not (is_int(nbytes) and is_int(blocks) and nbytes >= 8 * blocks):
+        v.diff("pymalloc.allocated_bytes", "at least 8 x allocated_blocks (free-threaded)",
+               json.dumps(nbytes))
+    if not ft and nbytes is not None:
+        v.diff("pymalloc.allocated_bytes", "null (default build)", json.dumps(nbytes))
     if blocks is not None:
         exp = truth["allocated_blocks"]
         if not is_int(blocks) or not (0 <= blocks - exp <= BLOCKS_SLACK):

@@ -418,6 +418,46 @@ def proc_state(pid):
         return None
 
 
+# read(2) and futex(2) by machine: /proc/PID/syscall names the system call a blocked thread is in.
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)
+FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}.get(os.uname().machine)
+
+
+def wait_reading(pid, timeout=30, parked=False):
+    """Waits until pid's main thread is blocked in read(0, ...) and, with parked, every other
+    thread in futex(2) (a lock or condition wait): the process does nothing until its stdin is
+    written. A line it printed is not enough: it still frees what it used to print it and sets
+    up the next read afterwards, and its other threads may still be on their way to their
+    locks. RuntimeError after timeout."""
+    want = "%d 0x0 " % READ_SYSCALL if READ_SYSCALL is not None else None
+    futex = "%d " % FUTEX_SYSCALL if FUTEX_SYSCALL is not None else None
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            with open("/proc/%d/syscall" % pid) as f:
+                last = f.read()
+            busy = []
+            if parked and futex is not None:
+                for tid in os.listdir("/proc/%d/task" % pid):
+                    if int(tid) == pid:
+                        continue
+                    try:
+                        with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                            if not f.read().startswith(futex):
+                                busy.append(tid)
+                    except FileNotFoundError:
+                        pass                # a thread that has just exited
+        except OSError as e:
+            raise RuntimeError("target %d: /proc/PID/syscall: %s" % (pid, e))
+        if (want is None or last.startswith(want)) and not busy:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("target %d not blocked reading stdin after %.0f s (syscall %s; "
+                               "threads not in futex: %s)" % (pid, timeout, last.strip(), busy))
+        time.sleep(0.01)
+
+
 
 class Resp(object):
     def __init__(self, status, reason, headers, body, version=11):

@@ -113,6 +113,43 @@ static void openmetrics_format(void **state)
     free(t);
 }
 
+/* pymalloc's values: a default build has no allocated_bytes (left out, the other three there);
+ * a free-threaded one has blocks and bytes but no arenas. */
+static void pymalloc_bytes(void **state)
+{
+    TargetSample s[2];
+    fill(&s[0], &s[1]);
+    s[0].py.pymalloc_ok = true;
+    s[0].py.arenas = s[0].py.arenas_highwater = 3;
+    s[0].py.arena_bytes = 3 << 20;
+    s[0].py.allocated_blocks = 5000;
+    s[0].py.allocated_bytes = -1;
+    size_t len;
+    char *t = prom_render(PROM_TEXT, "0.1.0", s, 2, 20, &len);
+    assert_non_null(t);
+    assert_true(has_line(t, "python_pymalloc_arena_bytes{pid=\"42\",name=\"we\\\"ird\\\\name\"} "
+                            "3145728"));
+    assert_true(has_line(t,
+                         "python_pymalloc_allocated_blocks{pid=\"42\",name=\"we\\\"ird\\\\name\"} "
+                         "5000"));
+    assert_null(strstr(t, "python_pymalloc_allocated_bytes{"));
+    free(t);
+
+    s[0].py.arenas = s[0].py.arenas_highwater = s[0].py.arena_bytes = -1;
+    s[0].py.allocated_bytes = 123456;
+    t = prom_render(PROM_OPENMETRICS, "0.1.0", s, 2, 20, &len);
+    assert_non_null(t);
+    assert_true(has_line(t, "# TYPE python_pymalloc_allocated_bytes gauge"));
+    assert_true(has_line(t,
+                         "python_pymalloc_allocated_bytes{pid=\"42\",name=\"we\\\"ird\\\\name\"} "
+                         "123456"));
+    assert_true(has_line(t,
+                         "python_pymalloc_allocated_blocks{pid=\"42\",name=\"we\\\"ird\\\\name\"} "
+                         "5000"));
+    assert_null(strstr(t, "python_pymalloc_arena_bytes{"));
+    free(t);
+}
+
 /* The remainder past the top N is object_type="other"; real types named other, other~ keep
  * their own, distinct series however the ranking falls. */
 static void other_never_collides(void **state)
@@ -188,9 +225,8 @@ static void target_info(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(target_info),
-        cmocka_unit_test(text_format),
-        cmocka_unit_test(openmetrics_format),
+        cmocka_unit_test(target_info),          cmocka_unit_test(text_format),
+        cmocka_unit_test(openmetrics_format),   cmocka_unit_test(pymalloc_bytes),
         cmocka_unit_test(other_never_collides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,9 @@ static void reads_everything(const char *name)
     assert_int_equal(s.arenas_highwater, 3);
     assert_int_equal(s.arena_bytes, 2 * (int64_t)f.l->obmalloc.arena_size);
     assert_int_equal(s.allocated_blocks, 100 + 10 + 20 + 30 + 7);
+    /* pymalloc does not record the sizes of the blocks it hands to malloc: no bytes. */
+    assert_int_equal(s.allocated_bytes, -1);
+    assert_string_equal(s.blocks_reason, "");
     fake_free(&f);
 }
 
@@ -468,6 +471,9 @@ static void ft_counts_every_thread(void **state)
     assert_int_equal(s.frozen, -1); /* not listed anywhere: null */
     assert_false(s.pymalloc_ok);
     assert_int_equal(s.allocated_blocks, -1);
+    /* This fake has no mimalloc heaps to walk: neither blocks nor bytes, and why. */
+    assert_int_equal(s.allocated_bytes, -1);
+    assert_non_null(strstr(s.blocks_reason, "allocated_bytes: not read at this sample ("));
     fake_free(&f);
 }
 
