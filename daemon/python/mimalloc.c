@@ -52,6 +52,72 @@ static uint64_t get_u64(const uint8_t *b, uint32_t off)
     return v;
 }
 
+#define MI_MAX_SEGMENT_CACHE 4096 /* 128 GiB of segments */
+
+/* Segment headers read so far: each holds the mi_page_t of all its pages, so a walk over pages
+ * costs one read per segment instead of one per page (with the target stopped, that is about
+ * 1,400 reads fewer at a million objects). */
+typedef struct SegCache {
+    const PyLayout *l;
+    Rmem *r;
+    uint64_t *segs;
+    uint8_t **hdrs;
+    size_t nsegs;
+} SegCache;
+
+static void segcache_done(SegCache *c)
+{
+    for (size_t i = 0; i < c->nsegs; i++)
+        free(c->hdrs[i]);
+    free(c->segs), free(c->hdrs);
+    c->segs = NULL, c->hdrs = NULL, c->nsegs = 0;
+}
+
+/* The mi_page_t at `page`, out of its segment's header (read once). -EIO with why set when the
+ * page is no slice of a segment or the segment is not mapped. */
+static int segcache_page(SegCache *c, uint64_t page, const uint8_t **ret, char *why, size_t whylen)
+{
+    const PyLayout *l = c->l;
+    uint64_t seg = page & ~((uint64_t)l->mimalloc.segment_span - 1);
+    if (page - seg + l->mimalloc.page_size > l->mimalloc.segment_size) {
+        set_why(why, whylen, "page %#" PRIx64 " is not a slice of its segment", page);
+        return -EIO;
+    }
+    for (size_t i = 0; i < c->nsegs; i++)
+        if (c->segs[i] == seg) {
+            *ret = c->hdrs[i] + (page - seg);
+            return 0;
+        }
+    if (c->nsegs >= MI_MAX_SEGMENT_CACHE) {
+        set_why(why, whylen, "more than %u segments", MI_MAX_SEGMENT_CACHE);
+        return -EIO;
+    }
+    if (c->nsegs % 64 == 0) {
+        uint64_t *s = realloc(c->segs, (c->nsegs + 64) * sizeof(*s));
+        if (s)
+            c->segs = s;
+        uint8_t **h = realloc(c->hdrs, (c->nsegs + 64) * sizeof(*h));
+        if (h)
+            c->hdrs = h;
+        if (!s || !h)
+            return -ENOMEM;
+    }
+    uint8_t *hdr = malloc(l->mimalloc.segment_size);
+    if (!hdr)
+        return -ENOMEM;
+    int k = rmem_read(c->r, seg, hdr, l->mimalloc.segment_size);
+    if (k < 0) {
+        free(hdr);
+        if (k == -EFAULT)
+            set_why(why, whylen, "segment %#" PRIx64 " is not mapped", seg);
+        return k == -EFAULT ? -EIO : k;
+    }
+    c->segs[c->nsegs] = seg;
+    c->hdrs[c->nsegs++] = hdr;
+    *ret = hdr + (page - seg);
+    return 0;
+}
+
 typedef struct Reader {
     const PyLayout *l;
     Rmem *r;
@@ -59,6 +125,7 @@ typedef struct Reader {
     MiHeaps *h;
     size_t cap;
     uint32_t base; /* the object's offset in a block: 0, or the debug allocator's words */
+    SegCache segs; /* the thread heaps' pages, read by segment */
     char *why;
     size_t whylen;
 } Reader;
@@ -161,9 +228,6 @@ static int read_heap(Reader *rd, uint64_t heap_addr, const uint8_t *hb, uint32_t
 {
     const PyLayout *l = rd->l;
     uint64_t want = get_u64(hb, l->mimalloc.heap_page_count), seen = 0;
-    uint8_t pb[512];
-    if (l->mimalloc.page_size > sizeof(pb))
-        return -EIO;
     for (uint32_t q = 0; q < l->mimalloc.nqueues; q++) {
         uint64_t page = get_u64(hb, l->mimalloc.heap_pages + q * l->mimalloc.queue_size +
                                         l->mimalloc.queue_first);
@@ -174,12 +238,8 @@ static int read_heap(Reader *rd, uint64_t heap_addr, const uint8_t *hb, uint32_t
                         heap_addr, want);
                 return -EIO;
             }
-            int k = rmem_read(rd->r, page, pb, l->mimalloc.page_size);
-            if (k == -EFAULT) {
-                set_why(rd->why, rd->whylen, "page %#" PRIx64 " of heap %#" PRIx64 " is unmapped",
-                        page, heap_addr);
-                return -EIO;
-            }
+            const uint8_t *pb;
+            int k = segcache_page(&rd->segs, page, &pb, rd->why, rd->whylen);
             if (k < 0 || (k = keep_page(rd, page, pb, heap_addr, heap, tag)) < 0)
                 return k;
             page = get_u64(pb, l->mimalloc.page_next);
@@ -257,7 +317,13 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
         return -EIO;
     }
     MiHeaps h = {0};
-    Reader rd = {l, r, maps, &h, 0, 0, why, whylen};
+    Reader rd = {.l = l,
+                 .r = r,
+                 .maps = maps,
+                 .h = &h,
+                 .segs = {.l = l, .r = r},
+                 .why = why,
+                 .whylen = whylen};
     int32_t debug_enabled;
     int k = rmem_read(r, runtime + l->mimalloc.runtime_debug_enabled, &debug_enabled, 4);
     if (k == -EFAULT)
@@ -352,11 +418,13 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
     }
     free(hb);
     free(sb);
+    segcache_done(&rd.segs);
     *ret = h;
     return 0;
 fail:
     free(hb);
     free(sb);
+    segcache_done(&rd.segs);
     mimalloc_heaps_done(&h);
     return k == -EFAULT ? -EIO : k; /* said why above: a structure the layout misplaces */
 }
@@ -481,10 +549,7 @@ typedef struct Span {
 typedef struct Count {
     const PyLayout *l;
     Rmem *r;
-    /* Segment headers read so far (each holds its pages' mi_page_t): one read per segment. */
-    uint64_t *segs;
-    uint8_t **hdrs;
-    size_t nsegs;
+    SegCache segs;
     Span *spans;
     size_t nspans, cap;
     uint64_t list_reads; /* free-list links followed, bounded */
@@ -493,58 +558,18 @@ typedef struct Count {
     size_t whylen;
 } Count;
 
-#define MI_MAX_SEGMENT_CACHE 4096 /* 128 GiB of segments */
-#define MI_MAX_LIST_READS    (1u << 20)
+#define MI_MAX_LIST_READS (1u << 20)
 
 static void count_done(Count *c)
 {
-    for (size_t i = 0; i < c->nsegs; i++)
-        free(c->hdrs[i]);
-    free(c->segs), free(c->hdrs), free(c->spans);
+    segcache_done(&c->segs);
+    free(c->spans);
 }
 
 /* The mi_page_t at `page`, out of its segment's header (read once). */
 static int count_page(Count *c, uint64_t page, const uint8_t **ret)
 {
-    const PyLayout *l = c->l;
-    uint64_t seg = page & ~((uint64_t)l->mimalloc.segment_span - 1);
-    if (page - seg + l->mimalloc.page_size > l->mimalloc.segment_size) {
-        set_why(c->why, c->whylen, "page %#" PRIx64 " is not a slice of its segment", page);
-        return -EIO;
-    }
-    for (size_t i = 0; i < c->nsegs; i++)
-        if (c->segs[i] == seg) {
-            *ret = c->hdrs[i] + (page - seg);
-            return 0;
-        }
-    if (c->nsegs >= MI_MAX_SEGMENT_CACHE) {
-        set_why(c->why, c->whylen, "more than %u segments", MI_MAX_SEGMENT_CACHE);
-        return -EIO;
-    }
-    if (c->nsegs % 64 == 0) {
-        uint64_t *s = realloc(c->segs, (c->nsegs + 64) * sizeof(*s));
-        if (s)
-            c->segs = s;
-        uint8_t **h = realloc(c->hdrs, (c->nsegs + 64) * sizeof(*h));
-        if (h)
-            c->hdrs = h;
-        if (!s || !h)
-            return -ENOMEM;
-    }
-    uint8_t *hdr = malloc(l->mimalloc.segment_size);
-    if (!hdr)
-        return -ENOMEM;
-    int k = rmem_read(c->r, seg, hdr, l->mimalloc.segment_size);
-    if (k < 0) {
-        free(hdr);
-        if (k == -EFAULT)
-            set_why(c->why, c->whylen, "segment %#" PRIx64 " is not mapped", seg);
-        return k == -EFAULT ? -EIO : k;
-    }
-    c->segs[c->nsegs] = seg;
-    c->hdrs[c->nsegs++] = hdr;
-    *ret = hdr + (page - seg);
-    return 0;
+    return segcache_page(&c->segs, page, ret, c->why, c->whylen);
 }
 
 /* The length of a free list of blocks in [start, end): every link followed in the target. */
@@ -625,7 +650,7 @@ int mimalloc_allocated(const PyLayout *l, Rmem *r, uint64_t runtime, uint64_t in
         set_why(why, whylen, "no usable mimalloc layout for this build");
         return -EOPNOTSUPP;
     }
-    Count c = {.l = l, .r = r, .why = why, .whylen = whylen};
+    Count c = {.l = l, .r = r, .segs = {.l = l, .r = r}, .why = why, .whylen = whylen};
     why[0] = 0;
     size_t hsize = (size_t)l->mimalloc.nheaps * l->mimalloc.heap_size;
     uint8_t *hb = malloc(hsize);
