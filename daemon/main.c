@@ -3,6 +3,7 @@
  * main.c parses the command line and wires the modules together; it is the only place that
  * exits. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <regex.h>
@@ -645,6 +646,12 @@ static int run_listener(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Both processes: allocations from 128 KiB up are mmap'd and unmapped when freed, always.
+     * glibc otherwise raises that threshold to the largest block freed so far (up to 32 MiB), so
+     * that after a first census or a first large body the same sizes come from a thread's heap,
+     * where pages pinned by smaller long-lived blocks beside them stay resident: with 100
+     * targets, the sampler's anonymous memory settled at 10 MiB instead of 6 in some starts. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (argc > 1 && strcmp(argv[1], PRIVSEP_LISTENER_FLAG) == 0)
         return run_listener(argc, argv);
     static Cmdline cl;
