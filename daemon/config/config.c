@@ -499,7 +499,9 @@ static uint64_t regex_expanded(const char **p, int depth, uint64_t *copies, bool
     /* An unmatched ')' is an ordinary character in an ERE: at the top, it is an atom. */
     while (**p && (**p != ')' || depth == 0) && !*why) {
         const char *s = *p;
-        bool interval = *s == '{' && s[1] >= '0' && s[1] <= '9';
+        /* glibc reads "{,n}" as "{0,n}" (a GNU extension). */
+        bool interval = *s == '{' && ((s[1] >= '0' && s[1] <= '9') ||
+                                      (s[1] == ',' && s[2] >= '0' && s[2] <= '9'));
         char op = interval ? '{' : *s == '*' || *s == '+' || *s == '?' ? *s : 0;
         if (op && prev_op && !(op == '?' && (prev_op == '*' || prev_op == '+'))) {
             *why = "has two repetition operators in a row";

@@ -1217,13 +1217,16 @@ static void census_max_memory_sizes(void **state)
 
 /* Patterns glibc's regcomp() would take seconds to minutes and gigabytes to compile are refused
  * before it sees them, by key and in a file; found by tests/fuzz/fuzz_config, whose inputs (an
- * interval of 9999; a run of '+', each doubling the compiled pattern; the same after an unmatched
+ * interval of 9999, and one of 19999 written "{,19999}"; a run of '+', each doubling the compiled
+ * pattern; the same after an unmatched
  * ')', an ordinary character) are among the cases, with their neighbours: intervals over loops,
  * loops over loops. Patterns people write still compile. */
 static void costly_regexes_are_refused(void **state)
 {
     static const char *const costly[] = {
         "^/Usr{1,9999}hon3 .*worker#1",
+        "e^/Usr{,19999}hon3 .*worker#1", /* "{,n}" is "{0,n}" to glibc */
+        "(a{,20}){,20}",
         "rker#_mat++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"
         "++++++++++++++++++++++++++++++++++ch = g = 25\\\\\\\\\\\\\\= 2G",
         "a{1,256}",
@@ -1248,6 +1251,7 @@ static void costly_regexes_are_refused(void **state)
         "[[:alpha:]]{2,5}[]x]{3}[^]{}]+",
         "((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))", /* 32 deep */
         "x{2,}y",
+        "x{,255}y",
         "^python.*?worker",
         "(a{1,255})+",
         "((a*)+)*",
