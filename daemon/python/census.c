@@ -424,9 +424,6 @@ static void pageset_update(PageSet *set, const View *v, uint8_t who, uint8_t ski
     *set = (PageSet){pages, n, complete};
 }
 
-/* The pages the walk (and the visitor, with vis) used outside the arenas, for the next census
- * (or referrers walk) to prefetch. A census leaves what it cannot know, the visitor's pages,
- * as they were. */
 /* Sets set to the pools of the view's arenas that were read, and the arena parts they were
  * read from; with keep, adds those it had (for a walk that did not finish). A view without
  * pages noted (a free-threaded heap) empties it: everything is copied. */
@@ -470,6 +467,9 @@ static uint64_t pool_bytes(const PyLayout *l)
     return size >= PAGE && (size & (size - 1)) == 0 ? size : PAGE;
 }
 
+/* The pages the walk (and the visitor, with vis) used outside the arenas, for the next census
+ * (or referrers walk) to prefetch, and with vis the arena pools it read. A census leaves what it
+ * cannot know, the visitor's pages and pools, as they were. */
 static void hints_update(CensusHints **hp, const View *v, uint64_t pool_size, bool vis, bool keep)
 {
     CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
