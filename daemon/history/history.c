@@ -55,6 +55,8 @@ typedef struct Block {
 } Block;
 
 #define BLOCK_DATA (HISTORY_BLOCK_BYTES - offsetof(Block, data))
+/* A copy lays blocks end to end in one malloc'ed buffer: each must start aligned. */
+_Static_assert(HISTORY_BLOCK_BYTES % _Alignof(Block) == 0, "blocks copied end to end stay aligned");
 _Static_assert(BLOCK_DATA >= 4 * ENTRY_MAX && BLOCK_DATA <= UINT16_MAX, "a block holds entries");
 
 /* One decoded entry. v[f] means something only where read has field_bit[f]. */
@@ -579,7 +581,7 @@ static bool ring_copy(History *h, pid_t pid, Cursor *ret, double *ret_interval)
 static bool cursor_next(Cursor *cur, Entry *e)
 {
     for (; cur->bi < cur->nblocks; cur->bi++, cur->k = cur->pos = 0) {
-        const Block *b = (const Block *)(cur->blocks + cur->bi * HISTORY_BLOCK_BYTES);
+        const Block *b = (const void *)(cur->blocks + cur->bi * HISTORY_BLOCK_BYTES);
         while (cur->k < b->n) {
             bool key = cur->k++ == 0;
             if (key)
