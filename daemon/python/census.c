@@ -287,6 +287,31 @@ static int page_grow(View *v, size_t need)
     return 0;
 }
 
+/* The object the visitor reads for leaves the arenas, onto a page no other visit read before
+ * it: noted once, for the next stop to copy its storage afresh (see refresh_holders). A page
+ * that other visits read first (a type's, shared by its instances) makes no holder of each. */
+static void note_holder(View *v)
+{
+    uint64_t addr = v->holder;
+    if (v->nheld && v->held[v->nheld - 1].addr == addr)
+        return; /* once per visit is enough */
+    if (v->nheld == MAX_HOLDERS) {
+        v->held_full = true;
+        return;
+    }
+    if (v->nheld == v->capheld) {
+        size_t ncap = v->capheld ? v->capheld * 2 : 64;
+        Holder *h = realloc(v->held, ncap * sizeof(*h));
+        if (!h) {
+            v->held_full = true;
+            return;
+        }
+        v->held = h;
+        v->capheld = ncap;
+    }
+    v->held[v->nheld++] = (Holder){.addr = addr, .type = v->holder_type};
+}
+
 /* A page of the target, read on first use. -EFAULT when it is not mapped; -ENODATA when the
  * view is sealed and the page was not copied while the target was stopped. */
 static int page_get(View *v, uint64_t page, const uint8_t **ret)
@@ -296,6 +321,8 @@ static int page_get(View *v, uint64_t page, const uint8_t **ret)
     if (v->npages * 2 >= v->cap && page_grow(v, v->npages + 1) < 0)
         return -ENOMEM;
     PageSlot *s = page_slot(v, page);
+    if (v->holder && v->reader == USED_VISIT && !(s->page && (s->used & USED_VISIT)))
+        note_holder(v);
     if (!s->page) {
         if (v->sealed)
             return -ENODATA;
@@ -362,31 +389,6 @@ static int region_touch(View *v, const Region *g, uint64_t addr, size_t len)
     return 0;
 }
 
-/* The object the visitor reads for leaves the arenas: noted once, for the next stop to copy
- * its storage afresh (see refresh_holders). */
-static void note_holder(View *v)
-{
-    uint64_t addr = v->holder;
-    v->holder = 0; /* once per visit is enough */
-    if (v->nheld && v->held[v->nheld - 1].addr == addr)
-        return;
-    if (v->nheld == MAX_HOLDERS) {
-        v->held_full = true;
-        return;
-    }
-    if (v->nheld == v->capheld) {
-        size_t ncap = v->capheld ? v->capheld * 2 : 64;
-        Holder *h = realloc(v->held, ncap * sizeof(*h));
-        if (!h) {
-            v->held_full = true;
-            return;
-        }
-        v->held = h;
-        v->capheld = ncap;
-    }
-    v->held[v->nheld++] = (Holder){.addr = addr, .type = v->holder_type};
-}
-
 static int view_read(View *v, uint64_t addr, void *out, size_t len)
 {
     if (addr + len < addr)
@@ -402,8 +404,6 @@ static int view_read(View *v, uint64_t addr, void *out, size_t len)
         memcpy(out, g->buf + (addr - g->base), len);
         return 0;
     }
-    if (v->holder && v->reader == USED_VISIT)
-        note_holder(v);
     uint8_t *o = out;
     while (len > 0) {
         uint64_t page = addr & ~(uint64_t)(PAGE - 1);

@@ -187,6 +187,28 @@ TARGET_MOVES = TARGET.replace("""
         sys.stdout.flush()
 """)
 
+# A heap whose containers grow between two requests: a list and a dict of 1000 instances take 20000
+# more each, held already (no new object that the last walk's pools would lack), so only their
+# storage outside the arenas moves: from glibc's heap into a fresh mmap() (past its 128 KiB
+# threshold), pages no walk has read yet. The list and the dict are the same objects, in pools
+# the last walk read.
+TARGET_GROWS = TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", """
+    spare = [leaky.Session() for _ in range(20000)]
+    leaky.growing_list = [leaky.Session() for _ in range(1000)]
+    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        leaky.growing_list.extend(spare)
+        leaky.growing_dict.update(dict.fromkeys(spare))
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
 # yet chains from sys.modules run through them. A thread holds instances in a frame local; the
@@ -442,6 +464,39 @@ def check_moved(c, python, why, pymemd, tmp):
         CHILDREN.reap(p)
 
 
+def check_grown(c, python, why, pymemd, tmp):
+    """A container that grew since the last referrers walk has its storage elsewhere, on pages the
+    copy would lack; the last walk remembered the list and the dict as holders, and inside the
+    next stop their storage as it is now is copied too: one stop, the walk after resume, and the
+    answer the target's own."""
+    if python is None:
+        raise Skip(why)
+    p, truth = spawn_target(python, tmp, TARGET_GROWS)
+    d = None
+    try:
+        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
+                                       "--census-interval", "0"], "pymemd",
+                              conf="census_min_interval = 0\n", env=clean_env()).start()
+        pymemdtest.wait_ok(d, [p.pid])
+        path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
+        docs = [d.json(path, timeout=60)]
+        p.stdin.write(b"grow\n")
+        p.stdin.flush()
+        grown = json.loads(read_line(p, 60))
+        docs += [d.json(path, timeout=60) for _ in range(2)]
+        c.eq("referrers before, after the containers grew, and again",
+             [truth["groups"], grown["groups"], grown["groups"]], [referrers_of(x) for x in docs])
+        c.eq("count before, after, again", [truth["count"], grown["count"], grown["count"]],
+             [x["count"] for x in docs])
+        c.eq("stops, walked after resume: before, after the containers grew, again",
+             [[1, True], [1, True], [1, True]],
+             [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
+    finally:
+        if d is not None:
+            d.shutdown()
+        CHILDREN.reap(p)
+
+
 def run(args, tmp):
     with open(os.path.join(tmp, "leaky.py"), "w") as f:
         f.write(LEAKY)
@@ -457,6 +512,8 @@ def run(args, tmp):
     for label, path, why in interpreters():
         if label.startswith("pyenv-3.8") or label in ("system-3.11", "debian-3.15"):
             case(label + ", the heap moved", check_moved, path, why, args.pymemd, tmp)
+        if label.startswith("pyenv-3.11") or label in ("debian-3.13", "debian-3.15"):
+            case(label + ", containers grew", check_grown, path, why, args.pymemd, tmp)
 
 
 def main():
