@@ -431,6 +431,37 @@ def check_http(c, python, pymemd, pymemctl, tmp):
         CHILDREN.reap(p)
 
 
+def check_changed(c, python, pymemd, tmp, target, what, stops):
+    """Referrers asked before the target changed its heap (target's "change" line), after, and
+    again: the answer stays the target's own, each walk runs after resume, and each request stops
+    the target as often as stops says."""
+    p, truth = spawn_target(python, tmp, target)
+    d = None
+    try:
+        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
+                                       "--census-interval", "0"], "pymemd",
+                              conf="census_min_interval = 0\n", env=clean_env()).start()
+        pymemdtest.wait_ok(d, [p.pid])
+        path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
+        docs = [d.json(path, timeout=60)]
+        p.stdin.write(b"change\n")
+        p.stdin.flush()
+        changed = json.loads(read_line(p, 60))
+        docs += [d.json(path, timeout=60) for _ in range(2)]
+        c.eq("referrers before, after %s, and again" % what,
+             [truth["groups"], changed["groups"], changed["groups"]],
+             [referrers_of(x) for x in docs])
+        c.eq("count before, after, again", [truth["count"], changed["count"], changed["count"]],
+             [x["count"] for x in docs])
+        c.eq("stops, walked after resume: before, after %s, again" % what,
+             [[n, True] for n in stops],
+             [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
+    finally:
+        if d is not None:
+            d.shutdown()
+        CHILDREN.reap(p)
+
+
 def check_moved(c, python, why, pymemd, tmp):
     """A referrers walk copies only the pools of the arenas the last one read (and whatever is new
     since): when the heap moved into pools it left out, the walk over the copy misses one, a walk
@@ -438,63 +469,18 @@ def check_moved(c, python, why, pymemd, tmp):
     target's own, and the request after it stops the target once again."""
     if python is None:
         raise Skip(why)
-    p, truth = spawn_target(python, tmp, TARGET_MOVES)
-    d = None
-    try:
-        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
-                                       "--census-interval", "0"], "pymemd",
-                              conf="census_min_interval = 0\n", env=clean_env()).start()
-        pymemdtest.wait_ok(d, [p.pid])
-        path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
-        docs = [d.json(path, timeout=60)]
-        p.stdin.write(b"move\n")
-        p.stdin.flush()
-        moved = json.loads(read_line(p, 60))
-        docs += [d.json(path, timeout=60) for _ in range(2)]
-        c.eq("referrers before, after the heap moved, and again",
-             [truth["groups"], moved["groups"], moved["groups"]], [referrers_of(x) for x in docs])
-        c.eq("count before, after, again", [truth["count"], moved["count"], moved["count"]],
-             [x["count"] for x in docs])
-        c.eq("stops, walked after resume: before, after the heap moved (a pool left out), again",
-             [[1, True], [2, True], [1, True]],
-             [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
-    finally:
-        if d is not None:
-            d.shutdown()
-        CHILDREN.reap(p)
+    check_changed(c, python, pymemd, tmp, TARGET_MOVES, "the heap moved (a pool left out)",
+                  [1, 2, 1])
 
 
 def check_grown(c, python, why, pymemd, tmp):
     """A container that grew since the last referrers walk has its storage elsewhere, on pages the
     copy would lack; the last walk remembered the list and the dict as holders, and inside the
     next stop their storage as it is now is copied too: one stop, the walk after resume, and the
-    answer the target's own."""
+    answer the target's own (main: a second stop)."""
     if python is None:
         raise Skip(why)
-    p, truth = spawn_target(python, tmp, TARGET_GROWS)
-    d = None
-    try:
-        d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
-                                       "--census-interval", "0"], "pymemd",
-                              conf="census_min_interval = 0\n", env=clean_env()).start()
-        pymemdtest.wait_ok(d, [p.pid])
-        path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
-        docs = [d.json(path, timeout=60)]
-        p.stdin.write(b"grow\n")
-        p.stdin.flush()
-        grown = json.loads(read_line(p, 60))
-        docs += [d.json(path, timeout=60) for _ in range(2)]
-        c.eq("referrers before, after the containers grew, and again",
-             [truth["groups"], grown["groups"], grown["groups"]], [referrers_of(x) for x in docs])
-        c.eq("count before, after, again", [truth["count"], grown["count"], grown["count"]],
-             [x["count"] for x in docs])
-        c.eq("stops, walked after resume: before, after the containers grew, again",
-             [[1, True], [1, True], [1, True]],
-             [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
-    finally:
-        if d is not None:
-            d.shutdown()
-        CHILDREN.reap(p)
+    check_changed(c, python, pymemd, tmp, TARGET_GROWS, "the containers grew", [1, 1, 1])
 
 
 def run(args, tmp):
