@@ -146,9 +146,8 @@ typedef struct View {
     bool note_pools; /* a referrers pass: the arenas' pages read are noted, for its PoolSet */
     MiHeaps mi;      /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
     uint64_t holder, holder_type; /* the object the visitor reads for (census_read_for) */
-    struct Holder *held;          /* the objects whose reads left the arenas, in order */
+    struct Holder *held;          /* the objects whose reads left the arenas (MAX_HOLDERS) */
     size_t nheld, capheld;
-    bool held_full; /* more than MAX_HOLDERS */
 } View;
 
 /* An object whose references the visitor read outside the arenas: a list's item array, a dict's
@@ -295,17 +294,13 @@ static void note_holder(View *v)
     uint64_t addr = v->holder;
     if (v->nheld && v->held[v->nheld - 1].addr == addr)
         return; /* once per visit is enough */
-    if (v->nheld == MAX_HOLDERS) {
-        v->held_full = true;
-        return;
-    }
+    if (v->nheld == MAX_HOLDERS)
+        return; /* the storage of those past it is copied as the hints name it, as before */
     if (v->nheld == v->capheld) {
         size_t ncap = v->capheld ? v->capheld * 2 : 64;
         Holder *h = realloc(v->held, ncap * sizeof(*h));
-        if (!h) {
-            v->held_full = true;
+        if (!h)
             return;
-        }
         v->held = h;
         v->capheld = ncap;
     }
