@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "python/mimalloc.h"
+#include "python/traverse.h"
 #include "remote/crew.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
@@ -24,6 +25,8 @@
 #define NAME_MAX_LEN 128
 #define CHECK_EVERY  4096  /* nodes between looks at the clock */
 #define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
+#define MAX_HOLDERS  4096  /* objects whose storage outside the arenas is copied afresh */
+#define HOLDER_SIG   48    /* bytes past its PyObject head that say where a holder's storage is */
 
 /* pymemd's memory for one census (copy buffer, hinted pages, pages read on demand): set from
  * census_max_memory; censuses run one at a time, on the sampler thread. */
@@ -142,7 +145,20 @@ typedef struct View {
     uint8_t reader;  /* USED_WALK, or USED_VISIT while the visitor follows references */
     bool note_pools; /* a referrers pass: the arenas' pages read are noted, for its PoolSet */
     MiHeaps mi;      /* free-threaded builds: the GC heaps' pages (census_ft_plan) */
+    uint64_t holder, holder_type; /* the object the visitor reads for (census_read_for) */
+    struct Holder *held;          /* the objects whose reads left the arenas (MAX_HOLDERS) */
+    size_t nheld, capheld;
 } View;
+
+/* An object whose references the visitor read outside the arenas: a list's item array, a dict's
+ * key table, a deque's blocks, a heap type (malloc'ed, not in an arena). The object itself is
+ * in the arenas (or, a heap type, on a hinted page), so inside the next stop its storage as it
+ * is then can be found and copied before the target runs again, wherever it moved. */
+typedef struct Holder {
+    uint64_t addr, type;
+    bool sig_ok;
+    uint8_t sig[HOLDER_SIG]; /* its bytes past the head when the walk read it */
+} Holder;
 
 /* Pages outside the arenas, sorted, without duplicates. */
 typedef struct PageSet {
@@ -167,10 +183,12 @@ typedef struct PoolSet {
  * entry table, a list's item array, which counting does not): each kind keeps its own, so that
  * neither makes the other copy too little (a second stop) or too much. */
 struct CensusHints {
-    PageSet walk;  /* what the census walk read */
-    PageSet visit; /* what a visitor (referrers) read besides */
-    bool visited;  /* a visitor ran once: visit is known */
-    PoolSet pools; /* of the arenas, what a visitor's pass read */
+    PageSet walk;    /* what the census walk read */
+    PageSet visit;   /* what a visitor (referrers) read besides */
+    bool visited;    /* a visitor ran once: visit is known */
+    PoolSet pools;   /* of the arenas, what a visitor's pass read */
+    Holder *holders; /* what a visitor's pass read outside the arenas for, sorted by addr */
+    size_t nholders;
 };
 
 CensusHints *censushints_free(CensusHints *h)
@@ -180,6 +198,7 @@ CensusHints *censushints_free(CensusHints *h)
         free(h->visit.pages);
         free(h->pools.pools);
         free(h->pools.known);
+        free(h->holders);
         free(h);
     }
     return NULL;
@@ -231,6 +250,7 @@ static void view_done(View *v)
         if (v->pages[i].owned)
             free(v->pages[i].buf);
     free(v->pages);
+    free(v->held);
     mimalloc_heaps_done(&v->mi);
     *v = (View){.r = v->r, .maps = v->maps};
 }
@@ -266,6 +286,27 @@ static int page_grow(View *v, size_t need)
     return 0;
 }
 
+/* The object the visitor reads for leaves the arenas, onto a page no other visit read before
+ * it: noted once, for the next stop to copy its storage afresh (see refresh_holders). A page
+ * that other visits read first (a type's, shared by its instances) makes no holder of each. */
+static void note_holder(View *v)
+{
+    uint64_t addr = v->holder;
+    if (v->nheld && v->held[v->nheld - 1].addr == addr)
+        return; /* once per visit is enough */
+    if (v->nheld == MAX_HOLDERS)
+        return; /* the storage of those past it is copied as the hints name it, as before */
+    if (v->nheld == v->capheld) {
+        size_t ncap = v->capheld ? v->capheld * 2 : 64;
+        Holder *h = realloc(v->held, ncap * sizeof(*h));
+        if (!h)
+            return;
+        v->held = h;
+        v->capheld = ncap;
+    }
+    v->held[v->nheld++] = (Holder){.addr = addr, .type = v->holder_type};
+}
+
 /* A page of the target, read on first use. -EFAULT when it is not mapped; -ENODATA when the
  * view is sealed and the page was not copied while the target was stopped. */
 static int page_get(View *v, uint64_t page, const uint8_t **ret)
@@ -275,6 +316,8 @@ static int page_get(View *v, uint64_t page, const uint8_t **ret)
     if (v->npages * 2 >= v->cap && page_grow(v, v->npages + 1) < 0)
         return -ENOMEM;
     PageSlot *s = page_slot(v, page);
+    if (v->holder && v->reader == USED_VISIT && !(s->page && (s->used & USED_VISIT)))
+        note_holder(v);
     if (!s->page) {
         if (v->sealed)
             return -ENODATA;
@@ -467,10 +510,48 @@ static uint64_t pool_bytes(const PyLayout *l)
     return size >= PAGE && (size & (size - 1)) == 0 ? size : PAGE;
 }
 
+static int cmp_holder(const void *a, const void *b)
+{
+    const Holder *x = a, *y = b;
+    return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+/* Sets the hints' holders to those the view's visitor noted, each with its bytes as the copy
+ * has them; with keep, adds those it had that the view did not note. */
+static void holders_update(CensusHints *h, View *v, const PyLayout *l, bool keep)
+{
+    size_t old = keep ? h->nholders : 0, n = 0;
+    Holder *hs = malloc((v->nheld + old + 1) * sizeof(*hs));
+    if (!hs)
+        return;
+    uint8_t reader = v->reader;
+    v->reader = 0; /* reading a holder's head marks no page as used */
+    v->holder = 0;
+    for (size_t i = 0; i < v->nheld; i++) {
+        Holder x = v->held[i];
+        x.sig_ok = view_read(v, x.addr + l->object.ob_size, x.sig, HOLDER_SIG) >= 0;
+        hs[n++] = x;
+    }
+    v->reader = reader;
+    qsort(hs, n, sizeof(*hs), cmp_holder);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || hs[i].addr != hs[u - 1].addr)
+            hs[u++] = hs[i];
+    n = u;
+    for (size_t i = 0; i < old && n < MAX_HOLDERS; i++)
+        if (!bsearch(&h->holders[i], hs, u, sizeof(*hs), cmp_holder))
+            hs[n++] = h->holders[i];
+    qsort(hs, n, sizeof(*hs), cmp_holder);
+    free(h->holders);
+    h->holders = hs;
+    h->nholders = MIN(n, (size_t)MAX_HOLDERS);
+}
+
 /* The pages the walk (and the visitor, with vis) used outside the arenas, for the next census
- * (or referrers walk) to prefetch, and with vis the arena pools it read. A census leaves what it
- * cannot know, the visitor's pages and pools, as they were. */
-static void hints_update(CensusHints **hp, const View *v, uint64_t pool_size, bool vis, bool keep)
+ * (or referrers walk) to prefetch, and with vis the arena pools it read and the objects it read
+ * outside them for. A census leaves what it cannot know, the visitor's, as it was. */
+static void hints_update(CensusHints **hp, View *v, const PyLayout *l, bool vis, bool keep)
 {
     CensusHints *h = *hp ? *hp : calloc(1, sizeof(*h));
     if (!h)
@@ -479,7 +560,8 @@ static void hints_update(CensusHints **hp, const View *v, uint64_t pool_size, bo
     pageset_update(&h->walk, v, USED_WALK, 0, keep);
     if (vis) {
         pageset_update(&h->visit, v, USED_VISIT, USED_WALK, keep && h->visited);
-        poolset_update(&h->pools, v, pool_size, keep && h->visited);
+        poolset_update(&h->pools, v, pool_bytes(l), keep && h->visited);
+        holders_update(h, v, l, keep && h->visited);
         h->visited = true;
     }
 }
@@ -1249,6 +1331,13 @@ static int census_read(void *view, uint64_t addr, void *buf, size_t len)
     return view_read(view, addr, buf, len);
 }
 
+void census_read_for(void *rctx, uint64_t obj, uint64_t type)
+{
+    View *v = rctx;
+    v->holder = obj;
+    v->holder_type = type;
+}
+
 /* What one pass over the target needs and produces. */
 typedef struct Pass {
     Rmem *r;
@@ -1260,13 +1349,51 @@ typedef struct Pass {
     Buffer *buf;
     const uint64_t *hints; /* the pages outside the arenas to copy, sorted */
     size_t nhints;
-    const PoolSet *pools; /* of the arenas, the pools to copy for a sealed walk; NULL: all */
+    const PoolSet *pools;  /* of the arenas, the pools to copy for a sealed walk; NULL: all */
+    const Holder *holders; /* whose storage to copy afresh inside the stop (refresh_holders) */
+    size_t nholders;
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
     const CensusVisitor *vis;
     char *err;
     size_t errlen;
 } Pass;
+
+static int drop_ref(void *ud, uint64_t ref, uint64_t key, bool weak)
+{
+    (void)ud, (void)ref, (void)key, (void)weak;
+    return 0;
+}
+
+/* Inside the stop, the view still reading what the copy lacks from the target: visits again each
+ * holder whose head changed since the last walk read it, so that its storage as it is now (a
+ * list's item array realloc'ed elsewhere, a dict's new key table) is in the view when the walk
+ * reads it after the target is resumed. The references are dropped; the pages read stay. A
+ * holder that is no longer an object of its type is passed over. */
+static void refresh_holders(View *v, const PyLayout *l, const Holder *hs, size_t n, double deadline)
+{
+    _cleanup_(traverser_freep) Traverser *t = NULL;
+    if (!n || traverser_new(l, census_read, v, &t) < 0)
+        return;
+    v->reader = 0; /* the walk marks what it uses itself */
+    v->holder = 0;
+    v->deadline = deadline;
+    for (size_t i = 0; i < n; i++) {
+        const Holder *h = &hs[i];
+        uint8_t sig[HOLDER_SIG];
+        uint64_t type;
+        if (view_read(v, h->addr + l->object.ob_type, &type, 8) < 0 || type != h->type)
+            continue;
+        if (h->sig_ok && view_read(v, h->addr + l->object.ob_size, sig, HOLDER_SIG) >= 0 &&
+            memcmp(sig, h->sig, HOLDER_SIG) == 0)
+            continue; /* its storage is where it was: on the pages the hints name */
+        int k = traverser_visit(t, h->addr, h->type, drop_ref, NULL);
+        if (k == -ETIMEDOUT || k == -E2BIG || k == -ENOMEM)
+            break; /* the walk may miss a page then: the next pass copies again */
+    }
+    v->deadline = 0;
+    v->reader = USED_WALK;
+}
 
 /* census_ft_plan() for a pass, with the pass's sentence for a heap that does not check out. */
 static int census_ft_pass_plan(const Pass *p, View *v, size_t arena_cap, Census *c)
@@ -1398,6 +1525,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
      * it was sized, in an allocation of its own beside it. */
     uint64_t used = (uint64_t)p->buf->cap + (v->arena_buf ? c->copied_bytes : 0);
     v->mem_left = census_max_memory() > used ? census_max_memory() - used : 0;
+    if (seal && fz && p->vis)
+        refresh_holders(v, l, p->holders, p->nholders, deadline);
     c->copy_seconds += clock_mono() - t_stopped;
     if (seal && fz) {
         freeze_thaw(fz);
@@ -1486,7 +1615,7 @@ static void scout(const Pass *p, View *v, TypeTable *types, CensusHints **hints,
     sp.err = scratch;
     sp.errlen = sizeof(scratch);
     census_pass(&sp, false, v, types, &sc);
-    hints_update(hints, v, pool_bytes(&p->loc->layout), p->vis != NULL, keep);
+    hints_update(hints, v, &p->loc->layout, p->vis != NULL, keep);
     pass_reset(v, types, &sc);
 }
 
@@ -1565,6 +1694,8 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
     }
     p.hints = want;
     p.pools = vis && *hints ? &(*hints)->pools : NULL;
+    p.holders = vis && *hints ? (*hints)->holders : NULL;
+    p.nholders = vis && *hints ? (*hints)->nholders : 0;
     buffer_reserve(&buf, (size_t)estimate + p.nhints * PAGE);
 
     /* Copied along with the arenas, the pages the hints name let the walk wait until the
@@ -1589,6 +1720,8 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         p.budget = max_pause - c->pause_seconds;
         /* A heap that moved once moves on: the arenas are copied whole this time. */
         p.pools = NULL;
+        p.holders = vis && *hints ? (*hints)->holders : NULL; /* the scout's, reallocated */
+        p.nholders = vis && *hints ? (*hints)->nholders : 0;
         k = census_pass(&p, complete && buf.buf, &v, &types, c);
     }
     if (k == -ENODATA) {
@@ -1596,17 +1729,17 @@ int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect,
         p.budget = max_pause - c->pause_seconds;
         k = census_pass(&p, false, &v, &types, c);
         if (k < 0) /* abandoned at max_census_pause, say: what it saw helps the next one */
-            hints_update(hints, &v, pool_bytes(&p.loc->layout), vis != NULL, true);
+            hints_update(hints, &v, &p.loc->layout, vis != NULL, true);
     }
 out:
     free(want);
-    buffer_release(&buf);
     if (k >= 0) {
         c->pages_read += v.pages_read;
         k = collect_types(&types, c);
     }
-    if (k >= 0)
-        hints_update(hints, &v, pool_bytes(&p.loc->layout), vis != NULL, false);
+    if (k >= 0) /* before the buffer goes: holders_update reads the holders' heads in the copy */
+        hints_update(hints, &v, &p.loc->layout, vis != NULL, false);
+    buffer_release(&buf);
     free(types.v);
     view_done(&v);
     if (k < 0) {

@@ -105,6 +105,11 @@ typedef struct CensusVisitor {
     void *ud;
     int (*untracked)(void *ud, uint64_t obj, uint64_t type);
 } CensusVisitor;
+/* Tells the census that the visitor's reads through rctx (what done() was given) that follow are
+ * for the references of obj, of type `type`, until the next call (obj 0: for no object). An
+ * object whose reads leave the arenas is remembered, and inside the next stop its storage as it
+ * is then is copied along, wherever it moved (a list's item array, a dict's key table). */
+void census_read_for(void *rctx, uint64_t obj, uint64_t type);
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                       double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret,
                       char *err, size_t errlen);

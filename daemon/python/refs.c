@@ -248,7 +248,9 @@ static int direct_referrers(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
     for (size_t i = 0; i < c->listed; i++) {
         const Obj *o = &c->objs[i];
         Hits h = {c, 0, 0};
+        census_read_for(rctx, o->addr, o->type);
         int k = traverser_visit(t, o->addr, o->type, count_hit, &h);
+        census_read_for(rctx, 0, 0);
         const TraverseType *ti;
         if (stops_walk(k))
             return k;
@@ -598,7 +600,9 @@ static int roots(Ctx *c, Traverser *t, CensusReadFn read, void *rctx)
         for (; (size_t)head < b.tail; head++) {
             uint32_t i = b.queue[head];
             b.from = (int32_t)i;
+            census_read_for(rctx, c->objs[i].addr, c->objs[i].type);
             k = traverser_visit(t, c->objs[i].addr, c->objs[i].type, bfs_visit, &b);
+            census_read_for(rctx, 0, 0);
             if (stops_walk(k))
                 goto out;
         }

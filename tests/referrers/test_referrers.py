@@ -187,6 +187,28 @@ TARGET_MOVES = TARGET.replace("""
         sys.stdout.flush()
 """)
 
+# A heap whose containers grow between two requests: a list and a dict of 1000 instances take 20000
+# more each, held already (no new object that the last walk's pools would lack), so only their
+# storage outside the arenas moves: from glibc's heap into a fresh mmap() (past its 128 KiB
+# threshold), pages no walk has read yet. The list and the dict are the same objects, in pools
+# the last walk read.
+TARGET_GROWS = TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", """
+    spare = [leaky.Session() for _ in range(20000)]
+    leaky.growing_list = [leaky.Session() for _ in range(1000)]
+    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        leaky.growing_list.extend(spare)
+        leaky.growing_dict.update(dict.fromkeys(spare))
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
 # yet chains from sys.modules run through them. A thread holds instances in a frame local; the
@@ -409,14 +431,11 @@ def check_http(c, python, pymemd, pymemctl, tmp):
         CHILDREN.reap(p)
 
 
-def check_moved(c, python, why, pymemd, tmp):
-    """A referrers walk copies only the pools of the arenas the last one read (and whatever is new
-    since): when the heap moved into pools it left out, the walk over the copy misses one, a walk
-    of the running target learns them, and a second stop copies them; the answer stays the
-    target's own, and the request after it stops the target once again."""
-    if python is None:
-        raise Skip(why)
-    p, truth = spawn_target(python, tmp, TARGET_MOVES)
+def check_changed(c, python, pymemd, tmp, target, what, stops):
+    """Referrers asked before the target changed its heap (target's "change" line), after, and
+    again: the answer stays the target's own, each walk runs after resume, and each request stops
+    the target as often as stops says."""
+    p, truth = spawn_target(python, tmp, target)
     d = None
     try:
         d = pymemdtest.Pymemd(pymemd, ["--pid", str(p.pid), "--interval", "0.2",
@@ -425,21 +444,43 @@ def check_moved(c, python, why, pymemd, tmp):
         pymemdtest.wait_ok(d, [p.pid])
         path = "/api/v1/processes/%d/referrers?type=Session&fresh=1" % p.pid
         docs = [d.json(path, timeout=60)]
-        p.stdin.write(b"move\n")
+        p.stdin.write(b"change\n")
         p.stdin.flush()
-        moved = json.loads(read_line(p, 60))
+        changed = json.loads(read_line(p, 60))
         docs += [d.json(path, timeout=60) for _ in range(2)]
-        c.eq("referrers before, after the heap moved, and again",
-             [truth["groups"], moved["groups"], moved["groups"]], [referrers_of(x) for x in docs])
-        c.eq("count before, after, again", [truth["count"], moved["count"], moved["count"]],
+        c.eq("referrers before, after %s, and again" % what,
+             [truth["groups"], changed["groups"], changed["groups"]],
+             [referrers_of(x) for x in docs])
+        c.eq("count before, after, again", [truth["count"], changed["count"], changed["count"]],
              [x["count"] for x in docs])
-        c.eq("stops, walked after resume: before, after the heap moved (a pool left out), again",
-             [[1, True], [2, True], [1, True]],
+        c.eq("stops, walked after resume: before, after %s, again" % what,
+             [[n, True] for n in stops],
              [[x.get("stops"), x.get("walked_after_resume")] for x in docs])
     finally:
         if d is not None:
             d.shutdown()
         CHILDREN.reap(p)
+
+
+def check_moved(c, python, why, pymemd, tmp):
+    """A referrers walk copies only the pools of the arenas the last one read (and whatever is new
+    since): when the heap moved into pools it left out, the walk over the copy misses one, a walk
+    of the running target learns them, and a second stop copies them; the answer stays the
+    target's own, and the request after it stops the target once again."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_MOVES, "the heap moved (a pool left out)",
+                  [1, 2, 1])
+
+
+def check_grown(c, python, why, pymemd, tmp):
+    """A container that grew since the last referrers walk has its storage elsewhere, on pages the
+    copy would lack; the last walk remembered the list and the dict as holders, and inside the
+    next stop their storage as it is now is copied too: one stop, the walk after resume, and the
+    answer the target's own (main: a second stop)."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_GROWS, "the containers grew", [1, 1, 1])
 
 
 def run(args, tmp):
@@ -457,6 +498,8 @@ def run(args, tmp):
     for label, path, why in interpreters():
         if label.startswith("pyenv-3.8") or label in ("system-3.11", "debian-3.15"):
             case(label + ", the heap moved", check_moved, path, why, args.pymemd, tmp)
+        if label.startswith("pyenv-3.11") or label in ("debian-3.13", "debian-3.15"):
+            case(label + ", containers grew", check_grown, path, why, args.pymemd, tmp)
 
 
 def main():
