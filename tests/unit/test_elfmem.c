@@ -21,8 +21,8 @@
 #define PAGE 4096
 
 typedef struct Image {
-    uint8_t page[PAGE];
-    size_t note_at; /* where the next note goes */
+    _Alignas(8) uint8_t page[PAGE]; /* ELF structures are cast onto it */
+    size_t note_at;                 /* where the next note goes */
 } Image;
 
 static const uint8_t ID[20] = {0xc5, 0x61, 0xf3, 0xaa, 0x72, 0x32, 0xf2, 0xbd, 0x6a, 0xc6,
@@ -32,7 +32,7 @@ static const uint8_t ID[20] = {0xc5, 0x61, 0xf3, 0xaa, 0x72, 0x32, 0xf2, 0xbd, 0
 static void image_init(Image *im, uint16_t type, uint16_t nph)
 {
     memset(im, 0, sizeof(*im));
-    Elf64_Ehdr *eh = (Elf64_Ehdr *)im->page;
+    Elf64_Ehdr *eh = (void *)im->page;
     memcpy(eh->e_ident, ELFMAG, SELFMAG);
     eh->e_ident[EI_CLASS] = ELFCLASS64;
     eh->e_ident[EI_DATA] = ELFDATA2LSB;
@@ -47,7 +47,7 @@ static void image_init(Image *im, uint16_t type, uint16_t nph)
 
 static Elf64_Phdr *phdr(Image *im, unsigned i)
 {
-    return (Elf64_Phdr *)(im->page + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
+    return (void *)(im->page + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
 }
 
 /* Appends a note (4-byte aligned, or 8) and returns its offset in the page. */
@@ -188,7 +188,7 @@ static void hostile_headers(void **state)
     *phdr(&im, 0) =
         (Elf64_Phdr){.p_type = PT_LOAD, .p_vaddr = 0, .p_filesz = PAGE, .p_align = PAGE};
     size_t a = add_note(&im, "GNU", NT_GNU_BUILD_ID, ID, sizeof(ID), 4);
-    ((Elf64_Nhdr *)(im.page + a))->n_descsz = 0xffffff00u;
+    ((Elf64_Nhdr *)(void *)(im.page + a))->n_descsz = 0xffffff00u;
     *phdr(&im, 1) =
         (Elf64_Phdr){.p_type = PT_NOTE, .p_vaddr = a, .p_filesz = im.note_at - a, .p_align = 4};
     assert_int_equal(read_id(&im, 0x10000, id, &len), -EBADMSG);
