@@ -267,6 +267,15 @@ static bool is_gone(int r)
     return r == -ENOENT || r == -ESRCH;
 }
 
+/* open() of /proc/PID/<file>: the fd, or -ESRCH when the process is gone, else -errno. */
+static int open_proc(pid_t pid, const char *file)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : is_gone(-errno) ? -ESRCH : -errno;
+}
+
 enum { ST_TGID, ST_UID, ST_VMSIZE, ST_VMHWM, ST_VMRSS, ST_RSSANON, ST_VMSWAP };
 static const ScanKey status_keys[] = {
     [ST_TGID] = {"Tgid", false},    [ST_UID] = {"Uid", false},    [ST_VMSIZE] = {"VmSize", true},
@@ -304,15 +313,13 @@ int procstatus_parse_fd(int fd, ProcStatus *ret)
 
 int procinfo_status(pid_t pid, ProcStatus *ret)
 {
-    char path[64];
     ProcStatus st;
 
     if (pid <= 0 || !ret)
         return -EINVAL;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_(closep) int fd = open_proc(pid, "status");
     if (fd < 0)
-        return is_gone(-errno) ? -ESRCH : -errno;
+        return fd;
     int r = procstatus_parse_fd(fd, &st);
     if (r < 0)
         return is_gone(r) ? -ESRCH : r;
@@ -618,10 +625,9 @@ int procinfo_stamp_threads(pid_t pid, ProcStamp *ret, int *ret_threads)
 
     if (pid <= 0 || !ret)
         return -EINVAL;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_(closep) int fd = open_proc(pid, "stat");
     if (fd < 0)
-        return is_gone(-errno) ? -ESRCH : -errno;
+        return fd;
     ssize_t n;
     do
         n = read(fd, buf, sizeof(buf) - 1);
