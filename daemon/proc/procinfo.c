@@ -19,9 +19,15 @@
  *   cmdline as the vector {"-"}, which is also what a process whose only argument is "-" looks
  *   like; only in that case is /proc/PID/cmdline read to tell them apart.
  *
- * libproc2 also reports a missing status line as 0, so the status values it gives are only used
- * when the status scan here saw the line: a kernel thread or a zombie has no memory lines, and
- * must come out as -1, not as a process that uses no memory. */
+ * What a sample reads every time (target_sample(): the stamp, the thread count, the uid and the
+ * memory lines) is read here too, one read of /proc/PID/stat and one of /proc/PID/status, and
+ * not through libproc2: a procps_pids_select() reads /proc/uptime, stat()s /proc/PID and reads
+ * status (and stat, cmdline for the identity items) again for every call, 11 to 21 syscalls a
+ * stack, which made /proc the larger part of the sampler's CPU with 10 targets. libproc2 stays
+ * what lists processes and what reads the names (comm, cmdline) for discovery and at the
+ * sampler's slow cadence for them. The memory values libproc2 gave were the same status lines'
+ * numbers; a missing line (a kernel thread or a zombie has no memory lines) comes out as -1, not
+ * as a process that uses no memory. */
 #include "proc/procinfo.h"
 #include "util/redact.h"
 #include "util/utf8.h"
@@ -29,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libproc2/pids.h>
 #include <libproc2/stat.h>
 #include <stdio.h>
@@ -54,18 +61,10 @@ static enum pids_item identity_items[] = {
     PIDS_ID_TGID, PIDS_CMD, PIDS_CMDLINE_V, PIDS_TICS_BEGAN, PIDS_ID_RUID, PIDS_NLWP,
 };
 
-enum {
-    MEM_RSS,
-    MEM_SIZE,
-    MEM_ANON,
-    MEM_SWAP,
-};
-static enum pids_item memory_items[] = {PIDS_VM_RSS, PIDS_VM_SIZE, PIDS_VM_RSS_ANON, PIDS_VM_SWAP};
-
 static enum pids_item list_items[] = {PIDS_ID_PID};
 
 struct ProcInfo {
-    struct pids_info *identity, *memory, *list;
+    struct pids_info *identity, *list;
     double boot_time; /* seconds since the epoch, from /proc/stat btime */
     long clk_tck;
 };
@@ -76,8 +75,6 @@ ProcInfo *procinfo_free(ProcInfo *p)
         return NULL;
     if (p->identity)
         procps_pids_unref(&p->identity);
-    if (p->memory)
-        procps_pids_unref(&p->memory);
     if (p->list)
         procps_pids_unref(&p->list);
     free(p);
@@ -96,9 +93,6 @@ int procinfo_new(ProcInfo **ret)
         return -ENOMEM;
 
     r = procps_pids_new(&p->identity, identity_items, (int)ARRAY_SIZE(identity_items));
-    if (r < 0)
-        return r;
-    r = procps_pids_new(&p->memory, memory_items, (int)ARRAY_SIZE(memory_items));
     if (r < 0)
         return r;
     r = procps_pids_new(&p->list, list_items, (int)ARRAY_SIZE(list_items));
@@ -202,24 +196,18 @@ static void scan_line(const char *s, const char *end, const ScanKey *keys, size_
     }
 }
 
-/* Scans /proc/PID/<file> for the keys, setting vals[i] to -1 for each key not seen. The file is
- * read through a fixed buffer a line at a time, so memory stays bounded whatever the kernel
- * prints (a status file's Groups line can run to hundreds of KiB), and reading stops as soon as
- * every key is found. Returns the raw -errno of open or read: the callers decide which mean
- * "gone". */
-static int scan_proc_file(pid_t pid, const char *file, const ScanKey *keys, size_t n, int64_t *vals)
+/* Scans an open file for the keys, setting vals[i] to -1 for each key not seen. The file is read
+ * through a fixed buffer a line at a time, so memory stays bounded whatever the kernel prints (a
+ * status file's Groups line can run to hundreds of KiB), and reading stops as soon as every key
+ * is found. Returns the raw -errno of read. */
+static int scan_fd(int fd, const ScanKey *keys, size_t n, int64_t *vals)
 {
-    char path[64], buf[4096];
+    char buf[4096];
     size_t have = 0, found = 0;
     bool skipping = false;
 
     for (size_t i = 0; i < n; i++)
         vals[i] = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
 
     for (;;) {
         ssize_t k = read(fd, buf + have, sizeof(buf) - have);
@@ -258,54 +246,100 @@ static int scan_proc_file(pid_t pid, const char *file, const ScanKey *keys, size
     }
 }
 
+/* scan_fd() of /proc/PID/<file>. Returns the raw -errno of open or read: the callers decide
+ * which mean "gone". */
+static int scan_proc_file(pid_t pid, const char *file, const ScanKey *keys, size_t n, int64_t *vals)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        for (size_t i = 0; i < n; i++)
+            vals[i] = -1;
+        return -errno;
+    }
+    return scan_fd(fd, keys, n, vals);
+}
+
 static bool is_gone(int r)
 {
     return r == -ENOENT || r == -ESRCH;
 }
 
-enum { ST_TGID, ST_VMSIZE, ST_VMHWM, ST_VMRSS, ST_RSSANON, ST_VMSWAP };
+/* open() of /proc/PID/<file>: the fd, or -ESRCH when the process is gone, else -errno. */
+static int open_proc(pid_t pid, const char *file)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : is_gone(-errno) ? -ESRCH : -errno;
+}
+
+enum { ST_TGID, ST_UID, ST_VMSIZE, ST_VMHWM, ST_VMRSS, ST_RSSANON, ST_VMSWAP };
 static const ScanKey status_keys[] = {
-    [ST_TGID] = {"Tgid", false},  [ST_VMSIZE] = {"VmSize", true},   [ST_VMHWM] = {"VmHWM", true},
-    [ST_VMRSS] = {"VmRSS", true}, [ST_RSSANON] = {"RssAnon", true}, [ST_VMSWAP] = {"VmSwap", true},
+    [ST_TGID] = {"Tgid", false},    [ST_UID] = {"Uid", false},    [ST_VMSIZE] = {"VmSize", true},
+    [ST_VMHWM] = {"VmHWM", true},   [ST_VMRSS] = {"VmRSS", true}, [ST_RSSANON] = {"RssAnon", true},
+    [ST_VMSWAP] = {"VmSwap", true},
 };
 static const ScanKey rollup_keys[] = {{"Pss", true}};
 
-/* A libproc2 status value, when the status scan saw its line. */
-static int64_t status_value(const struct pids_stack *s, int rel, int64_t seen)
+int procstatus_parse_fd(int fd, ProcStatus *ret)
 {
-    if (seen < 0)
-        return -1;
-    return kib_to_bytes(s->head[rel].result.ul_int);
+    int64_t st[ARRAY_SIZE(status_keys)];
+
+    if (fd < 0 || !ret)
+        return -EINVAL;
+    int r = scan_fd(fd, status_keys, ARRAY_SIZE(status_keys), st);
+    if (r < 0)
+        return r;
+    /* "Uid:" is followed by the real, effective, saved and filesystem uids: the scan stops at
+     * the first, the real one, which is what the identity serves. */
+    *ret = (ProcStatus){
+        .tgid = st[ST_TGID],
+        .uid = st[ST_UID],
+        .mem =
+            {
+                .rss = st[ST_VMRSS],
+                .vms = st[ST_VMSIZE],
+                .anon = st[ST_RSSANON],
+                .swap = st[ST_VMSWAP],
+                .pss = -1,
+                .peak_rss = st[ST_VMHWM],
+            },
+    };
+    return 0;
+}
+
+int procinfo_status(pid_t pid, ProcStatus *ret)
+{
+    ProcStatus st;
+
+    if (pid <= 0 || !ret)
+        return -EINVAL;
+    _cleanup_(closep) int fd = open_proc(pid, "status");
+    if (fd < 0)
+        return fd;
+    int r = procstatus_parse_fd(fd, &st);
+    if (r < 0)
+        return is_gone(r) ? -ESRCH : r;
+    /* /proc/TID resolves for any thread, but a thread is not a process. */
+    if (st.tgid >= 0 && st.tgid != pid)
+        return -ESRCH;
+    *ret = st;
+    return 0;
 }
 
 int procinfo_memory_status(ProcInfo *p, pid_t pid, ProcMemory *ret)
 {
-    struct pids_stack *s;
-    int64_t st[ARRAY_SIZE(status_keys)];
-    int r;
+    ProcStatus st;
 
     if (!p || pid <= 0 || !ret)
         return -EINVAL;
-
-    r = select_one(p->memory, pid, &s);
+    int r = procinfo_status(pid, &st);
     if (r < 0)
         return r;
-
-    r = scan_proc_file(pid, "status", status_keys, ARRAY_SIZE(status_keys), st);
-    if (r < 0)
-        return is_gone(r) ? -ESRCH : r;
-    /* /proc/TID resolves for any thread, but a thread is not a process. */
-    if (st[ST_TGID] >= 0 && st[ST_TGID] != pid)
-        return -ESRCH;
-
-    *ret = (ProcMemory){
-        .rss = status_value(s, MEM_RSS, st[ST_VMRSS]),
-        .vms = status_value(s, MEM_SIZE, st[ST_VMSIZE]),
-        .anon = status_value(s, MEM_ANON, st[ST_RSSANON]),
-        .swap = status_value(s, MEM_SWAP, st[ST_VMSWAP]),
-        .pss = -1,
-        .peak_rss = st[ST_VMHWM],
-    };
+    *ret = st.mem;
     return 0;
 }
 
@@ -432,6 +466,20 @@ void procidentity_done(ProcIdentity *id)
     id->exe = NULL;
 }
 
+int procidentity_copy(const ProcIdentity *src, ProcIdentity *ret)
+{
+    _cleanup_(procidentity_done) ProcIdentity id = *src;
+
+    id.cmdline = id.cmdline_redacted = id.exe = NULL;
+    if ((src->cmdline && !(id.cmdline = strdup(src->cmdline))) ||
+        (src->cmdline_redacted && !(id.cmdline_redacted = strdup(src->cmdline_redacted))) ||
+        (src->exe && !(id.exe = strdup(src->exe))))
+        return -ENOMEM;
+    *ret = id;
+    id.cmdline = id.cmdline_redacted = id.exe = NULL;
+    return 0;
+}
+
 /* Makes *s valid UTF-8 in a new buffer; NULL stays NULL. */
 static int sanitize(char **s)
 {
@@ -486,7 +534,7 @@ int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
         .uid = PIDS_VAL(ID_RUID, u_int, s, p->identity),
         .threads = PIDS_VAL(ID_NLWP, s_int, s, p->identity),
     };
-    id.start_time = p->boot_time + (double)id.start_ticks / (double)p->clk_tck;
+    id.start_time = procinfo_start_time(p, id.start_ticks);
     /* comm from /proc/PID/comm, not libproc2's PIDS_CMD, which turns every non-ASCII byte
      * into '?'. Text from the target is made valid UTF-8 here, once, for every consumer. */
     char comm[64];
@@ -520,37 +568,24 @@ int procinfo_identity(ProcInfo *p, pid_t pid, ProcIdentity *ret)
 /* Stat fields (numbered as in proc(5)) the stamp is made of. */
 enum {
     STAT_STATE = 3,
+    STAT_NUM_THREADS = 20,
     STAT_STARTTIME = 22,
     STAT_STARTCODE = 26,
     STAT_STARTSTACK = 28,
     STAT_START_BRK = 47,
 };
 
-int procinfo_stamp(pid_t pid, ProcStamp *ret)
+int procinfo_parse_stat(const char *buf, ProcStamp *ret, int *ret_threads)
 {
-    /* 52 fields of at most 20 digits and a comm of at most 64 bytes fit. */
-    char path[64], buf[2048];
-
-    if (pid <= 0 || !ret)
+    if (!buf || !ret)
         return -EINVAL;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return is_gone(-errno) ? -ESRCH : -errno;
-    ssize_t n;
-    do
-        n = read(fd, buf, sizeof(buf) - 1);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return is_gone(-errno) ? -ESRCH : -errno;
-    buf[n] = 0;
-
     /* The comm (field 2) may hold any byte, ')' and blanks included: the fields start after
      * the last ')'. */
-    char *p = strrchr(buf, ')');
+    const char *p = strrchr(buf, ')');
     if (!p)
         return -EIO;
     ProcStamp st = {0};
+    long long threads = -1;
     p++;
     for (int field = STAT_STATE; field <= STAT_START_BRK; field++) {
         while (*p == ' ')
@@ -561,7 +596,9 @@ int procinfo_stamp(pid_t pid, ProcStamp *ret)
             return -ESRCH;
         char *end;
         unsigned long long v = strtoull(p, &end, 10);
-        if (field == STAT_STARTTIME)
+        if (field == STAT_NUM_THREADS)
+            threads = strtoll(p, &end, 10);
+        else if (field == STAT_STARTTIME)
             st.start_ticks = v;
         else if (field == STAT_STARTCODE)
             st.start_code = v;
@@ -571,9 +608,41 @@ int procinfo_stamp(pid_t pid, ProcStamp *ret)
             st.start_brk = v;
         p = field == STAT_STATE ? p + 1 : end;
     }
+    if (threads < 0 || threads > INT_MAX)
+        return -EIO;
+    *ret = st;
+    if (ret_threads)
+        *ret_threads = (int)threads;
+    return 0;
+}
+
+int procinfo_stamp_threads(pid_t pid, ProcStamp *ret, int *ret_threads)
+{
+    /* 52 fields of at most 20 digits and a comm of at most 64 bytes fit. */
+    char path[64], buf[2048];
+    ProcStamp st;
+    int threads;
+
+    if (pid <= 0 || !ret)
+        return -EINVAL;
+    _cleanup_(closep) int fd = open_proc(pid, "stat");
+    if (fd < 0)
+        return fd;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof(buf) - 1);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return is_gone(-errno) ? -ESRCH : -errno;
+    buf[n] = 0;
+    int r = procinfo_parse_stat(buf, &st, &threads);
+    if (r < 0)
+        return r;
 
     /* stat() follows the link to the executable itself, even once it is deleted on disk. Not
-     * allowed (no ptrace access) or no executable (a kernel thread): 0, the same every time. */
+     * allowed (no ptrace access) or no executable (a kernel thread): 0, the same every time.
+     * It is what tells an exec() of another executable when address space randomisation is off
+     * (the stat fields then repeat), so each stamp makes this one syscall more. */
     struct stat sb;
     snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
     if (stat(path, &sb) == 0) {
@@ -581,7 +650,19 @@ int procinfo_stamp(pid_t pid, ProcStamp *ret)
         st.exe_ino = sb.st_ino;
     }
     *ret = st;
+    if (ret_threads)
+        *ret_threads = threads;
     return 0;
+}
+
+int procinfo_stamp(pid_t pid, ProcStamp *ret)
+{
+    return procinfo_stamp_threads(pid, ret, NULL);
+}
+
+double procinfo_start_time(const ProcInfo *p, uint64_t start_ticks)
+{
+    return p->boot_time + (double)start_ticks / (double)p->clk_tck;
 }
 
 bool procstamp_same_process(const ProcStamp *a, const ProcStamp *b)

@@ -59,6 +59,20 @@ typedef struct Ignored {
     char *exe; /* NULL when it could not be read */
 } Ignored;
 
+/* A process discovery looked at and did not take (not selected, ignored, or a kernel thread),
+ * with the stamp it had then: until it exec()s (a new stamp) or SAMPLER_PASSED_SECONDS go by,
+ * discovery reads only its stamp, not its names (five files through libproc2 per process and
+ * look, most of discovery's cost on a host with hundreds of processes). */
+typedef struct Passed {
+    pid_t pid;
+    ProcStamp stamp;
+    double judged; /* monotonic seconds */
+} Passed;
+
+/* How long discovery trusts a verdict on a process's names: a program that renames itself into
+ * a match (prctl(PR_SET_NAME), setproctitle) without exec() is found within this time. */
+#define SAMPLER_PASSED_SECONDS 30.0
+
 /* A deep copy of SamplerOptions: opt points into the other fields. */
 typedef struct OptCopy {
     SamplerOptions opt;
@@ -161,6 +175,8 @@ struct Sampler {
     size_t nw;
     Ignored *ignored;
     size_t nignored;
+    Passed *passed; /* sorted by pid */
+    size_t npassed;
 };
 
 static void optcopy_free(OptCopy *c)
@@ -236,6 +252,8 @@ static void free_regexes(Sampler *s)
  * that fails anyway is skipped, with a warning. Called by the thread with the lock held. */
 static void compile_regexes(Sampler *s)
 {
+    /* What discovery passed over was judged by the old patterns. */
+    s->npassed = 0;
     free_regexes(s);
     s->re = calloc(s->cur.opt.nmatches ? s->cur.opt.nmatches : 1, sizeof(*s->re));
     if (!s->re)
@@ -581,10 +599,26 @@ static void discover(Sampler *s, const SamplerOptions *opt)
     }
     s->nignored = keep;
 
+    /* Both lists ascend: the verdicts of processes still there carry over, in order. */
+    Passed *was = s->passed;
+    size_t nwas = s->npassed, at = 0, npassed = 0;
+    Passed *passed = calloc(n ? n : 1, sizeof(*passed));
+    double now = clock_mono();
     pid_t self = getpid();
     for (size_t i = 0; i < n; i++) {
+        while (at < nwas && was[at].pid < pids[i])
+            at++;
+        const Passed *old = at < nwas && was[at].pid == pids[i] ? &was[at] : NULL;
         if (pids[i] == self || find_watched(s, pids[i]))
             continue;
+        ProcStamp st;
+        if (procinfo_stamp(pids[i], &st) < 0)
+            continue;
+        if (old && passed && procstamp_same_image(&old->stamp, &st) &&
+            now - old->judged < SAMPLER_PASSED_SECONDS) {
+            passed[npassed++] = *old;
+            continue;
+        }
         ProcIdentity id;
         if (procinfo_identity(s->pi, pids[i], &id) < 0)
             continue;
@@ -594,7 +628,12 @@ static void discover(Sampler *s, const SamplerOptions *opt)
         procidentity_done(&id);
         if (take)
             watch(s, opt, pids[i], false);
+        else if (passed)
+            passed[npassed++] = (Passed){pids[i], st, now};
     }
+    free(was);
+    s->passed = passed;
+    s->npassed = passed ? npassed : 0;
     free(pids);
 }
 
@@ -1217,6 +1256,7 @@ static void sampler_destroy(Sampler *s)
     for (size_t i = 0; i < s->nignored; i++)
         free(s->ignored[i].exe);
     free(s->ignored);
+    free(s->passed);
     free(s->gates);
     while (s->nanswers)
         answer_remove(s, &s->answers[0]);

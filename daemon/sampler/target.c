@@ -17,6 +17,13 @@ struct Target {
     ProcStamp stamp;    /* the process and program image the last sample read */
     double image_since; /* monotonic seconds: when that image started, or was first seen */
     bool was_python;    /* the process was a readable Python at some sample */
+    /* The identity as procinfo_identity() last read it (names_stamp the stamp before it,
+     * names_mono when): its names (comm, cmdline, exe) are served until the next read, at a new
+     * stamp or once they are TARGET_NAMES_SECONDS old; the rest is read at every sample. */
+    bool have_names;
+    ProcIdentity names;
+    ProcStamp names_stamp;
+    double names_mono;
     /* The census's own: it runs on another thread than sampling, so it reads through its own
      * reader and Rmem, and checks the identity it is given, all made by target_census_prepare()
      * from what sampling found. */
@@ -103,6 +110,7 @@ Target *target_free(Target *t)
     rmem_free(t->rmem);
     rmem_free(t->census_rmem);
     censushints_free(t->census_hints);
+    procidentity_done(&t->names);
     free(t);
     return NULL;
 }
@@ -518,6 +526,39 @@ static void fill_whois(const Target *t, TargetSample *s)
     whois_template_expand(t->group_tpl, &f, s->group, sizeof(s->group));
 }
 
+/* The identity of this sample into *ret: the names from procinfo_identity() (libproc2), read
+ * again only for a new stamp (another process or program image) or once TARGET_NAMES_SECONDS
+ * old, since only a rename (prctl(PR_SET_NAME), setproctitle) changes them in between and reading
+ * them costs five files; the start time, thread count and uid are this sample's own. */
+static int sample_identity(Target *t, ProcInfo *pi, const ProcStamp *stamp, int threads,
+                           const ProcStatus *st, ProcIdentity *ret)
+{
+    double now = clock_mono();
+    if (!t->have_names || !procstamp_same_image(&t->names_stamp, stamp) ||
+        now - t->names_mono >= TARGET_NAMES_SECONDS) {
+        ProcIdentity id;
+        int k = procinfo_identity(pi, t->pid, &id);
+        if (k < 0)
+            return k;
+        procidentity_done(&t->names);
+        t->names = id;
+        t->names_stamp = *stamp;
+        t->names_mono = now;
+        t->have_names = true;
+    }
+    ProcIdentity id;
+    int k = procidentity_copy(&t->names, &id);
+    if (k < 0)
+        return k;
+    id.start_ticks = stamp->start_ticks;
+    id.start_time = procinfo_start_time(pi, stamp->start_ticks);
+    id.threads = threads;
+    if (st->uid >= 0)
+        id.uid = (uid_t)st->uid;
+    *ret = id;
+    return 0;
+}
+
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen, TargetSample *ret)
 {
     double t0 = clock_mono();
@@ -536,11 +577,17 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     s.sampled_at = clock_real();
 
     /* The stamp is read before everything else and again after: when both agree, all read in
-     * between (identity, memory, the interpreter) is of one process and one program image. */
+     * between (identity, memory, the interpreter) is of one process and one program image.
+     * Each /proc file is read once: stat for the stamp and the thread count, status for the
+     * memory and the uid (sample_identity()). */
     ProcStamp before, after;
-    int k = procinfo_stamp(t->pid, &before);
+    ProcStatus st;
+    int threads;
+    int k = procinfo_stamp_threads(t->pid, &before, &threads);
     if (k >= 0)
-        k = procinfo_identity(pi, t->pid, &s.id);
+        k = procinfo_status(t->pid, &st);
+    if (k >= 0)
+        k = sample_identity(t, pi, &before, threads, &st, &s.id);
     if (k < 0) {
         set_error(&s, k, "reading /proc");
         goto done;
@@ -555,10 +602,9 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     new_stamp(t, &before, &s.id, &s);
     read_whois(t);
 
-    if (procinfo_memory_status(pi, t->pid, &s.mem) >= 0) {
-        s.have_memory = true;
-        sample_pss(t, &s);
-    }
+    s.mem = st.mem;
+    s.have_memory = true;
+    sample_pss(t, &s);
     sample_python(t, cache, force_frozen, &s);
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);

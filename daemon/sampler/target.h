@@ -100,6 +100,12 @@ DEFINE_CLEANUP_FUNC(Target *, target_free)
  * in milliseconds; a large program, its threads and imports, in a few seconds. */
 #define TARGET_SETTLE_SECONDS 10.0
 
+/* How old the served names of a process (comm, cmdline, exe) may grow: they are read again at
+ * a new program image and otherwise at the first sample this long after the last read, so a
+ * rename (prctl(PR_SET_NAME), setproctitle) shows within this time or one interval, whichever
+ * is longer. */
+#define TARGET_NAMES_SECONDS 10.0
+
 pid_t target_pid(const Target *t);
 /* Whether the process behind the pid is still the one this target first saw (a pid can be
  * reused; the start time tells them apart). 0 until the first sample. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libproc2/pids.h>
 
 #include "proc/procinfo.h"
 
@@ -583,6 +584,9 @@ static void thread_is_not_process(void **state)
     assert_null(id.cmdline);
     assert_int_equal(procinfo_memory(p, tid, &m), -ESRCH);
     assert_int_equal(m.rss, 12345);
+    ProcStatus ps = {.tgid = 12345};
+    assert_int_equal(procinfo_status(tid, &ps), -ESRCH);
+    assert_int_equal(ps.tgid, 12345);
 }
 
 static void kernel_thread(void **state)
@@ -879,6 +883,274 @@ static void tracer_none(void **state)
     assert_int_equal(procinfo_tracer_any(INT_MAX, &t), -ESRCH);
 }
 
+/* ---- one read of stat and one of status, against libproc2 ---------------------------------- */
+
+/* What libproc2 says of pid, for the values a sample now reads without it (ground truth: the
+ * sampler took them from libproc2 before). */
+typedef struct Proc2 {
+    int tgid, threads;
+    unsigned uid;
+    unsigned long long start_ticks;
+    int64_t rss, vms, anon, swap;
+} Proc2;
+
+static struct pids_info *proc2_new(void)
+{
+    enum pids_item items[] = {PIDS_ID_TGID, PIDS_NLWP,    PIDS_ID_RUID,     PIDS_TICS_BEGAN,
+                              PIDS_VM_RSS,  PIDS_VM_SIZE, PIDS_VM_RSS_ANON, PIDS_VM_SWAP};
+    struct pids_info *info = NULL;
+    assert_true(procps_pids_new(&info, items, (int)ARRAY_SIZE(items)) >= 0);
+    return info;
+}
+
+/* The context is made once by the caller: made and freed around each read, its memory would
+ * change this process's VmSize between libproc2's read and ours. */
+static Proc2 proc2_of(struct pids_info *info, pid_t pid)
+{
+    unsigned u = (unsigned)pid;
+    struct pids_fetch *f = procps_pids_select(info, &u, 1, PIDS_SELECT_PID);
+    assert_non_null(f);
+    assert_int_equal(f->counts->total, 1);
+    struct pids_stack *s = f->stacks[0];
+    return (Proc2){
+        .tgid = PIDS_VAL(0, s_int, s, info),
+        .threads = PIDS_VAL(1, s_int, s, info),
+        .uid = PIDS_VAL(2, u_int, s, info),
+        .start_ticks = PIDS_VAL(3, ull_int, s, info),
+        .rss = (int64_t)PIDS_VAL(4, ul_int, s, info) * 1024,
+        .vms = (int64_t)PIDS_VAL(5, ul_int, s, info) * 1024,
+        .anon = (int64_t)PIDS_VAL(6, ul_int, s, info) * 1024,
+        .swap = (int64_t)PIDS_VAL(7, ul_int, s, info) * 1024,
+    };
+}
+
+static void stat_status_against_libproc2(pid_t pid)
+{
+    ProcStamp st;
+    ProcStatus ps;
+    int threads = -1;
+    Proc2 a, b;
+    int64_t hwm0, hwm1;
+    struct pids_info *info = proc2_new();
+
+    /* RSS and anonymous memory can move between two reads even of a blocked process (reclaim),
+     * and this process's own peak grows as the test touches memory: the value read in between
+     * must lie between the values read before and after. */
+    for (int i = 0; i < 5; i++) {
+        hwm0 = status_field(pid, "VmHWM");
+        a = proc2_of(info, pid);
+        assert_int_equal(procinfo_stamp_threads(pid, &st, &threads), 0);
+        assert_int_equal(procinfo_status(pid, &ps), 0);
+        b = proc2_of(info, pid);
+        hwm1 = status_field(pid, "VmHWM");
+        if (between(ps.mem.rss, a.rss, b.rss) && between(ps.mem.anon, a.anon, b.anon) &&
+            a.threads == b.threads && a.vms == b.vms && hwm0 == hwm1)
+            break;
+    }
+    procps_pids_unref(&info);
+    assert_int_equal(ps.tgid, a.tgid);
+    assert_int_equal(ps.tgid, pid);
+    assert_int_equal(ps.uid, a.uid);
+    assert_int_equal(ps.uid, status_field(pid, "Uid"));
+    assert_int_equal(threads, a.threads);
+    assert_int_equal(threads, status_field(pid, "Threads"));
+    assert_int_equal(st.start_ticks, a.start_ticks);
+    assert_int_equal(st.start_ticks, stat_starttime(pid));
+    assert_between(ps.mem.rss, a.rss, b.rss);
+    assert_between(ps.mem.anon, a.anon, b.anon);
+    assert_int_equal(ps.mem.vms, a.vms);
+    assert_int_equal(ps.mem.swap, a.swap);
+    assert_true(ps.mem.peak_rss >= hwm0 && ps.mem.peak_rss <= hwm1);
+    assert_int_equal(ps.mem.pss, -1);
+}
+
+static void stat_status_child(void **state)
+{
+    (void)state;
+    stat_status_against_libproc2(child.pid);
+    int threads;
+    ProcStamp st;
+    assert_int_equal(procinfo_stamp_threads(child.pid, &st, &threads), 0);
+    assert_int_equal(threads, 1 + CHILD_EXTRA);
+}
+
+static void stat_status_self(void **state)
+{
+    (void)state;
+    stat_status_against_libproc2(getpid());
+    /* The same stamp as procinfo_stamp() gives. */
+    ProcStamp a, b;
+    assert_int_equal(procinfo_stamp(getpid(), &a), 0);
+    assert_int_equal(procinfo_stamp_threads(getpid(), &b, NULL), 0);
+    assert_true(procstamp_same_image(&a, &b));
+}
+
+/* /proc/self/stat with its comm (field 2) replaced by comm. */
+static void stat_with_comm(const char *comm, char *out, size_t size)
+{
+    char buf[4096];
+    assert_true(slurp("/proc/self/stat", buf, sizeof(buf)) > 0);
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    assert_non_null(open);
+    assert_non_null(close);
+    *open = '\0';
+    assert_true((size_t)snprintf(out, size, "%s(%s%s", buf, comm, close) < size);
+}
+
+static void parse_stat_hostile(void **state)
+{
+    (void)state;
+    char buf[4096], text[8192];
+    ProcStamp want, got;
+    int want_threads, got_threads = -1;
+
+    assert_true(slurp("/proc/self/stat", buf, sizeof(buf)) > 0);
+    assert_int_equal(procinfo_parse_stat(buf, &want, &want_threads), 0);
+    assert_int_equal(want.start_ticks, stat_starttime(getpid()));
+    struct pids_info *info = proc2_new();
+    assert_int_equal(want_threads, proc2_of(info, getpid()).threads);
+    procps_pids_unref(&info);
+
+    /* A comm with blanks, parentheses and fields of its own in it changes nothing. */
+    static const char *const comms[] = {
+        "a b", ") S 1 2 3", "x) Z 9 9 9 (", "()", ") ) )", "  ", "((",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(comms); i++) {
+        stat_with_comm(comms[i], text, sizeof(text));
+        got_threads = -1;
+        assert_int_equal(procinfo_parse_stat(text, &got, &got_threads), 0);
+        assert_int_equal(got.start_ticks, want.start_ticks);
+        assert_int_equal(got.start_code, want.start_code);
+        assert_int_equal(got.start_stack, want.start_stack);
+        assert_int_equal(got.start_brk, want.start_brk);
+        assert_int_equal(got_threads, want_threads);
+    }
+
+    /* Cut short before start_brk (field 47), or with no comm at all: not a stat line. */
+    stat_with_comm("cut", text, sizeof(text));
+    char *p = strrchr(text, ')');
+    for (int f = 3; f <= 46; f++)
+        p = strchr(p + 1, ' ');
+    *p = '\0';
+    assert_int_equal(procinfo_parse_stat(text, &got, NULL), -EIO);
+    assert_int_equal(procinfo_parse_stat("1234 no parenthesis S 1 2 3", &got, NULL), -EIO);
+    assert_int_equal(procinfo_parse_stat("", &got, NULL), -EIO);
+
+    /* A zombie has no image left to stamp. */
+    stat_with_comm("z", text, sizeof(text));
+    p = strrchr(text, ')') + 2;
+    *p = 'Z';
+    assert_int_equal(procinfo_parse_stat(text, &got, NULL), -ESRCH);
+}
+
+/* An anonymous file holding text, at offset 0. */
+static int text_fd(const char *text, size_t len)
+{
+    int fd = memfd_create("status", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+static void parse_status_hostile(void **state)
+{
+    (void)state;
+    static char real[65536];
+    ssize_t n = slurp("/proc/self/status", real, sizeof(real));
+    assert_true(n > 0);
+    ProcStatus want;
+    int fd = text_fd(real, (size_t)n);
+    assert_int_equal(procstatus_parse_fd(fd, &want), 0);
+    close(fd);
+    assert_int_equal(want.tgid, getpid());
+    assert_int_equal(want.uid, getuid());
+    assert_int_equal(want.mem.vms, field(real, "VmSize"));
+    assert_int_equal(want.mem.peak_rss, field(real, "VmHWM"));
+    assert_int_equal(want.mem.swap, field(real, "VmSwap"));
+    assert_true(want.mem.rss > 0 && want.mem.anon > 0);
+
+    /* A Groups line of 400 KiB, far longer than the scanner's buffer, and the VmSwap line
+     * gone: every other value as before, and the swap not made up. */
+    size_t big = 400u << 10;
+    char *text = malloc((size_t)n + big + 64);
+    assert_non_null(text);
+    char *groups = strstr(real, "\nGroups:"), *vmswap = strstr(real, "\nVmSwap:");
+    assert_non_null(groups);
+    assert_non_null(vmswap);
+    assert_true(groups < vmswap);
+    char *groups_end = strchr(groups + 1, '\n'), *vmswap_end = strchr(vmswap + 1, '\n');
+    size_t len = 0;
+    memcpy(text, real, (size_t)(groups - real) + 1);
+    len = (size_t)(groups - real) + 1;
+    len += (size_t)sprintf(text + len, "Groups:");
+    for (size_t i = 0; i < big / 8; i++)
+        len += (size_t)sprintf(text + len, "\t%06zu", i % 1000000);
+    memcpy(text + len, groups_end, (size_t)(vmswap - groups_end));
+    len += (size_t)(vmswap - groups_end);
+    memcpy(text + len, vmswap_end, (size_t)(real + n - vmswap_end));
+    len += (size_t)(real + n - vmswap_end);
+
+    ProcStatus got;
+    fd = text_fd(text, len);
+    assert_int_equal(procstatus_parse_fd(fd, &got), 0);
+    close(fd);
+    free(text);
+    assert_int_equal(got.tgid, want.tgid);
+    assert_int_equal(got.uid, want.uid);
+    assert_int_equal(got.mem.vms, want.mem.vms);
+    assert_int_equal(got.mem.peak_rss, want.mem.peak_rss);
+    assert_int_equal(got.mem.rss, want.mem.rss);
+    assert_int_equal(got.mem.anon, want.mem.anon);
+    assert_int_equal(got.mem.swap, -1);
+    assert_int_equal(got.mem.pss, -1);
+
+    /* What a kernel thread's status looks like: no memory lines at all. */
+    static const char kthread[] = "Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\n"
+                                  "Tgid:\t2\nNgid:\t0\nPid:\t2\nPPid:\t0\nTracerPid:\t0\n"
+                                  "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t1\n";
+    fd = text_fd(kthread, sizeof(kthread) - 1);
+    assert_int_equal(procstatus_parse_fd(fd, &got), 0);
+    close(fd);
+    assert_int_equal(got.tgid, 2);
+    assert_int_equal(got.uid, 0);
+    assert_int_equal(got.mem.rss, -1);
+    assert_int_equal(got.mem.vms, -1);
+    assert_int_equal(got.mem.anon, -1);
+    assert_int_equal(got.mem.swap, -1);
+    assert_int_equal(got.mem.peak_rss, -1);
+
+    /* A value that is not a number of kB, and a name that only starts like a key. */
+    static const char odd[] = "Tgid:\t7\nVmRSSx:\t5 kB\nVmRSS:\t12 pages\nVmSize:\t9 kB\n";
+    fd = text_fd(odd, sizeof(odd) - 1);
+    assert_int_equal(procstatus_parse_fd(fd, &got), 0);
+    close(fd);
+    assert_int_equal(got.tgid, 7);
+    assert_int_equal(got.uid, -1);
+    assert_int_equal(got.mem.rss, -1);
+    assert_int_equal(got.mem.vms, 9 * 1024);
+}
+
+static void identity_copy(void **state)
+{
+    ProcInfo *p = *state;
+    _cleanup_(procidentity_done) ProcIdentity id = {0}, copy = {0};
+    assert_int_equal(procinfo_identity(p, child.pid, &id), 0);
+    assert_int_equal(procidentity_copy(&id, &copy), 0);
+    assert_int_equal(copy.pid, id.pid);
+    assert_string_equal(copy.comm, id.comm);
+    assert_non_null(copy.cmdline);
+    assert_ptr_not_equal(copy.cmdline, id.cmdline);
+    assert_string_equal(copy.cmdline, id.cmdline);
+    assert_string_equal(copy.cmdline_redacted, id.cmdline_redacted);
+    assert_string_equal(copy.exe, id.exe);
+    assert_int_equal(copy.start_ticks, id.start_ticks);
+    assert_true(copy.start_time == id.start_time);
+    assert_true(procinfo_start_time(p, id.start_ticks) == id.start_time);
+    assert_int_equal(copy.uid, id.uid);
+    assert_int_equal(copy.threads, id.threads);
+}
+
 int main(void)
 {
     const char *env = getenv(CHILD_ENV);
@@ -892,6 +1164,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(cmdline_edges, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(memory_child, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(memory_self, pi_setup, pi_teardown),
+        cmocka_unit_test(stat_status_child),
+        cmocka_unit_test(stat_status_self),
+        cmocka_unit_test(parse_stat_hostile),
+        cmocka_unit_test(parse_status_hostile),
+        cmocka_unit_test_setup_teardown(identity_copy, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(list, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(thread_is_not_process, pi_setup, pi_teardown),
         cmocka_unit_test_setup_teardown(kernel_thread, pi_setup, pi_teardown),
