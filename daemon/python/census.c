@@ -15,6 +15,7 @@
 #include "remote/crew.h"
 #include "remote/freeze.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/utf8.h"
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
@@ -1002,24 +1003,24 @@ static int ft_view_read(void *view, uint64_t addr, void *buf, size_t len)
 }
 
 /* Free-threaded builds have no pymalloc arenas: what the walk needs are the blocks of the GC
- * heaps' pages in use. Reads those pages' metadata (mimalloc_read_pages(): in a pass, while the
- * target is stopped) and, with `layout`, gives each page's blocks a region in buffer (or in an
- * allocation of its own when cap is too small) for copy_all(); without, only counts their bytes.
- * The mappings are read again once when a page's blocks are not in the kept ones. */
+ * heaps' pages in use. Reads those pages' metadata (mimalloc_reread_pages(): in a pass, while the
+ * target is stopped, into the buffers the estimate before the stop allocated) and, with `layout`,
+ * gives each page's blocks a region in buffer (or in an allocation of its own when cap is too
+ * small) for copy_all(); without, only counts their bytes. The mappings are read again once when a
+ * page's blocks are not in the kept ones. */
 static int census_ft_plan(View *v, const PyLoc *loc, uint64_t interp, bool layout, uint8_t *buffer,
                           size_t cap, uint64_t *ret_total, char *why, size_t whylen)
 {
     const PyLayout *l = &loc->layout;
     int k = -EIO;
     *ret_total = 0;
-    mimalloc_heaps_done(&v->mi);
     for (int attempt = 0; attempt < 2 && k == -EIO; attempt++) {
         if (attempt > 0 || !*v->maps) {
             *v->maps = maps_free(*v->maps);
             if ((k = rmem_maps(v->r, v->maps)) < 0)
                 return k;
         }
-        k = mimalloc_read_pages(l, v->r, *v->maps, loc->runtime, interp, &v->mi, why, whylen);
+        k = mimalloc_reread_pages(l, v->r, *v->maps, loc->runtime, interp, &v->mi, why, whylen);
     }
     if (k < 0)
         return k;
@@ -1457,6 +1458,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     int64_t sum_before = 0, sum_after = 0;
     Freeze *fz = NULL;
     _cleanup_(crew_freep) Crew *crew = NULL;
+    double t_plan = 0, t_copy = 0, t_copied = 0; /* for the log: where the pause went */
+    uint64_t reads = 0;
     int k;
     if ((k = crew_new(p->r, p->buf->cap >= CREW_MIN, &crew)) < 0)
         return k;
@@ -1503,10 +1506,13 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     memcpy(&c->permanent_last, before + l->gc.permanent_generation + 8, 8);
     c->permanent_at = clock_mono();
     /* The hints go to the end of the buffer; without one, the walk reads on demand. */
+    t_plan = clock_mono();
     if (l->free_threaded)
         k = census_ft_pass_plan(p, v, arena_cap, c);
     else
         k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &c->copied_bytes);
+    t_copy = clock_mono();
+    reads = rmem_calls(p->r);
     if (k == -EOPNOTSUPP || (k == -EIO && l->free_threaded))
         goto out; /* census_ft_pass_plan() said why */
     if (k < 0 || (k = copy_all(v, crew, seal ? p->pools : NULL, pool_bytes(l), p->hints, p->nhints,
@@ -1528,6 +1534,8 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     if (seal && fz && p->vis)
         refresh_holders(v, l, p->holders, p->nholders, deadline);
     c->copy_seconds += clock_mono() - t_stopped;
+    t_copied = clock_mono();
+    reads = rmem_calls(p->r) - reads;
     if (seal && fz) {
         freeze_thaw(fz);
         fz = NULL;
@@ -1587,6 +1595,12 @@ out:
         freeze_thaw(fz);
         c->pause_seconds += clock_mono() - pause_start;
     }
+    if (t_copied > 0) /* logged once the target runs */
+        log_debug("census of pid %d: stopped in %.2f ms, planned %zu regions in %.2f ms, copied "
+                  "%.1f MB in %.2f ms with %" PRIu64 " reads",
+                  (int)p->pid, (t_stopped - pause_start) * 1e3, v->nregions,
+                  (t_copy - t_plan) * 1e3, c->copied_bytes / 1048576.0, (t_copied - t_copy) * 1e3,
+                  reads);
     return k;
 }
 

@@ -19,6 +19,9 @@ void mimalloc_heaps_done(MiHeaps *h)
 {
     free(h->pages);
     free(h->delayed);
+    for (size_t i = 0; i < h->nseg_hdrs; i++)
+        free(h->seg_hdrs[i]);
+    free(h->seg_hdrs);
     *h = (MiHeaps){0};
 }
 
@@ -60,17 +63,15 @@ static uint64_t get_u64(const uint8_t *b, uint32_t off)
 typedef struct SegCache {
     const PyLayout *l;
     Rmem *r;
+    MiHeaps *h; /* whose seg_hdrs hold the headers: segment segs[i]'s in seg_hdrs[i] */
     uint64_t *segs;
-    uint8_t **hdrs;
     size_t nsegs;
 } SegCache;
 
 static void segcache_done(SegCache *c)
 {
-    for (size_t i = 0; i < c->nsegs; i++)
-        free(c->hdrs[i]);
-    free(c->segs), free(c->hdrs);
-    c->segs = NULL, c->hdrs = NULL, c->nsegs = 0;
+    free(c->segs);
+    c->segs = NULL, c->nsegs = 0;
 }
 
 /* The mi_page_t at `page`, out of its segment's header (read once). -EIO with why set when the
@@ -83,9 +84,10 @@ static int segcache_page(SegCache *c, uint64_t page, const uint8_t **ret, char *
         set_why(why, whylen, "page %#" PRIx64 " is not a slice of its segment", page);
         return -EIO;
     }
+    MiHeaps *h = c->h;
     for (size_t i = 0; i < c->nsegs; i++)
         if (c->segs[i] == seg) {
-            *ret = c->hdrs[i] + (page - seg);
+            *ret = h->seg_hdrs[i] + (page - seg);
             return 0;
         }
     if (c->nsegs >= MI_MAX_SEGMENT_CACHE) {
@@ -94,26 +96,29 @@ static int segcache_page(SegCache *c, uint64_t page, const uint8_t **ret, char *
     }
     if (c->nsegs % 64 == 0) {
         uint64_t *s = realloc(c->segs, (c->nsegs + 64) * sizeof(*s));
-        if (s)
-            c->segs = s;
-        uint8_t **h = realloc(c->hdrs, (c->nsegs + 64) * sizeof(*h));
-        if (h)
-            c->hdrs = h;
-        if (!s || !h)
+        if (!s)
             return -ENOMEM;
+        c->segs = s;
     }
-    uint8_t *hdr = malloc(l->mimalloc.segment_size);
-    if (!hdr)
-        return -ENOMEM;
+    if (c->nsegs == h->nseg_hdrs) { /* a header buffer no earlier read left */
+        if (h->nseg_hdrs % 64 == 0) {
+            uint8_t **v = realloc(h->seg_hdrs, (h->nseg_hdrs + 64) * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            h->seg_hdrs = v;
+        }
+        if (!(h->seg_hdrs[h->nseg_hdrs] = malloc(l->mimalloc.segment_size)))
+            return -ENOMEM;
+        h->nseg_hdrs++;
+    }
+    uint8_t *hdr = h->seg_hdrs[c->nsegs];
     int k = rmem_read(c->r, seg, hdr, l->mimalloc.segment_size);
     if (k < 0) {
-        free(hdr);
         if (k == -EFAULT)
             set_why(why, whylen, "segment %#" PRIx64 " is not mapped", seg);
         return k == -EFAULT ? -EIO : k;
     }
-    c->segs[c->nsegs] = seg;
-    c->hdrs[c->nsegs++] = hdr;
+    c->segs[c->nsegs++] = seg;
     *ret = hdr + (page - seg);
     return 0;
 }
@@ -123,7 +128,6 @@ typedef struct Reader {
     Rmem *r;
     const Maps *maps;
     MiHeaps *h;
-    size_t cap;
     uint32_t base; /* the object's offset in a block: 0, or the debug allocator's words */
     SegCache segs; /* the thread heaps' pages, read by segment */
     char *why;
@@ -196,13 +200,13 @@ static int keep_page(Reader *rd, uint64_t page, const uint8_t *pb, uint64_t heap
         set_why(rd->why, rd->whylen, "more than %u pages in the GC heaps", MI_MAX_PAGES);
         return -EIO;
     }
-    if (rd->h->npages == rd->cap) {
-        size_t ncap = rd->cap ? rd->cap * 2 : 256;
+    if (rd->h->npages == rd->h->cap) {
+        size_t ncap = rd->h->cap ? rd->h->cap * 2 : 256;
         MiPage *p = realloc(rd->h->pages, ncap * sizeof(*p));
         if (!p)
             return -ENOMEM;
         rd->h->pages = p;
-        rd->cap = ncap;
+        rd->h->cap = ncap;
     }
     uint32_t offset = rd->base + (tag == l->mimalloc.heap_gc_pre ? l->mimalloc.pre_offset : 0);
     rd->h->pages[rd->h->npages++] = (MiPage){
@@ -298,8 +302,28 @@ static int read_segment(Reader *rd, uint64_t seg, uint8_t *sb, uint64_t *ret_nex
     return 0;
 }
 
+/* What h allocated, without what it holds. */
+static MiHeaps heaps_kept(const MiHeaps *h)
+{
+    return (MiHeaps){.pages = h->pages,
+                     .cap = h->cap,
+                     .delayed = h->delayed,
+                     .seg_hdrs = h->seg_hdrs,
+                     .nseg_hdrs = h->nseg_hdrs};
+}
+
 int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t runtime,
                         uint64_t interp, MiHeaps *ret, char *why, size_t whylen)
+{
+    *ret = (MiHeaps){0};
+    int k = mimalloc_reread_pages(l, r, maps, runtime, interp, ret, why, whylen);
+    if (k < 0)
+        mimalloc_heaps_done(ret);
+    return k;
+}
+
+int mimalloc_reread_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t runtime,
+                          uint64_t interp, MiHeaps *ret, char *why, size_t whylen)
 {
     if (!l->mimalloc.present) {
         set_why(why, whylen, "no mimalloc layout for this build");
@@ -316,12 +340,13 @@ int mimalloc_read_pages(const PyLayout *l, Rmem *r, const Maps *maps, uint64_t r
         set_why(why, whylen, "the mimalloc layout is out of range");
         return -EIO;
     }
-    MiHeaps h = {0};
+    MiHeaps h = heaps_kept(ret);
+    *ret = h;
     Reader rd = {.l = l,
                  .r = r,
                  .maps = maps,
                  .h = &h,
-                 .segs = {.l = l, .r = r},
+                 .segs = {.l = l, .r = r, .h = &h},
                  .why = why,
                  .whylen = whylen};
     int32_t debug_enabled;
@@ -425,7 +450,7 @@ fail:
     free(hb);
     free(sb);
     segcache_done(&rd.segs);
-    mimalloc_heaps_done(&h);
+    *ret = heaps_kept(&h);
     return k == -EFAULT ? -EIO : k; /* said why above: a structure the layout misplaces */
 }
 
@@ -549,6 +574,7 @@ typedef struct Span {
 typedef struct Count {
     const PyLayout *l;
     Rmem *r;
+    MiHeaps hdrs; /* only the segment headers' buffers */
     SegCache segs;
     Span *spans;
     size_t nspans, cap;
@@ -563,6 +589,7 @@ typedef struct Count {
 static void count_done(Count *c)
 {
     segcache_done(&c->segs);
+    mimalloc_heaps_done(&c->hdrs);
     free(c->spans);
 }
 
@@ -651,6 +678,7 @@ int mimalloc_allocated(const PyLayout *l, Rmem *r, uint64_t runtime, uint64_t in
         return -EOPNOTSUPP;
     }
     Count c = {.l = l, .r = r, .segs = {.l = l, .r = r}, .why = why, .whylen = whylen};
+    c.segs.h = &c.hdrs;
     why[0] = 0;
     size_t hsize = (size_t)l->mimalloc.nheaps * l->mimalloc.heap_size;
     uint8_t *hb = malloc(hsize);

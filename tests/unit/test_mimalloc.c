@@ -35,15 +35,22 @@ static int read_pages(MiFake *f, MiHeaps *h, char *why, size_t whylen)
         }                                                                                          \
     } while (0)
 
+/* The fake's heaps, read: its two pages. */
+static void build_and_read(MiFake *f, MiHeaps *h)
+{
+    char why[200] = "";
+    assert_int_equal(mifake_build(f), 0);
+    assert_int_equal(read_pages(f, h, why, sizeof(why)), 0);
+    assert_int_equal(h->npages, 2);
+}
+
 static void pages_and_live_blocks(void **state)
 {
     NEED_TABLE();
     MiFake f;
-    assert_int_equal(mifake_build(&f), 0);
     MiHeaps h;
     char why[200] = "";
-    assert_int_equal(read_pages(&f, &h, why, sizeof(why)), 0);
-    assert_int_equal(h.npages, 2);
+    build_and_read(&f, &h);
     assert_int_equal(h.nheaps, 2); /* GC and GC_PRE of the one thread */
     assert_int_equal(h.abandoned_segments, 1);
     const MiPage *p = &h.pages[0];
@@ -86,6 +93,44 @@ static void pages_and_live_blocks(void **state)
     assert_int_equal(h.pages[0].offset, f.l.mimalloc.debug_offset);
     assert_int_equal(h.pages[1].offset, f.l.mimalloc.debug_offset + f.l.mimalloc.pre_offset);
     mimalloc_heaps_done(&h);
+    mifake_free(&f);
+}
+
+/* A second read into the first one's MiHeaps (what a census does once the target is stopped)
+ * finds the same pages in the same buffers; one that is refused holds no page but keeps them. */
+static void reread_reuses_buffers(void **state)
+{
+    NEED_TABLE();
+    MiFake f;
+    MiHeaps h;
+    char why[200] = "";
+    build_and_read(&f, &h);
+    MiPage first[2];
+    memcpy(first, h.pages, sizeof(first));
+    const MiPage *pages = h.pages;
+    uint8_t **hdrs = h.seg_hdrs;
+    size_t nhdrs = h.nseg_hdrs;
+    assert_true(nhdrs >= 1);
+    assert_int_equal(mimalloc_reread_pages(&f.l, f.r, f.maps, RT, IS, &h, why, sizeof(why)), 0);
+    assert_ptr_equal(h.pages, pages);
+    assert_ptr_equal(h.seg_hdrs, hdrs);
+    assert_int_equal(h.nseg_hdrs, nhdrs);
+    assert_int_equal(h.npages, 2);
+    assert_int_equal(h.nheaps, 2);
+    assert_int_equal(h.abandoned_segments, 1);
+    assert_int_equal(h.block_bytes, 10 * 48 + 3 * 80);
+    assert_memory_equal(h.pages, first, sizeof(first));
+
+    /* The heap's page count no longer matches its queues. */
+    uint8_t *gc = f.ts + f.l.mimalloc.tstate_heaps + f.l.mimalloc.heap_gc * f.l.mimalloc.heap_size;
+    put64(gc, f.l.mimalloc.heap_page_count, 2);
+    assert_int_equal(mimalloc_reread_pages(&f.l, f.r, f.maps, RT, IS, &h, why, sizeof(why)), -EIO);
+    assert_int_equal(h.npages, 0);
+    assert_int_equal(h.nheaps, 0);
+    assert_int_equal(h.block_bytes, 0);
+    assert_ptr_equal(h.pages, pages);
+    mimalloc_heaps_done(&h);
+    assert_null(h.pages);
     mifake_free(&f);
 }
 
@@ -257,6 +302,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pages_and_live_blocks),
+        cmocka_unit_test(reread_reuses_buffers),
         cmocka_unit_test(hostile_heaps_are_refused),
         cmocka_unit_test(hostile_free_lists_are_refused),
         cmocka_unit_test(allocated_blocks),
