@@ -27,6 +27,7 @@
 #define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
 #define MAX_HOLDERS  4096  /* objects whose storage outside the arenas is copied afresh */
 #define HOLDER_SIG   48    /* bytes past its PyObject head that say where a holder's storage is */
+#define MAX_YOUNG    4096  /* the newest objects of generations 0 and 1 visited inside the stop */
 
 /* pymemd's memory for one census (copy buffer, hinted pages, pages read on demand): set from
  * census_max_memory; censuses run one at a time, on the sampler thread. */
@@ -1395,6 +1396,47 @@ static void refresh_holders(View *v, const PyLayout *l, const Holder *hs, size_t
     v->reader = USED_WALK;
 }
 
+/* Inside the stop, after refresh_holders(): visits the newest objects of generation 0 (created
+ * since the last collection), then of generation 1, at most MAX_YOUNG of them, reading on demand
+ * what the copy lacks. A container made since the last walk (a list rebuilt by slicing, a dict
+ * copied) is no holder the hints know, and its storage outside the arenas is on pages they do not
+ * name; visited here, it is in the view when the walk reads it after the target is resumed. An
+ * object whose storage is in the arenas costs a visit over the copy. A target that never collects
+ * (gc.disable()) keeps every object in generation 0: past the bound, a container the walk then
+ * finds storage for outside the copy makes it fail with -ENODATA, and the request stops the target
+ * a second time, as it did before this pass. `state` is the GC state read inside the stop; the
+ * lists are walked from their newest end, along the _gc_prev links. */
+static void refresh_young(View *v, const PyLayout *l, uint64_t gc, const uint8_t *state,
+                          double deadline)
+{
+    _cleanup_(traverser_freep) Traverser *t = NULL;
+    if (l->free_threaded || traverser_new(l, census_read, v, &t) < 0)
+        return;
+    v->reader = 0;
+    v->holder = 0;
+    v->deadline = deadline;
+    uint32_t hs = l->gc.head_size;
+    size_t left = MAX_YOUNG;
+    for (uint32_t g = 0; g < 2 && g < l->gc.ngenerations && left; g++) {
+        uint32_t off = l->gc.generations + g * l->gc.generation_size;
+        uint64_t head = gc + off, node;
+        memcpy(&node, state + off + 8, 8); /* the head's _gc_prev: the newest */
+        for (node &= ~3ull; node != head && left; left--) {
+            uint64_t hdr[2], type;
+            if (view_read(v, node, hdr, sizeof(hdr)) < 0 ||
+                view_read(v, node + hs + l->object.ob_type, &type, 8) < 0)
+                goto out; /* a list that does not hold together: the walk says so */
+            int k = traverser_visit(t, node + hs, type, drop_ref, NULL);
+            if (k == -ETIMEDOUT || k == -E2BIG || k == -ENOMEM)
+                goto out; /* as in refresh_holders */
+            node = hdr[1] & ~3ull;
+        }
+    }
+out:
+    v->deadline = 0;
+    v->reader = USED_WALK;
+}
+
 /* census_ft_plan() for a pass, with the pass's sentence for a heap that does not check out. */
 static int census_ft_pass_plan(const Pass *p, View *v, size_t arena_cap, Census *c)
 {
@@ -1525,8 +1567,10 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
      * it was sized, in an allocation of its own beside it. */
     uint64_t used = (uint64_t)p->buf->cap + (v->arena_buf ? c->copied_bytes : 0);
     v->mem_left = census_max_memory() > used ? census_max_memory() - used : 0;
-    if (seal && fz && p->vis)
+    if (seal && fz && p->vis) {
         refresh_holders(v, l, p->holders, p->nholders, deadline);
+        refresh_young(v, l, p->gc, before, deadline);
+    }
     c->copy_seconds += clock_mono() - t_stopped;
     if (seal && fz) {
         freeze_thaw(fz);
