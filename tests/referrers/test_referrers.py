@@ -209,6 +209,25 @@ TARGET_GROWS = TARGET.replace("""
         sys.stdout.flush()
 """)
 
+# A target that replaces its list between two requests: the new list holds the same instances
+# and more, its item array (168 KiB) in a fresh mmap(); the last walk never saw the list, so no
+# holder names it. The spare instances are made before the first answer: the list is the only
+# object new since, the newest of generation 0 (gc.disable(): the list never empties).
+TARGET_REPLACES = TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", """
+    spare = [leaky.Session() for _ in range(20000)]
+    leaky.replaced = [leaky.Session() for _ in range(1000)]
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        leaky.replaced = leaky.replaced + spare
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
 # yet chains from sys.modules run through them. A thread holds instances in a frame local; the
@@ -483,6 +502,16 @@ def check_grown(c, python, why, pymemd, tmp):
     check_changed(c, python, pymemd, tmp, TARGET_GROWS, "the containers grew", [1, 1, 1])
 
 
+def check_replaced(c, python, why, pymemd, tmp):
+    """A list made since the last referrers walk (the target replaced its list by a longer one) is
+    no holder the last walk knew; inside the next stop the newest objects of the young generations
+    are visited, the new list among them, and its storage is copied too: one stop, the walk after
+    resume, and the answer the target's own (main: a second stop)."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_REPLACES, "the list was replaced", [1, 1, 1])
+
+
 def run(args, tmp):
     with open(os.path.join(tmp, "leaky.py"), "w") as f:
         f.write(LEAKY)
@@ -500,6 +529,7 @@ def run(args, tmp):
             case(label + ", the heap moved", check_moved, path, why, args.pymemd, tmp)
         if label.startswith("pyenv-3.11") or label in ("debian-3.13", "debian-3.15"):
             case(label + ", containers grew", check_grown, path, why, args.pymemd, tmp)
+            case(label + ", a list replaced", check_replaced, path, why, args.pymemd, tmp)
 
 
 def main():
