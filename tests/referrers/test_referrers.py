@@ -187,46 +187,43 @@ TARGET_MOVES = TARGET.replace("""
         sys.stdout.flush()
 """)
 
+
+def changing(setup, change):
+    """TARGET whose serve() runs setup before its first answer, then for each line read runs
+    change and answers again (both: lines of code indented as the function's body)."""
+    return TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", setup + """
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:""" + change + """
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
+
 # A heap whose containers grow between two requests: a list and a dict of 1000 instances take 20000
 # more each, held already (no new object that the last walk's pools would lack), so only their
 # storage outside the arenas moves: from glibc's heap into a fresh mmap() (past its 128 KiB
 # threshold), pages no walk has read yet. The list and the dict are the same objects, in pools
 # the last walk read.
-TARGET_GROWS = TARGET.replace("""
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    sys.stdin.read()
-""", """
+TARGET_GROWS = changing("""
     spare = [leaky.Session() for _ in range(20000)]
     leaky.growing_list = [leaky.Session() for _ in range(1000)]
-    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
+    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])""", """
         leaky.growing_list.extend(spare)
-        leaky.growing_dict.update(dict.fromkeys(spare))
-        sys.stdout.write(json.dumps(truth()) + "\\n")
-        sys.stdout.flush()
-""")
+        leaky.growing_dict.update(dict.fromkeys(spare))""")
 
 # A target that replaces its list between two requests: the new list holds the same instances
 # and more, its item array (168 KiB) in a fresh mmap(); the last walk never saw the list, so no
 # holder names it. The spare instances are made before the first answer: the list is the only
 # object new since, the newest of generation 0 (gc.disable(): the list never empties).
-TARGET_REPLACES = TARGET.replace("""
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    sys.stdin.read()
-""", """
+TARGET_REPLACES = changing("""
     spare = [leaky.Session() for _ in range(20000)]
-    leaky.replaced = [leaky.Session() for _ in range(1000)]
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        leaky.replaced = leaky.replaced + spare
-        sys.stdout.write(json.dumps(truth()) + "\\n")
-        sys.stdout.flush()
-""")
+    leaky.replaced = [leaky.Session() for _ in range(1000)]""", """
+        leaky.replaced = leaky.replaced + spare""")
 
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
