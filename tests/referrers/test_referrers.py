@@ -220,10 +220,16 @@ TARGET_GROWS = changing("""
 # and more, its item array (168 KiB) in a fresh mmap(); the last walk never saw the list, so no
 # holder names it. The spare instances are made before the first answer: the list is the only
 # object new since, the newest of generation 0 (gc.disable(): the list never empties).
-TARGET_REPLACES = changing("""
+REPLACES_SETUP = """
     spare = [leaky.Session() for _ in range(20000)]
-    leaky.replaced = [leaky.Session() for _ in range(1000)]""", """
+    leaky.replaced = [leaky.Session() for _ in range(1000)]"""
+TARGET_REPLACES = changing(REPLACES_SETUP, """
         leaky.replaced = leaky.replaced + spare""")
+# The same, with a collection of generation 0 right after: the new list is the newest of
+# generation 1.
+TARGET_REPLACES_AGED = changing(REPLACES_SETUP, """
+        leaky.replaced = leaky.replaced + spare
+        gc.collect(0)""")
 
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
@@ -509,6 +515,15 @@ def check_replaced(c, python, why, pymemd, tmp):
     check_changed(c, python, pymemd, tmp, TARGET_REPLACES, "the list was replaced", [1, 1, 1])
 
 
+def check_replaced_aged(c, python, why, pymemd, tmp):
+    """As check_replaced, the new list moved to generation 1 by a collection before the request:
+    the newest of generation 1 are visited too."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_REPLACES_AGED,
+                  "the list was replaced, then generation 0 collected", [1, 1, 1])
+
+
 def run(args, tmp):
     with open(os.path.join(tmp, "leaky.py"), "w") as f:
         f.write(LEAKY)
@@ -527,6 +542,8 @@ def run(args, tmp):
         if label.startswith("pyenv-3.11") or label in ("debian-3.13", "debian-3.15"):
             case(label + ", containers grew", check_grown, path, why, args.pymemd, tmp)
             case(label + ", a list replaced", check_replaced, path, why, args.pymemd, tmp)
+            case(label + ", a list replaced, one collection since", check_replaced_aged, path, why,
+                 args.pymemd, tmp)
 
 
 def main():
