@@ -28,6 +28,7 @@
 #define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
 #define MAX_HOLDERS  4096  /* objects whose storage outside the arenas is copied afresh */
 #define HOLDER_SIG   48    /* bytes past its PyObject head that say where a holder's storage is */
+#define MAX_YOUNG    4096  /* young objects visited inside the stop (refresh_young) */
 
 /* pymemd's memory for one census (copy buffer, hinted pages, pages read on demand): set from
  * census_max_memory; censuses run one at a time, on the sampler thread. */
@@ -288,7 +289,7 @@ static int page_grow(View *v, size_t need)
 }
 
 /* The object the visitor reads for leaves the arenas, onto a page no other visit read before
- * it: noted once, for the next stop to copy its storage afresh (see refresh_holders). A page
+ * it: noted once, for the next stop to copy its storage afresh (see refresh_storage). A page
  * that other visits read first (a type's, shared by its instances) makes no holder of each. */
 static void note_holder(View *v)
 {
@@ -1351,7 +1352,7 @@ typedef struct Pass {
     const uint64_t *hints; /* the pages outside the arenas to copy, sorted */
     size_t nhints;
     const PoolSet *pools;  /* of the arenas, the pools to copy for a sealed walk; NULL: all */
-    const Holder *holders; /* whose storage to copy afresh inside the stop (refresh_holders) */
+    const Holder *holders; /* whose storage to copy afresh inside the stop (refresh_storage) */
     size_t nholders;
     double max_pause;
     double budget; /* seconds the target may still be kept stopped */
@@ -1366,19 +1367,19 @@ static int drop_ref(void *ud, uint64_t ref, uint64_t key, bool weak)
     return 0;
 }
 
-/* Inside the stop, the view still reading what the copy lacks from the target: visits again each
- * holder whose head changed since the last walk read it, so that its storage as it is now (a
- * list's item array realloc'ed elsewhere, a dict's new key table) is in the view when the walk
- * reads it after the target is resumed. The references are dropped; the pages read stay. A
- * holder that is no longer an object of its type is passed over. */
-static void refresh_holders(View *v, const PyLayout *l, const Holder *hs, size_t n, double deadline)
+/* Whether a visit's k ends the visits inside the stop: past the pause's deadline, or out of
+ * memory; the walk may miss a page then, and the next pass copies again. */
+static bool refresh_over(int k)
 {
-    _cleanup_(traverser_freep) Traverser *t = NULL;
-    if (!n || traverser_new(l, census_read, v, &t) < 0)
-        return;
-    v->reader = 0; /* the walk marks what it uses itself */
-    v->holder = 0;
-    v->deadline = deadline;
+    return k == -ETIMEDOUT || k == -E2BIG || k == -ENOMEM;
+}
+
+/* Visits again each holder whose head changed since the last walk read it, so that its storage
+ * as it is now (a list's item array realloc'ed elsewhere, a dict's new key table) is in the view
+ * when the walk reads it after the target is resumed. A holder that is no longer an object of its
+ * type is passed over. */
+static int refresh_holders(View *v, Traverser *t, const PyLayout *l, const Holder *hs, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         const Holder *h = &hs[i];
         uint8_t sig[HOLDER_SIG];
@@ -1389,9 +1390,59 @@ static void refresh_holders(View *v, const PyLayout *l, const Holder *hs, size_t
             memcmp(sig, h->sig, HOLDER_SIG) == 0)
             continue; /* its storage is where it was: on the pages the hints name */
         int k = traverser_visit(t, h->addr, h->type, drop_ref, NULL);
-        if (k == -ETIMEDOUT || k == -E2BIG || k == -ENOMEM)
-            break; /* the walk may miss a page then: the next pass copies again */
+        if (refresh_over(k))
+            return k;
     }
+    return 0;
+}
+
+/* Visits the newest objects of generation 0 (created since the last collection), then of
+ * generation 1, MAX_YOUNG in all. A container made since the last walk (a list rebuilt by
+ * slicing, a dict copied) is no holder the hints know, and its storage outside the arenas is on
+ * pages they do not name; visited here, it is in the view when the walk reads it. An object whose
+ * storage is in the arenas costs a visit over the copy. A target that never collects
+ * (gc.disable()) keeps every object in generation 0: past the bound, a container whose storage
+ * the walk then finds outside the copy fails it with -ENODATA, and the request stops the target a
+ * second time, as it did before this. The lists are walked from their newest end (the head's
+ * _gc_prev) along the _gc_prev links; `state` is the GC state read inside the stop. Free-threaded
+ * builds have no generation lists. */
+static int refresh_young(View *v, Traverser *t, const PyLayout *l, uint64_t gc,
+                         const uint8_t *state)
+{
+    size_t left = MAX_YOUNG;
+    for (uint32_t g = 0; g < 2 && g < l->gc.ngenerations && !l->free_threaded; g++) {
+        uint32_t off = l->gc.generations + g * l->gc.generation_size;
+        uint64_t head = gc + off, node;
+        memcpy(&node, state + off + 8, 8);
+        for (node &= ~3ull; node != head && left; left--) {
+            uint64_t links[2], type;
+            if (view_read(v, node, links, sizeof(links)) < 0 ||
+                view_read(v, node + l->gc.head_size + l->object.ob_type, &type, 8) < 0)
+                return -EIO; /* a list that does not hold together: the walk says so */
+            int k = traverser_visit(t, node + l->gc.head_size, type, drop_ref, NULL);
+            if (refresh_over(k))
+                return k;
+            node = links[1] & ~3ull;
+        }
+    }
+    return 0;
+}
+
+/* Inside the stop, the view still reading what the copy lacks from the target: copies the
+ * storage outside the arenas of the last walk's holders that changed, then of the young objects
+ * (refresh_holders, refresh_young), reading on demand within the pause's deadline. The
+ * references are dropped; the pages read stay. */
+static void refresh_storage(View *v, const Pass *p, const uint8_t *state, double deadline)
+{
+    const PyLayout *l = &p->loc->layout;
+    _cleanup_(traverser_freep) Traverser *t = NULL;
+    if (traverser_new(l, census_read, v, &t) < 0)
+        return;
+    v->reader = 0; /* the walk marks what it uses itself */
+    v->holder = 0;
+    v->deadline = deadline;
+    if (refresh_holders(v, t, l, p->holders, p->nholders) >= 0)
+        refresh_young(v, t, l, p->gc, state);
     v->deadline = 0;
     v->reader = USED_WALK;
 }
@@ -1532,7 +1583,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     uint64_t used = (uint64_t)p->buf->cap + (v->arena_buf ? c->copied_bytes : 0);
     v->mem_left = census_max_memory() > used ? census_max_memory() - used : 0;
     if (seal && fz && p->vis)
-        refresh_holders(v, l, p->holders, p->nholders, deadline);
+        refresh_storage(v, p, before, deadline);
     c->copy_seconds += clock_mono() - t_stopped;
     t_copied = clock_mono();
     reads = rmem_calls(p->r) - reads;

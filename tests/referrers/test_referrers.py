@@ -187,27 +187,49 @@ TARGET_MOVES = TARGET.replace("""
         sys.stdout.flush()
 """)
 
+
+def changing(setup, change):
+    """TARGET whose serve() runs setup before its first answer, then for each line read runs
+    change and answers again (both: lines of code indented as the function's body)."""
+    return TARGET.replace("""
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+""", setup + """
+    sys.stdout.write(json.dumps(truth()) + "\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:""" + change + """
+        sys.stdout.write(json.dumps(truth()) + "\\n")
+        sys.stdout.flush()
+""")
+
+
 # A heap whose containers grow between two requests: a list and a dict of 1000 instances take 20000
 # more each, held already (no new object that the last walk's pools would lack), so only their
 # storage outside the arenas moves: from glibc's heap into a fresh mmap() (past its 128 KiB
 # threshold), pages no walk has read yet. The list and the dict are the same objects, in pools
 # the last walk read.
-TARGET_GROWS = TARGET.replace("""
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    sys.stdin.read()
-""", """
+TARGET_GROWS = changing("""
     spare = [leaky.Session() for _ in range(20000)]
     leaky.growing_list = [leaky.Session() for _ in range(1000)]
-    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])
-    sys.stdout.write(json.dumps(truth()) + "\\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
+    leaky.growing_dict = dict.fromkeys(leaky.growing_list[:])""", """
         leaky.growing_list.extend(spare)
-        leaky.growing_dict.update(dict.fromkeys(spare))
-        sys.stdout.write(json.dumps(truth()) + "\\n")
-        sys.stdout.flush()
-""")
+        leaky.growing_dict.update(dict.fromkeys(spare))""")
+
+# A target that replaces its list between two requests: the new list holds the same instances
+# and more, its item array (168 KiB) in a fresh mmap(); the last walk never saw the list, so no
+# holder names it. The spare instances are made before the first answer: the list is the only
+# object new since, the newest of generation 0 (gc.disable(): the list never empties).
+REPLACES_SETUP = """
+    spare = [leaky.Session() for _ in range(20000)]
+    leaky.replaced = [leaky.Session() for _ in range(1000)]"""
+TARGET_REPLACES = changing(REPLACES_SETUP, """
+        leaky.replaced = leaky.replaced + spare""")
+# The same, with a collection of generation 0 right after: the new list is the newest of
+# generation 1.
+TARGET_REPLACES_AGED = changing(REPLACES_SETUP, """
+        leaky.replaced = leaky.replaced + spare
+        gc.collect(0)""")
 
 # On a free-threaded build, the first thread started makes modules, their dicts, functions and
 # classes immortal, and the next collection untracks them: gc.get_objects() no longer lists them,
@@ -483,6 +505,25 @@ def check_grown(c, python, why, pymemd, tmp):
     check_changed(c, python, pymemd, tmp, TARGET_GROWS, "the containers grew", [1, 1, 1])
 
 
+def check_replaced(c, python, why, pymemd, tmp):
+    """A list made since the last referrers walk (the target replaced its list by a longer one) is
+    no holder the last walk knew; inside the next stop the newest objects of the young generations
+    are visited, the new list among them, and its storage is copied too: one stop, the walk after
+    resume, and the answer the target's own (main: a second stop)."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_REPLACES, "the list was replaced", [1, 1, 1])
+
+
+def check_replaced_aged(c, python, why, pymemd, tmp):
+    """As check_replaced, the new list moved to generation 1 by a collection before the request:
+    the newest of generation 1 are visited too."""
+    if python is None:
+        raise Skip(why)
+    check_changed(c, python, pymemd, tmp, TARGET_REPLACES_AGED,
+                  "the list was replaced, then generation 0 collected", [1, 1, 1])
+
+
 def run(args, tmp):
     with open(os.path.join(tmp, "leaky.py"), "w") as f:
         f.write(LEAKY)
@@ -500,6 +541,9 @@ def run(args, tmp):
             case(label + ", the heap moved", check_moved, path, why, args.pymemd, tmp)
         if label.startswith("pyenv-3.11") or label in ("debian-3.13", "debian-3.15"):
             case(label + ", containers grew", check_grown, path, why, args.pymemd, tmp)
+            case(label + ", a list replaced", check_replaced, path, why, args.pymemd, tmp)
+            case(label + ", a list replaced, one collection since", check_replaced_aged, path, why,
+                 args.pymemd, tmp)
 
 
 def main():
