@@ -19,16 +19,18 @@
 #include "util/utf8.h"
 
 /* Bounds: a corrupt or hostile target gets an error, never a hang or an unbounded allocation. */
-#define MAX_OBJECTS  200000000 /* nodes walked over all generations */
-#define PAGE         4096u
-#define HUGE_PAGE    (2u << 20)
-#define CREW_MIN     (8u << 20) /* copies from this size on use two threads and huge pages */
-#define NAME_MAX_LEN 128
-#define CHECK_EVERY  4096  /* nodes between looks at the clock */
-#define MAX_HINTS    65536 /* pages outside the arenas copied in advance (256 MiB) */
-#define MAX_HOLDERS  4096  /* objects whose storage outside the arenas is copied afresh */
-#define HOLDER_SIG   48    /* bytes past its PyObject head that say where a holder's storage is */
-#define MAX_YOUNG    4096  /* young objects visited inside the stop (refresh_young) */
+#define MAX_OBJECTS   200000000 /* nodes walked over all generations */
+#define PAGE          4096u
+#define HUGE_PAGE     (2u << 20)
+#define CREW_MIN      (8u << 20) /* copies from this size on use two threads and huge pages */
+#define NAME_MAX_LEN  128
+#define CHECK_EVERY   4096       /* nodes between looks at the clock */
+#define MAX_HINTS     65536      /* pages outside the arenas copied in advance (256 MiB) */
+#define PREFETCH_MAX  (4u << 20) /* bytes census_prefetch reads ahead at most, per call */
+#define PREFETCH_IOVS 256        /* pages per system call of census_prefetch */
+#define MAX_HOLDERS   4096       /* objects whose storage outside the arenas is copied afresh */
+#define HOLDER_SIG    48   /* bytes past its PyObject head that say where a holder's storage is */
+#define MAX_YOUNG     4096 /* young objects visited inside the stop (refresh_young) */
 
 /* pymemd's memory for one census (copy buffer, hinted pages, pages read on demand): set from
  * census_max_memory; censuses run one at a time, on the sampler thread. */
@@ -361,6 +363,52 @@ static const Region *region_of(const View *v, uint64_t addr)
             return g;
     }
     return NULL;
+}
+
+/* Reads the pages of iov (each a fresh allocation of a page) in one go and puts them in the view;
+ * when that fails (one is not mapped, say) they are dropped, to be read one by one if used. */
+static void prefetch_flush(View *v, RmemIov *iov, size_t n)
+{
+    if (n && rmem_readv(v->r, iov, n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            *page_slot(v, iov[i].addr) = (PageSlot){iov[i].addr, iov[i].buf, true, 0};
+            v->npages++;
+            v->mem_left -= PAGE;
+            v->pages_read++;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(iov[i].buf);
+}
+
+void census_prefetch(void *rctx, uint64_t addr, size_t len)
+{
+    View *v = rctx;
+    if (v->sealed || !len || addr + len < addr)
+        return;
+    len = MIN(len, (size_t)PREFETCH_MAX);
+    uint64_t page = addr & ~(uint64_t)(PAGE - 1), end = addr + len;
+    size_t want = (size_t)((end - page + PAGE - 1) / PAGE);
+    if ((v->npages + want) * 2 >= v->cap && page_grow(v, v->npages + want) < 0)
+        return;
+    RmemIov iov[PREFETCH_IOVS];
+    size_t n = 0;
+    uint64_t budget = v->mem_left;
+    for (; page < end; page += PAGE) {
+        if (region_of(v, page) || page_slot(v, page)->page)
+            continue; /* an arena's (copied, or read by region_touch), or already here */
+        uint8_t *buf = budget >= PAGE ? malloc(PAGE) : NULL;
+        if (!buf)
+            break;
+        budget -= PAGE;
+        iov[n++] = (RmemIov){page, buf, PAGE};
+        if (n == PREFETCH_IOVS) {
+            prefetch_flush(v, iov, n);
+            n = 0;
+        }
+    }
+    prefetch_flush(v, iov, n);
 }
 
 /* Notes who read the pages of g under [addr, addr + len), and reads those the copy left out:
@@ -1438,6 +1486,7 @@ static void refresh_storage(View *v, const Pass *p, const uint8_t *state, double
     _cleanup_(traverser_freep) Traverser *t = NULL;
     if (traverser_new(l, census_read, v, &t) < 0)
         return;
+    traverser_set_prefetch(t, census_prefetch);
     v->reader = 0; /* the walk marks what it uses itself */
     v->holder = 0;
     v->deadline = deadline;

@@ -110,6 +110,10 @@ typedef struct CensusVisitor {
  * object whose reads leave the arenas is remembered, and inside the next stop its storage as it
  * is then is copied along, wherever it moved (a list's item array, a dict's key table). */
 void census_read_for(void *rctx, uint64_t obj, uint64_t type);
+/* A traverser's prefetch (traverser_set_prefetch) for reads through rctx: the pages of
+ * [addr, addr + len) outside the arenas that the view lacks are read now, in a few system calls
+ * instead of one a page, when the view reads on demand (a sealed one reads nothing). */
+void census_prefetch(void *rctx, uint64_t addr, size_t len);
 int census_take_visit(PyReader *pr, Rmem *r, pid_t pid, const ProcStamp *expect, CensusMode mode,
                       double max_pause, const CensusVisitor *vis, CensusHints **hints, Census **ret,
                       char *err, size_t errlen);

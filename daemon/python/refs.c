@@ -752,8 +752,10 @@ static int ctx_done(void *ud, CensusReadFn read, void *rctx)
     if (c->nhidden)
         memcpy(c->objs + c->n, c->hidden, c->nhidden * sizeof(*c->hidden));
     c->n += c->nhidden;
-    if ((k = traverser_new(c->l, read, rctx, &t)) < 0 || (k = resolve(c, t, &type)) < 0 ||
-        (k = build_index(c)) < 0)
+    if ((k = traverser_new(c->l, read, rctx, &t)) < 0)
+        return k;
+    traverser_set_prefetch(t, census_prefetch);
+    if ((k = resolve(c, t, &type)) < 0 || (k = build_index(c)) < 0)
         return k;
     const TraverseType *ti;
     if ((k = traverser_type(t, type, &ti)) < 0)

@@ -32,6 +32,7 @@
 struct Traverser {
     const PyLayout *l;
     CensusReadFn read;
+    TraversePrefetch prefetch;
     void *rctx;
     TraverseType **types; /* open addressing on the type address */
     size_t ntypes, cap;
@@ -53,6 +54,18 @@ int traverser_new(const PyLayout *l, CensusReadFn read, void *rctx, Traverser **
     }
     *ret = t;
     return 0;
+}
+
+void traverser_set_prefetch(Traverser *t, TraversePrefetch prefetch)
+{
+    t->prefetch = prefetch;
+}
+
+/* A run of len bytes at addr is about to be read in pieces of at most `piece`. */
+static void prefetch(const Traverser *t, uint64_t addr, uint64_t len, size_t piece)
+{
+    if (t->prefetch && len > piece)
+        t->prefetch(t->rctx, addr, (size_t)len);
 }
 
 Traverser *traverser_free(Traverser *t)
@@ -315,6 +328,7 @@ static int visit_array(Ctx *c, uint64_t addr, int64_t n, uint64_t tag_bits)
     uint64_t buf[CHUNK], int_tag = tag_bits ? c->t->l->refs.stack_int_tag : 0;
     if (n < 0 || n > MAX_ITEMS)
         return -EIO;
+    prefetch(c->t, addr, (uint64_t)n * 8, sizeof(buf));
     for (int64_t i = 0; i < n; i += CHUNK) {
         size_t m = (size_t)(n - i < CHUNK ? n - i : CHUNK);
         int k = rd(c->t, addr + (uint64_t)i * 8, buf, m * 8);
@@ -391,6 +405,7 @@ static int visit_dict(Ctx *c, uint64_t obj)
     }
     uint64_t buf[CHUNK / 2 * 3];
     size_t per = sizeof(buf) / esize;
+    prefetch(c->t, entries, (uint64_t)n * esize, sizeof(buf));
     for (int64_t i = 0; i < n; i += (int64_t)per) {
         size_t m = (size_t)(n - i < (int64_t)per ? n - i : (int64_t)per);
         if ((k = rd(c->t, entries + (uint64_t)i * esize, buf, m * esize)) < 0)
@@ -422,6 +437,7 @@ static int visit_set(Ctx *c, uint64_t obj)
         return -EIO;
     uint64_t buf[CHUNK];
     size_t per = CHUNK / (l->refs.setentry_size / 8);
+    prefetch(c->t, table, (uint64_t)(mask + 1) * l->refs.setentry_size, sizeof(buf));
     for (int64_t i = 0; i <= mask; i += (int64_t)per) {
         size_t m = (size_t)(mask + 1 - i < (int64_t)per ? mask + 1 - i : (int64_t)per);
         if ((k = rd(c->t, table + (uint64_t)i * l->refs.setentry_size, buf,

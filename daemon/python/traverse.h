@@ -66,6 +66,12 @@ int traverser_new(const PyLayout *l, CensusReadFn read, void *rctx, Traverser **
 Traverser *traverser_free(Traverser *t);
 DEFINE_CLEANUP_FUNC(Traverser *, traverser_free)
 
+/* Named, when set, each run of memory longer than one read the traversal is about to read in
+ * pieces (a list's items, a dict's entries, a set's table), so that the reader may read it ahead
+ * in fewer system calls. A hint: what it does is not seen in what is visited. */
+typedef void (*TraversePrefetch)(void *rctx, uint64_t addr, size_t len);
+void traverser_set_prefetch(Traverser *t, TraversePrefetch prefetch);
+
 /* The (cached) description of the type object at `type`. -EFAULT when it cannot be read;
  * -ENODATA passed on from the copy (see census_take_visit). */
 int traverser_type(Traverser *t, uint64_t type, const TraverseType **ret);
