@@ -17,44 +17,88 @@ static char *print_free(cJSON *o)
     return s;
 }
 
-/* The census of one sample, as a head ending in "types":[ and one item per type, so that a
- * ?top=N answer is the head, the first N items and "]}" (the same bytes json_census(c, N)
- * prints: "types" is its last key). */
-static int add_census(SnapWriter *w, size_t i, const Census *c)
+/* The census of one sample as snapwriter_census takes it: a head ending in "types":[ and one
+ * item per type, so that a ?top=N answer is the head, the first N items and "]}" (the same bytes
+ * json_census(c, N) prints: "types" is its last key). The items lie end to end in one buffer. */
+typedef struct CensusText {
+    char *head;
+    char *buf;
+    const char **items; /* into buf */
+    size_t *lens;
+    size_t n;
+} CensusText;
+
+static void census_text_done(CensusText *t)
 {
+    free(t->head);
+    free(t->buf);
+    free(t->items);
+    free(t->lens);
+    *t = (CensusText){0};
+}
+
+/* A buffer's text in an allocation of its own length (a StrBuf grows by doubling): the caller
+ * frees it. NULL when out of memory. */
+static char *finish_tight(StrBuf *b, size_t *ret_len)
+{
+    size_t len = 0;
+    char *s = strbuf_finish(b, &len);
+    char *t = s ? realloc(s, len + 1) : NULL;
+    if (s && !t)
+        t = s; /* a shrink that failed: the larger block will do */
+    if (t && ret_len)
+        *ret_len = len;
+    return t;
+}
+
+/* Prints census c into *ret (emptied with census_text_done). Returns 0 or -ENOMEM. */
+static int census_text(const Census *c, CensusText *ret)
+{
+    CensusText t = {0};
     cJSON *o = json_census(c, 0);
     cJSON *types = o ? cJSON_DetachItemFromObject(o, "types") : NULL;
     char *obj = print_free(o);
-    size_t n = (size_t)cJSON_GetArraySize(types);
-    char **items = calloc(n ? n : 1, sizeof(*items));
-    size_t *lens = calloc(n ? n : 1, sizeof(*lens));
-    int k = obj && types && items && lens ? 0 : -ENOMEM;
+    t.n = (size_t)cJSON_GetArraySize(types);
+    t.items = calloc(t.n ? t.n : 1, sizeof(*t.items));
+    t.lens = calloc(t.n ? t.n : 1, sizeof(*t.lens));
+    int k = obj && types && t.items && t.lens ? 0 : -ENOMEM;
+    StrBuf b = {0};
     size_t made = 0;
-    for (cJSON *t = types ? types->child : NULL; k == 0 && t; t = t->next, made++) {
-        items[made] = cJSON_PrintUnformatted(t);
-        if (!items[made])
+    for (cJSON *x = types ? types->child : NULL; k == 0 && x; x = x->next, made++) {
+        char *item = cJSON_PrintUnformatted(x);
+        if (!item) {
             k = -ENOMEM;
-        else
-            lens[made] = strlen(items[made]);
+            break;
+        }
+        t.lens[made] = strlen(item);
+        strbuf_append(&b, item, t.lens[made]);
+        free(item);
     }
+    cJSON_Delete(types);
     if (k == 0) {
+        t.buf = finish_tight(&b, NULL);
         StrBuf head = {0};
         strbuf_append(&head, obj, strlen(obj) - 1); /* without its closing brace */
         strbuf_puts(&head, ",\"types\":[");
-        char *h = strbuf_finish(&head, NULL);
-        if (h)
-            snapwriter_census(w, i, c->at, h, (const char *const *)items, lens, n);
-        else
+        t.head = finish_tight(&head, NULL);
+        if (!t.buf || !t.head)
             k = -ENOMEM;
-        free(h);
     }
-    for (size_t m = 0; m < made; m++)
-        free(items[m]);
-    free(items);
-    free(lens);
+    strbuf_done(&b);
     free(obj);
-    cJSON_Delete(types);
-    return k;
+    for (size_t m = 0, off = 0; k == 0 && m < t.n; off += t.lens[m], m++)
+        t.items[m] = t.buf + off;
+    if (k < 0) {
+        census_text_done(&t);
+        return k;
+    }
+    *ret = t;
+    return 0;
+}
+
+static void write_census(SnapWriter *w, size_t i, double at, const CensusText *t)
+{
+    snapwriter_census(w, i, at, t->head, t->items, t->lens, t->n);
 }
 
 /* "suspects" of the growth document: the types whose count rose in each of the last K censuses,
@@ -132,13 +176,127 @@ static SnapSample sample_record(const TargetSample *s)
     return r;
 }
 
+/* One target's printed census and growth document, with what they were printed from. */
+typedef struct CacheEntry {
+    pid_t pid;
+    Census *census; /* a reference, or NULL when text is not held */
+    CensusText text;
+    Census *from, *to; /* references, or NULL when growth is not held */
+    const Suspects *suspects;
+    char *growth;
+    size_t growth_len;
+} CacheEntry;
+
+struct SnapCache {
+    CacheEntry *e; /* in pid order */
+    size_t n;
+};
+
+static void entry_drop_census(CacheEntry *e)
+{
+    e->census = census_free(e->census);
+    census_text_done(&e->text);
+}
+
+static void entry_drop_growth(CacheEntry *e)
+{
+    e->from = census_free(e->from);
+    e->to = census_free(e->to);
+    e->suspects = NULL;
+    free(e->growth);
+    e->growth = NULL;
+    e->growth_len = 0;
+}
+
+static void entry_done(CacheEntry *e)
+{
+    entry_drop_census(e);
+    entry_drop_growth(e);
+}
+
+SnapCache *snapcache_new(void)
+{
+    return calloc(1, sizeof(SnapCache));
+}
+
+SnapCache *snapcache_free(SnapCache *c)
+{
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < c->n; i++)
+        entry_done(&c->e[i]);
+    free(c->e);
+    free(c);
+    return NULL;
+}
+
+/* Lines the cache up with samples[0..n): entry i is samples[i]'s, carried over when its pid had
+ * one (both are in pid order, so one pass finds them), empty otherwise; the entries of pids gone
+ * are freed. Returns 0, or -ENOMEM with the cache emptied. */
+static int cache_align(SnapCache *c, const TargetSample *samples, size_t n)
+{
+    CacheEntry *e = calloc(n ? n : 1, sizeof(*e));
+    size_t j = 0;
+    for (size_t i = 0; e && i < n; i++) {
+        while (j < c->n && c->e[j].pid < samples[i].pid)
+            entry_done(&c->e[j++]);
+        if (j < c->n && c->e[j].pid == samples[i].pid)
+            e[i] = c->e[j++];
+        e[i].pid = samples[i].pid;
+    }
+    for (; j < c->n; j++)
+        entry_done(&c->e[j]);
+    free(c->e);
+    c->e = e;
+    c->n = e ? n : 0;
+    return e ? 0 : -ENOMEM;
+}
+
+/* Writes census c of sample i from entry e, printing it first unless e holds its text. */
+static int put_census(SnapWriter *w, size_t i, Census *c, CacheEntry *e)
+{
+    if (e->census != c) {
+        entry_drop_census(e);
+        int k = census_text(c, &e->text);
+        if (k < 0)
+            return k;
+        e->census = census_ref(c);
+    }
+    write_census(w, i, c->at, &e->text);
+    return 0;
+}
+
+/* Writes the growth document of sample s (from its previous census to its latest, with its
+ * suspects) from entry e, printing it first unless e holds it. */
+static int put_growth(SnapWriter *w, size_t i, const TargetSample *s, CacheEntry *e)
+{
+    if (e->from != s->prev_census || e->to != s->census || e->suspects != s->suspects ||
+        !e->growth) {
+        entry_drop_growth(e);
+        cJSON *gj = json_growth(s->pid, s->prev_census, s->census);
+        if (gj)
+            add_suspects(gj, s->suspects);
+        e->growth = print_free(gj);
+        if (!e->growth)
+            return -ENOMEM;
+        e->growth_len = strlen(e->growth);
+        e->from = census_ref(s->prev_census);
+        e->to = census_ref(s->census);
+        e->suspects = s->suspects;
+    }
+    snapwriter_growth(w, i, e->growth, e->growth_len);
+    return 0;
+}
+
 int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size_t n,
-                   double taken_at, Snapshot **ret)
+                   double taken_at, SnapCache *cache, Snapshot **ret)
 {
     SnapWriter *w = NULL;
     int k = snapwriter_new(taken_at, &w);
     if (k < 0)
         return k;
+    if (cache && cache_align(cache, samples, n) < 0)
+        cache = NULL; /* emptied: print everything this time */
     char **procs = calloc(n ? n : 1, sizeof(*procs));
     size_t *lens = calloc(n ? n : 1, sizeof(*lens));
     pid_t *pids = calloc(n ? n : 1, sizeof(*pids));
@@ -181,19 +339,17 @@ int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size
         snapwriter_census_error(w, i, s->census_error);
         SnapSample rec = sample_record(s);
         snapwriter_sample(w, i, &rec);
+        CacheEntry scratch = {.pid = s->pid};
+        CacheEntry *e = cache ? &cache->e[i] : &scratch;
         if (s->census)
-            k = add_census(w, i, s->census);
-        if (k == 0 && s->census && s->prev_census) {
-            cJSON *gj = json_growth(s->pid, s->prev_census, s->census);
-            if (gj)
-                add_suspects(gj, s->suspects);
-            char *g = print_free(gj);
-            if (g)
-                snapwriter_growth(w, i, g, strlen(g));
-            else
-                k = -ENOMEM;
-            free(g);
-        }
+            k = put_census(w, i, s->census, e);
+        else
+            entry_drop_census(e);
+        if (k == 0 && s->census && s->prev_census)
+            k = put_growth(w, i, s, e);
+        else
+            entry_drop_growth(e);
+        entry_done(&scratch);
     }
     for (int f = SNAP_PROMETHEUS; k == 0 && f <= SNAP_OPENMETRICS; f++) {
         size_t len = 0;

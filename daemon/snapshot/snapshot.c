@@ -247,11 +247,17 @@ int snapwriter_finish(SnapWriter *w, Snapshot **ret)
     }
     size_t base = sizeof(SnapHeader) + w->nrecs * sizeof(SnapRec);
     size_t size = base + w->len;
-    unsigned char *block = malloc(size);
+    /* The block is the writer's buffer, grown by the header and the index and its bytes moved
+     * up: its pages are written already, where a new block of this size (past the mmap
+     * threshold) would fault in every page again, each interval. */
+    unsigned char *block = realloc(w->data, size);
     if (!block) {
         snapwriter_free(w);
         return -ENOMEM;
     }
+    w->data = NULL;
+    if (w->len)
+        memmove(block + base, block, w->len);
     SnapHeader h = {
         .size = size, .taken_at = w->taken_at, .nprocs = w->nrecs, .settings = w->settings};
     memcpy(h.magic, SNAP_MAGIC, sizeof(h.magic));
@@ -272,8 +278,6 @@ int snapwriter_finish(SnapWriter *w, Snapshot **ret)
     memcpy(block, &h, sizeof(h));
     if (w->nrecs)
         memcpy(block + sizeof(h), w->recs, w->nrecs * sizeof(SnapRec));
-    if (w->len)
-        memcpy(block + base, w->data, w->len);
     snapwriter_free(w);
     Snapshot *s = snapshot_wrap(block, size, false);
     if (!s) {

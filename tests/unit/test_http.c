@@ -222,7 +222,7 @@ static void slow_answer_is_sent(void **state)
     holder_init(&holder);
     JsonDaemonInfo info = {.version = "test", .top_types = 20};
     Snapshot *empty = NULL;
-    assert_int_equal(snaprender_new(&info, NULL, 0, 0.0, &empty), 0);
+    assert_int_equal(snaprender_new(&info, NULL, 0, 0.0, NULL, &empty), 0);
     holder_swap(&holder, empty);
     unsigned port = free_port();
     char addr[64], err[512];
