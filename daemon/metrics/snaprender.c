@@ -39,16 +39,12 @@ static void census_text_done(CensusText *t)
 
 /* A buffer's text in an allocation of its own length (a StrBuf grows by doubling): the caller
  * frees it. NULL when out of memory. */
-static char *finish_tight(StrBuf *b, size_t *ret_len)
+static char *finish_tight(StrBuf *b)
 {
     size_t len = 0;
     char *s = strbuf_finish(b, &len);
     char *t = s ? realloc(s, len + 1) : NULL;
-    if (s && !t)
-        t = s; /* a shrink that failed: the larger block will do */
-    if (t && ret_len)
-        *ret_len = len;
-    return t;
+    return s && !t ? s : t; /* a shrink that failed: the larger block will do */
 }
 
 /* Prints census c into *ret (emptied with census_text_done). Returns 0 or -ENOMEM. */
@@ -76,11 +72,11 @@ static int census_text(const Census *c, CensusText *ret)
     }
     cJSON_Delete(types);
     if (k == 0) {
-        t.buf = finish_tight(&b, NULL);
+        t.buf = finish_tight(&b);
         StrBuf head = {0};
         strbuf_append(&head, obj, strlen(obj) - 1); /* without its closing brace */
         strbuf_puts(&head, ",\"types\":[");
-        t.head = finish_tight(&head, NULL);
+        t.head = finish_tight(&head);
         if (!t.buf || !t.head)
             k = -ENOMEM;
     }
@@ -94,11 +90,6 @@ static int census_text(const Census *c, CensusText *ret)
     }
     *ret = t;
     return 0;
-}
-
-static void write_census(SnapWriter *w, size_t i, double at, const CensusText *t)
-{
-    snapwriter_census(w, i, at, t->head, t->items, t->lens, t->n);
 }
 
 /* "suspects" of the growth document: the types whose count rose in each of the last K censuses,
@@ -262,7 +253,7 @@ static int put_census(SnapWriter *w, size_t i, Census *c, CacheEntry *e)
             return k;
         e->census = census_ref(c);
     }
-    write_census(w, i, c->at, &e->text);
+    snapwriter_census(w, i, c->at, e->text.head, e->text.items, e->text.lens, e->text.n);
     return 0;
 }
 

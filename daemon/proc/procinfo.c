@@ -246,18 +246,24 @@ static int scan_fd(int fd, const ScanKey *keys, size_t n, int64_t *vals)
     }
 }
 
+/* open() of /proc/PID/<file>: the fd, or the raw -errno. */
+static int open_proc_raw(pid_t pid, const char *file)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
 /* scan_fd() of /proc/PID/<file>. Returns the raw -errno of open or read: the callers decide
  * which mean "gone". */
 static int scan_proc_file(pid_t pid, const char *file, const ScanKey *keys, size_t n, int64_t *vals)
 {
-    char path[64];
-
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_(closep) int fd = open_proc_raw(pid, file);
     if (fd < 0) {
         for (size_t i = 0; i < n; i++)
             vals[i] = -1;
-        return -errno;
+        return fd;
     }
     return scan_fd(fd, keys, n, vals);
 }
@@ -267,13 +273,11 @@ static bool is_gone(int r)
     return r == -ENOENT || r == -ESRCH;
 }
 
-/* open() of /proc/PID/<file>: the fd, or -ESRCH when the process is gone, else -errno. */
+/* open_proc_raw(), with -ESRCH for every error that says the process is gone. */
 static int open_proc(pid_t pid, const char *file)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd >= 0 ? fd : is_gone(-errno) ? -ESRCH : -errno;
+    int fd = open_proc_raw(pid, file);
+    return fd >= 0 || !is_gone(fd) ? fd : -ESRCH;
 }
 
 enum { ST_TGID, ST_UID, ST_VMSIZE, ST_VMHWM, ST_VMRSS, ST_RSSANON, ST_VMSWAP };
