@@ -1171,16 +1171,20 @@ static void *run(void *arg)
         if (now >= next_sample) {
             sample_all(s, &opt);
             publish(s, &opt);
+            next_poll = now; /* a target whose GC was seen working is polled at once */
             /* Keep the schedule: a slow sample does not shift every later one. */
             next_sample += opt.interval;
             if (next_sample < now)
                 next_sample = now + opt.interval;
         }
         if (opt.gc_poll_interval > 0 && now >= next_poll) {
+            /* Each target has its own cadence (a quiet GC is polled less often): wake for the
+             * first due. */
+            next_poll = now + TARGET_QUIET_POLL_EVERY * opt.gc_poll_interval;
             for (size_t i = 0; i < s->nw; i++)
                 if (s->w[i].have_last && s->w[i].last.status == TARGET_OK)
-                    target_poll_gc(s->w[i].t);
-            next_poll = now + opt.gc_poll_interval;
+                    next_poll =
+                        fmin(next_poll, target_poll_gc(s->w[i].t, now, opt.gc_poll_interval));
         }
         /* Censuses run on the worker, one at a time, so they never hold up sampling here:
          * take a finished one in, then start the next (on demand before scheduled). */

@@ -41,6 +41,11 @@ struct Target {
     unsigned polls, busy;
     unsigned ring_polls[TARGET_BUSY_WINDOW], ring_busy[TARGET_BUSY_WINDOW];
     unsigned ring_at;
+    /* The GC's state at the last good sample, and whether it stayed idle from the sample before
+     * (target_gc_quiet()): polled TARGET_QUIET_POLL_EVERY times less often while it does. */
+    GcMark gc_mark;
+    bool gc_quiet;
+    double poll_due; /* clock_mono() of the next poll; 0: at the next chance */
     /* PSS at its own cadence (target_set_pss_policy): the last read and when it was made. */
     double pss_interval;
     uint64_t pss_max_rss;
@@ -324,13 +329,40 @@ int target_referrers(Target *t, const char *type, CensusMode mode, double max_pa
     return 0;
 }
 
-void target_poll_gc(Target *t)
+GcMark target_gc_mark(const PySample *py)
 {
+    GcMark m = {.known = true, .collecting = py->collecting};
+    for (unsigned i = 0; i < py->ngenerations && i < PYREAD_MAX_GENERATIONS; i++) {
+        if (py->gen[i].collections < 0)
+            return (GcMark){0}; /* not counted by this version: nothing can be concluded */
+        m.collections += (uint64_t)py->gen[i].collections;
+    }
+    return m;
+}
+
+bool target_gc_quiet(GcMark before, GcMark after)
+{
+    /* A collection that ran in between either finished (and was counted) or is still running
+     * at `after`; one running at `before` finishes later, perhaps uncounted yet. */
+    return before.known && after.known && !before.collecting && !after.collecting &&
+           before.collections == after.collections;
+}
+
+double target_poll_gc(Target *t, double now, double interval)
+{
+    if (now < t->poll_due)
+        return t->poll_due;
+    /* While the GC stays idle a poll stands for the TARGET_QUIET_POLL_EVERY it replaces: the
+     * estimate stays a share of time, and a collection in a quiet stretch still counts, with
+     * that weight, if a poll lands in it. */
+    unsigned weight = t->gc_quiet ? TARGET_QUIET_POLL_EVERY : 1;
+    t->poll_due = now + weight * interval;
     bool collecting;
     if (!t->reader || pyreader_poll_collecting(t->reader, t->rmem, &collecting) < 0)
-        return;
-    t->polls++;
-    t->busy += collecting;
+        return t->poll_due;
+    t->polls += weight;
+    t->busy += collecting ? weight : 0;
+    return t->poll_due;
 }
 
 pid_t target_pid(const Target *t)
@@ -606,6 +638,11 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     s.have_memory = true;
     sample_pss(t, &s);
     sample_python(t, cache, force_frozen, &s);
+    GcMark mark = s.status == TARGET_OK && s.have_py ? target_gc_mark(&s.py) : (GcMark){0};
+    t->gc_quiet = target_gc_quiet(t->gc_mark, mark);
+    t->gc_mark = mark;
+    if (!t->gc_quiet)
+        t->poll_due = 0; /* a collection ran, or nothing is known: polled at the full rate now */
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
     if (s.status == TARGET_OK && s.have_py && s.py.frozen_reason[0]) {

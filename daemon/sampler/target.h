@@ -151,8 +151,24 @@ void target_set_pss_policy(Target *t, double interval, uint64_t max_rss);
 void target_set_group_template(Target *t, const char *tpl);
 
 /* Polls the GC's `collecting` flag (one small read) and counts the answer toward the busy-ratio
- * estimate of the next sample. Silently does nothing for a target that is not readable. */
-void target_poll_gc(Target *t);
+ * estimate of the next sample, when a poll is due at `now` (clock_mono()): every `interval`
+ * seconds, and every TARGET_QUIET_POLL_EVERY intervals while the GC stayed idle between the
+ * last two samples, each poll then counting for as many. Returns when the next is due.
+ * Silently reads nothing for a target that is not readable. */
+double target_poll_gc(Target *t, double now, double interval);
+
+/* How much rarer the polls of a quiet GC are: at the default 0.05 s, 5 a second instead of 20. */
+#define TARGET_QUIET_POLL_EVERY 4
+
+/* What a sample saw of the GC, to tell whether a collection can have run between two. */
+typedef struct GcMark {
+    bool known;           /* false: not a good sample, or a version without collection counts */
+    bool collecting;      /* a collection running at the sample */
+    uint64_t collections; /* collections finished, all generations */
+} GcMark;
+GcMark target_gc_mark(const PySample *py);
+/* Whether no collection can have run between two samples: none finished, none ran at either. */
+bool target_gc_quiet(GcMark before, GcMark after);
 
 /* Samples the target. Never fails: what went wrong is in ret->status and ret->error. */
 void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen,

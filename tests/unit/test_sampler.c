@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "sampler/sampler.h"
+#include "sampler/target.h"
 
 static ProcIdentity ident(const char *comm, char *cmdline)
 {
@@ -64,11 +65,52 @@ static void census_selects(void **state)
     regfree(&cm);
 }
 
+static PySample gc_state(bool collecting, int64_t c0, int64_t c1, int64_t c2)
+{
+    PySample py = {.collecting = collecting, .ngenerations = 3};
+    py.gen[0].collections = c0;
+    py.gen[1].collections = c1;
+    py.gen[2].collections = c2;
+    return py;
+}
+
+/* When the GC's polls may slow down: only when no collection can have run between two samples. */
+static void gc_quiet(void **state)
+{
+    (void)state;
+    PySample a = gc_state(false, 10, 2, 1);
+    GcMark m = target_gc_mark(&a);
+    assert_true(m.known);
+    assert_int_equal(m.collections, 13);
+    assert_true(target_gc_quiet(m, m));
+
+    /* A collection of any generation finished in between. */
+    for (int g = 0; g < 3; g++) {
+        PySample b = a;
+        b.gen[g].collections++;
+        assert_false(target_gc_quiet(m, target_gc_mark(&b)));
+    }
+    /* One running at either sample: counted only once it ends, perhaps after the second. */
+    PySample busy = gc_state(true, 10, 2, 1);
+    assert_false(target_gc_quiet(m, target_gc_mark(&busy)));
+    assert_false(target_gc_quiet(target_gc_mark(&busy), m));
+    /* Nothing known: the first sample, a failed one, a version without the counts. */
+    assert_false(target_gc_quiet((GcMark){0}, m));
+    assert_false(target_gc_quiet(m, (GcMark){0}));
+    PySample uncounted = gc_state(false, 10, -1, 1);
+    assert_false(target_gc_mark(&uncounted).known);
+    assert_false(target_gc_quiet(target_gc_mark(&uncounted), target_gc_mark(&uncounted)));
+    /* Counts that fell (another interpreter at the same pid) are a change, not quiet. */
+    PySample fewer = gc_state(false, 0, 0, 0);
+    assert_false(target_gc_quiet(m, target_gc_mark(&fewer)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(selects),
         cmocka_unit_test(census_selects),
+        cmocka_unit_test(gc_quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
