@@ -638,11 +638,6 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     s.have_memory = true;
     sample_pss(t, &s);
     sample_python(t, cache, force_frozen, &s);
-    GcMark mark = s.status == TARGET_OK && s.have_py ? target_gc_mark(&s.py) : (GcMark){0};
-    t->gc_quiet = target_gc_quiet(t->gc_mark, mark);
-    t->gc_mark = mark;
-    if (!t->gc_quiet)
-        t->poll_due = 0; /* a collection ran, or nothing is known: polled at the full rate now */
     if (s.status == TARGET_OK && s.pymalloc_error[0])
         snprintf(s.error, sizeof(s.error), "pymalloc: %s", s.pymalloc_error);
     if (s.status == TARGET_OK && s.have_py && s.py.frozen_reason[0]) {
@@ -651,7 +646,12 @@ void target_sample(Target *t, PyElfCache *cache, ProcInfo *pi, bool force_frozen
     }
 
     k = procinfo_stamp(t->pid, &after);
-    if (k >= 0 && !procstamp_same_image(&before, &after)) {
+    if (k < 0) {
+        /* Gone by the end of the read: the pid may have named another process for part of it
+         * (a short-lived one, reaped already), whose interpreter the read may have found. */
+        s.have_py = s.have_python = s.have_memory = false;
+        set_error(&s, k, "reading /proc");
+    } else if (!procstamp_same_image(&before, &after)) {
         /* exec() while being read: what was read may be of either image, or of both. */
         s.have_py = s.have_python = s.have_memory = false;
         if (!procstamp_same_process(&before, &after)) {
@@ -672,6 +672,11 @@ done:
     /* A pid that names another process now: what was found of the old one is not its. */
     if (s.have_identity && s.status != TARGET_GONE)
         fill_whois(t, &s);
+    GcMark mark = s.status == TARGET_OK && s.have_py ? target_gc_mark(&s.py) : (GcMark){0};
+    t->gc_quiet = target_gc_quiet(t->gc_mark, mark);
+    t->gc_mark = mark;
+    if (!t->gc_quiet)
+        t->poll_due = 0; /* a collection ran, or nothing is known: polled at the full rate now */
     s.sample_seconds = clock_mono() - t0;
     *ret = s;
 }

@@ -305,7 +305,10 @@ def t_pid_reuse(c, ctx):
                     bad.append("old start_time %s reported \"ok\" (version %s) with sampled_at "
                                "%.2f s after the first owner exited" % (st, ver, sa - t_exit))
                 elif ver != v_a:
-                    bad.append("old start_time with the new version %s" % ver)
+                    bad.append("old start_time with the new version %s (sampled_at %.3f s "
+                               "after the first owner exited, sample_seconds %s, error %s)" % (
+                                   ver, sa - t_exit, p.get("sample_seconds"),
+                                   shown(p.get("error"))))
             elif ver != v_b:
                 bad.append("new start_time %s with version %s (expected %s): mixed" % (
                     st, ver, v_b))
