@@ -7,7 +7,9 @@
  * before it, and leak suspects. Prints CPU (CLOCK_PROCESS_CPUTIME_ID) and minor page faults
  * (getrusage) per round, and the bytes of one snapshot.
  *
- *   build/tests/bench/bench_render [N] [ROUNDS]
+ *   build/tests/bench/bench_render [N] [ROUNDS] [DUMP]
+ *
+ * DUMP: a file to write the first snapshot's block to, to compare the bytes of two builds.
  *
  * As in pymemd, the mmap threshold is 128 KiB (main.c) and each round ends with malloc_trim(0)
  * as the sampler's publish() does.
@@ -182,7 +184,7 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 10;
     long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
     if (n == 0 || rounds <= 0) {
-        fprintf(stderr, "usage: bench_render [N] [ROUNDS]\n");
+        fprintf(stderr, "usage: bench_render [N] [ROUNDS] [DUMP]\n");
         return 2;
     }
     Census *c[3];
@@ -213,6 +215,17 @@ int main(int argc, char **argv)
         return 1;
     int fd = -1;
     size_t bytes = snapshot_to_memfd(snap, &fd) == 0 ? (size_t)lseek(fd, 0, SEEK_END) : 0;
+    if (argc > 3) {
+        FILE *f = fopen(argv[3], "we");
+        char *block = malloc(bytes);
+        if (!f || !block || pread(fd, block, bytes, 0) != (ssize_t)bytes ||
+            fwrite(block, 1, bytes, f) != bytes) {
+            fprintf(stderr, "cannot write %s\n", argv[3]);
+            return 1;
+        }
+        fclose(f);
+        free(block);
+    }
     close(fd);
     snapshot_unref(snap);
     double c0 = cpu_now();
