@@ -11,8 +11,9 @@
  *
  * DUMP: a file to write the first snapshot's block to, to compare the bytes of two builds.
  *
- * As in pymemd, the mmap threshold is 128 KiB (main.c) and each round ends with malloc_trim(0)
- * as the sampler's publish() does.
+ * As in pymemd, the mmap threshold is 128 KiB (main.c). A round ends with malloc_trim(0) every
+ * TRIM_EVERY rounds (environment, default 1: what publish() did until it trimmed only after a
+ * census or every 30 rounds; TRIM_EVERY=30 for that).
  *
  * Against another commit: tests/bench/bench_render_ab.sh builds this file in an export of that
  * commit and runs both binaries alternately (see there). Prints figures, asserts nothing. */
@@ -183,6 +184,9 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 10;
     long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
+    long trim_every = getenv("TRIM_EVERY") ? strtol(getenv("TRIM_EVERY"), NULL, 10) : 1;
+    if (trim_every <= 0)
+        trim_every = 1;
     if (n == 0 || rounds <= 0) {
         fprintf(stderr, "usage: bench_render [N] [ROUNDS] [DUMP]\n");
         return 2;
@@ -234,7 +238,7 @@ int main(int argc, char **argv)
         if (snaprender_new(&info, s, n, 1700000001.0 + (double)r, cache, &snap) < 0)
             return 1;
         snapshot_unref(snap);
-        if (!getenv("NOTRIM"))
+        if ((r + 1) % trim_every == 0)
             malloc_trim(0);
     }
     double cpu = cpu_now() - c0;
