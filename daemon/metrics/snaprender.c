@@ -293,7 +293,8 @@ static char *process_text(const TargetSample *s, const CacheEntry *e, size_t *re
             strbuf_puts(&b, "]}");
             strbuf_puts(&b, at + key + strlen("null"));
             free(doc);
-            return strbuf_finish(&b, ret_len);
+            *ret_len = b.len;
+            return finish_tight(&b); /* all of them are held until the snapshot is made */
         }
         free(doc);
     }
