@@ -243,18 +243,65 @@ static int cache_align(SnapCache *c, const TargetSample *samples, size_t n)
     return e ? 0 : -ENOMEM;
 }
 
+/* Makes entry e hold the printed census c, unless it does. Returns 0 or -ENOMEM. */
+static int entry_census(CacheEntry *e, Census *c)
+{
+    if (e->census == c)
+        return 0;
+    entry_drop_census(e);
+    int k = census_text(c, &e->text);
+    if (k < 0)
+        return k;
+    e->census = census_ref(c);
+    return 0;
+}
+
 /* Writes census c of sample i from entry e, printing it first unless e holds its text. */
 static int put_census(SnapWriter *w, size_t i, Census *c, CacheEntry *e)
 {
-    if (e->census != c) {
-        entry_drop_census(e);
-        int k = census_text(c, &e->text);
-        if (k < 0)
-            return k;
-        e->census = census_ref(c);
+    int k = entry_census(e, c);
+    if (k == 0)
+        snapwriter_census(w, i, c->at, e->text.head, e->text.items, e->text.lens, e->text.n);
+    return k;
+}
+
+/* The process document of sample s, printed (the caller frees it; its length in *ret_len), or
+ * NULL when out of memory. Its "objects" member is census s->census as json_census(c, 0)
+ * prints it, the same bytes as e's census text (head, items, "]}"): with e holding it, the
+ * document is printed without the census and that text put in its place, instead of a tree
+ * of every type built and printed each interval. */
+static char *process_text(const TargetSample *s, const CacheEntry *e, size_t *ret_len)
+{
+    static const char hole[] = "\"objects\":null,\"objects_error\":";
+    char *doc = NULL;
+    if (s->census && e && e->census == s->census) {
+        TargetSample v = *s; /* shallow: json_process only reads it */
+        v.census = NULL;
+        doc = print_free(json_process(&v));
+        /* Keys are never inside a string: a quote in one is escaped, so the hole is the key. */
+        char *at = doc ? strstr(doc, hole) : NULL;
+        if (at) {
+            size_t key = strlen("\"objects\":");
+            StrBuf b = {0};
+            strbuf_append(&b, doc, (size_t)(at - doc) + key);
+            strbuf_puts(&b, e->text.head);
+            for (size_t t = 0; t < e->text.n; t++) {
+                if (t)
+                    strbuf_puts(&b, ",");
+                strbuf_append(&b, e->text.items[t], e->text.lens[t]);
+            }
+            strbuf_puts(&b, "]}");
+            strbuf_puts(&b, at + key + strlen("null"));
+            free(doc);
+            *ret_len = b.len;
+            return finish_tight(&b); /* all of them are held until the snapshot is made */
+        }
+        free(doc);
     }
-    snapwriter_census(w, i, c->at, e->text.head, e->text.items, e->text.lens, e->text.n);
-    return 0;
+    doc = print_free(json_process(s));
+    if (doc)
+        *ret_len = strlen(doc);
+    return doc;
 }
 
 /* Writes the growth document of sample s (from its previous census to its latest, with its
@@ -306,11 +353,12 @@ int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size
      * once would be the largest allocation pymemd makes. */
     for (size_t i = 0; k == 0 && i < n; i++) {
         pids[i] = samples[i].pid;
-        procs[i] = print_free(json_process(&samples[i]));
+        CacheEntry *e = cache ? &cache->e[i] : NULL;
+        if (e && samples[i].census)
+            k = entry_census(e, samples[i].census);
+        procs[i] = k == 0 ? process_text(&samples[i], e, &lens[i]) : NULL;
         if (!procs[i])
             k = -ENOMEM;
-        else
-            lens[i] = strlen(procs[i]);
     }
     if (k == 0) {
         StrBuf head = {0};

@@ -21,7 +21,7 @@ SnapCache *snapcache_free(SnapCache *c);
 /* Renders the three /metrics bodies, each PROCESS object, census (with its type items
  * separately, for ?top=N) and growth table of samples[0..n) (in pid order). With a cache (may be
  * NULL), a census or growth document unchanged since the last call is copied from it rather than
- * printed again: the bytes are the same either way. Returns 0 with a snapshot of one reference in
- * *ret, or -ENOMEM. */
+ * printed again, and so is the census inside each PROCESS object: the bytes are the same either
+ * way. Returns 0 with a snapshot of one reference in *ret, or -ENOMEM. */
 int snaprender_new(const JsonDaemonInfo *info, const TargetSample *samples, size_t n,
                    double taken_at, SnapCache *cache, Snapshot **ret);

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -79,12 +81,32 @@ struct SnapWriter {
     size_t nrecs;
 };
 
+/* The block of the last writer-made snapshot freed, kept for the next writer: a block past the
+ * mmap threshold (128 KiB, main.c) is a fresh mapping each time, and faulting in its pages was
+ * most of what a snapshot cost (10 targets, a 270 KiB block: 66 faults each interval). Only
+ * blocks up to SPARE_MAX are kept, so that with many targets the sampler does not hold a large
+ * block between intervals (a spare is resident memory). Taken and put back with an atomic
+ * exchange: a snapshot may be freed on any thread. */
+#define SPARE_MAX (1u << 20)
+static _Atomic(unsigned char *) spare;
+
+static void spare_put(unsigned char *block)
+{
+    if (block && malloc_usable_size(block) > SPARE_MAX) {
+        free(block);
+        return;
+    }
+    free(atomic_exchange(&spare, block));
+}
+
 int snapwriter_new(double taken_at, SnapWriter **ret)
 {
     SnapWriter *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
     w->taken_at = taken_at;
+    w->data = atomic_exchange(&spare, NULL);
+    w->cap = w->data ? malloc_usable_size(w->data) : 0;
     *ret = w;
     return 0;
 }
@@ -249,7 +271,8 @@ int snapwriter_finish(SnapWriter *w, Snapshot **ret)
     size_t size = base + w->len;
     /* The block is the writer's buffer, grown by the header and the index and its bytes moved
      * up: its pages are written already, where a new block of this size (past the mmap
-     * threshold) would fault in every page again, each interval. */
+     * threshold) would fault in every page again, each interval. Past the threshold, a realloc
+     * to the same number of pages does nothing. */
     unsigned char *block = realloc(w->data, size);
     if (!block) {
         snapwriter_free(w);
@@ -389,7 +412,7 @@ Snapshot *snapshot_unref(Snapshot *s)
     if (s->mapped)
         munmap((void *)s->block, s->size);
     else
-        free((void *)s->block);
+        spare_put((unsigned char *)s->block);
     pthread_mutex_destroy(&s->gz_lock);
     free(s);
     return NULL;

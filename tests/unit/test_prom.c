@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,12 +224,74 @@ static void target_info(void **state)
     }
 }
 
+/* A value as prom has always printed it: NaN; integral and below 1e15, "%.0f" (so -0 too);
+ * else "%.17g". The renderer prints integers by its own path: the bytes must be these. */
+static void reference_value(char *out, size_t size, double v)
+{
+    if (isnan(v))
+        snprintf(out, size, "NaN");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(out, size, "%.0f", v);
+    else
+        snprintf(out, size, "%.17g", v);
+}
+
+/* Values at the edges of the integer path, through an integer counter (gc.get_count()) and a
+ * floating-point one (the GC's duration), in both formats. */
+static void value_edges(void **state)
+{
+    (void)state;
+    const int64_t ints[] = {0,
+                            1,
+                            -1,
+                            9,
+                            10,
+                            -10,
+                            700,
+                            123456789,
+                            -987654321,
+                            (int64_t)1 << 53,
+                            ((int64_t)1 << 53) + 1,
+                            999999999999999,
+                            -999999999999999,
+                            1000000000000000,
+                            -1000000000000000,
+                            10000000000000001,
+                            INT64_MAX,
+                            INT64_MIN};
+    const double reals[] = {0.0,       -0.0,       0.5,      -0.5,      1e-300,
+                            0.1 + 0.2, 1e14 + 0.5, 1e15,     -1e15,     1e16,
+                            1.5e300,   -1e308,     INFINITY, -INFINITY, 4503599627370495.5};
+    TargetSample s[2];
+    fill(&s[0], &s[1]);
+    size_t nint = sizeof(ints) / sizeof(ints[0]), nreal = sizeof(reals) / sizeof(reals[0]);
+    for (size_t i = 0; i < nint + nreal; i++) {
+        double v = i < nint ? (double)ints[i] : reals[i - nint];
+        if (i < nint)
+            s[0].py.gen[0].count = ints[i];
+        else
+            s[0].py.gen[0].duration = reals[i - nint];
+        const char *name = i < nint ? "python_gc_pending" : "python_gc_duration_seconds_total";
+        char want[256], value[64];
+        reference_value(value, sizeof(value), v);
+        snprintf(want, sizeof(want),
+                 "%s{pid=\"42\",name=\"we\\\"ird\\\\name\",generation=\"0\"} %s", name, value);
+        for (int f = 0; f < 2; f++) {
+            char *t = prom_render(f ? PROM_OPENMETRICS : PROM_TEXT, "0.1.0", s, 2, 20, NULL);
+            assert_non_null(t);
+            if (!has_line(t, want))
+                fail_msg("value %.17g: no line \"%s\"", v, want);
+            free(t);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(target_info),          cmocka_unit_test(text_format),
         cmocka_unit_test(openmetrics_format),   cmocka_unit_test(pymalloc_bytes),
-        cmocka_unit_test(other_never_collides),
+        cmocka_unit_test(other_never_collides), cmocka_unit_test(value_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
