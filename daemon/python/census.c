@@ -23,6 +23,8 @@
 #define PAGE          4096u
 #define HUGE_PAGE     (2u << 20)
 #define CREW_MIN      (8u << 20) /* copies from this size on use two threads and huge pages */
+#define READY_SPIN    0.005      /* seconds the crew's helper stays awake for the copy in a stop */
+#define WARM_MAX      (128ull << 20) /* bytes a copy may be read ahead of the stop, at most (warm) */
 #define NAME_MAX_LEN  128
 #define CHECK_EVERY   4096       /* nodes between looks at the clock */
 #define MAX_HINTS     65536      /* pages outside the arenas copied in advance (256 MiB) */
@@ -1546,6 +1548,33 @@ static int census_ft_pass_walk(const Pass *p, Walk *w, Census *c)
     return k;
 }
 
+/* Reads, while the target still runs, what the stop is about to copy, into the same buffer, and
+ * forgets it. The copy inside the stop then finds the target's pages, their page tables and the
+ * buffer in the caches and takes about half as long (measured on Debian's 3.11.2: 9.4 MB in 0.8
+ * to 1.3 ms instead of 1.4 to 2.5 at 105k objects, 78 MB in 5.5 to 6.8 ms instead of 7 to 15 at
+ * 1M; at 5M, 400 MB, nothing), for one more copy of CPU time while nothing waits on it. Past
+ * WARM_MAX the caches hold too little of it to matter, and a copy that does not fit the buffer
+ * goes to a fresh allocation: neither is read ahead. */
+static void warm(const Pass *p, View *v, Crew *crew, size_t arena_cap, bool seal)
+{
+    const PyLayout *l = &p->loc->layout;
+    uint64_t bytes = 0;
+    char why[200];
+    int k;
+    if (!p->buf->buf)
+        return;
+    v->note_pools = p->vis != NULL; /* as the copy will: with the pools to choose from */
+    if (l->free_threaded)
+        k = census_ft_plan(v, p->loc, p->gc - l->interp.gc, true, p->buf->buf, arena_cap, &bytes,
+                           why, sizeof(why));
+    else
+        k = plan_arenas(v, p->loc, p->obmalloc, true, p->buf->buf, arena_cap, &bytes);
+    if (k >= 0 && !v->arena_buf && bytes + p->nhints * PAGE <= WARM_MAX)
+        copy_all(v, crew, seal ? p->pools : NULL, pool_bytes(l), p->hints, p->nhints,
+                 p->buf->buf + arena_cap, 0);
+    view_done(v);
+}
+
 /* One pass: stops the target (freeze mode), reads its GC state, copies the arenas and the pages
  * the hints name, and walks every generation list. With seal, the target is resumed before the
  * walk, which then runs over the copy alone and fails with -ENODATA at the first page it lacks;
@@ -1563,6 +1592,10 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     int k;
     if ((k = crew_new(p->r, p->buf->cap >= CREW_MIN, &crew)) < 0)
         return k;
+    if (p->mode == CENSUS_FREEZE) {
+        crew_ready(crew, READY_SPIN); /* awake from here to the copy in the stop */
+        warm(p, v, crew, arena_cap, seal);
+    }
     /* Room for the hinted pages is made before the stop. */
     if (p->nhints && (v->npages + p->nhints) * 2 >= v->cap &&
         (k = page_grow(v, v->npages + p->nhints)) < 0)
@@ -1572,6 +1605,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
     double pause_start = clock_mono(), deadline = 0;
     if (p->mode == CENSUS_FREEZE) {
         deadline = pause_start + p->budget;
+        crew_ready(crew, READY_SPIN);
         k = freeze_process(p->pid, p->expect, deadline, &fz);
         if (k == -ETIMEDOUT) {
             set_err(p->err, p->errlen,
@@ -1626,6 +1660,7 @@ static int census_pass(const Pass *p, bool seal, View *v, TypeTable *types, Cens
             set_err_bounds(p->err, p->errlen, k, c->copied_bytes);
         goto out;
     }
+    crew_rest(crew);
     /* What is left of census_max_memory after the copy is for pages read on demand. The copy
      * is in the buffer (hinted pages at its end), or, when the arenas outgrew the buffer since
      * it was sized, in an allocation of its own beside it. */
