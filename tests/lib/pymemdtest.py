@@ -315,30 +315,51 @@ def case(name, fn, *args):
 
 
 
-def debian_python():
-    """(label, argv) of the newest usable Debian interpreter of the manifest
-    written by tests/integration/debian-pythons.sh, or (None, reason)."""
+def debian_interpreters():
+    """Every interpreter of the manifest written by tests/integration/debian-pythons.sh, as
+    (label, argv, version, why) with argv None and why the reason when it cannot run; or
+    ([], reason) as (None, reason) when there is no manifest."""
     cache = os.environ.get("PYMEMD_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "pymemd")
     manifest = os.path.join(cache, "debian", "interpreters.tsv")
     if not os.path.exists(manifest):
-        return None, "manifest %s is missing" % manifest
-    best = None
+        return None, "manifest %s is missing (tests/integration/debian-pythons.sh makes it)" % (
+            manifest)
+    out = []
     with open(manifest, encoding="utf-8", errors="replace") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
-            if len(fields) < 3 or line.lstrip().startswith("#") or fields[1] == "skip":
+            if len(fields) < 3 or line.lstrip().startswith("#"):
                 continue
             label, version, rest = fields[0], fields[1], "\t".join(fields[2:])
-            cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
-            if not cmd or not os.path.exists(cmd[0]):
-                continue
             if not label.startswith("debian"):
                 label = "debian-" + label
-            if best is None or version_key(version) > version_key(best[2]):
-                best = (label, cmd, version)
+            if version == "skip":
+                out.append((label, None, None, "debian-pythons.sh skipped it: %s" % rest))
+                continue
+            cmd = [rest] if os.path.exists(rest) else shlex.split(rest)
+            if not cmd or not os.path.exists(cmd[0]):
+                out.append((label, None, version, "listed in %s, but %r does not exist" % (
+                    manifest, rest)))
+                continue
+            out.append((label, cmd, version, None))
+    if not out:
+        return None, "manifest %s lists no interpreter" % manifest
+    return out, None
+
+
+def debian_python():
+    """(label, argv) of the newest usable Debian interpreter of the manifest
+    written by tests/integration/debian-pythons.sh, or (None, reason)."""
+    every, why = debian_interpreters()
+    if every is None:
+        return None, why
+    best = None
+    for label, cmd, version, _ in every:
+        if cmd and (best is None or version_key(version) > version_key(best[2])):
+            best = (label, cmd, version)
     if best is None:
-        return None, "manifest %s lists no usable interpreter" % manifest
+        return None, "the manifest lists no usable interpreter"
     return best[0], best[1]
 
 

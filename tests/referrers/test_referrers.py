@@ -312,12 +312,21 @@ def interpreters():
         ok = os.path.isfile(p) and os.access(p, os.X_OK)
         out.append((name, p if ok else None,
                     None if ok else "no %s (tests/integration/debian-pythons.sh makes it)" % p))
+    # The rest of the matrix: each suite's releases, debug builds (other offsets), builds
+    # without PIE and interpreters embedded in another program.
+    every, why = pymemdtest.debian_interpreters()
+    if every is None:
+        out.append(("debian (the rest of the matrix)", None, why))
+    for label, cmd, _, why in every or ():
+        if label not in [o[0] for o in out]:
+            out.append((label, cmd[0] if cmd else None, why))
+    out.append(("upstream-3.13",) + upstream_python("upstream-3.13"))
     return out
 
 
-def upstream_ft():
-    """The free-threaded 3.13t of tests/integration/upstream-pythons.sh's manifest: (path, None)
-    or (None, why not)."""
+def upstream_python(label):
+    """An interpreter of tests/integration/upstream-pythons.sh's manifest: (path, None) or
+    (None, why not)."""
     cache = os.environ.get("PYMEMD_CACHE_DIR") or os.path.expanduser("~/.cache/pymemd")
     manifest = os.path.join(cache, "upstream", "interpreters.tsv")
     if not os.path.exists(manifest):
@@ -325,12 +334,12 @@ def upstream_ft():
     with open(manifest, encoding="utf-8", errors="replace") as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
-            if len(fields) >= 3 and fields[0] == "upstream-3.13t":
+            if len(fields) >= 3 and fields[0] == label:
                 if fields[1] == "skip":
-                    return None, "upstream-pythons.sh skipped 3.13t: %s" % fields[2]
+                    return None, "upstream-pythons.sh skipped %s: %s" % (label, fields[2])
                 if os.path.exists(fields[2]):
                     return fields[2], None
-    return None, "%s lists no usable upstream-3.13t" % manifest
+    return None, "%s lists no usable %s" % (manifest, label)
 
 
 def spawn_target(python, tmp, target=TARGET):
@@ -529,7 +538,7 @@ def run(args, tmp):
         f.write(LEAKY)
     for label, path, why in interpreters():
         case(label, check_interpreter, path, why, args.pymemd, tmp)
-    ft, why = upstream_ft()
+    ft, why = upstream_python("upstream-3.13t")
     case("upstream-3.13t", check_interpreter, ft, why, args.pymemd, tmp)
     case("upstream-3.13t, a thread started: modules, classes, functions untracked",
          check_interpreter, ft, why, args.pymemd, tmp, TARGET_FT,
