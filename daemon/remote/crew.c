@@ -44,7 +44,7 @@ typedef struct Job {
 
 struct Crew {
     Rmem *r;
-    _Atomic(Job *) offered; /* a read the helper has not taken yet (it holds a reference) */
+    _Atomic(Job *) offered;         /* a read the helper has not taken yet (it holds a reference) */
     atomic_int_fast64_t spin_until; /* monotonic ns until which the idle helper spins */
     atomic_int_fast64_t linger;     /* ns it spins after a read made inside that window */
     atomic_bool quit;
@@ -283,7 +283,7 @@ int crew_read(Crew *c, const RmemIov *iov, size_t n, int *status, double deadlin
     }
     if (c->has_helper && j->npieces > 1) {
         j->ready = now_ns() < atomic_load(&c->spin_until);
-        atomic_fetch_add(&j->refs, 1); /* the helper's, once it takes the job */
+        atomic_fetch_add(&j->refs, 1);              /* the helper's, once it takes the job */
         job_unref(atomic_exchange(&c->offered, j)); /* one it never took */
         wake_helper(c);
     }
