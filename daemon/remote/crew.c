@@ -164,7 +164,8 @@ int crew_new(Rmem *r, bool helper, Crew **ret)
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->done, NULL);
     cpu_set_t others;
-    if (helper && other_cpus(&others, &c->avoid) > 0 &&
+    int cpu;
+    if (helper && other_cpus(&others, &cpu) > 0 &&
         pthread_create(&c->helper, NULL, helper_main, c) == 0) {
         c->has_helper = true;
         place_helper(c);
@@ -186,8 +187,9 @@ void crew_ready(Crew *c, double seconds)
         return;
     if (c->pinned && sched_getcpu() != c->avoid)
         place_helper(c);
-    atomic_store(&c->linger, (int64_t)(seconds * 1e9));
-    atomic_store(&c->spin_until, now_ns() + atomic_load(&c->linger));
+    int64_t ns = (int64_t)(seconds * 1e9);
+    atomic_store(&c->linger, ns);
+    atomic_store(&c->spin_until, now_ns() + ns);
     wake_helper(c);
 }
 
